@@ -1,0 +1,326 @@
+"""REST API v1: thin handlers that parse, call one service, and shape the answer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.http import Http404, HttpRequest
+from ninja import Field, NinjaAPI, Schema
+from ninja.security import HttpBearer
+
+from consentry.consent import ledger
+from consentry.consent import services as consent
+from consentry.consent.models import Block, Source
+from consentry.messaging.models import Delivery, Message
+from consentry.messaging.planning import create_message
+from consentry.patients.models import Category, ContactKind, Patient, Practice
+from consentry.patients.services import (
+    InvalidInput,
+    PhoneInput,
+    create_patient,
+    normalize_address,
+    normalize_phone,
+    practice_for_api_key,
+)
+
+
+class ApiKeyAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Practice | None:
+        practice = practice_for_api_key(token)
+        if practice is not None:
+            request.practice = practice  # type: ignore[attr-defined]
+        return practice
+
+
+api = NinjaAPI(
+    title="Consentry",
+    version="1",
+    description="Consent-aware patient messaging. Every object belongs to the API key's practice.",
+    auth=ApiKeyAuth(),
+    urls_namespace="api-v1",
+)
+
+
+@api.exception_handler(InvalidInput)
+def invalid_input(request, exc: InvalidInput):
+    return api.create_response(
+        request,
+        {"detail": [{"type": "invalid", "field": exc.field, "loc": ["body", *exc.field.split(".")], "msg": exc.message}]},
+        status=422,
+    )
+
+
+def _practice(request) -> Practice:
+    return request.auth
+
+
+# --- patients --------------------------------------------------------------
+
+
+class PhoneIn(Schema):
+    number: str = Field(max_length=40)
+    line_type: Literal["mobile", "landline", "voip", "unknown"] = "unknown"
+
+
+class PatientIn(Schema):
+    first_name: str = Field(max_length=100)
+    last_name: str = Field("", max_length=100)
+    phones: list[PhoneIn] = Field(default_factory=list, max_length=20)
+    emails: list[str] = Field(default_factory=list, max_length=20)
+    preferred_phone: str | None = Field(None, max_length=40)
+    do_not_contact: bool = False
+    marketing_consent: Literal["yes", "no", "unknown"] = "unknown"
+    timezone: str = Field("", max_length=64)
+    external_id: str = Field("", max_length=128)
+    language: str = Field("en", max_length=16)
+
+
+class PhoneOut(Schema):
+    number: str
+    line_type: str
+    valid: bool
+
+
+class PatientOut(Schema):
+    id: str
+    first_name: str
+    last_name: str
+    phones: list[PhoneOut]
+    emails: list[str]
+    preferred_phone: str | None
+    do_not_contact: bool
+    marketing_consent: str
+    timezone: str
+    external_id: str
+
+
+def _patient_out(patient: Patient) -> dict:
+    points = [link.contact_point for link in patient.contacts.select_related("contact_point")]
+    return {
+        "id": str(patient.pk),
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "phones": [
+            {"number": p.address, "line_type": p.line_type, "valid": p.valid} for p in points if p.kind == ContactKind.PHONE
+        ],
+        "emails": [p.address for p in points if p.kind == ContactKind.EMAIL],
+        "preferred_phone": patient.preferred_phone.address if patient.preferred_phone_id else None,
+        "do_not_contact": patient.do_not_contact,
+        "marketing_consent": patient.marketing_consent,
+        "timezone": patient.timezone,
+        "external_id": patient.external_id,
+    }
+
+
+@api.post("/patients", response={201: PatientOut}, tags=["patients"])
+def patients_create(request, payload: PatientIn):
+    patient = create_patient(
+        practice=_practice(request),
+        first_name=payload.first_name,
+        last_name=payload.last_name,
+        phones=[PhoneInput(p.number, p.line_type) for p in payload.phones],
+        emails=payload.emails,
+        preferred_phone=payload.preferred_phone,
+        do_not_contact=payload.do_not_contact,
+        marketing_consent=payload.marketing_consent,
+        timezone=payload.timezone,
+        external_id=payload.external_id,
+        language=payload.language,
+        source=Source.API,
+        actor="api",
+    )
+    return 201, _patient_out(patient)
+
+
+@api.get("/patients/{patient_id}", response=PatientOut, tags=["patients"])
+def patients_get(request, patient_id: str):
+    return _patient_out(_get_patient(request, patient_id))
+
+
+def _get_patient(request, patient_id: str) -> Patient:
+    import uuid
+
+    try:
+        pk = uuid.UUID(patient_id)
+    except ValueError:
+        raise Http404("no such patient") from None
+    patient = Patient.objects.select_related("practice", "preferred_phone").filter(
+        practice=_practice(request), pk=pk
+    ).first()
+    if patient is None:
+        raise Http404("no such patient")
+    return patient
+
+
+# --- consent status and blocks ------------------------------------------------
+
+
+class ContactStatusOut(Schema):
+    address: str
+    sms: Literal["opted_in", "opted_out"] | None
+    email: Literal["subscribed", "unsubscribed", "bounced"] | None
+    blocked_categories: list[str] | None
+
+
+@api.get("/contacts/status", response=ContactStatusOut, tags=["consent"])
+def contacts_status(request, address: str):
+    practice = _practice(request)
+    normalized = normalize_address(address, region=practice.region, field="address")
+    status = ledger.address_status(practice.pk, normalized)
+    if "@" in normalized:
+        return {"address": normalized, "sms": None, "email": status.email, "blocked_categories": None}
+    return {"address": normalized, "sms": status.sms, "email": None, "blocked_categories": status.blocked_categories}
+
+
+class BlockIn(Schema):
+    number: str = Field(max_length=40)
+    categories: list[str] = Field(max_length=100)
+
+
+class BlockCategoriesIn(Schema):
+    categories: list[str] = Field(max_length=100)
+
+
+class BlockOut(Schema):
+    number: str
+    categories: list[str]
+
+
+def _set_block(request, number: str, categories: list[str]) -> dict:
+    practice = _practice(request)
+    normalized = normalize_phone(number, region=practice.region, field="number").number
+    known = set(Category.objects.filter(practice=practice).values_list("key", flat=True))
+    unknown = sorted(set(categories) - known)
+    if unknown:
+        raise InvalidInput("categories", f"unknown category: {', '.join(unknown)}")
+    consent.set_block(
+        practice=practice, number=normalized, categories=categories, source=Source.API, actor="api",
+        evidence={"via": "api"},
+    )
+    return {"number": normalized, "categories": sorted(set(categories))}
+
+
+@api.get("/blocks", response=list[BlockOut], tags=["consent"])
+def blocks_list(request):
+    return [
+        {"number": n, "categories": c}
+        for n, c in Block.objects.filter(practice=_practice(request)).order_by("number").values_list("number", "categories")
+    ]
+
+
+@api.post("/blocks", response={201: BlockOut}, tags=["consent"])
+def blocks_create(request, payload: BlockIn):
+    return 201, _set_block(request, payload.number, payload.categories)
+
+
+@api.put("/blocks/{number}", response=BlockOut, tags=["consent"])
+def blocks_update(request, number: str, payload: BlockCategoriesIn):
+    return _set_block(request, number, payload.categories)
+
+
+@api.delete("/blocks/{number}", response={204: None}, tags=["consent"])
+def blocks_delete(request, number: str):
+    practice = _practice(request)
+    normalized = normalize_phone(number, region=practice.region, field="number").number
+    if not Block.objects.filter(practice=practice, number=normalized).exists():
+        raise Http404("that number is not blocked")
+    _set_block(request, normalized, [])
+    return 204, None
+
+
+# --- messages --------------------------------------------------------------
+
+
+class EmailContent(Schema):
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+
+
+class ContentIn(Schema):
+    model_config = {"extra": "forbid"}
+    sms: str | None = None
+    voice: str | None = None
+    email: EmailContent | None = None
+    in_app: str | None = None
+
+
+class MessageIn(Schema):
+    kind: str
+    category: str
+    patient_ids: list[str] = Field(min_length=1, max_length=200_000)
+    content: ContentIn
+
+
+class DeliveryOut(Schema):
+    patient_id: str | None
+    channel: str
+    address: str | None
+    status: str
+    reason: str | None
+
+
+class MessageOut(Schema):
+    id: str
+    kind: str
+    category: str
+    created_at: str
+    deliveries: list[DeliveryOut]
+    warnings: dict[str, list[str]] = Field(default_factory=dict)
+
+
+def _deliveries_out(rows) -> list[dict]:
+    return [
+        {
+            "patient_id": str(patient_id) if patient_id else None,
+            "channel": channel,
+            "address": address or None,
+            "status": status,
+            "reason": reason or None,
+        }
+        for patient_id, channel, address, status, reason in rows
+    ]
+
+
+def _message_out(message: Message, rows, warnings=None) -> dict:
+    return {
+        "id": str(message.pk),
+        "kind": message.kind,
+        "category": message.category,
+        "created_at": message.created_at.isoformat(),
+        "deliveries": _deliveries_out(rows),
+        "warnings": warnings or {},
+    }
+
+
+DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason")
+
+
+@api.post("/messages", response={202: MessageOut}, tags=["messages"])
+def messages_create(request, payload: MessageIn):
+    content = payload.content.model_dump(exclude_none=True)
+    planned = create_message(
+        practice=_practice(request),
+        kind=payload.kind,
+        category=payload.category,
+        patient_ids=payload.patient_ids,
+        content=content,
+        actor="api",
+    )
+    rows = [tuple(getattr(d, f) for f in DELIVERY_FIELDS) for d in planned.deliveries]
+    return 202, _message_out(planned.message, rows, planned.warnings)
+
+
+@api.get("/messages/{message_id}", response=MessageOut, tags=["messages"])
+def messages_get(request, message_id: str):
+    import uuid
+
+    try:
+        pk = uuid.UUID(message_id)
+    except ValueError:
+        raise Http404("no such message") from None
+    message = Message.objects.filter(practice=_practice(request), pk=pk).exclude(kind="keyword_reply").first()
+    if message is None:
+        raise Http404("no such message")
+    rows = Delivery.objects.filter(message=message).order_by("pk").values_list(*DELIVERY_FIELDS)
+    return _message_out(message, rows)

@@ -1,0 +1,235 @@
+"""Append to the consent ledger, read the current state, prove the chain.
+
+One function writes: ``record()``. It appends the event with the hash of the
+previous event of the practice and updates the projection in the same
+transaction, so the current state can never disagree with the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Iterable
+
+from django.db import transaction
+
+from consentry.patients.models import Patient, Practice
+
+from .models import Block, ConsentEvent, ContactConsent, EmailState, SmsState, Subject
+from .rules import ConsentState
+
+GENESIS = "0" * 64
+# SQLite accepts 32766 bound parameters; stay far below on every backend.
+IN_CHUNK = 2000
+
+
+def _canonical(
+    *, practice_id, seq, subject, address, state, source, actor, evidence, created_at, prev_hash
+) -> bytes:
+    payload = {
+        "practice": str(practice_id),
+        "seq": seq,
+        "subject": subject,
+        "address": address,
+        "state": state,
+        "source": source,
+        "actor": actor,
+        "evidence": evidence,
+        "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "prev_hash": prev_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(event: ConsentEvent) -> str:
+    return hashlib.sha256(
+        _canonical(
+            practice_id=event.practice_id,
+            seq=event.seq,
+            subject=event.subject,
+            address=event.address,
+            state=event.state,
+            source=event.source,
+            actor=event.actor,
+            evidence=event.evidence,
+            created_at=event.created_at,
+            prev_hash=event.prev_hash,
+        )
+    ).hexdigest()
+
+
+def patient_subject(patient_id) -> str:
+    return f"patient:{patient_id}"
+
+
+@transaction.atomic
+def record(
+    *,
+    practice: Practice,
+    subject: Subject,
+    address: str,
+    state: str,
+    source: str,
+    actor: str,
+    evidence: dict | None = None,
+    now: datetime | None = None,
+) -> ConsentEvent:
+    """Append one consent change and apply it to the projection."""
+    # Lock the practice row: appends to one practice's chain are serialized
+    # (PostgreSQL row lock; SQLite's IMMEDIATE transaction already serializes).
+    Practice.objects.select_for_update().only("id").get(pk=practice.pk)
+    head = (
+        ConsentEvent.objects.filter(practice_id=practice.pk).order_by("-seq").values_list("seq", "hash").first()
+    )
+    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    event = ConsentEvent(
+        practice_id=practice.pk,
+        seq=seq,
+        subject=subject,
+        address=address,
+        state=state,
+        source=source,
+        actor=actor,
+        evidence=evidence or {},
+        created_at=now or datetime.now(UTC),
+        prev_hash=prev_hash,
+    )
+    event.hash = event_hash(event)
+    event.save()
+    _project(event)
+    return event
+
+
+def _project(event: ConsentEvent) -> None:
+    if event.subject in (Subject.SMS, Subject.EMAIL):
+        field = "sms" if event.subject == Subject.SMS else "email"
+        ContactConsent.objects.update_or_create(
+            practice_id=event.practice_id,
+            address=event.address,
+            defaults={field: event.state, "last_event": event},
+        )
+    elif event.subject == Subject.BLOCK:
+        categories = json.loads(event.state)
+        if categories:
+            Block.objects.update_or_create(
+                practice_id=event.practice_id,
+                number=event.address,
+                defaults={"categories": categories, "last_event": event},
+            )
+        else:
+            Block.objects.filter(practice_id=event.practice_id, number=event.address).delete()
+    elif event.subject == Subject.MARKETING:
+        Patient.objects.filter(pk=_patient_id(event.address)).update(marketing_consent=event.state)
+    elif event.subject == Subject.DO_NOT_CONTACT:
+        Patient.objects.filter(pk=_patient_id(event.address)).update(do_not_contact=event.state == "on")
+
+
+def _patient_id(address: str) -> str:
+    return address.removeprefix("patient:")
+
+
+# --- reads -----------------------------------------------------------------
+
+
+def consent_state(practice_id, addresses: Iterable[str]) -> ConsentState:
+    """The consent state of these addresses, for ``decide()``."""
+    addresses = list(dict.fromkeys(addresses))
+    opted_out: set[str] = set()
+    unsubscribed: set[str] = set()
+    bounced: set[str] = set()
+    blocks: dict[str, frozenset[str]] = {}
+    for start in range(0, len(addresses), IN_CHUNK):
+        chunk = addresses[start : start + IN_CHUNK]
+        rows = ContactConsent.objects.filter(practice_id=practice_id, address__in=chunk).values_list(
+            "address", "sms", "email"
+        )
+        for address, sms, email in rows:
+            if sms == SmsState.OPTED_OUT:
+                opted_out.add(address)
+            if email == EmailState.UNSUBSCRIBED:
+                unsubscribed.add(address)
+            elif email == EmailState.BOUNCED:
+                bounced.add(address)
+        for number, categories in Block.objects.filter(practice_id=practice_id, number__in=chunk).values_list(
+            "number", "categories"
+        ):
+            blocks[number] = frozenset(categories)
+    return ConsentState(frozenset(opted_out), frozenset(unsubscribed), frozenset(bounced), blocks)
+
+
+@dataclass(frozen=True)
+class AddressStatus:
+    address: str
+    sms: str
+    email: str
+    blocked_categories: list[str]
+
+
+def address_status(practice_id, address: str) -> AddressStatus:
+    row = ContactConsent.objects.filter(practice_id=practice_id, address=address).values("sms", "email").first()
+    block = Block.objects.filter(practice_id=practice_id, number=address).values_list("categories", flat=True).first()
+    return AddressStatus(
+        address=address,
+        sms=row["sms"] if row else SmsState.OPTED_IN,
+        email=row["email"] if row else EmailState.SUBSCRIBED,
+        blocked_categories=sorted(block or []),
+    )
+
+
+# --- proof -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    practice_id: str
+    checked: int
+    ok: bool
+    broken_seq: int | None = None
+    problem: str = ""
+
+
+def verify_chain(practice_id) -> ChainReport:
+    """Recompute every hash of the practice's ledger; report the first broken link."""
+    expected_prev, expected_seq, checked = GENESIS, 1, 0
+    for event in ConsentEvent.objects.filter(practice_id=practice_id).order_by("seq").iterator(chunk_size=2000):
+        if event.seq != expected_seq:
+            return ChainReport(str(practice_id), checked, False, expected_seq, f"event {expected_seq} is missing")
+        if event.prev_hash != expected_prev:
+            return ChainReport(str(practice_id), checked, False, event.seq, "does not link to the previous event")
+        if event_hash(event) != event.hash:
+            return ChainReport(str(practice_id), checked, False, event.seq, "content does not match its hash")
+        expected_prev, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
+    return ChainReport(str(practice_id), checked, True)
+
+
+def replay_projection(practice_id) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
+    """The address states and blocks that the ledger alone implies."""
+    contacts: dict[str, list[str]] = {}
+    blocks: dict[str, list[str]] = {}
+    for subject, address, state in (
+        ConsentEvent.objects.filter(practice_id=practice_id, subject__in=[Subject.SMS, Subject.EMAIL, Subject.BLOCK])
+        .order_by("seq")
+        .values_list("subject", "address", "state")
+        .iterator(chunk_size=2000)
+    ):
+        if subject == Subject.BLOCK:
+            categories = json.loads(state)
+            if categories:
+                blocks[address] = categories
+            else:
+                blocks.pop(address, None)
+        else:
+            current = contacts.setdefault(address, [SmsState.OPTED_IN, EmailState.SUBSCRIBED])
+            current[0 if subject == Subject.SMS else 1] = state
+    return {a: (s[0], s[1]) for a, s in contacts.items()}, blocks
+
+
+def projection_matches(practice_id) -> bool:
+    contacts, blocks = replay_projection(practice_id)
+    stored_contacts = {
+        a: (s, e) for a, s, e in ContactConsent.objects.filter(practice_id=practice_id).values_list("address", "sms", "email")
+    }
+    stored_blocks = dict(Block.objects.filter(practice_id=practice_id).values_list("number", "categories"))
+    return contacts == stored_contacts and blocks == stored_blocks

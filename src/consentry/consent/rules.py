@@ -1,0 +1,343 @@
+"""Who may be reached, on which channel, and why not: pure rules, no I/O.
+
+``decide()`` takes plain values and returns a ``Decision``. Everything it needs
+(the recipient's addresses, the consent state of those addresses, the
+practice's notification grid) is passed in, so the same function serves the
+API, broadcast planning, the worker's last-moment re-check and the tests.
+
+The send kinds and the rules each respects (DESIGN.md "Decisions"):
+
+============================  ==========  =========  ==========  ============
+rule                          automation  broadcast  manual      notification
+============================  ==========  =========  ==========  ============
+SMS opt-out (STOP)            yes         yes        yes         yes
+email unsubscribed / bounced  yes         yes        yes         bounce; unsubscribe for marketing
+Blocked Communications        yes         yes        yes         yes
+PMS marketing consent         marketing   marketing  marketing   marketing
+do-not-contact                yes         no         no          no
+preferred phone               yes         no         yes         yes
+channel selection             first       first      every       all active
+                              reachable   reachable  written     channels
+============================  ==========  =========  ==========  ============
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Iterable, Mapping
+
+
+class Kind(StrEnum):
+    AUTOMATION = "automation"
+    BROADCAST = "broadcast"
+    MANUAL = "manual"
+    NOTIFICATION = "notification"
+    # Replies to STOP/START/HELP: the one message the law lets us send to a
+    # number that just opted out, so the opt-out it confirms never blocks it.
+    KEYWORD_REPLY = "keyword_reply"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    VOICE = "voice"
+    EMAIL = "email"
+    IN_APP = "in_app"
+
+
+# "First reachable" order for automations and broadcasts.
+FIRST_REACHABLE_ORDER = (Channel.SMS, Channel.VOICE, Channel.EMAIL)
+# Order in which notification channels are listed.
+NOTIFICATION_ORDER = (Channel.IN_APP, Channel.SMS, Channel.VOICE, Channel.EMAIL)
+
+
+class Reason(StrEnum):
+    SMS_OPTED_OUT = "sms_opted_out"
+    EMAIL_UNSUBSCRIBED = "email_unsubscribed"
+    EMAIL_BOUNCED = "email_bounced"
+    BLOCKED_FOR_CATEGORY = "blocked_for_category"
+    DO_NOT_CONTACT = "do_not_contact"
+    NO_MARKETING_CONSENT = "no_marketing_consent"
+    PHONE_INVALID = "phone_invalid"
+    NO_TEXT_CAPABLE_PHONE = "no_text_capable_phone"
+    NO_REACHABLE_CHANNEL = "no_reachable_channel"
+    CHANNEL_OFF_FOR_TYPE = "channel_off_for_type"
+    CHANNEL_OPTED_OUT_BY_PATIENT = "channel_opted_out_by_patient"
+    QUIET_HOURS = "quiet_hours"
+    FREQUENCY_CAP = "frequency_cap"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+
+
+class LineType(StrEnum):
+    MOBILE = "mobile"
+    LANDLINE = "landline"
+    VOIP = "voip"
+    UNKNOWN = "unknown"
+
+
+class MarketingConsent(StrEnum):
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    number: str  # E.164
+    line_type: LineType = LineType.MOBILE
+    valid: bool = True
+
+    @property
+    def text_capable(self) -> bool:
+        # Only a known landline is ruled out: VoIP and unknown lines usually
+        # take texts, and the carrier will tell us (an error) when they don't.
+        return self.line_type != LineType.LANDLINE
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    patient_id: object
+    phones: tuple[Phone, ...] = ()
+    emails: tuple[str, ...] = ()
+    preferred_phone: str | None = None
+    do_not_contact: bool = False
+    marketing_consent: MarketingConsent = MarketingConsent.UNKNOWN
+    # Channels the patient turned off for every notification type.
+    channel_opt_outs: frozenset[Channel] = frozenset()
+    # Per notification type and channel: True turns a channel on, False off.
+    notification_overrides: Mapping[tuple[str, Channel], bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """The consent of the addresses involved, at one practice."""
+
+    sms_opted_out: frozenset[str] = frozenset()
+    email_unsubscribed: frozenset[str] = frozenset()
+    email_bounced: frozenset[str] = frozenset()
+    # phone number -> categories it is blocked for
+    blocks: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    key: str
+    marketing: bool = False
+    # Default notification channels for this category (the practice's grid).
+    notification_channels: frozenset[Channel] = frozenset()
+    # System notices (account, security) cannot be turned off by patients.
+    patient_can_disable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    kind: Kind
+    category: Category
+    # Channels the sender wrote content for.
+    content_channels: frozenset[Channel]
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    channel: Channel
+    address: str | None
+    status: Status
+    reason: Reason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    patient_id: object
+    deliveries: tuple[Planned, ...]
+    # Shown to staff, never blocking: e.g. a manual transactional text to a
+    # patient whose PMS marketing consent is "no".
+    warnings: tuple[Reason, ...] = ()
+
+    @property
+    def sends(self) -> tuple[Planned, ...]:
+        return tuple(p for p in self.deliveries if p.status in (Status.PENDING, Status.DEFERRED))
+
+    @property
+    def reason(self) -> Reason | None:
+        """Why nothing goes out: the reason of the highest-priority channel considered."""
+        if self.sends or not self.deliveries:
+            return None
+        return self.deliveries[0].reason
+
+
+def address_block_reason(
+    *, kind: Kind, category: Category, channel: Channel, address: str, state: ConsentState
+) -> Reason | None:
+    """Why this one address may not get this message on this channel, or None.
+
+    Used by ``decide()`` and again by the worker right before the provider call,
+    so a STOP committed after planning still wins.
+    """
+    if kind == Kind.KEYWORD_REPLY:
+        return None
+    if channel in (Channel.SMS, Channel.VOICE):
+        if channel == Channel.SMS and address in state.sms_opted_out:
+            return Reason.SMS_OPTED_OUT
+        blocked = state.blocks.get(address)
+        if blocked and category.key in blocked:
+            return Reason.BLOCKED_FOR_CATEGORY
+        return None
+    if channel == Channel.EMAIL:
+        if address in state.email_bounced:
+            return Reason.EMAIL_BOUNCED
+        # A notification still reaches an unsubscribed address unless it is
+        # marketing: unsubscribing stops broadcasts, not appointment notices.
+        unsubscribe_applies = kind != Kind.NOTIFICATION or category.marketing
+        if unsubscribe_applies and address in state.email_unsubscribed:
+            return Reason.EMAIL_UNSUBSCRIBED
+    return None
+
+
+def decide(request: SendRequest, recipient: Recipient, state: ConsentState, now: datetime | None = None) -> Decision:
+    """Plan one recipient's deliveries for one message. Pure: no I/O.
+
+    ``now`` is accepted for the time-based rules (quiet hours, frequency caps)
+    that the delivery pipeline adds; the consent rules here do not depend on it.
+    """
+    kind, category = request.kind, request.category
+    content = request.content_channels
+    considered = _considered_channels(request, recipient)
+
+    if kind == Kind.AUTOMATION and recipient.do_not_contact:
+        return _skip_all(recipient, considered, Reason.DO_NOT_CONTACT)
+    warnings: tuple[Reason, ...] = ()
+    if recipient.marketing_consent != MarketingConsent.YES:
+        if category.marketing:
+            return _skip_all(recipient, considered, Reason.NO_MARKETING_CONSENT)
+        if kind == Kind.MANUAL and recipient.marketing_consent == MarketingConsent.NO:
+            warnings = (Reason.NO_MARKETING_CONSENT,)
+
+    phones = _candidate_phones(kind, recipient)
+    if kind in (Kind.AUTOMATION, Kind.BROADCAST):
+        planned = _first_reachable(kind, category, content, phones, recipient.emails, state)
+    elif kind == Kind.NOTIFICATION:
+        planned = _all_active(request, recipient, phones, state)
+    else:  # manual and keyword replies: every channel that has content
+        planned = [_plan_channel(kind, category, ch, phones, recipient.emails, state) for ch in considered]
+    return Decision(recipient.patient_id, tuple(planned), warnings)
+
+
+def _considered_channels(request: SendRequest, recipient: Recipient) -> list[Channel]:
+    if request.kind == Kind.NOTIFICATION:
+        return [ch for ch in NOTIFICATION_ORDER if ch in request.content_channels]
+    return [ch for ch in FIRST_REACHABLE_ORDER if ch in request.content_channels]
+
+
+def _skip_all(recipient: Recipient, channels: Iterable[Channel], reason: Reason) -> Decision:
+    return Decision(recipient.patient_id, tuple(Planned(ch, None, Status.SKIPPED, reason) for ch in channels))
+
+
+def _candidate_phones(kind: Kind, recipient: Recipient) -> tuple[Phone, ...]:
+    """The phones to try, in order. A preferred phone, where it applies, is the only one."""
+    if kind != Kind.BROADCAST and recipient.preferred_phone:
+        for phone in recipient.phones:
+            if phone.number == recipient.preferred_phone:
+                return (phone,)
+    return recipient.phones
+
+
+def _plan_channel(
+    kind: Kind,
+    category: Category,
+    channel: Channel,
+    phones: tuple[Phone, ...],
+    emails: tuple[str, ...],
+    state: ConsentState,
+) -> Planned:
+    """The first address that can carry ``channel``, or a skip with the first address's reason."""
+    if channel == Channel.IN_APP:
+        return Planned(channel, None, Status.PENDING)
+    first_reason: Reason | None = None
+    first_address: str | None = None
+    for address, reason in _address_checks(kind, category, channel, phones, emails, state):
+        if reason is None:
+            return Planned(channel, address, Status.PENDING)
+        if first_reason is None:
+            first_reason, first_address = reason, address
+    return Planned(channel, first_address, Status.SKIPPED, first_reason or Reason.NO_REACHABLE_CHANNEL)
+
+
+def _address_checks(kind, category, channel, phones, emails, state):
+    if channel == Channel.EMAIL:
+        for email in emails:
+            yield email, address_block_reason(
+                kind=kind, category=category, channel=channel, address=email, state=state
+            )
+        return
+    for phone in phones:
+        if not phone.valid:
+            yield phone.number, Reason.PHONE_INVALID
+        elif channel == Channel.SMS and not phone.text_capable:
+            yield phone.number, Reason.NO_TEXT_CAPABLE_PHONE
+        else:
+            yield phone.number, address_block_reason(
+                kind=kind, category=category, channel=channel, address=phone.number, state=state
+            )
+
+
+def _first_reachable(kind, category, content, phones, emails, state) -> list[Planned]:
+    """At most one message: text, else call, else email (Artera's hierarchy).
+
+    A call goes out only when no phone can take the text (a landline, an
+    opted-out mobile, or no text content); email only when no phone channel
+    can carry the message. Each channel tried and refused is listed as a
+    skipped entry so staff see every reason.
+    """
+    planned: list[Planned] = []
+    for channel in FIRST_REACHABLE_ORDER:
+        if channel not in content:
+            continue
+        entry = _plan_channel(kind, category, channel, phones, emails, state)
+        planned.append(entry)
+        if entry.status == Status.PENDING:
+            break
+    return planned
+
+
+def active_notification_channels(category: Category, recipient: Recipient) -> list[Channel]:
+    """The practice's grid for this type, with the patient's overrides applied."""
+    active = []
+    for channel in NOTIFICATION_ORDER:
+        on = channel in category.notification_channels
+        override = recipient.notification_overrides.get((category.key, channel))
+        if override is not None and (override or category.patient_can_disable):
+            on = override
+        if on:
+            active.append(channel)
+    return active
+
+
+def _all_active(request: SendRequest, recipient: Recipient, phones, state) -> list[Planned]:
+    kind, category = request.kind, request.category
+    active = set(active_notification_channels(category, recipient))
+    planned = []
+    for channel in NOTIFICATION_ORDER:
+        if channel not in request.content_channels:
+            continue
+        if channel not in active:
+            if channel == Channel.IN_APP:
+                continue  # in-app is a fallback surface, not a channel the sender picked
+            planned.append(Planned(channel, None, Status.SKIPPED, Reason.CHANNEL_OFF_FOR_TYPE))
+        elif (
+            channel in recipient.channel_opt_outs
+            and channel != Channel.IN_APP
+            and category.patient_can_disable
+        ):
+            planned.append(Planned(channel, None, Status.SKIPPED, Reason.CHANNEL_OPTED_OUT_BY_PATIENT))
+        else:
+            planned.append(_plan_channel(kind, category, channel, phones, recipient.emails, state))
+    return planned

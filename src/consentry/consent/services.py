@@ -1,0 +1,103 @@
+"""Consent changes, one service each. A change that changes nothing records nothing."""
+
+from __future__ import annotations
+
+import json
+
+from django.db import transaction
+
+from consentry.patients.models import Patient, Practice
+
+from . import ledger
+from .models import Block, ConsentEvent, ContactConsent, EmailState, SmsState, Source, Subject
+
+
+class ConsentRefused(Exception):
+    """A change the rules forbid, e.g. staff opting a phone back in to texts."""
+
+
+# Only the person can undo an SMS opt-out: by a keyword text from that phone
+# (the portal's Opt in button composes one). Carrier rules (CTIA) and TCPA.
+SMS_OPT_IN_SOURCES = frozenset({Source.SMS_KEYWORD})
+
+
+def _current(practice: Practice, address: str, field: str, default: str) -> str:
+    value = ContactConsent.objects.filter(practice=practice, address=address).values_list(field, flat=True).first()
+    return value or default
+
+
+@transaction.atomic
+def record_sms_opt_out(
+    *, practice: Practice, number: str, source: str, actor: str, evidence: dict | None = None
+) -> ConsentEvent | None:
+    if _current(practice, number, "sms", SmsState.OPTED_IN) == SmsState.OPTED_OUT:
+        return None
+    return ledger.record(
+        practice=practice, subject=Subject.SMS, address=number, state=SmsState.OPTED_OUT,
+        source=source, actor=actor, evidence=evidence,
+    )
+
+
+@transaction.atomic
+def record_sms_opt_in(
+    *, practice: Practice, number: str, source: str, actor: str, evidence: dict | None = None
+) -> ConsentEvent | None:
+    if source not in SMS_OPT_IN_SOURCES:
+        raise ConsentRefused("only the person can opt a phone back in, by texting START or UNSTOP")
+    if _current(practice, number, "sms", SmsState.OPTED_IN) == SmsState.OPTED_IN:
+        return None
+    return ledger.record(
+        practice=practice, subject=Subject.SMS, address=number, state=SmsState.OPTED_IN,
+        source=source, actor=actor, evidence=evidence,
+    )
+
+
+@transaction.atomic
+def record_email_state(
+    *, practice: Practice, email: str, state: EmailState, source: str, actor: str, evidence: dict | None = None
+) -> ConsentEvent | None:
+    if _current(practice, email, "email", EmailState.SUBSCRIBED) == state:
+        return None
+    return ledger.record(
+        practice=practice, subject=Subject.EMAIL, address=email, state=state,
+        source=source, actor=actor, evidence=evidence,
+    )
+
+
+@transaction.atomic
+def set_block(
+    *, practice: Practice, number: str, categories: list[str], source: str, actor: str, evidence: dict | None = None
+) -> ConsentEvent | None:
+    """Set the categories a number is blocked for; an empty list removes the block."""
+    wanted = sorted(set(categories))
+    current = Block.objects.filter(practice=practice, number=number).values_list("categories", flat=True).first()
+    if sorted(current or []) == wanted:
+        return None
+    return ledger.record(
+        practice=practice, subject=Subject.BLOCK, address=number, state=json.dumps(wanted),
+        source=source, actor=actor, evidence=evidence,
+    )
+
+
+@transaction.atomic
+def set_marketing_consent(*, patient: Patient, value: str, source: str, actor: str) -> ConsentEvent | None:
+    if patient.marketing_consent == value:
+        return None
+    event = ledger.record(
+        practice=patient.practice, subject=Subject.MARKETING, address=ledger.patient_subject(patient.pk),
+        state=value, source=source, actor=actor,
+    )
+    patient.marketing_consent = value
+    return event
+
+
+@transaction.atomic
+def set_do_not_contact(*, patient: Patient, value: bool, source: str, actor: str) -> ConsentEvent | None:
+    if patient.do_not_contact == value:
+        return None
+    event = ledger.record(
+        practice=patient.practice, subject=Subject.DO_NOT_CONTACT, address=ledger.patient_subject(patient.pk),
+        state="on" if value else "off", source=source, actor=actor,
+    )
+    patient.do_not_contact = value
+    return event

@@ -1,0 +1,83 @@
+"""`consentry demo`: a demo practice with families, opt-outs, blocks and a landline."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from consentry.consent import services as consent
+from consentry.consent.models import EmailState, Source
+from consentry.patients.models import ApiKey, Practice
+from consentry.patients.services import PhoneInput, create_patient, create_practice, issue_api_key
+
+DEMO_NUMBER = "+14155550100"
+
+
+class Command(BaseCommand):
+    help = "Load (or refresh the API key of) the demo practice and print how to use it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+
+    @transaction.atomic
+    def handle(self, *args, port, **options):
+        practice = Practice.objects.filter(texting_number=DEMO_NUMBER).first()
+        if practice is None:
+            practice, key = create_practice(
+                name="Maple Street Pediatrics", texting_number=DEMO_NUMBER,
+                contact_phone="+14155550199", email_from="frontdesk@maple-pediatrics.example",
+            )
+            self._patients(practice)
+        else:
+            # Keys are stored hashed, so a re-run issues a fresh demo key.
+            ApiKey.objects.filter(practice=practice).delete()
+            key = issue_api_key(practice=practice, label="demo")
+        base = f"http://127.0.0.1:{port}"
+        self.stdout.write(
+            "\n".join(
+                [
+                    f"Demo practice: {practice.name} ({practice.pk}), texting number {practice.texting_number}",
+                    f"Demo API key:  {key}",
+                    f"API docs:      {base}/api/v1/docs",
+                    f"Sandbox outbox:{base}/sandbox/outbox",
+                    f"Try:           curl -H 'Authorization: Bearer {key}' '{base}/api/v1/contacts/status?address=%2B14155550111'",
+                ]
+            )
+        )
+
+    def _patients(self, practice: Practice) -> None:
+        actor = "demo"
+        parent = PhoneInput("+14155550111", "mobile")
+        for first in ("Ava", "Ben", "Cleo"):  # three children, one caregiver's phone
+            create_patient(
+                practice=practice, first_name=first, last_name="Rivera", phones=[parent],
+                emails=["rivera.family@example.com"], marketing_consent="yes", external_id=f"demo-{first.lower()}",
+                source=Source.IMPORT, actor=actor,
+            )
+        create_patient(
+            practice=practice, first_name="Dora", last_name="Okafor", phones=[PhoneInput("+14155550122", "landline")],
+            emails=["dora.okafor@example.com"], external_id="demo-dora", source=Source.IMPORT, actor=actor,
+        )
+        create_patient(
+            practice=practice, first_name="Eli", last_name="Schmidt", phones=[PhoneInput("+14155550133", "mobile")],
+            external_id="demo-eli", marketing_consent="no", source=Source.IMPORT, actor=actor,
+        )
+        create_patient(
+            practice=practice, first_name="Fay", last_name="Nguyen", phones=[PhoneInput("+14155550144", "mobile")],
+            emails=["fay.nguyen@example.com"], do_not_contact=True, external_id="demo-fay",
+            source=Source.IMPORT, actor=actor,
+        )
+        create_patient(
+            practice=practice, first_name="Gus", last_name="Patel", emails=["gus.patel@example.com"],
+            external_id="demo-gus", source=Source.IMPORT, actor=actor,
+        )
+        # A legacy opt-out (UNSUB keyword in the old system), a recall block, a bounce.
+        consent.record_sms_opt_out(
+            practice=practice, number="+14155550133", source=Source.IMPORT, actor=actor,
+            evidence={"legacy_keyword": "UNSUB"},
+        )
+        consent.set_block(practice=practice, number="+14155550144", categories=["recall"], source=Source.STAFF, actor=actor)
+        consent.record_email_state(
+            practice=practice, email="dora.okafor@example.com", state=EmailState.BOUNCED,
+            source=Source.IMPORT, actor=actor,
+        )

@@ -1,0 +1,43 @@
+"""`consentry practice create ...`: onboard a practice and print its first API key."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from consentry.patients.services import InvalidInput, create_practice
+
+
+class Command(BaseCommand):
+    help = "Manage practices."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="Create a practice and print its API key once.")
+        create.add_argument("--name", required=True)
+        create.add_argument("--texting-number", required=True, help="E.164, e.g. +14155550100")
+        create.add_argument("--twilio-auth-token", default="")
+        create.add_argument("--twilio-account-sid", default="")
+        create.add_argument("--timezone", default="America/New_York")
+        create.add_argument("--contact-phone", default="")
+        create.add_argument("--email-from", default="")
+        create.add_argument("--json", action="store_true", help="Print {\"id\", \"api_key\"} as JSON.")
+
+    def handle(self, *args, action, **options):
+        try:
+            practice, key = create_practice(
+                name=options["name"],
+                texting_number=options["texting_number"],
+                twilio_auth_token=options["twilio_auth_token"],
+                twilio_account_sid=options["twilio_account_sid"],
+                timezone=options["timezone"],
+                contact_phone=options["contact_phone"],
+                email_from=options["email_from"],
+            )
+        except InvalidInput as exc:
+            raise CommandError(str(exc)) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps({"id": str(practice.pk), "api_key": key}))
+        else:
+            self.stdout.write(f"Practice {practice.name} ({practice.pk})\nAPI key (shown once): {key}")

@@ -1,0 +1,46 @@
+"""Messages (one request to reach patients) and their per-channel deliveries."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from consentry.consent.rules import Status
+from consentry.crypto import EncryptedTextField
+from consentry.patients.models import Patient, Practice
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=16)
+    category = models.CharField(max_length=64)
+    # {"sms": ..., "voice": ..., "email": {"subject", "text", "html"}, "in_app": ...}, encrypted as JSON.
+    content = EncryptedTextField()
+    actor = models.CharField(max_length=200, default="api")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Delivery(models.Model):
+    """One channel to one address for one recipient of a message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    # Null for replies to numbers that belong to no patient (a STOP from a stranger).
+    patient = models.ForeignKey(Patient, null=True, on_delete=models.SET_NULL, related_name="deliveries")
+    channel = models.CharField(max_length=8)
+    address = models.CharField(max_length=254, blank=True, default="")
+    status = models.CharField(max_length=10, default=Status.PENDING, choices=[(s.value, s.value) for s in Status])
+    reason = models.CharField(max_length=32, blank=True, default="")
+    provider_ref = models.CharField(max_length=64, blank=True, default="")
+    error = models.CharField(max_length=500, blank=True, default="")
+    # Set right before the provider call: a delivery with an attempt and no
+    # outcome is never handed to the provider again (no blind resends).
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["practice", "address", "channel"], name="delivery_address")]

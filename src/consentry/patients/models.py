@@ -1,0 +1,128 @@
+"""Practices (tenants), their patients and the addresses patients share."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from consentry.crypto import EncryptedTextField
+
+
+class KeywordMode(models.TextChoices):
+    SELF_MANAGED = "self", "Consentry sends confirmations"
+    PROVIDER_MANAGED = "provider", "Provider (Twilio Advanced Opt-Out) sends confirmations"
+
+
+class Practice(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, default="America/New_York")
+    # Region used to read national-format phone numbers (ISO 3166 alpha-2).
+    region = models.CharField(max_length=2, default="US")
+    texting_number = models.CharField(max_length=20, unique=True)
+    contact_phone = models.CharField(max_length=20, blank=True, default="")
+    email_from = models.EmailField(blank=True, default="")
+    twilio_account_sid = models.CharField(max_length=64, blank=True, default="")
+    twilio_auth_token = EncryptedTextField(blank=True, default="")
+    keyword_mode = models.CharField(max_length=10, choices=KeywordMode.choices, default=KeywordMode.SELF_MANAGED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """An integrator's key. Only its SHA-256 is stored; the key is shown once."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="api_keys")
+    key_hash = models.CharField(max_length=64, unique=True)
+    label = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+
+class Category(models.Model):
+    """A message category of one practice: transactional or marketing, with its notification grid."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="categories")
+    key = models.SlugField(max_length=64)
+    marketing = models.BooleanField(default=False)
+    notification_channels = models.JSONField(default=list)
+    patient_can_disable = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["practice", "key"], name="category_unique_key")]
+        verbose_name_plural = "categories"
+
+
+class ContactKind(models.TextChoices):
+    PHONE = "phone"
+    EMAIL = "email"
+
+
+class ContactPoint(models.Model):
+    """A normalized address at one practice: E.164 phone or lowercased email.
+
+    Shared by every patient who lists it (a parent's phone for three children),
+    because consent belongs to the address, not to the patient.
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="contact_points")
+    address = models.CharField(max_length=254)
+    kind = models.CharField(max_length=5, choices=ContactKind.choices)
+    line_type = models.CharField(max_length=10, default="unknown")
+    valid = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["practice", "address"], name="contact_point_unique_address")]
+
+
+class MarketingConsentChoice(models.TextChoices):
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
+class Patient(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="patients")
+    external_id = models.CharField(max_length=128, blank=True, default="")
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100, blank=True, default="")
+    language = models.CharField(max_length=16, default="en")
+    timezone = models.CharField(max_length=64, blank=True, default="")
+    do_not_contact = models.BooleanField(default=False)
+    marketing_consent = models.CharField(
+        max_length=7, choices=MarketingConsentChoice.choices, default=MarketingConsentChoice.UNKNOWN
+    )
+    preferred_phone = models.ForeignKey(
+        ContactPoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Channels turned off for every notification type, e.g. ["sms"].
+    channel_opt_outs = models.JSONField(default=list, blank=True)
+    # {"appointment_reminder": {"sms": false, "email": true}}
+    notification_overrides = models.JSONField(default=dict, blank=True)
+    contact_points = models.ManyToManyField(ContactPoint, through="PatientContact", related_name="patients")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="patient_unique_external_id",
+            )
+        ]
+
+
+class PatientContact(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="contacts")
+    contact_point = models.ForeignKey(ContactPoint, on_delete=models.CASCADE, related_name="patient_links")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "contact_point"], name="patient_contact_unique")
+        ]
+        ordering = ["position"]

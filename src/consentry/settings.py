@@ -1,0 +1,145 @@
+"""Settings, read from the environment with defaults that are safe for the demo.
+
+Every value a deployment needs to change is an environment variable:
+
+- ``DATABASE_URL``: defaults to an embedded SQLite file under ``CONSENTRY_DATA_DIR``.
+- ``SECRET_KEY``: refused when left at the placeholder while ``DEBUG`` is off.
+- ``CONSENTRY_ENCRYPTION_KEYS``: comma-separated Fernet keys, newest first
+  (the first encrypts, all decrypt: rotation without downtime).
+- ``CONSENTRY_PROVIDER``: ``sandbox`` (default; nothing leaves the machine).
+- ``CONSENTRY_PUBLIC_URL``: the URL Twilio calls us at, used to check its
+  request signatures when we sit behind a proxy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import dj_database_url
+
+PLACEHOLDER_SECRET = "consentry-insecure-placeholder-change-me"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DATA_DIR = Path(os.environ.get("CONSENTRY_DATA_DIR", Path.cwd() / "var")).resolve()
+
+DEBUG = _env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY", PLACEHOLDER_SECRET)
+DEMO_MODE = _env_bool("CONSENTRY_DEMO", False)
+# A placeholder secret or a missing encryption key is refused by the system
+# checks in consentry/checks.py, which every serving command runs first.
+
+
+def _derived_fernet_key(secret: str) -> str:
+    # Only for demo/debug: a key derived from the (placeholder) secret so the
+    # demo runs with no configuration. Production sets CONSENTRY_ENCRYPTION_KEYS.
+    return base64.urlsafe_b64encode(hashlib.sha256(("fernet:" + secret).encode()).digest()).decode()
+
+
+ENCRYPTION_KEYS_CONFIGURED = [
+    k.strip() for k in os.environ.get("CONSENTRY_ENCRYPTION_KEYS", "").split(",") if k.strip()
+]
+ENCRYPTION_KEYS = ENCRYPTION_KEYS_CONFIGURED or [_derived_fernet_key(SECRET_KEY)]
+
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "ninja",
+    "django_tasks",
+    "django_tasks_db",
+    "consentry.patients",
+    "consentry.consent",
+    "consentry.messaging",
+    "consentry.keywords",
+    "consentry.providers",
+    "consentry.web",
+    "consentry",
+]
+
+MIDDLEWARE = [
+    "consentry.web.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "consentry.urls"
+WSGI_APPLICATION = "consentry.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+_default_sqlite = f"sqlite:///{DATA_DIR / 'consentry.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _default_sqlite), conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
+    # BEGIN so the web process and the worker queue on busy_timeout instead of
+    # failing with "database is locked" halfway through a transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("CONSENTRY_TEST_SQLITE", "")} if os.environ.get(
+        "CONSENTRY_TEST_SQLITE"
+    ) else {}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
+# Serve app static files (the API docs' Swagger UI) straight from the packages.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Requests larger than this are refused with 413 before any view runs.
+MAX_REQUEST_BYTES = int(os.environ.get("CONSENTRY_MAX_REQUEST_BYTES", 5 * 1024 * 1024))
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
+CONSENTRY_PROVIDER = os.environ.get("CONSENTRY_PROVIDER", "sandbox")
+CONSENTRY_PUBLIC_URL = os.environ.get("CONSENTRY_PUBLIC_URL", "").rstrip("/")
+# Deliveries handed to one dispatch task; planning a broadcast enqueues one task per chunk.
+CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 200))
+
+SESSION_COOKIE_SECURE = not (DEBUG or DEMO_MODE)
+CSRF_COOKIE_SECURE = not (DEBUG or DEMO_MODE)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "consentry": {"handlers": ["console"], "level": os.environ.get("CONSENTRY_LOG_LEVEL", "INFO")},
+        "django_tasks_db": {"handlers": ["console"], "level": "WARNING"},
+    },
+}

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from consentry.api.v1 import api
+from consentry.web import views, webhooks
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("healthz", views.health, name="health"),
+    path("api/v1/", api.urls),
+    path("webhooks/twilio/sms", webhooks.twilio_sms, name="twilio-sms"),
+    path("sandbox/outbox", views.sandbox_outbox, name="sandbox-outbox"),
+]
