@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from django.http import Http404, HttpRequest
-from ninja import Field, NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema, Status
 from ninja.security import HttpBearer
 
 from consentry.consent import ledger
@@ -129,7 +129,7 @@ def patients_create(request, payload: PatientIn):
         source=Source.API,
         actor="api",
     )
-    return 201, _patient_out(patient)
+    return Status(201, _patient_out(patient))
 
 
 @api.get("/patients/{patient_id}", response=PatientOut, tags=["patients"])
@@ -210,7 +210,7 @@ def blocks_list(request):
 
 @api.post("/blocks", response={201: BlockOut}, tags=["consent"])
 def blocks_create(request, payload: BlockIn):
-    return 201, _set_block(request, payload.number, payload.categories)
+    return Status(201, _set_block(request, payload.number, payload.categories))
 
 
 @api.put("/blocks/{number}", response=BlockOut, tags=["consent"])
@@ -225,7 +225,7 @@ def blocks_delete(request, number: str):
     if not Block.objects.filter(practice=practice, number=normalized).exists():
         raise Http404("that number is not blocked")
     _set_block(request, normalized, [])
-    return 204, None
+    return Status(204, None)
 
 
 # --- messages --------------------------------------------------------------
@@ -308,7 +308,7 @@ def messages_create(request, payload: MessageIn):
         actor="api",
     )
     rows = [tuple(getattr(d, f) for f in DELIVERY_FIELDS) for d in planned.deliveries]
-    return 202, _message_out(planned.message, rows, planned.warnings)
+    return Status(202, _message_out(planned.message, rows, planned.warnings))
 
 
 @api.get("/messages/{message_id}", response=MessageOut, tags=["messages"])

@@ -1,0 +1,189 @@
+"""Benchmark ``consentry.consent.rules.decide()`` alone: no database, no Django.
+
+Builds a seeded mix of recipients (see ``_setup.population``) and a
+``ConsentState`` with SMS opt-outs, email unsubscribes and bounces and blocks,
+then times ``--n`` decisions per send kind (automation, broadcast, manual,
+notification) with ``time.perf_counter``.
+
+Next to each figure is a baseline measured in the same run, on the same
+recipients: a function with ``decide()``'s signature that builds exactly the
+``Planned`` entries and the ``Decision`` that ``decide()`` returned for that
+recipient, and nothing else. ``ratio`` = decide time / baseline time, i.e.
+how many times the cost of merely allocating the answer the rules cost.
+The figures are the best of ``--repeat`` runs (like ``timeit``).
+
+    .venv/bin/python bench/decide.py [--n 200000] [--recipients 5000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _setup  # noqa: E402  (also puts src/ on the path as a fallback)
+
+from consentry.consent.categories import BUILTIN_CATEGORIES  # noqa: E402
+from consentry.consent.rules import (  # noqa: E402
+    Category,
+    Channel,
+    ConsentState,
+    Decision,
+    Kind,
+    LineType,
+    MarketingConsent,
+    Phone,
+    Planned,
+    Recipient,
+    SendRequest,
+    Status,
+    decide,
+)
+
+
+def category(key: str) -> Category:
+    marketing, channels, can_disable = BUILTIN_CATEGORIES[key]
+    return Category(key, marketing, frozenset(channels), can_disable)
+
+
+# One realistic request per kind; --marketing-share sends that share of the
+# calls of every kind to the marketing category instead (all-skip fast path).
+REQUESTS = {
+    Kind.AUTOMATION: SendRequest(Kind.AUTOMATION, category("recall"), frozenset({Channel.SMS, Channel.VOICE, Channel.EMAIL})),
+    Kind.BROADCAST: SendRequest(Kind.BROADCAST, category("recall"), frozenset({Channel.SMS, Channel.VOICE, Channel.EMAIL})),
+    Kind.MANUAL: SendRequest(Kind.MANUAL, category("payment_due"), frozenset({Channel.SMS, Channel.EMAIL})),
+    Kind.NOTIFICATION: SendRequest(
+        Kind.NOTIFICATION, category("appointment_reminder"), frozenset({Channel.SMS, Channel.EMAIL, Channel.IN_APP})
+    ),
+}
+
+
+def to_recipients(pop: _setup.Population) -> list[Recipient]:
+    out = []
+    for p in pop.patients:
+        overrides = {
+            (key, Channel(ch)): bool(on) for key, chans in p.notification_overrides.items() for ch, on in chans.items()
+        }
+        out.append(
+            Recipient(
+                patient_id=f"patient-{p.index}",
+                phones=tuple(Phone(ph.number, LineType(ph.line_type), ph.valid) for ph in p.phones),
+                emails=tuple(p.emails),
+                preferred_phone=p.preferred_phone,
+                do_not_contact=p.do_not_contact,
+                marketing_consent=MarketingConsent(p.marketing_consent),
+                channel_opt_outs=frozenset(Channel(c) for c in p.channel_opt_outs),
+                notification_overrides=overrides,
+            )
+        )
+    return out
+
+
+def to_state(c: _setup.ConsentSpec) -> ConsentState:
+    return ConsentState(
+        sms_opted_out=frozenset(c.sms_opted_out),
+        email_unsubscribed=frozenset(c.email_unsubscribed),
+        email_bounced=frozenset(c.email_bounced),
+        blocks={number: frozenset(cats) for number, cats in c.blocks.items()},
+    )
+
+
+
+
+def baseline(request, recipient, state, now, count):
+    """What every decision costs at least: one call, ``count`` Planned entries, one Decision."""
+    if count == 1:
+        planned = (Planned(Channel.SMS, "x", Status.PENDING),)
+    elif count == 2:
+        planned = (Planned(Channel.SMS, "x", Status.SKIPPED, None), Planned(Channel.VOICE, "x", Status.PENDING))
+    elif count == 3:
+        planned = (
+            Planned(Channel.SMS, "x", Status.SKIPPED, None),
+            Planned(Channel.VOICE, "x", Status.SKIPPED, None),
+            Planned(Channel.EMAIL, "x", Status.PENDING),
+        )
+    elif count == 0:
+        planned = ()
+    else:
+        planned = tuple(Planned(Channel.SMS, "x", Status.PENDING) for _ in range(count))
+    return Decision(recipient.patient_id, planned, ())
+
+
+def time_decide(request, calls, state, now) -> float:
+    t = time.perf_counter()
+    for r in calls:
+        decide(request, r, state, now)
+    return time.perf_counter() - t
+
+
+def time_baseline(request, calls, counts, state, now) -> float:
+    t = time.perf_counter()
+    for r, c in zip(calls, counts):
+        baseline(request, r, state, now, c)
+    return time.perf_counter() - t
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200_000, help="decisions timed per kind (default 200,000)")
+    ap.add_argument("--recipients", type=int, default=5000, help="distinct recipients, cycled (default 5,000)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is kept (default 3)")
+    ap.add_argument("--seed", type=int, default=20240601)
+    args = ap.parse_args(argv)
+
+    pop = _setup.population(args.recipients, args.seed)
+    recipients = to_recipients(pop)
+    state = to_state(pop.consent)
+    now = datetime.now(UTC)
+    calls = (recipients * (args.n // len(recipients) + 1))[: args.n]
+
+    print(f"decide() benchmark, Python {sys.version.split()[0]}")
+    print(f"population: {_setup.describe(pop)}")
+    print(f"{args.n:,} decisions per kind over {len(recipients):,} recipients, best of {args.repeat}\n")
+
+    header = f"{'kind':<13}{'decide/s':>12}{'µs/call':>9}{'baseline/s':>13}{'ratio':>7}  {'planned/dec':>11}  outcome mix"
+    print(header)
+    print("-" * len(header))
+    total_decide = total_base = 0.0
+    for kind, request in REQUESTS.items():
+        # What decide() returns for each call: its Planned count for the baseline, and the mix.
+        decisions = [decide(request, r, state, now) for r in recipients]
+        per_recipient = [len(d.deliveries) for d in decisions]
+        counts = (per_recipient * (args.n // len(recipients) + 1))[: args.n]
+        mix = Counter(
+            "send:" + d.sends[0].channel if d.sends else f"none:{d.reason}" for d in decisions
+        )
+        gc.collect()
+        gc.disable()
+        try:
+            best_d = min(time_decide(request, calls, state, now) for _ in range(args.repeat))
+            best_b = min(time_baseline(request, calls, counts, state, now) for _ in range(args.repeat))
+        finally:
+            gc.enable()
+        total_decide += best_d
+        total_base += best_b
+        top = ", ".join(f"{k} {v / len(decisions):.0%}" for k, v in mix.most_common(4))
+        print(
+            f"{kind.value:<13}{args.n / best_d:>12,.0f}{best_d / args.n * 1e6:>9.2f}{args.n / best_b:>13,.0f}"
+            f"{best_d / best_b:>7.2f}  {sum(per_recipient) / len(per_recipient):>11.2f}  {top}"
+        )
+    n_all = args.n * len(REQUESTS)
+    print("-" * len(header))
+    print(
+        f"{'overall':<13}{n_all / total_decide:>12,.0f}{total_decide / n_all * 1e6:>9.2f}{n_all / total_base:>13,.0f}"
+        f"{total_decide / total_base:>7.2f}"
+    )
+    print(
+        "\nratio = decide() time / baseline time; baseline = a call with the same arguments that only"
+        "\nbuilds the same number of Planned entries and one Decision (the unavoidable allocation)."
+    )
+
+
+if __name__ == "__main__":
+    main()

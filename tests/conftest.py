@@ -1,0 +1,86 @@
+"""Shared fixtures: real database, real worker, real signatures. Factories live here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from twilio.request_validator import RequestValidator
+
+from consentry.patients.services import PhoneInput, create_patient, create_practice
+
+TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
+
+
+def make_practice(name="Oak Clinic", number="+14155550100", **kwargs):
+    return create_practice(name=name, texting_number=number, twilio_auth_token=TWILIO_TOKEN, **kwargs)
+
+
+def make_patient(practice, first_name="Pat", phones=(), emails=(), **kwargs):
+    return create_patient(
+        practice=practice,
+        first_name=first_name,
+        phones=[p if isinstance(p, PhoneInput) else PhoneInput(*p) for p in phones],
+        emails=list(emails),
+        **kwargs,
+    )
+
+
+def drain_worker() -> int:
+    """Run the real database task worker until the queue is empty; return tasks run."""
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    worker = Worker(
+        queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
+        max_tasks=None, worker_id="test-worker", excluded_queue_names=[],
+    )
+    worker.run()
+    return worker._run_tasks
+
+
+def twilio_signature(url: str, params: dict, token: str = TWILIO_TOKEN) -> str:
+    return RequestValidator(token).compute_signature(url, params)
+
+
+class Api:
+    """The REST API through Django's test client, authenticated as one practice."""
+
+    def __init__(self, key: str):
+        self.client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    def post(self, path, body, **headers):
+        return self.client.post(f"/api/v1{path}", json.dumps(body), content_type="application/json", **headers)
+
+    def put(self, path, body):
+        return self.client.put(f"/api/v1{path}", json.dumps(body), content_type="application/json")
+
+    def get(self, path, **params):
+        return self.client.get(f"/api/v1{path}", params)
+
+    def delete(self, path):
+        return self.client.delete(f"/api/v1{path}")
+
+
+@pytest.fixture
+def practice_and_key(db):
+    return make_practice()
+
+
+@pytest.fixture
+def practice(practice_and_key):
+    return practice_and_key[0]
+
+
+@pytest.fixture
+def api(practice_and_key):
+    return Api(practice_and_key[1])
+
+
+def send_sms_webhook(client: Client, *, body: str, sender: str, to: str = "+14155550100", sid: str = "SM1",
+                     token: str = TWILIO_TOKEN, signature: str | None = None, extra: dict | None = None):
+    params = {"From": sender, "To": to, "Body": body, "MessageSid": sid, "AccountSid": "AC1", "NumMedia": "0",
+              **(extra or {})}
+    url = "http://testserver/webhooks/twilio/sms"
+    sig = signature if signature is not None else twilio_signature(url, params, token)
+    return client.post("/webhooks/twilio/sms", params, HTTP_X_TWILIO_SIGNATURE=sig)

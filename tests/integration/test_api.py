@@ -1,0 +1,217 @@
+"""The REST contract: auth, tenancy, patients, status, blocks, messages, bad input."""
+
+import json
+
+import pytest
+
+from consentry.consent import services as consent
+from consentry.consent.models import ConsentEvent, EmailState, Source
+from consentry.messaging.models import Delivery, Message
+from consentry.patients.models import Patient
+from tests.conftest import Api, make_practice
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "+14155550111"
+
+
+def _patient(api, **overrides):
+    body = {
+        "first_name": "Ava",
+        "last_name": "Rivera",
+        "phones": [{"number": "(415) 555-0111", "line_type": "mobile"}],
+        "emails": ["Ava.Rivera@Example.com"],
+        **overrides,
+    }
+    response = api.post("/patients", body)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def _message(api, patient_ids, kind="automation", category="appointment_reminder", content=None):
+    return api.post(
+        "/messages",
+        {"kind": kind, "category": category, "patient_ids": patient_ids,
+         "content": content or {"sms": "See you tomorrow at 9", "email": {"subject": "Reminder", "text": "See you"}}},
+    )
+
+
+def test_requests_without_a_valid_key_are_refused(client):
+    assert client.get("/api/v1/blocks").status_code == 401
+    assert client.get("/api/v1/blocks", HTTP_AUTHORIZATION="Bearer csk_nope").status_code == 401
+
+
+def test_create_patient_normalizes_addresses(api):
+    body = _patient(api, preferred_phone="415-555-0111", timezone="America/Chicago", external_id="pms-1",
+                    marketing_consent="yes")
+    assert body["phones"] == [{"number": PHONE, "line_type": "mobile", "valid": True}]
+    assert body["emails"] == ["ava.rivera@example.com"]
+    assert body["preferred_phone"] == PHONE
+    assert api.get(f"/patients/{body['id']}").json() == body
+
+
+def test_patients_sharing_a_phone_share_one_contact_point(api, practice):
+    a = _patient(api)
+    b = _patient(api, first_name="Ben")
+    assert a["phones"] == b["phones"]
+    assert practice.contact_points.filter(address=PHONE).count() == 1
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"phones": [{"number": "12", "line_type": "mobile"}]}, "phones[0].number"),
+        ({"phones": [{"number": "not a phone", "line_type": "mobile"}]}, "phones[0].number"),
+        ({"emails": ["nobody-at-example"]}, "emails[0]"),
+        ({"first_name": "  "}, "first_name"),
+        ({"preferred_phone": "+14155550999"}, "preferred_phone"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+    ],
+)
+def test_invalid_patient_input_is_a_422_naming_the_field_and_writes_nothing(api, overrides, field):
+    before = (Patient.objects.count(), ConsentEvent.objects.count())
+    response = api.post("/patients", {"first_name": "Ava", **overrides})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == field
+    assert (Patient.objects.count(), ConsentEvent.objects.count()) == before
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"marketing_consent": "maybe"}, {"phones": [{"number": PHONE, "line_type": "fax"}]}, {"first_name": None}],
+)
+def test_schema_violations_are_422_naming_the_field(api, overrides):
+    response = api.post("/patients", {"first_name": "Ava", **overrides})
+    assert response.status_code == 422
+    locations = [d["loc"] for d in response.json()["detail"]]
+    assert any(set(overrides) & set(map(str, loc)) for loc in locations), locations
+
+
+def test_malformed_json_is_a_clear_client_error(api):
+    response = api.client.post("/api/v1/patients", "{not json", content_type="application/json")
+    assert response.status_code in (400, 422)
+
+
+def test_oversized_bodies_are_refused_with_413_before_parsing(api, settings):
+    settings.MAX_REQUEST_BYTES = 1000
+    response = api.post("/patients", {"first_name": "A" * 5000})
+    assert response.status_code == 413
+    assert not Patient.objects.exists()
+
+
+def test_another_practices_objects_answer_404(api):
+    other_practice, other_key = make_practice(name="Elm", number="+14155550900")
+    other = Api(other_key)
+    patient = _patient(api)
+    message = _message(api, [patient["id"]]).json()
+    assert other.get(f"/patients/{patient['id']}").status_code == 404
+    assert other.get(f"/messages/{message['id']}").status_code == 404
+    response = _message(other, [patient["id"]])
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "patient_ids"
+
+
+def test_contact_status_reports_sms_email_and_blocks(api, practice):
+    _patient(api)
+    assert api.get("/contacts/status", address="(415) 555-0111").json() == {
+        "address": PHONE, "sms": "opted_in", "email": None, "blocked_categories": [],
+    }
+    consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
+    assert api.post("/blocks", {"number": PHONE, "categories": ["recall"]}).status_code == 201
+    assert api.get("/contacts/status", address=PHONE).json() == {
+        "address": PHONE, "sms": "opted_out", "email": None, "blocked_categories": ["recall"],
+    }
+    consent.record_email_state(practice=practice, email="ava.rivera@example.com", state=EmailState.BOUNCED,
+                               source=Source.ESP_WEBHOOK, actor="esp")
+    assert api.get("/contacts/status", address="AVA.Rivera@example.com").json() == {
+        "address": "ava.rivera@example.com", "sms": None, "email": "bounced", "blocked_categories": None,
+    }
+    response = api.get("/contacts/status", address="nonsense")
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "address"
+
+
+def test_blocks_can_be_added_updated_and_removed(api):
+    assert api.post("/blocks", {"number": "415 555 0111", "categories": ["recall"]}).json() == {
+        "number": PHONE, "categories": ["recall"],
+    }
+    assert api.put(f"/blocks/{PHONE}", {"categories": ["recall", "survey"]}).json()["categories"] == ["recall", "survey"]
+    assert api.get("/blocks").json() == [{"number": PHONE, "categories": ["recall", "survey"]}]
+    assert api.delete(f"/blocks/{PHONE}").status_code == 204
+    assert api.get("/blocks").json() == []
+    assert api.delete(f"/blocks/{PHONE}").status_code == 404
+    assert ConsentEvent.objects.filter(subject="block").count() == 3
+
+
+def test_blocks_refuse_unknown_categories_and_bad_numbers(api):
+    response = api.post("/blocks", {"number": PHONE, "categories": ["recalls"]})
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "categories"
+    response = api.post("/blocks", {"number": "abc", "categories": ["recall"]})
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "number"
+    assert not ConsentEvent.objects.filter(subject="block").exists()
+
+
+def test_create_message_returns_one_delivery_per_recipient_and_channel_decided(api, practice):
+    ava = _patient(api)
+    landline = _patient(api, first_name="Dora", phones=[{"number": "+14155550122", "line_type": "landline"}],
+                        emails=["dora@example.com"])
+    consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
+    response = _message(api, [ava["id"], landline["id"]],
+                        content={"sms": "Reminder", "voice": "This is a reminder", "email": {"subject": "R", "text": "x"}})
+    assert response.status_code == 202
+    body = response.json()
+    by_patient = {}
+    for d in body["deliveries"]:
+        by_patient.setdefault(d["patient_id"], []).append((d["channel"], d["address"], d["status"], d["reason"]))
+    assert by_patient[ava["id"]] == [("sms", PHONE, "skipped", "sms_opted_out"), ("voice", PHONE, "pending", None)]
+    assert by_patient[landline["id"]] == [
+        ("sms", "+14155550122", "skipped", "no_text_capable_phone"), ("voice", "+14155550122", "pending", None),
+    ]
+    assert api.get(f"/messages/{body['id']}").json()["deliveries"] == body["deliveries"]
+
+
+def test_manual_transactional_message_warns_about_missing_marketing_consent(api):
+    eli = _patient(api, marketing_consent="no")
+    body = _message(api, [eli["id"]], kind="manual", content={"sms": "Your forms are ready"}).json()
+    assert body["deliveries"][0]["status"] == "pending"
+    assert body["warnings"] == {eli["id"]: ["no_marketing_consent"]}
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"kind": "blast"}, "kind"),
+        ({"category": "gossip"}, "category"),
+        ({"content": {}}, "content"),
+        ({"content": {"sms": "   "}}, "content"),
+        ({"content": {"email": {"subject": "", "text": "hi"}}}, "content.email.subject"),
+        ({"content": {"sms": "x" * 1601}}, "content.sms"),
+        ({"content": {"in_app": "hi"}}, "content.in_app"),
+        ({"patient_ids": ["00000000-0000-0000-0000-000000000000"]}, "patient_ids"),
+        ({"patient_ids": ["not-a-uuid"]}, "patient_ids"),
+    ],
+)
+def test_bad_message_requests_are_422_naming_the_field_and_write_nothing(api, change, field):
+    patient = _patient(api)
+    request = {"kind": "automation", "category": "recall", "patient_ids": [patient["id"]], "content": {"sms": "hi"}}
+    request.update(change)
+    response = api.post("/messages", request)
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"][0]["field"] == field
+    assert not Message.objects.exists() and not Delivery.objects.exists()
+
+
+def test_unknown_content_channels_are_refused(api):
+    patient = _patient(api)
+    response = api.post("/messages", {"kind": "manual", "category": "recall", "patient_ids": [patient["id"]],
+                                      "content": {"fax": "hi"}})
+    assert response.status_code == 422
+    assert not Message.objects.exists()
+
+
+def test_openapi_and_docs_are_served(client):
+    spec = client.get("/api/v1/openapi.json")
+    assert spec.status_code == 200
+    paths = json.loads(spec.content)["paths"]
+    for path in ("/api/v1/patients", "/api/v1/messages", "/api/v1/contacts/status", "/api/v1/blocks"):
+        assert path in paths
+    assert client.get("/api/v1/docs").status_code == 200

@@ -1,0 +1,172 @@
+"""The consent ledger: append-only, hash-chained, and the only source of current state."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from consentry.consent import ledger
+from consentry.consent import services as consent
+from consentry.consent.models import Block, ConsentEvent, ContactConsent, EmailState, LedgerIsAppendOnly, Source
+from consentry.consent.services import ConsentRefused
+from tests.conftest import make_patient, make_practice
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "+14155550111"
+
+
+def _opt_out(practice, number=PHONE, source=Source.SMS_KEYWORD):
+    return consent.record_sms_opt_out(
+        practice=practice, number=number, source=source, actor=number, evidence={"message_sid": "SM1", "keyword": "STOP"}
+    )
+
+
+def test_a_consent_change_is_an_event_with_source_actor_evidence_and_previous_hash(practice):
+    first = _opt_out(practice)
+    second = consent.record_email_state(
+        practice=practice, email="a@example.com", state=EmailState.UNSUBSCRIBED,
+        source=Source.ONE_CLICK_UNSUBSCRIBE, actor="a@example.com", evidence={"ip": "203.0.113.9"},
+    )
+    assert (first.seq, first.prev_hash) == (1, ledger.GENESIS)
+    assert (second.seq, second.prev_hash) == (2, first.hash)
+    stored = ConsentEvent.objects.get(pk=first.pk)
+    assert (stored.subject, stored.address, stored.state) == ("sms", PHONE, "opted_out")
+    assert (stored.source, stored.actor) == ("sms_keyword", PHONE)
+    assert stored.evidence == {"message_sid": "SM1", "keyword": "STOP"}
+    assert stored.created_at is not None
+    assert ledger.event_hash(stored) == stored.hash
+
+
+def test_current_state_is_the_projection_of_the_ledger(practice):
+    _opt_out(practice)
+    consent.set_block(practice=practice, number=PHONE, categories=["recall"], source=Source.STAFF, actor="admin")
+    consent.record_email_state(
+        practice=practice, email="b@example.com", state=EmailState.BOUNCED, source=Source.ESP_WEBHOOK, actor="esp"
+    )
+    consent.set_block(practice=practice, number="+14155550122", categories=["recall"], source=Source.STAFF, actor="a")
+    consent.set_block(practice=practice, number="+14155550122", categories=[], source=Source.STAFF, actor="a")
+    assert ledger.projection_matches(practice.pk)
+    state = ledger.consent_state(practice.pk, [PHONE, "b@example.com", "+14155550122"])
+    assert state.sms_opted_out == {PHONE}
+    assert state.email_bounced == {"b@example.com"}
+    assert state.blocks == {PHONE: frozenset({"recall"})}
+
+
+def test_a_change_that_changes_nothing_records_nothing(practice):
+    assert _opt_out(practice) is not None
+    assert _opt_out(practice) is None
+    assert consent.set_block(practice=practice, number=PHONE, categories=[], source=Source.STAFF, actor="a") is None
+    assert ConsentEvent.objects.filter(practice=practice).count() == 1
+
+
+def test_the_orm_refuses_to_update_or_delete_a_ledger_row(practice):
+    event = _opt_out(practice)
+    event.state = "opted_in"
+    with pytest.raises(LedgerIsAppendOnly):
+        event.save()
+    with pytest.raises(LedgerIsAppendOnly):
+        event.delete()
+    with pytest.raises(LedgerIsAppendOnly):
+        ConsentEvent.objects.filter(pk=event.pk).update(state="opted_in")
+    with pytest.raises(LedgerIsAppendOnly):
+        ConsentEvent.objects.filter(pk=event.pk).delete()
+    assert ConsentEvent.objects.get(pk=event.pk).state == "opted_out"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE consent_consentevent SET state = 'opted_in' WHERE id = %s",
+        "DELETE FROM consent_consentevent WHERE id = %s",
+    ],
+)
+def test_the_database_refuses_raw_updates_and_deletes_of_the_ledger(practice, sql):
+    event = _opt_out(practice)
+    with pytest.raises(DatabaseError, match="append-only"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [event.pk])
+    assert ConsentEvent.objects.get(pk=event.pk).state == "opted_out"
+
+
+def _drop_triggers():
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("DROP TRIGGER consent_event_no_update")
+            cursor.execute("DROP TRIGGER consent_event_no_delete")
+        else:
+            cursor.execute("DROP TRIGGER consent_event_no_update ON consent_consentevent")
+
+
+def test_verify_recomputes_the_chain_and_reports_the_first_broken_link(practice):
+    for i in range(4):
+        _opt_out(practice, number=f"+1415555020{i}")
+    assert ledger.verify_chain(practice.pk).ok
+    assert ledger.verify_chain(practice.pk).checked == 4
+    # Someone with database access rewrites history (the test drops the
+    # triggers inside its own transaction, which is rolled back afterwards).
+    _drop_triggers()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE consent_consentevent SET state = 'opted_in' WHERE practice_id = %s AND seq IN (2, 3)",
+            [practice.pk.hex if connection.vendor == "sqlite" else practice.pk],
+        )
+    report = ledger.verify_chain(practice.pk)
+    assert not report.ok
+    assert report.broken_seq == 2
+    assert "hash" in report.problem
+
+
+def test_verify_notices_a_deleted_event(practice):
+    for i in range(3):
+        _opt_out(practice, number=f"+1415555020{i}")
+    _drop_triggers()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM consent_contactconsent WHERE practice_id = %s",
+            [practice.pk.hex if connection.vendor == "sqlite" else practice.pk],
+        )
+        cursor.execute(
+            "DELETE FROM consent_consentevent WHERE practice_id = %s AND seq = 2",
+            [practice.pk.hex if connection.vendor == "sqlite" else practice.pk],
+        )
+    report = ledger.verify_chain(practice.pk)
+    assert (report.ok, report.broken_seq) == (False, 2)
+    assert "missing" in report.problem
+
+
+def test_each_practice_has_its_own_chain(practice):
+    other, _ = make_practice(name="Elm Clinic", number="+14155550900")
+    a = _opt_out(practice)
+    b = _opt_out(other)
+    assert a.seq == b.seq == 1
+    assert a.prev_hash == b.prev_hash == ledger.GENESIS
+    assert ledger.consent_state(other.pk, [PHONE]).sms_opted_out == {PHONE}
+    assert ContactConsent.objects.filter(address=PHONE).count() == 2
+
+
+def test_staff_can_opt_a_number_out_but_never_back_in(practice):
+    event = _opt_out(practice, source=Source.STAFF)
+    assert event.source == "staff"
+    for source in (Source.STAFF, Source.API, Source.PMS_SYNC, Source.IMPORT, Source.PORTAL):
+        with pytest.raises(ConsentRefused):
+            consent.record_sms_opt_in(practice=practice, number=PHONE, source=source, actor="front desk")
+    assert ledger.consent_state(practice.pk, [PHONE]).sms_opted_out == {PHONE}
+    # The person can: a keyword text from the phone.
+    assert consent.record_sms_opt_in(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
+
+
+def test_patient_level_consent_flags_are_recorded_in_the_ledger(practice):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")], marketing_consent="yes", do_not_contact=True)
+    events = list(ConsentEvent.objects.filter(practice=practice, address=f"patient:{patient.pk}").order_by("seq"))
+    assert [(e.subject, e.state) for e in events] == [("marketing", "yes"), ("do_not_contact", "on")]
+    consent.set_marketing_consent(patient=patient, value="no", source=Source.PMS_SYNC, actor="pms")
+    patient.refresh_from_db()
+    assert patient.marketing_consent == "no"
+    assert ledger.verify_chain(practice.pk).ok
+
+
+def test_blocks_are_a_projection_of_block_events(practice):
+    consent.set_block(practice=practice, number=PHONE, categories=["recall", "survey"], source=Source.STAFF, actor="a")
+    consent.set_block(practice=practice, number=PHONE, categories=["recall"], source=Source.STAFF, actor="a")
+    assert Block.objects.get(practice=practice, number=PHONE).categories == ["recall"]
+    assert ConsentEvent.objects.filter(practice=practice, subject="block").count() == 2
+    assert ledger.projection_matches(practice.pk)
