@@ -28,15 +28,30 @@ def make_patient(practice, first_name="Pat", phones=(), emails=(), **kwargs):
 
 
 def drain_worker() -> int:
-    """Run the real database task worker until the queue is empty; return tasks run."""
+    """Run queued tasks with the real database worker until none is ready; return how many ran.
+
+    This is the worker's own claim-then-run cycle, minus its between-task
+    ``close_old_connections()``, which would close the connection that holds
+    the test's transaction.
+    """
     from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+    from django_tasks_db.utils import exclusive_transaction
 
     worker = Worker(
         queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
         max_tasks=None, worker_id="test-worker", excluded_queue_names=[],
     )
-    worker.run()
-    return worker._run_tasks
+    while True:
+        with exclusive_transaction():
+            task_result = DBTaskResult.objects.ready().filter(backend_name="default").get_locked()
+            if task_result is None:
+                return worker._run_tasks
+            task_result.claim(worker.worker_id)
+        worker.run_task(task_result)
+        failed = DBTaskResult.objects.filter(pk=task_result.pk, status="FAILED").values_list("traceback", flat=True).first()
+        if failed:
+            raise AssertionError(f"task failed:\n{failed}")
 
 
 def twilio_signature(url: str, params: dict, token: str = TWILIO_TOKEN) -> str:

@@ -170,3 +170,19 @@ def test_blocks_are_a_projection_of_block_events(practice):
     assert Block.objects.get(practice=practice, number=PHONE).categories == ["recall"]
     assert ConsentEvent.objects.filter(practice=practice, subject="block").count() == 2
     assert ledger.projection_matches(practice.pk)
+
+
+def test_audit_verify_command_exits_nonzero_on_a_broken_chain(practice, capsys):
+    from django.core.management import call_command
+
+    _opt_out(practice)
+    _opt_out(practice, number="+14155550122")
+    call_command("audit", "verify", "--practice", str(practice.pk))
+    assert "2 events, chain ok, projection matches" in capsys.readouterr().out
+    _drop_triggers()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE consent_consentevent SET actor = 'someone else' WHERE seq = 1")
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("audit", "verify", "--practice", str(practice.pk))
+    assert exit_info.value.code == 1
+    assert "BROKEN at event 1" in capsys.readouterr().out

@@ -1,0 +1,65 @@
+"""`consentry audit verify|export`: prove the consent ledger and hand it over."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from consentry.consent.ledger import projection_matches, verify_chain
+from consentry.consent.models import ConsentEvent
+from consentry.patients.models import Practice
+
+EXPORT_FIELDS = ("seq", "created_at", "subject", "address", "state", "source", "actor", "evidence", "prev_hash", "hash")
+
+
+class Command(BaseCommand):
+    help = "Verify the consent ledger's hash chain, or export the ledger."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        verify = sub.add_parser("verify", help="Recompute every hash; exit 1 at the first broken link.")
+        verify.add_argument("--practice", help="Practice id (default: every practice)")
+        verify.add_argument("--json", action="store_true")
+        export = sub.add_parser("export", help="Write one practice's whole ledger to stdout.")
+        export.add_argument("--practice", required=True)
+        export.add_argument("--format", choices=("csv", "json"), default="csv")
+
+    def handle(self, *args, action, **options):
+        practices = Practice.objects.order_by("created_at")
+        if options.get("practice"):
+            practices = practices.filter(pk=options["practice"])
+            if not practices.exists():
+                raise CommandError(f"no practice {options['practice']}")
+        if action == "verify":
+            return self._verify(practices, options["json"])
+        return self._export(practices.get(), options["format"])
+
+    def _verify(self, practices, as_json: bool) -> None:
+        reports = []
+        for practice in practices:
+            report = verify_chain(practice.pk)
+            reports.append({**report.__dict__, "projection_matches": projection_matches(practice.pk)})
+        if as_json:
+            self.stdout.write(json.dumps(reports))
+        else:
+            for r in reports:
+                verdict = "ok" if r["ok"] else f"BROKEN at event {r['broken_seq']}: {r['problem']}"
+                self.stdout.write(f"{r['practice_id']}: {r['checked']} events, chain {verdict}, "
+                                  f"projection {'matches' if r['projection_matches'] else 'DIFFERS'}")
+        if not all(r["ok"] and r["projection_matches"] for r in reports):
+            sys.exit(1)
+
+    def _export(self, practice: Practice, fmt: str) -> None:
+        rows = ConsentEvent.objects.filter(practice=practice).order_by("seq").values_list(*EXPORT_FIELDS)
+        if fmt == "json":
+            self.stdout.write(json.dumps(
+                [dict(zip(EXPORT_FIELDS, (*r[:1], r[1].isoformat(), *r[2:]))) for r in rows.iterator(chunk_size=2000)]
+            ))
+            return
+        writer = csv.writer(self.stdout)
+        writer.writerow(EXPORT_FIELDS)
+        for r in rows.iterator(chunk_size=2000):
+            writer.writerow((r[0], r[1].isoformat(), *r[2:7], json.dumps(r[7], sort_keys=True), *r[8:]))

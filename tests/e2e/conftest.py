@@ -1,0 +1,143 @@
+"""A real `consentry serve` process on its own throwaway database, driven over HTTP.
+
+On the PostgreSQL pass (DATABASE_URL set) each service gets a fresh PostgreSQL
+database; otherwise a fresh SQLite file. Nothing here shares the test
+transaction, so the append-only ledger never has to be flushed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import TWILIO_TOKEN, twilio_signature
+
+CLI = [sys.executable, "-m", "consentry.cli"]
+TEXTING_NUMBER = "+14155550100"
+
+
+def cli(args, env, check=True):
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=check)
+
+
+@pytest.fixture(scope="module")
+def service_env(tmp_path_factory):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(tmp_path_factory.mktemp("data")), CONSENTRY_LOG_LEVEL="WARNING")
+    base_url = os.environ.get("DATABASE_URL", "")
+    dropped = None
+    if base_url.startswith("postgres"):
+        import psycopg
+
+        name = f"consentry_e2e_{uuid.uuid4().hex[:12]}"
+        admin = base_url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        env["DATABASE_URL"] = base_url.rsplit("/", 1)[0] + "/" + name
+        dropped = (admin, name)
+    cli(["migrate", "--noinput", "-v0"], env)
+    yield env
+    if dropped:
+        import psycopg
+
+        with psycopg.connect(dropped[0], autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dropped[1]}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, *, json_body=None, form=None, headers=None):
+    headers = dict(headers or {})
+    data = None
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read().decode()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read().decode(), exc.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw
+
+
+@dataclass
+class Service:
+    base: str
+    key: str
+    practice_id: str
+
+    def api(self, method, path, body=None):
+        return http(method, f"{self.base}/api/v1{path}", json_body=body, headers={"Authorization": f"Bearer {self.key}"})
+
+    def text_in(self, sender, body, sid, token=TWILIO_TOKEN, signature=None):
+        form = {"From": sender, "To": TEXTING_NUMBER, "Body": body, "MessageSid": sid, "AccountSid": "AC1"}
+        url = f"{self.base}/webhooks/twilio/sms"
+        sig = signature if signature is not None else twilio_signature(url, form, token)
+        return http("POST", url, form=form, headers={"X-Twilio-Signature": sig})
+
+    def outbox(self, to):
+        status, body = http("GET", f"{self.base}/sandbox/outbox?to={urllib.parse.quote(to)}")
+        assert status == 200
+        return [m["body"] for m in body["messages"]]
+
+    def settled(self, message_id, timeout=20):
+        """The message's deliveries once the embedded worker has handled every pending one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.api("GET", f"/messages/{message_id}")
+            assert status == 200, body
+            rows = [(d["channel"], d["status"], d["reason"]) for d in body["deliveries"]]
+            if all(s != "pending" for _, s, _ in rows) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
+
+    def wait_outbox(self, to, count, timeout=20):
+        deadline = time.monotonic() + timeout
+        while len(bodies := self.outbox(to)) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return bodies
+
+
+@pytest.fixture(scope="module")
+def service(service_env):
+    created = json.loads(cli(["practice", "create", "--name", "Oak Clinic", "--texting-number", TEXTING_NUMBER,
+                              "--twilio-auth-token", TWILIO_TOKEN, "--json"], service_env).stdout)
+    port = free_port()
+    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=service_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("consentry serve did not start:\n" + (server.stdout.read() if server.poll() is not None else ""))
+            time.sleep(0.2)
+    yield Service(base, created["api_key"], created["id"])
+    server.terminate()
+    server.wait(timeout=10)

@@ -1,0 +1,63 @@
+"""The `consentry` command on a real database file: practice create, serve with its embedded worker."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CLI = [sys.executable, "-m", "consentry.cli"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(tmp_path), CONSENTRY_LOG_LEVEL="WARNING")
+    subprocess.run([*CLI, "migrate", "--noinput", "-v0"], env=env, check=True, timeout=120)
+    return env
+
+
+def _run(args, env, check=True):
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=check)
+
+
+def test_practice_create_prints_id_and_api_key_as_json(env):
+    result = _run(["practice", "create", "--name", "Oak Clinic", "--texting-number", "+14155550100",
+                   "--twilio-auth-token", "tok", "--json"], env)
+    body = json.loads(result.stdout)
+    assert set(body) == {"id", "api_key"} and body["api_key"].startswith("csk_")
+    again = _run(["practice", "create", "--name", "Other", "--texting-number", "+14155550100", "--json"], env, check=False)
+    assert again.returncode != 0 and "texting_number" in again.stderr
+    bad = _run(["practice", "create", "--name", "Other", "--texting-number", "12", "--json"], env, check=False)
+    assert bad.returncode != 0 and "texting_number" in bad.stderr
+
+
+def test_a_placeholder_secret_is_refused_outside_debug(env):
+    strict = {k: v for k, v in env.items() if k not in ("CONSENTRY_DEMO", "DEBUG", "SECRET_KEY")}
+    result = _run(["check"], strict, check=False)
+    assert result.returncode != 0
+    assert "SECRET_KEY is the placeholder" in result.stderr
+    strict.update(SECRET_KEY="x" * 50, CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=")
+    assert _run(["check"], strict).returncode == 0
+
+
+def test_serve_is_a_working_service_in_one_process(service):
+    status, patient = service.api("POST", "/patients", {"first_name": "Zoe", "phones": [{"number": "+14155550177", "line_type": "mobile"}]})
+    assert status == 201
+    status, message = service.api("POST", "/messages", {
+        "kind": "manual", "category": "document_shared", "patient_ids": [patient["id"]],
+        "content": {"sms": "Forms to sign: https://example.com/f"},
+    })
+    assert status == 202
+    assert service.settled(message["id"]) == [("sms", "delivered", None)], "the embedded worker did not deliver"
+    assert service.outbox("+14155550177") == ["Forms to sign: https://example.com/f"]
+
+
+def test_demo_loads_a_practice_and_prints_a_working_key(env):
+    out = _run(["demo"], env).stdout
+    assert "Demo API key" in out and "/api/v1/docs" in out
+    again = _run(["demo"], env).stdout  # idempotent; a fresh key each time
+    assert again.count("Demo API key") == 1

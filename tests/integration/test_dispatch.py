@@ -1,0 +1,131 @@
+"""The worker: consent re-checked at the last moment, then the provider, then the outcome."""
+
+import pytest
+from django_tasks_db.models import DBTaskResult
+
+from consentry.consent import services as consent
+from consentry.consent.models import Source
+from consentry.messaging.models import Delivery
+from consentry.messaging.planning import create_message
+from consentry.messaging.tasks import dispatch_one
+from consentry.providers.models import SandboxMessage
+from tests.conftest import drain_worker, make_patient
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "+14155550111"
+
+
+def _remind(practice, patients, kind="automation", category="appointment_reminder", content=None):
+    return create_message(
+        practice=practice, kind=kind, category=category, patient_ids=[p.pk for p in patients],
+        content=content or {"sms": "See you at 9", "email": {"subject": "Reminder", "text": "See you at 9"}},
+    )
+
+
+def test_the_worker_hands_pending_deliveries_to_the_sandbox_and_records_delivery(practice):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    planned = _remind(practice, [patient])
+    assert [d.status for d in planned.deliveries] == ["pending"]
+    assert drain_worker() == 1
+    delivery = Delivery.objects.get()
+    assert delivery.status == "delivered"
+    assert delivery.sent_at and delivery.delivered_at and delivery.provider_ref.startswith("SB")
+    sent = SandboxMessage.objects.get()
+    assert (sent.channel, sent.to, sent.sender, sent.body) == ("sms", PHONE, practice.texting_number, "See you at 9")
+
+
+def test_deliveries_and_their_tasks_are_written_together(practice, settings):
+    settings.CONSENTRY_DISPATCH_BATCH = 2
+    patients = [make_patient(practice, first_name=f"P{i}", phones=[(f"+1415555020{i}", "mobile")]) for i in range(5)]
+    _remind(practice, patients)
+    assert Delivery.objects.filter(status="pending").count() == 5
+    assert DBTaskResult.objects.count() == 3  # 2 + 2 + 1
+    assert drain_worker() == 3
+    assert Delivery.objects.filter(status="delivered").count() == 5
+
+
+def test_a_stop_committed_after_planning_still_wins_at_dispatch(practice):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient])
+    consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
+    drain_worker()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.reason) == ("skipped", "sms_opted_out")
+    assert not SandboxMessage.objects.exists()
+
+
+def test_a_block_added_after_planning_still_wins_at_dispatch(practice):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient], category="recall", content={"sms": "Time for a check-up"})
+    consent.set_block(practice=practice, number=PHONE, categories=["recall"], source=Source.STAFF, actor="admin")
+    drain_worker()
+    assert Delivery.objects.values_list("status", "reason").get() == ("skipped", "blocked_for_category")
+
+
+def test_skipped_deliveries_are_never_dispatched(practice):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")], do_not_contact=True)
+    planned = _remind(practice, [patient])
+    assert {d.status for d in planned.deliveries} == {"skipped"}
+    assert DBTaskResult.objects.count() == 0
+    drain_worker()
+    assert not SandboxMessage.objects.exists()
+
+
+def test_an_attempted_delivery_is_never_handed_to_the_provider_again(practice):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient])
+    drain_worker()
+    delivery = Delivery.objects.get()
+    assert dispatch_one(delivery.pk) == "not_pending"
+    Delivery.objects.filter(pk=delivery.pk).update(status="pending")  # as if the worker died after the call
+    assert dispatch_one(delivery.pk) == "not_pending"
+    assert SandboxMessage.objects.count() == 1
+
+
+def test_a_provider_that_cannot_send_fails_the_delivery_with_its_code(practice, settings):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient])
+    settings.CONSENTRY_PROVIDER = "carrier-pigeon"
+    drain_worker()
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed"
+    assert delivery.error.startswith("provider_unknown")
+
+
+def test_notifications_go_to_every_active_channel_including_in_app(practice):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")], emails=["ava@example.com"])
+    planned = create_message(
+        practice=practice, kind="notification", category="message_received", patient_ids=[patient.pk],
+        content={"sms": "You have a new message", "email": {"subject": "New message", "text": "Sign in to read it"}},
+    )
+    assert [(d.channel, d.status, d.reason) for d in planned.deliveries] == [
+        ("in_app", "pending", ""), ("sms", "skipped", "channel_off_for_type"), ("email", "pending", ""),
+    ]
+    drain_worker()
+    assert sorted(SandboxMessage.objects.values_list("channel", flat=True)) == ["email", "in_app"]
+
+
+def test_the_sandbox_outbox_is_visible_only_with_the_sandbox_provider(client, practice, settings):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient])
+    drain_worker()
+    body = client.get("/sandbox/outbox").json()
+    assert [(m["to"], m["body"]) for m in body["messages"]] == [(PHONE, "See you at 9")]
+    assert client.get("/sandbox/outbox", {"to": "+14155550999"}).json() == {"messages": []}
+    settings.CONSENTRY_PROVIDER = "twilio"
+    assert client.get("/sandbox/outbox").status_code == 404
+
+
+def test_message_bodies_are_encrypted_in_the_database(practice):
+    from django.db import connection
+
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient], content={"sms": "Your lab results are ready"})
+    drain_worker()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT content FROM messaging_message")
+        [(stored,)] = cursor.fetchall()
+        cursor.execute("SELECT body FROM providers_sandboxmessage")
+        [(outbox,)] = cursor.fetchall()
+    assert "lab results" not in stored and "lab results" not in outbox

@@ -1,0 +1,41 @@
+"""The built-in categories match DESIGN.md "Categories" (and seed 004's default channels)."""
+
+import pytest
+from tests.unit.factories import category
+
+from consentry.consent.categories import BUILTIN_CATEGORIES
+from consentry.consent.rules import Channel
+
+E, S, A = Channel.EMAIL, Channel.SMS, Channel.IN_APP
+
+# id: (marketing, default notification channels, patients may turn it off)
+DESIGN_TABLE = {
+    "appointment_reminder": (False, {E, S}, True),
+    "appointment_confirmed": (False, {E}, True),
+    "appointment_cancelled": (False, {E}, True),
+    "recall": (False, {S}, True),
+    "payment_due": (False, {E}, True),
+    "payment_received": (False, {E}, True),
+    "payment_failed": (False, {E, S}, True),
+    "message_received": (False, {A, E}, True),
+    "document_shared": (False, {E, S}, True),
+    "survey": (False, {S}, True),
+    "announcement": (False, {E}, True),
+    "system": (False, {A}, False),
+    "marketing": (True, {E}, True),
+}
+
+
+def test_builtin_category_ids_are_the_designed_ones():
+    assert set(BUILTIN_CATEGORIES) == set(DESIGN_TABLE)
+
+
+@pytest.mark.parametrize("key", sorted(DESIGN_TABLE))
+def test_builtin_category_matches_design(key):
+    marketing, channels, can_disable = DESIGN_TABLE[key]
+    built = category(key)
+
+    assert built.key == key
+    assert built.marketing is marketing
+    assert built.notification_channels == frozenset(channels)
+    assert built.patient_can_disable is can_disable
