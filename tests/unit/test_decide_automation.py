@@ -17,7 +17,6 @@ from tests.unit.factories import (
     SKIPPED,
     SMS,
     VOICE,
-    entry,
     landline,
     mobile,
     recipient,

@@ -34,6 +34,7 @@ from consentry.consent.rules import (
     LineType,
     MarketingConsent,
     Phone,
+    Planned,
     Reason,
     Status,
     address_block_reason,
@@ -125,16 +126,15 @@ def test_only_a_known_landline_is_refused_a_text(line_type):
 
 
 def test_reason_is_sms_opted_out_for_an_opted_out_mobile_not_a_generic_one():
-    # Text + email content, an opted-out mobile and no email on file: two
-    # channels refused; the reported reason is the text's, the specific one.
+    # Text + email content, an opted-out mobile and no email on file: nothing
+    # goes out, and the reported reason is the text's, the specific one.
     who = recipient(phones=[mobile()])
     decision = run("automation", "appointment_reminder", [SMS, EMAIL_CH], who, state(opted_out=[MOBILE]))
 
-    assert rows(decision) == [
-        ("sms", MOBILE, "skipped", "sms_opted_out"),
-        ("email", None, "skipped", "no_reachable_channel"),
-    ]
+    assert decision.sends == ()
+    assert decision.deliveries[0] == Planned(SMS, MOBILE, Status.SKIPPED, Reason.SMS_OPTED_OUT)
     assert decision.reason == Reason.SMS_OPTED_OUT
+    assert decision.reason != Reason.NO_REACHABLE_CHANNEL
 
 
 def test_reason_comes_from_the_highest_priority_channel_that_had_content():
@@ -159,10 +159,10 @@ def test_reason_for_a_manual_send_lists_every_channel_and_reports_the_first():
 
 
 def test_reason_is_none_when_something_goes_out():
-    who = recipient(phones=[mobile()], emails=[EMAIL])
-    decision = run("automation", "appointment_reminder", [SMS, EMAIL_CH], who, state(opted_out=[MOBILE]))
+    who = recipient(phones=[mobile()])
+    decision = run("automation", "appointment_reminder", [SMS, VOICE], who, state(opted_out=[MOBILE]))
 
-    assert [p.status for p in decision.sends] == [Status.PENDING]
+    assert [(p.channel, p.status) for p in decision.sends] == [(VOICE, Status.PENDING)]
     assert decision.reason is None
 
 

@@ -258,17 +258,28 @@ def _plan_channel(
     emails: tuple[str, ...],
     state: ConsentState,
 ) -> Planned:
-    """The first address that can carry ``channel``, or a skip with the first address's reason."""
+    """The first address that can carry ``channel``, or a skip with the most telling reason.
+
+    When every address is refused, staff need the reason they can act on: an
+    opted-out mobile (the family can text UNSTOP) says more than the landline
+    listed before it, so a person's own choice outranks what the line cannot do.
+    """
     if channel == Channel.IN_APP:
         return Planned(channel, None, Status.PENDING)
-    first_reason: Reason | None = None
-    first_address: str | None = None
+    best: tuple[int, str, Reason] | None = None
     for address, reason in _address_checks(kind, category, channel, phones, emails, state):
         if reason is None:
             return Planned(channel, address, Status.PENDING)
-        if first_reason is None:
-            first_reason, first_address = reason, address
-    return Planned(channel, first_address, Status.SKIPPED, first_reason or Reason.NO_REACHABLE_CHANNEL)
+        rank = _REFUSAL_RANK.get(reason, 0)
+        if best is None or rank < best[0]:
+            best = (rank, address, reason)
+    if best is None:
+        return Planned(channel, None, Status.SKIPPED, Reason.NO_REACHABLE_CHANNEL)
+    return Planned(channel, best[1], Status.SKIPPED, best[2])
+
+
+# Lower is more telling. Consent choices first, then what the line cannot do.
+_REFUSAL_RANK = {Reason.NO_TEXT_CAPABLE_PHONE: 1, Reason.PHONE_INVALID: 2}
 
 
 def _address_checks(kind, category, channel, phones, emails, state):
