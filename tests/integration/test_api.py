@@ -215,3 +215,72 @@ def test_openapi_and_docs_are_served(client):
     for path in ("/api/v1/patients", "/api/v1/messages", "/api/v1/contacts/status", "/api/v1/blocks"):
         assert path in paths
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_patient_preferences_can_be_changed_and_drive_decisions(api):
+    ava = _patient(api, phones=[{"number": "+14155550122", "line_type": "landline"},
+                                {"number": PHONE, "line_type": "mobile"}])
+    response = api.client.patch(f"/api/v1/patients/{ava['id']}", json.dumps({
+        "preferred_phone": "+14155550122", "notification_overrides": {"appointment_reminder": {"sms": False}},
+        "channel_opt_outs": ["email"], "do_not_contact": True,
+    }), content_type="application/json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["preferred_phone"] == "+14155550122" and body["do_not_contact"] is True
+    assert body["notification_overrides"] == {"appointment_reminder": {"sms": False}}
+    assert ConsentEvent.objects.filter(subject="do_not_contact", state="on").count() == 1
+    planned = _message(api, [ava["id"]], kind="notification").json()["deliveries"]
+    assert [(d["channel"], d["status"], d["reason"]) for d in planned] == [
+        ("sms", "skipped", "channel_off_for_type"), ("email", "skipped", "channel_opted_out_by_patient"),
+    ]
+    planned = _message(api, [ava["id"]], content={"sms": "x", "voice": "y"}).json()["deliveries"]
+    assert planned[0]["reason"] == "do_not_contact"
+    cleared = api.client.patch(f"/api/v1/patients/{ava['id']}", json.dumps({"preferred_phone": None}),
+                               content_type="application/json").json()
+    assert cleared["preferred_phone"] is None and cleared["do_not_contact"] is True
+
+
+@pytest.mark.parametrize(
+    "patch, field",
+    [
+        ({"notification_overrides": {"gossip": {"sms": True}}}, "notification_overrides.gossip"),
+        ({"notification_overrides": {"recall": {"fax": True}}}, "notification_overrides.recall"),
+        ({"notification_overrides": {"system": {"in_app": False}}}, "notification_overrides.system"),
+        ({"channel_opt_outs": ["pigeon"]}, "channel_opt_outs"),
+        ({"preferred_phone": "+14155550999"}, "preferred_phone"),
+    ],
+)
+def test_bad_preference_changes_are_422_and_change_nothing(api, patch, field):
+    ava = _patient(api)
+    response = api.client.patch(f"/api/v1/patients/{ava['id']}", json.dumps({"do_not_contact": True, **patch}),
+                                content_type="application/json")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == field
+    assert api.get(f"/patients/{ava['id']}").json() == ava
+    assert not ConsentEvent.objects.filter(subject="do_not_contact", state="on").exists()
+
+
+def test_the_notification_grid_starts_from_the_defaults_and_admins_change_it(api):
+    grid = {c["key"]: c["notification_channels"] for c in api.get("/categories").json()}
+    assert grid["appointment_reminder"] == ["sms", "email"]
+    assert grid["message_received"] == ["in_app", "email"]
+    assert len(grid) == 13
+    updated = api.put("/categories/appointment_reminder", {"notification_channels": ["email"]}).json()
+    assert updated["notification_channels"] == ["email"]
+    ava = _patient(api)
+    planned = _message(api, [ava["id"]], kind="notification").json()["deliveries"]
+    assert [(d["channel"], d["status"], d["reason"]) for d in planned] == [
+        ("sms", "skipped", "channel_off_for_type"), ("email", "pending", None),
+    ]
+    assert api.put("/categories/appointment_reminder", {"notification_channels": ["fax"]}).status_code == 422
+    assert api.put("/categories/nope", {"notification_channels": ["sms"]}).status_code == 404
+
+
+def test_practices_can_add_their_own_categories(api):
+    created = api.post("/categories", {"key": "flu_clinic", "marketing": True, "notification_channels": ["email"]})
+    assert created.status_code == 201
+    assert api.post("/categories", {"key": "flu_clinic"}).status_code == 422
+    assert api.post("/categories", {"key": "Bad Key!"}).status_code == 422
+    eli = _patient(api, marketing_consent="no")
+    planned = _message(api, [eli["id"]], kind="broadcast", category="flu_clinic", content={"sms": "Flu shots!"}).json()
+    assert planned["deliveries"][0]["reason"] == "no_marketing_consent"

@@ -17,7 +17,10 @@ from consentry.patients.models import Category, ContactKind, Patient, Practice
 from consentry.patients.services import (
     InvalidInput,
     PhoneInput,
+    create_category,
     create_patient,
+    set_notification_channels,
+    update_patient,
     normalize_address,
     normalize_phone,
     practice_for_api_key,
@@ -73,6 +76,19 @@ class PatientIn(Schema):
     timezone: str = Field("", max_length=64)
     external_id: str = Field("", max_length=128)
     language: str = Field("en", max_length=16)
+    notification_overrides: dict[str, dict[str, bool]] = Field(default_factory=dict)
+    channel_opt_outs: list[str] = Field(default_factory=list, max_length=4)
+
+
+class PatientPatch(Schema):
+    """Only the fields sent change. ``preferred_phone: null`` clears the preference."""
+
+    model_config = {"extra": "forbid"}
+    preferred_phone: str | None = Field(None, max_length=40)
+    do_not_contact: bool | None = None
+    marketing_consent: Literal["yes", "no", "unknown"] | None = None
+    notification_overrides: dict[str, dict[str, bool]] | None = None
+    channel_opt_outs: list[str] | None = Field(None, max_length=4)
 
 
 class PhoneOut(Schema):
@@ -92,6 +108,8 @@ class PatientOut(Schema):
     marketing_consent: str
     timezone: str
     external_id: str
+    notification_overrides: dict[str, dict[str, bool]]
+    channel_opt_outs: list[str]
 
 
 def _patient_out(patient: Patient) -> dict:
@@ -109,6 +127,8 @@ def _patient_out(patient: Patient) -> dict:
         "marketing_consent": patient.marketing_consent,
         "timezone": patient.timezone,
         "external_id": patient.external_id,
+        "notification_overrides": patient.notification_overrides,
+        "channel_opt_outs": patient.channel_opt_outs,
     }
 
 
@@ -126,6 +146,8 @@ def patients_create(request, payload: PatientIn):
         timezone=payload.timezone,
         external_id=payload.external_id,
         language=payload.language,
+        notification_overrides=payload.notification_overrides,
+        channel_opt_outs=payload.channel_opt_outs,
         source=Source.API,
         actor="api",
     )
@@ -135,6 +157,23 @@ def patients_create(request, payload: PatientIn):
 @api.get("/patients/{patient_id}", response=PatientOut, tags=["patients"])
 def patients_get(request, patient_id: str):
     return _patient_out(_get_patient(request, patient_id))
+
+
+@api.patch("/patients/{patient_id}", response=PatientOut, tags=["patients"])
+def patients_update(request, patient_id: str, payload: PatientPatch):
+    sent = payload.model_fields_set
+    patient = update_patient(
+        patient=_get_patient(request, patient_id),
+        preferred_phone=payload.preferred_phone,
+        clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
+        do_not_contact=payload.do_not_contact,
+        marketing_consent=payload.marketing_consent,
+        notification_overrides=payload.notification_overrides,
+        channel_opt_outs=payload.channel_opt_outs,
+        source=Source.API,
+        actor="api",
+    )
+    return _patient_out(patient)
 
 
 def _get_patient(request, patient_id: str) -> Patient:
@@ -226,6 +265,51 @@ def blocks_delete(request, number: str):
         raise Http404("that number is not blocked")
     _set_block(request, normalized, [])
     return Status(204, None)
+
+
+# --- categories and the notification grid ---------------------------------------
+
+
+class CategoryOut(Schema):
+    key: str
+    marketing: bool
+    notification_channels: list[str]
+    patient_can_disable: bool
+
+
+class CategoryIn(Schema):
+    key: str = Field(max_length=64)
+    marketing: bool = False
+    notification_channels: list[str] = Field(default_factory=list, max_length=4)
+
+
+class CategoryGridIn(Schema):
+    notification_channels: list[str] = Field(max_length=4)
+
+
+def _category_out(c: Category) -> dict:
+    return {"key": c.key, "marketing": c.marketing, "notification_channels": c.notification_channels,
+            "patient_can_disable": c.patient_can_disable}
+
+
+@api.get("/categories", response=list[CategoryOut], tags=["categories"])
+def categories_list(request):
+    return [_category_out(c) for c in Category.objects.filter(practice=_practice(request)).order_by("pk")]
+
+
+@api.post("/categories", response={201: CategoryOut}, tags=["categories"])
+def categories_create(request, payload: CategoryIn):
+    category = create_category(practice=_practice(request), key=payload.key, marketing=payload.marketing,
+                               notification_channels=payload.notification_channels)
+    return Status(201, _category_out(category))
+
+
+@api.put("/categories/{key}", response=CategoryOut, tags=["categories"])
+def categories_update(request, key: str, payload: CategoryGridIn):
+    category = Category.objects.filter(practice=_practice(request), key=key).first()
+    if category is None:
+        raise Http404("no such category")
+    return _category_out(set_notification_channels(category=category, notification_channels=payload.notification_channels))
 
 
 # --- messages --------------------------------------------------------------

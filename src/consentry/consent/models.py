@@ -59,7 +59,7 @@ class ConsentEvent(models.Model):
     subject = models.CharField(max_length=16, choices=Subject.choices)
     # A normalized phone/email, or "patient:<uuid>" for patient-level flags.
     address = models.CharField(max_length=254)
-    state = models.CharField(max_length=500)
+    state = models.TextField()
     source = models.CharField(max_length=32, choices=Source.choices)
     actor = models.CharField(max_length=200)
     evidence = models.JSONField(default=dict)

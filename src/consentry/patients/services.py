@@ -17,6 +17,7 @@ from consentry.consent.categories import BUILTIN_CATEGORIES
 from .models import ApiKey, Category, ContactKind, ContactPoint, Patient, PatientContact, Practice
 
 LINE_TYPES = ("mobile", "landline", "voip", "unknown")
+CHANNELS = ("in_app", "sms", "voice", "email")
 
 
 class InvalidInput(Exception):
@@ -59,6 +60,8 @@ def normalize_email(raw: str, *, field: str = "email") -> str:
     if not isinstance(raw, str):
         raise InvalidInput(field, "an email address is required")
     email = raw.strip().lower()
+    if len(email) > 254:  # RFC 5321: a forward path is at most 256 octets with its <>
+        raise InvalidInput(field, "an email address is at most 254 characters")
     try:
         validate_email(email)
     except ValidationError as exc:
@@ -142,7 +145,7 @@ def create_practice(
             practice=practice,
             key=key,
             marketing=marketing,
-            notification_channels=[str(c) for c in channels],
+            notification_channels=[c for c in CHANNELS if c in channels],
             patient_can_disable=can_disable,
         )
         for key, (marketing, channels, can_disable) in BUILTIN_CATEGORIES.items()
@@ -163,12 +166,11 @@ def _contact_point(practice: Practice, address: str, kind: str, **extra) -> Cont
     point, created = ContactPoint.objects.get_or_create(
         practice=practice, address=address, defaults={"kind": kind, **extra}
     )
-    if not created and extra and any(getattr(point, k) != v for k, v in extra.items()):
-        # The newest information about a shared number wins (e.g. a PMS sync
-        # learning that a number is a landline).
-        for k, v in extra.items():
-            setattr(point, k, v)
-        point.save(update_fields=list(extra))
+    if not created and extra.get("line_type", "unknown") not in ("unknown", point.line_type):
+        # The newest known line type of a shared number wins (e.g. a PMS sync
+        # learning that a number is a landline); "unknown" never erases it.
+        point.line_type = extra["line_type"]
+        point.save(update_fields=["line_type"])
     return point
 
 
@@ -186,6 +188,8 @@ def create_patient(
     timezone: str = "",
     external_id: str = "",
     language: str = "en",
+    notification_overrides: dict | None = None,
+    channel_opt_outs: list[str] = (),
     source: str = "api",
     actor: str = "api",
 ) -> Patient:
@@ -214,6 +218,7 @@ def create_patient(
         raise InvalidInput("marketing_consent", "must be yes, no or unknown")
     if timezone:
         validate_timezone(timezone)
+    overrides, opt_outs = clean_notification_preferences(practice, notification_overrides or {}, channel_opt_outs)
     if external_id and Patient.objects.filter(practice=practice, external_id=external_id).exists():
         raise InvalidInput("external_id", f"a patient with external_id {external_id!r} already exists")
 
@@ -224,6 +229,8 @@ def create_patient(
         timezone=timezone,
         external_id=external_id,
         language=language,
+        notification_overrides=overrides,
+        channel_opt_outs=opt_outs,
     )
     links, position, seen = [], 0, set()
     preferred_point = None
@@ -248,3 +255,108 @@ def create_patient(
     consent.set_marketing_consent(patient=patient, value=marketing_consent, source=source, actor=actor)
     consent.set_do_not_contact(patient=patient, value=do_not_contact, source=source, actor=actor)
     return patient
+
+
+def clean_notification_preferences(
+    practice: Practice, overrides: dict, opt_outs
+) -> tuple[dict[str, dict[str, bool]], list[str]]:
+    """Validate a patient's per-type channel overrides and whole-channel opt-outs."""
+    if not isinstance(overrides, dict):
+        raise InvalidInput("notification_overrides", "must map a category to {channel: true|false}")
+    known = dict(Category.objects.filter(practice=practice).values_list("key", "patient_can_disable"))
+    cleaned: dict[str, dict[str, bool]] = {}
+    for key, channels in overrides.items():
+        field = f"notification_overrides.{key}"
+        if key not in known:
+            raise InvalidInput(field, f"unknown category {key!r}")
+        if not isinstance(channels, dict) or not all(isinstance(v, bool) for v in channels.values()):
+            raise InvalidInput(field, "must map a channel to true or false")
+        unknown = sorted(set(channels) - set(CHANNELS))
+        if unknown:
+            raise InvalidInput(field, f"unknown channel(s): {', '.join(unknown)}")
+        if not known[key] and not all(channels.values()):
+            raise InvalidInput(field, "patients cannot turn off this category")
+        cleaned[key] = dict(channels)
+    opt_outs = list(dict.fromkeys(opt_outs or ()))
+    unknown = sorted(set(opt_outs) - set(CHANNELS) | ({"in_app"} & set(opt_outs)))
+    if unknown:
+        raise InvalidInput("channel_opt_outs", f"cannot opt out of: {', '.join(unknown)}")
+    return cleaned, opt_outs
+
+
+@transaction.atomic
+def update_patient(
+    *,
+    patient: Patient,
+    preferred_phone: str | None = None,
+    clear_preferred_phone: bool = False,
+    do_not_contact: bool | None = None,
+    marketing_consent: str | None = None,
+    notification_overrides: dict | None = None,
+    channel_opt_outs: list[str] | None = None,
+    source: str = "api",
+    actor: str = "api",
+) -> Patient:
+    """Change a patient's preferences; consent flags go through the ledger. All-or-nothing."""
+    from consentry.consent import services as consent
+
+    practice = patient.practice
+    fields = []
+    if preferred_phone is not None:
+        number = normalize_phone(preferred_phone, region=practice.region, field="preferred_phone").number
+        point = patient.contact_points.filter(address=number, kind=ContactKind.PHONE).first()
+        if point is None:
+            raise InvalidInput("preferred_phone", "must be one of the patient's phones")
+        patient.preferred_phone = point
+        fields.append("preferred_phone")
+    elif clear_preferred_phone:
+        patient.preferred_phone = None
+        fields.append("preferred_phone")
+    if marketing_consent is not None and marketing_consent not in ("yes", "no", "unknown"):
+        raise InvalidInput("marketing_consent", "must be yes, no or unknown")
+    if notification_overrides is not None or channel_opt_outs is not None:
+        overrides, opt_outs = clean_notification_preferences(
+            practice,
+            patient.notification_overrides if notification_overrides is None else notification_overrides,
+            patient.channel_opt_outs if channel_opt_outs is None else channel_opt_outs,
+        )
+        patient.notification_overrides, patient.channel_opt_outs = overrides, opt_outs
+        fields += ["notification_overrides", "channel_opt_outs"]
+    if fields:
+        patient.save(update_fields=fields)
+    if marketing_consent is not None:
+        consent.set_marketing_consent(patient=patient, value=marketing_consent, source=source, actor=actor)
+    if do_not_contact is not None:
+        consent.set_do_not_contact(patient=patient, value=do_not_contact, source=source, actor=actor)
+    return patient
+
+
+# --- categories --------------------------------------------------------------
+
+
+def _clean_channels(channels, field="notification_channels") -> list[str]:
+    if not isinstance(channels, (list, tuple)) or not all(isinstance(c, str) for c in channels):
+        raise InvalidInput(field, "must be a list of channels")
+    unknown = sorted(set(channels) - set(CHANNELS))
+    if unknown:
+        raise InvalidInput(field, f"unknown channel(s): {', '.join(unknown)}")
+    return [c for c in CHANNELS if c in channels]
+
+
+def create_category(*, practice: Practice, key: str, marketing: bool, notification_channels: list[str]) -> Category:
+    import re
+
+    if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", key):
+        raise InvalidInput("key", "must be lowercase letters, digits and underscores, starting with a letter")
+    if Category.objects.filter(practice=practice, key=key).exists():
+        raise InvalidInput("key", f"category {key!r} already exists")
+    return Category.objects.create(
+        practice=practice, key=key, marketing=marketing, notification_channels=_clean_channels(notification_channels)
+    )
+
+
+def set_notification_channels(*, category: Category, notification_channels: list[str]) -> Category:
+    """Change the practice's default grid for one notification type."""
+    category.notification_channels = _clean_channels(notification_channels)
+    category.save(update_fields=["notification_channels"])
+    return category

@@ -61,6 +61,8 @@ def twilio_sms(request: HttpRequest) -> HttpResponse:
     sid, sender, body = (request.POST.get(k, "") for k in ("MessageSid", "From", "Body"))
     if not sid or not sender:
         return HttpResponse("From and MessageSid are required", status=400, content_type="text/plain")
+    if len(sid) > 64:
+        return HttpResponse("MessageSid is too long", status=400, content_type="text/plain")
     try:
         handle_inbound_sms(
             practice=practice, from_number=sender, to_number=practice.texting_number, body=body, provider_ref=sid
