@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from django.http import Http404, HttpRequest
@@ -176,19 +177,20 @@ def patients_update(request, patient_id: str, payload: PatientPatch):
     return _patient_out(patient)
 
 
-def _get_patient(request, patient_id: str) -> Patient:
-    import uuid
-
+def _owned_or_404(model, request, object_id: str, **filters):
+    """The practice's object with this id; anything else (malformed, foreign, absent) is a 404."""
     try:
-        pk = uuid.UUID(patient_id)
+        pk = uuid.UUID(object_id)
     except ValueError:
-        raise Http404("no such patient") from None
-    patient = Patient.objects.select_related("practice", "preferred_phone").filter(
-        practice=_practice(request), pk=pk
-    ).first()
-    if patient is None:
-        raise Http404("no such patient")
-    return patient
+        raise Http404(f"no such {model._meta.verbose_name}") from None
+    obj = model.objects.filter(practice=_practice(request), pk=pk, **filters).first()
+    if obj is None:
+        raise Http404(f"no such {model._meta.verbose_name}")
+    return obj
+
+
+def _get_patient(request, patient_id: str) -> Patient:
+    return _owned_or_404(Patient, request, patient_id)
 
 
 # --- consent status and blocks ------------------------------------------------
@@ -397,14 +399,8 @@ def messages_create(request, payload: MessageIn):
 
 @api.get("/messages/{message_id}", response=MessageOut, tags=["messages"])
 def messages_get(request, message_id: str):
-    import uuid
-
-    try:
-        pk = uuid.UUID(message_id)
-    except ValueError:
-        raise Http404("no such message") from None
-    message = Message.objects.filter(practice=_practice(request), pk=pk).exclude(kind="keyword_reply").first()
-    if message is None:
+    message = _owned_or_404(Message, request, message_id)
+    if message.kind == "keyword_reply":
         raise Http404("no such message")
     rows = Delivery.objects.filter(message=message).order_by("pk").values_list(*DELIVERY_FIELDS)
     return _message_out(message, rows)

@@ -26,28 +26,26 @@ def _current(practice: Practice, address: str, field: str, default: str) -> str:
     return value or default
 
 
-@transaction.atomic
 def record_sms_opt_out(
     *, practice: Practice, number: str, source: str, actor: str, evidence: dict | None = None
 ) -> ConsentEvent | None:
-    if _current(practice, number, "sms", SmsState.OPTED_IN) == SmsState.OPTED_OUT:
-        return None
-    return ledger.record(
-        practice=practice, subject=Subject.SMS, address=number, state=SmsState.OPTED_OUT,
-        source=source, actor=actor, evidence=evidence,
-    )
+    return _record_sms(practice, number, SmsState.OPTED_OUT, source, actor, evidence)
 
 
-@transaction.atomic
 def record_sms_opt_in(
     *, practice: Practice, number: str, source: str, actor: str, evidence: dict | None = None
 ) -> ConsentEvent | None:
     if source not in SMS_OPT_IN_SOURCES:
         raise ConsentRefused("only the person can opt a phone back in, by texting START or UNSTOP")
-    if _current(practice, number, "sms", SmsState.OPTED_IN) == SmsState.OPTED_IN:
+    return _record_sms(practice, number, SmsState.OPTED_IN, source, actor, evidence)
+
+
+@transaction.atomic
+def _record_sms(practice, number, state, source, actor, evidence) -> ConsentEvent | None:
+    if _current(practice, number, "sms", SmsState.OPTED_IN) == state:
         return None
     return ledger.record(
-        practice=practice, subject=Subject.SMS, address=number, state=SmsState.OPTED_IN,
+        practice=practice, subject=Subject.SMS, address=number, state=state,
         source=source, actor=actor, evidence=evidence,
     )
 

@@ -10,6 +10,7 @@ transaction as the message: either all of it exists or none of it does.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Iterable, Sequence
@@ -174,8 +175,6 @@ def _unique_patient_ids(practice: Practice, patient_ids: Sequence) -> list[str]:
 
 
 def _valid_uuids(values: Iterable[str]) -> list[str]:
-    import uuid
-
     out = []
     for v in values:
         try:
