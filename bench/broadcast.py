@@ -19,7 +19,7 @@ Between runs the deliveries and dispatch tasks written are deleted and the WAL i
 checkpointed, so every measured run starts from the same database. Timed runs are
 run without tracemalloc or query capture (both slow Python down).
 
-    .venv/bin/python bench/broadcast.py [--n 100000] [--repeat 1] [--keep]
+    .venv/bin/python bench/broadcast.py [--n 100000] [--repeat 1] [--analyze] [--profile FILE] [--keep]
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of plan and raw, best kept (default 1)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--keep", action="store_true", help="keep the temporary database directory")
+    ap.add_argument("--analyze", action="store_true",
+                    help="run ANALYZE after loading the data, so SQLite's planner has statistics "
+                         "(a fresh database, like a new deployment, has none)")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="also plan once under cProfile, save the stats to FILE and print the top functions")
     args = ap.parse_args(argv)
 
     tmp = _setup.django_on_temp_sqlite()
@@ -135,6 +140,10 @@ def run(args, tmp: Path) -> None:
     print(f"  ledger.record: {len(events):,} consent events (one transaction each) in {t_ledger:.1f} s, "
           f"{len(events) / t_ledger:,.0f} events/s, {t_ledger / len(events) * 1e3:.2f} ms/event")
     del pop
+    if args.analyze:
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE")
+        print("  ANALYZE run: the query planner has statistics")
 
     tasks_table = DBTaskResult._meta.db_table
     delivery_table = Delivery._meta.db_table
@@ -240,6 +249,20 @@ def run(args, tmp: Path) -> None:
     verdict = "within" if ratio <= TARGET_RATIO else "MISSES"
     print(f"  ratio plan/raw: time {ratio:.2f}x ({verdict} the {TARGET_RATIO:.0f}x target), "
           f"peak memory {peak_plan / max(peak_raw, 1):.1f}x   [times: {best}, untraced]")
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        planned = plan()
+        profiler.disable()
+        del planned
+        reset()
+        profiler.dump_stats(args.profile)
+        print(f"\ncProfile of one plan run saved to {args.profile}; top 25 by cumulative time:")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
 def _json(categories) -> str:
