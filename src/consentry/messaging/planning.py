@@ -136,9 +136,10 @@ def create_message(
         deliveries: list[DeliveryRow] = []
         warnings: dict[str, list[str]] = {}
         writer = _DeliveryWriter(message, now)
+        to_db = recipients.db_id_function()
         for start in range(0, len(ids), PLAN_CHUNK):
             chunk_ids = ids[start : start + PLAN_CHUNK]
-            as_text = {recipients.db_id(i): str(i) for i in chunk_ids}
+            as_text = {to_db(i): str(i) for i in chunk_ids}
             chunk = recipients.load_chunk(as_text, category_value.key)
             for recipient in chunk.recipients:
                 decision = decide(request, recipient, chunk.state, now)

@@ -27,13 +27,24 @@ _CONSENT = {c.value: c for c in MarketingConsent}
 
 
 def db_id(value: uuid.UUID):
-    """A UUID as this database stores it (hex text on SQLite, uuid on PostgreSQL)."""
-    return Patient._meta.pk.get_db_prep_value(value, connection)
+    """A UUID as this database stores it: Django's rule (hex text unless the database has a uuid type)."""
+    return value if connection.features.has_native_uuid_field else value.hex
+
+
+def db_id_function():
+    """``db_id`` with the backend looked up once, for loops over many ids."""
+    return (lambda value: value) if connection.features.has_native_uuid_field else (lambda value: value.hex)
+
+
+_EMPTY_JSON = {"[]": (), "{}": {}, None: None}
+_NO_CHANNELS: frozenset = frozenset()
+_NO_OVERRIDES: dict = {}  # shared and never mutated: Recipient is frozen
 
 
 def _json(value):
+    """A JSON column's value: text on SQLite (mostly empty), already decoded on PostgreSQL."""
     if isinstance(value, str):
-        return json.loads(value)
+        return _EMPTY_JSON[value] if value in _EMPTY_JSON else json.loads(value)
     return value
 
 
@@ -63,16 +74,16 @@ def _shown(values: list[str]) -> str:
 def check_patients_belong(practice_id: uuid.UUID, ids: list[uuid.UUID], chunk: int) -> None:
     """Every id names a patient of this practice, or nothing is planned."""
     table = Patient._meta.db_table
-    owner = db_id(practice_id)
+    owner, to_db = db_id(practice_id), db_id_function()
     found = set()
     with connection.cursor() as cursor:
         for start in range(0, len(ids), chunk):
-            part = [db_id(i) for i in ids[start : start + chunk]]
+            part = [to_db(i) for i in ids[start : start + chunk]]
             # Filter on the primary key alone: it is the index that fits,
             # whatever statistics the planner has.
             cursor.execute(f"SELECT id, practice_id FROM {table} WHERE id IN ({_placeholders(len(part))})", part)
             found.update(pk for pk, practice in cursor.fetchall() if practice == owner)
-    missing = [str(i) for i in ids if db_id(i) not in found]
+    missing = [str(i) for i in ids if to_db(i) not in found]
     if missing:
         raise InvalidInput("patient_ids", f"{len(missing)} unknown patient(s): {_shown(missing)}")
 
@@ -123,8 +134,10 @@ def load_chunk(patient_ids: Iterable, category_key: str) -> Chunk:
                 preferred_phone=row[3],
                 do_not_contact=bool(row[1]),
                 marketing_consent=_CONSENT[row[2]],
-                channel_opt_outs=frozenset(_CHANNELS[c] for c in opt_outs),
-                notification_overrides={(category_key, _CHANNELS[c]): bool(v) for c, v in overrides.items()},
+                channel_opt_outs=frozenset(_CHANNELS[c] for c in opt_outs) if opt_outs else _NO_CHANNELS,
+                notification_overrides={(category_key, _CHANNELS[c]): bool(v) for c, v in overrides.items()}
+                if overrides
+                else _NO_OVERRIDES,
             )
         )
 
