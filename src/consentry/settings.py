@@ -99,7 +99,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        # A 64 MB page cache (the default is 2 MB) keeps a practice's patients,
+        # contact points and consent in memory while a broadcast is planned.
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+            "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=1073741824;"
+        ),
     }
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("CONSENTRY_TEST_SQLITE", "")} if os.environ.get(
         "CONSENTRY_TEST_SQLITE"
@@ -127,7 +132,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 CONSENTRY_PROVIDER = os.environ.get("CONSENTRY_PROVIDER", "sandbox")
 CONSENTRY_PUBLIC_URL = os.environ.get("CONSENTRY_PUBLIC_URL", "").rstrip("/")
 # Deliveries handed to one dispatch task; planning a broadcast enqueues one task per chunk.
-CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 200))
+CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 500))
 
 SESSION_COOKIE_SECURE = not (DEBUG or DEMO_MODE)
 CSRF_COOKIE_SECURE = not (DEBUG or DEMO_MODE)

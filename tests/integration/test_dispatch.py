@@ -129,3 +129,29 @@ def test_message_bodies_are_encrypted_in_the_database(practice):
         cursor.execute("SELECT body FROM providers_sandboxmessage")
         [(outbox,)] = cursor.fetchall()
     assert "lab results" not in stored and "lab results" not in outbox
+
+
+def test_planning_reads_every_kind_of_consent_from_the_ledger_projection(practice):
+    opted_out = make_patient(practice, first_name="A", phones=[(PHONE, "mobile")])
+    blocked = make_patient(practice, first_name="B", phones=[("+14155550122", "mobile")], emails=["b@example.com"])
+    unsubscribed = make_patient(practice, first_name="C", emails=["c@example.com"])
+    bounced = make_patient(practice, first_name="D", emails=["d@example.com"])
+    resubscribed = make_patient(practice, first_name="E", phones=[("+14155550133", "mobile")])
+    consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
+    consent.set_block(practice=practice, number="+14155550122", categories=["recall"], source=Source.STAFF, actor="a")
+    consent.record_email_state(practice=practice, email="c@example.com", state="unsubscribed",
+                               source=Source.ONE_CLICK_UNSUBSCRIBE, actor="c@example.com")
+    consent.record_email_state(practice=practice, email="d@example.com", state="bounced",
+                               source=Source.ESP_WEBHOOK, actor="esp")
+    consent.record_sms_opt_out(practice=practice, number="+14155550133", source=Source.SMS_KEYWORD, actor="x")
+    consent.record_sms_opt_in(practice=practice, number="+14155550133", source=Source.SMS_KEYWORD, actor="x")
+    planned = _remind(practice, [opted_out, blocked, unsubscribed, bounced, resubscribed], kind="broadcast",
+                      category="recall", content={"sms": "Check-up time", "email": {"subject": "Check-up", "text": "x"}})
+    by_patient = {}
+    for d in planned.deliveries:
+        by_patient.setdefault(d.patient_id, []).append((d.channel, d.status, d.reason))
+    assert by_patient[str(opted_out.pk)] == [("sms", "skipped", "sms_opted_out"), ("email", "skipped", "no_reachable_channel")]
+    assert by_patient[str(blocked.pk)] == [("sms", "skipped", "blocked_for_category"), ("email", "pending", "")]
+    assert by_patient[str(unsubscribed.pk)] == [("sms", "skipped", "no_reachable_channel"), ("email", "skipped", "email_unsubscribed")]
+    assert by_patient[str(bounced.pk)] == [("sms", "skipped", "no_reachable_channel"), ("email", "skipped", "email_bounced")]
+    assert by_patient[str(resubscribed.pk)] == [("sms", "pending", "")]

@@ -20,6 +20,7 @@ from consentry.consent.rules import (
     LineType,
     MarketingConsent,
     Phone,
+    Reason,
     Recipient,
     SendRequest,
     Status,
@@ -194,7 +195,10 @@ def test_every_skip_has_a_reason_and_no_send_has_one(case):
         if planned.status == Status.PENDING:
             assert planned.reason is None
     if decision.deliveries and not decision.sends:
-        assert decision.reason is decision.deliveries[0].reason is not None
+        # The first specific reason; "no address at all" only when nothing says more.
+        specific = [p.reason for p in decision.deliveries if p.reason != Reason.NO_REACHABLE_CHANNEL]
+        assert decision.reason is (specific[0] if specific else decision.deliveries[0].reason)
+        assert decision.reason is not None
 
 
 # (f) ---------------------------------------------------------------------------------------

@@ -306,3 +306,16 @@ def test_in_app_is_never_refused_by_the_address_check():
         kind=Kind.NOTIFICATION, category=category("system"), channel=Channel.IN_APP, address="", state=everything_blocked
     )
     assert reason is None
+
+
+def test_reason_for_a_patient_with_no_phone_is_the_emails_own_reason():
+    # SMS had content but the patient has no phone at all: that says nothing
+    # staff can act on, the unsubscribed email does.
+    decision = run(Kind.BROADCAST, "announcement", [SMS, EMAIL_CH], recipient(emails=[EMAIL]), state(unsubscribed=[EMAIL]))
+    assert rows(decision) == [("sms", None, "skipped", "no_reachable_channel"), ("email", EMAIL, "skipped", "email_unsubscribed")]
+    assert decision.reason == Reason.EMAIL_UNSUBSCRIBED
+
+
+def test_reason_is_no_reachable_channel_only_when_nothing_says_more():
+    decision = run(Kind.AUTOMATION, "appointment_reminder", [SMS, EMAIL_CH], recipient())
+    assert decision.reason == Reason.NO_REACHABLE_CHANNEL

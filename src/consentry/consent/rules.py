@@ -168,9 +168,17 @@ class Decision:
 
     @property
     def reason(self) -> Reason | None:
-        """Why nothing goes out: the reason of the highest-priority channel considered."""
+        """Why nothing goes out: the reason of the highest-priority channel considered.
+
+        A channel refused only for want of an address (no phone at all) yields
+        to the next channel's specific reason: a patient with no phone whose
+        email unsubscribed is ``email_unsubscribed``, which staff can act on.
+        """
         if self.sends or not self.deliveries:
             return None
+        for planned in self.deliveries:
+            if planned.reason != Reason.NO_REACHABLE_CHANNEL:
+                return planned.reason
         return self.deliveries[0].reason
 
 

@@ -1,9 +1,10 @@
 """Turn a message request into deliveries: validate, decide per recipient, write, enqueue.
 
-Recipients are planned in chunks of 2,000, each read with one joined query
-(patients, their contact points and the consent of those addresses, see
-``recipients.py``) and written with one batched insert, never one query per
-recipient: a 100,000-patient broadcast costs about a hundred round trips. The deliveries and their dispatch tasks are written in the same
+The practice's consent (opt-outs, unsubscribes, bounces, blocks) is read once;
+recipients are planned in chunks of 2,000, each read with one joined query
+(patients and their contact points, see ``recipients.py``) and written with one
+batched insert, never one query per recipient: a 100,000-patient broadcast
+costs about a hundred round trips. The deliveries and their dispatch tasks are written in the same
 transaction as the message: either all of it exists or none of it does.
 """
 
@@ -137,12 +138,12 @@ def create_message(
         warnings: dict[str, list[str]] = {}
         writer = _DeliveryWriter(message, now)
         to_db = recipients.db_id_function()
+        state = recipients.practice_consent(practice.pk)
         for start in range(0, len(ids), PLAN_CHUNK):
             chunk_ids = ids[start : start + PLAN_CHUNK]
             as_text = {to_db(i): str(i) for i in chunk_ids}
-            chunk = recipients.load_chunk(as_text, category_value.key)
-            for recipient in chunk.recipients:
-                decision = decide(request, recipient, chunk.state, now)
+            for recipient in recipients.load_chunk(as_text, category_value.key):
+                decision = decide(request, recipient, state, now)
                 patient_id = as_text[recipient.patient_id]
                 if decision.warnings:
                     warnings[patient_id] = [str(w) for w in decision.warnings]
