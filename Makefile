@@ -26,6 +26,7 @@ test: install
 	$(MAKE) --no-print-directory test-postgres
 
 test-sqlite: install
+	$(BIN)/ruff check src tests bench
 	@echo "== tests on SQLite"
 	$(BIN)/pytest
 

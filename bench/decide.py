@@ -124,7 +124,7 @@ def time_decide(request, calls, state, now) -> float:
 
 def time_baseline(request, calls, counts, state, now) -> float:
     t = time.perf_counter()
-    for r, c in zip(calls, counts):
+    for r, c in zip(calls, counts, strict=True):
         baseline(request, r, state, now, c)
     return time.perf_counter() - t
 

@@ -134,9 +134,10 @@ def service(service_env):
         try:
             with urllib.request.urlopen(f"{base}/healthz", timeout=2):
                 break
-        except OSError:
+        except OSError as exc:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("consentry serve did not start:\n" + (server.stdout.read() if server.poll() is not None else ""))
+                output = server.stdout.read() if server.poll() is not None else ""
+                raise AssertionError(f"consentry serve did not start:\n{output}") from exc
             time.sleep(0.2)
     yield Service(base, created["api_key"], created["id"])
     server.terminate()

@@ -1,7 +1,5 @@
 """Whatever arrives, the answer is never a 500: random bodies against every write endpoint."""
 
-import json
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

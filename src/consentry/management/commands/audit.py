@@ -56,7 +56,7 @@ class Command(BaseCommand):
         rows = ConsentEvent.objects.filter(practice=practice).order_by("seq").values_list(*EXPORT_FIELDS)
         if fmt == "json":
             self.stdout.write(json.dumps(
-                [dict(zip(EXPORT_FIELDS, (*r[:1], r[1].isoformat(), *r[2:]))) for r in rows.iterator(chunk_size=2000)]
+                [dict(zip(EXPORT_FIELDS, (*r[:1], r[1].isoformat(), *r[2:]), strict=True)) for r in rows.iterator(chunk_size=2000)]
             ))
             return
         writer = csv.writer(self.stdout)
