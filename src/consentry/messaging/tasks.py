@@ -64,7 +64,7 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
 
     outbound = render(delivery)
     try:
-        result = provider_for(delivery.channel).send(outbound)
+        result = provider_for(delivery.practice, delivery.channel).send(outbound)
     except ProviderError as exc:
         log.warning("delivery %s failed: %s", delivery.pk, exc)
         delivery.status, delivery.error = Status.FAILED, f"{exc.code}: {exc}"[:500]

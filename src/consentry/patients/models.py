@@ -25,6 +25,10 @@ class Practice(models.Model):
     email_from = models.EmailField(blank=True, default="")
     twilio_account_sid = models.CharField(max_length=64, blank=True, default="")
     twilio_auth_token = EncryptedTextField(blank=True, default="")
+    # Provider names (see providers.base.PROVIDERS); blank means the
+    # deployment's CONSENTRY_PROVIDER.
+    sms_provider = models.CharField(max_length=20, blank=True, default="")
+    email_provider = models.CharField(max_length=20, blank=True, default="")
     keyword_mode = models.CharField(max_length=10, choices=KeywordMode.choices, default=KeywordMode.SELF_MANAGED)
     created_at = models.DateTimeField(auto_now_add=True)
 

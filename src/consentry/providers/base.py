@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,35 @@ class ProviderError(Exception):
 
 
 class Provider(Protocol):
+    """Constructed with the practice it sends for; ``send`` hands over one message.
+
+    ``send`` returns the provider's id for the message, or raises
+    ``ProviderError`` (``transient=True`` when trying again later may work).
+    """
+
     name: str
+
+    def __init__(self, practice) -> None: ...
 
     def send(self, message: Outbound) -> SendResult: ...
 
 
-def provider_for(channel: str) -> Provider:
-    from .sandbox import SandboxProvider
+# Provider names a practice (or the CONSENTRY_PROVIDER default) may choose.
+PROVIDERS = {
+    "sandbox": "consentry.providers.sandbox.SandboxProvider",
+}
 
-    name = settings.CONSENTRY_PROVIDER
-    if name == "sandbox":
-        return SandboxProvider()
-    raise ProviderError(f"unknown provider {name!r}", code="provider_unknown")
+
+def provider_name(practice, channel: str) -> str:
+    if channel == "in_app":
+        return "sandbox"  # the portal's own store
+    chosen = practice.email_provider if channel == "email" else practice.sms_provider
+    return chosen or settings.CONSENTRY_PROVIDER
+
+
+def provider_for(practice, channel: str) -> Provider:
+    """The provider that carries ``channel`` for this practice, built with its credentials."""
+    name = provider_name(practice, channel)
+    if name not in PROVIDERS:
+        raise ProviderError(f"unknown provider {name!r}", code="provider_unknown")
+    return import_string(PROVIDERS[name])(practice)

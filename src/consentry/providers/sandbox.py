@@ -9,6 +9,9 @@ from .models import SandboxMessage
 class SandboxProvider:
     name = "sandbox"
 
+    def __init__(self, practice=None) -> None:
+        self.practice = practice
+
     def send(self, message: Outbound) -> SendResult:
         row = SandboxMessage.objects.create(
             practice_id=message.practice_id,
