@@ -131,6 +131,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 CONSENTRY_PROVIDER = os.environ.get("CONSENTRY_PROVIDER", "sandbox")
 CONSENTRY_PUBLIC_URL = os.environ.get("CONSENTRY_PUBLIC_URL", "").rstrip("/")
+CONSENTRY_TWILIO_API_BASE = os.environ.get("CONSENTRY_TWILIO_API_BASE", "https://api.twilio.com")
+# Seconds to wait for a provider's answer before the outcome counts as unknown.
+CONSENTRY_PROVIDER_TIMEOUT = float(os.environ.get("CONSENTRY_PROVIDER_TIMEOUT", 15))
 # Deliveries handed to one dispatch task; planning a broadcast enqueues one task per chunk.
 CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 500))
 

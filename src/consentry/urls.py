@@ -8,5 +8,6 @@ urlpatterns = [
     path("healthz", views.health, name="health"),
     path("api/v1/", api.urls),
     path("webhooks/twilio/sms", webhooks.twilio_sms, name="twilio-sms"),
+    path("webhooks/twilio/status", webhooks.twilio_status, name="twilio-status"),
     path("sandbox/outbox", views.sandbox_outbox, name="sandbox-outbox"),
 ]

@@ -72,6 +72,7 @@ class Status(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"  # the carrier or mailbox refused it after we sent it
     FAILED = "failed"
     SKIPPED = "skipped"
     DEFERRED = "deferred"

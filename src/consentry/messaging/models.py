@@ -31,7 +31,7 @@ class Delivery(models.Model):
     patient = models.ForeignKey(Patient, null=True, on_delete=models.SET_NULL, related_name="deliveries")
     channel = models.CharField(max_length=8)
     address = models.CharField(max_length=254, blank=True, default="")
-    status = models.CharField(max_length=10, default=Status.PENDING, choices=[(s.value, s.value) for s in Status])
+    status = models.CharField(max_length=12, default=Status.PENDING, choices=[(s.value, s.value) for s in Status])
     reason = models.CharField(max_length=32, blank=True, default="")
     provider_ref = models.CharField(max_length=64, blank=True, default="")
     error = models.CharField(max_length=500, blank=True, default="")
@@ -43,4 +43,22 @@ class Delivery(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["practice", "address", "channel"], name="delivery_address")]
+        indexes = [
+            models.Index(fields=["practice", "address", "channel"], name="delivery_address"),
+            # Status callbacks find their delivery by the provider's id.
+            models.Index(fields=["provider_ref"], name="delivery_provider_ref", condition=~models.Q(provider_ref="")),
+        ]
+
+
+class DeliveryEvent(models.Model):
+    """One status a delivery went through, with what the provider said: its full history."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=12)
+    # The provider's own status word (e.g. Twilio's "sending") and error code, if any.
+    provider_status = models.CharField(max_length=32, blank=True, default="")
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]

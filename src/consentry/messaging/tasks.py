@@ -10,11 +10,12 @@ from django.db import transaction
 from django_tasks import task
 
 from consentry.consent import ledger
-from consentry.consent.rules import Channel, Kind, Status, address_block_reason
+from consentry.consent.rules import Channel, Kind, Reason, Status, address_block_reason
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
 from .models import Delivery
 from .planning import category_for
+from .status import CARRIER_OPT_OUT_CODE, move, record_carrier_opt_out
 
 log = logging.getLogger("consentry.dispatch")
 
@@ -56,8 +57,7 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
                 state=ledger.consent_state(practice.pk, [delivery.address]),
             )
         if reason is not None:
-            delivery.status, delivery.reason = Status.SKIPPED, reason
-            delivery.save(update_fields=["status", "reason", "updated_at"])
+            move(delivery, Status.SKIPPED, reason=reason)
             return Status.SKIPPED
         delivery.attempted_at = datetime.now(UTC)
         delivery.save(update_fields=["attempted_at", "updated_at"])
@@ -66,17 +66,20 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
     try:
         result = provider_for(delivery.practice, delivery.channel).send(outbound)
     except ProviderError as exc:
-        log.warning("delivery %s failed: %s", delivery.pk, exc)
-        delivery.status, delivery.error = Status.FAILED, f"{exc.code}: {exc}"[:500]
-        delivery.save(update_fields=["status", "error", "updated_at"])
+        log.warning("delivery %s failed: %s %s", delivery.pk, exc.code, exc)
+        with transaction.atomic():
+            reason = ""
+            if exc.code == CARRIER_OPT_OUT_CODE:
+                record_carrier_opt_out(delivery, error_code=exc.code)
+                reason = Reason.SMS_OPTED_OUT
+            move(delivery, Status.FAILED, error_code=exc.code, reason=reason, error=f"{exc.code}: {exc}")
         return Status.FAILED
-    now = datetime.now(UTC)
-    delivery.provider_ref = result.provider_ref
-    delivery.sent_at = now
-    delivery.status = Status.SENT
-    if result.status == Status.DELIVERED:
-        delivery.status, delivery.delivered_at = Status.DELIVERED, now
-    delivery.save(update_fields=["provider_ref", "sent_at", "delivered_at", "status", "updated_at"])
+    with transaction.atomic():
+        delivery.provider_ref = result.provider_ref
+        delivery.save(update_fields=["provider_ref", "updated_at"])
+        move(delivery, Status.SENT, provider_status="accepted")
+        if result.status == Status.DELIVERED:
+            move(delivery, Status.DELIVERED, provider_status="delivered")
     return delivery.status
 
 

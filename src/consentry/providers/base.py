@@ -52,6 +52,7 @@ class Provider(Protocol):
 # Provider names a practice (or the CONSENTRY_PROVIDER default) may choose.
 PROVIDERS = {
     "sandbox": "consentry.providers.sandbox.SandboxProvider",
+    "twilio": "consentry.providers.twilio.TwilioProvider",
 }
 
 

@@ -12,6 +12,8 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from consentry.keywords.inbound import handle_inbound_sms
+from consentry.messaging.models import Delivery
+from consentry.messaging.status import apply_twilio_status
 from consentry.patients.models import Practice
 from consentry.patients.services import InvalidInput, normalize_phone
 
@@ -72,3 +74,28 @@ def twilio_sms(request: HttpRequest) -> HttpResponse:
     # Replies go out through the delivery pipeline, never inline in the TwiML,
     # so every outbound text is consent-checked and tracked the same way.
     return twiml()
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request: HttpRequest) -> HttpResponse:
+    """Twilio's status callback for a message or a call we sent."""
+    sid = request.POST.get("MessageSid") or request.POST.get("CallSid") or ""
+    provider_status = request.POST.get("MessageStatus") or request.POST.get("CallStatus") or ""
+    delivery = Delivery.objects.select_related("practice").filter(provider_ref=sid).first() if sid else None
+    # The signature is checked with the token of the practice that sent it; an
+    # unknown id cannot be verified and gets the same 403 as a forgery.
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if (
+        delivery is None
+        or not signature
+        or not RequestValidator(delivery.practice.twilio_auth_token).validate(
+            public_url(request), request.POST.dict(), signature
+        )
+    ):
+        return HttpResponse("signature does not verify", status=403, content_type="text/plain")
+    if not provider_status:
+        return HttpResponse("MessageStatus or CallStatus is required", status=400, content_type="text/plain")
+    apply_twilio_status(delivery=delivery, provider_status=provider_status,
+                        error_code=request.POST.get("ErrorCode", "")[:32])
+    return HttpResponse(status=204)

@@ -1,0 +1,89 @@
+"""SMS and voice through Twilio's REST API, with the official ``twilio`` library.
+
+Each practice sends with its own account SID, auth token and texting number.
+``CONSENTRY_TWILIO_API_BASE`` points the client somewhere other than
+``https://api.twilio.com`` (a regional edge, or the loopback fake the tests run).
+"""
+
+from __future__ import annotations
+
+import requests
+from django.conf import settings
+from django.urls import reverse
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
+
+from .base import Outbound, ProviderError, SendResult
+
+TWILIO_API = "https://api.twilio.com"
+# Twilio error 21610: the recipient has replied STOP to this sender; the
+# carrier holds an opt-out that we must record (DESIGN.md, "Inbound SMS keywords").
+CARRIER_OPT_OUT = 21610
+
+
+class _BaseUrlHttpClient(TwilioHttpClient):
+    """Sends the library's requests to another base URL, unchanged otherwise."""
+
+    def __init__(self, base: str, **kwargs):
+        super().__init__(**kwargs)
+        self.base = base.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        if url.startswith(TWILIO_API):
+            url = self.base + url[len(TWILIO_API):]
+        return super().request(method, url, *args, **kwargs)
+
+
+def status_callback_url() -> str:
+    base = settings.CONSENTRY_PUBLIC_URL
+    return f"{base}{reverse('twilio-status')}" if base else ""
+
+
+def voice_twiml(practice_name: str, text: str) -> str:
+    """TwiML that says who is calling, then the message."""
+    response = VoiceResponse()
+    response.say(f"This is {practice_name}. {text}")
+    return str(response)
+
+
+class TwilioProvider:
+    name = "twilio"
+
+    def __init__(self, practice) -> None:
+        if not practice.twilio_account_sid or not practice.twilio_auth_token:
+            raise ProviderError("the practice has no Twilio account connected", code="twilio_not_configured")
+        self.practice = practice
+        base = settings.CONSENTRY_TWILIO_API_BASE
+        http_client = (
+            _BaseUrlHttpClient(base, timeout=settings.CONSENTRY_PROVIDER_TIMEOUT)
+            if base.rstrip("/") != TWILIO_API
+            else TwilioHttpClient(timeout=settings.CONSENTRY_PROVIDER_TIMEOUT)
+        )
+        self.client = Client(practice.twilio_account_sid, practice.twilio_auth_token, http_client=http_client)
+
+    def send(self, message: Outbound) -> SendResult:
+        callback = status_callback_url()
+        extra = {"status_callback": callback} if callback else {}
+        try:
+            if message.channel == "voice":
+                call = self.client.calls.create(
+                    to=message.to, from_=self.practice.texting_number,
+                    twiml=voice_twiml(self.practice.name, message.body), **extra,
+                )
+                return SendResult(provider_ref=call.sid, status="sent")
+            sent = self.client.messages.create(
+                to=message.to, from_=self.practice.texting_number, body=message.body, **extra
+            )
+            return SendResult(provider_ref=sent.sid, status="sent")
+        except TwilioRestException as exc:
+            # 429 and 5xx: Twilio did not take the message; trying later is safe.
+            transient = exc.status == 429 or exc.status >= 500
+            raise ProviderError(exc.msg or str(exc), code=str(exc.code or exc.status), transient=transient) from exc
+        except requests.ConnectionError as exc:
+            # Nothing reached Twilio (refused, DNS, reset before a response).
+            raise ProviderError(str(exc), code="twilio_unreachable", transient=True) from exc
+        except requests.Timeout as exc:
+            # The request may have been accepted: the outcome is unknown, never resend blindly.
+            raise ProviderError(str(exc), code="outcome_unknown", transient=False) from exc

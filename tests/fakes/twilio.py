@@ -1,0 +1,95 @@
+"""A loopback stand-in for Twilio's REST API: the Messages and Calls resources.
+
+It speaks Twilio's request and response shapes (form-encoded POSTs under
+/2010-04-01/Accounts/{AccountSid}/, HTTP Basic auth with the account SID and
+auth token, JSON resources and JSON errors with Twilio's error codes), so the
+official ``twilio`` client runs unchanged against it.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<resource>Messages|Calls)\.json$")
+
+
+@dataclass
+class FakeTwilio:
+    account_sid: str
+    auth_token: str
+    requests: list[dict] = field(default_factory=list)
+    # to-number -> (HTTP status, Twilio error code, message): answer sends to it with that error
+    errors: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    url: str = ""
+    _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def messages(self) -> list[dict]:
+        return [r for r in self.requests if r["resource"] == "Messages"]
+
+    def calls(self) -> list[dict]:
+        return [r for r in self.requests if r["resource"] == "Calls"]
+
+    def handle(self, path: str, headers, body: bytes) -> tuple[int, dict]:
+        match = ROUTE.match(path)
+        if not match:
+            return 404, _error(404, 20404, "The requested resource was not found")
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if match["account"] != self.account_sid or headers.get("Authorization") != expected:
+            return 401, _error(401, 20003, "Authenticate")
+        form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+        resource = match["resource"]
+        self.requests.append({"resource": resource, "form": form})
+        to = form.get("To", "")
+        if to in self.errors:
+            status, code, message = self.errors[to]
+            return status, _error(status, code, message)
+        if not to or not form.get("From"):
+            return 400, _error(400, 21604, "A 'To' phone number is required.")
+        prefix = "SM" if resource == "Messages" else "CA"
+        sid = f"{prefix}{next(self._counter):032x}"
+        now = formatdate(usegmt=True)
+        common = {
+            "sid": sid, "account_sid": self.account_sid, "to": to, "from": form["From"], "status": "queued",
+            "date_created": now, "date_updated": now, "api_version": "2010-04-01", "price": None,
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/{resource}/{sid}.json",
+        }
+        if resource == "Messages":
+            return 201, {**common, "body": form.get("Body", ""), "num_segments": "1", "direction": "outbound-api",
+                         "error_code": None, "error_message": None, "messaging_service_sid": None}
+        return 201, {**common, "direction": "outbound-api", "parent_call_sid": None, "duration": None}
+
+
+def _error(status: int, code: int, message: str) -> dict:
+    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status}
+
+
+def start_fake_twilio(account_sid: str, auth_token: str) -> tuple[FakeTwilio, ThreadingHTTPServer]:
+    fake = FakeTwilio(account_sid, auth_token)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            length = int(self.headers.get("Content-Length") or 0)
+            status, payload = fake.handle(self.path, self.headers, self.rfile.read(length))
+            raw = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return fake, server

@@ -1,0 +1,190 @@
+"""Twilio SMS and voice through the official client against a loopback fake of Twilio's API."""
+
+import socket
+
+import pytest
+
+from consentry.consent import ledger
+from consentry.consent.models import ConsentEvent
+from consentry.messaging.models import Delivery, DeliveryEvent
+from consentry.messaging.planning import create_message
+from consentry.providers.base import Outbound, ProviderError
+from consentry.providers.twilio import TwilioProvider
+from tests.conftest import TWILIO_TOKEN, drain_worker, make_patient, twilio_signature
+from tests.fakes.twilio import start_fake_twilio
+
+pytestmark = pytest.mark.django_db
+
+ACCOUNT = "AC" + "1" * 32
+PHONE = "+14155550111"
+LANDLINE = "+14155550122"
+
+
+@pytest.fixture
+def twilio(settings, practice):
+    fake, server = start_fake_twilio(ACCOUNT, TWILIO_TOKEN)
+    settings.CONSENTRY_TWILIO_API_BASE = fake.url
+    settings.CONSENTRY_PUBLIC_URL = "http://testserver"
+    practice.sms_provider = "twilio"
+    practice.twilio_account_sid = ACCOUNT
+    practice.save()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+def _send(practice, patient, content, kind="manual", category="document_shared"):
+    planned = create_message(practice=practice, kind=kind, category=category, patient_ids=[patient.pk], content=content)
+    drain_worker()
+    return planned
+
+
+def _history(delivery):
+    return list(DeliveryEvent.objects.filter(delivery=delivery).values_list("status", "provider_status"))
+
+
+def test_a_text_goes_to_twilios_messages_resource_from_the_practice_number(practice, twilio):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Forms to sign: https://example.com/f"})
+    [request] = twilio.messages()
+    assert request["form"]["To"] == PHONE
+    assert request["form"]["From"] == practice.texting_number
+    assert request["form"]["Body"] == "Forms to sign: https://example.com/f"
+    assert request["form"]["StatusCallback"] == "http://testserver/webhooks/twilio/status"
+    delivery = Delivery.objects.get()
+    assert delivery.status == "sent" and delivery.provider_ref.startswith("SM")
+    assert _history(delivery) == [("sent", "accepted")]
+
+
+def test_a_call_speaks_the_message_with_the_practice_name_first(practice, twilio):
+    patient = make_patient(practice, phones=[(LANDLINE, "landline")])
+    _send(practice, patient, {"sms": "Reminder", "voice": "Your appointment is tomorrow at nine."},
+          kind="automation", category="appointment_reminder")
+    [call] = twilio.calls()
+    assert call["form"]["To"] == LANDLINE
+    twiml = call["form"]["Twiml"]
+    assert twiml.startswith("<?xml") and "<Say>" in twiml
+    assert twiml.index(practice.name) < twiml.index("Your appointment is tomorrow at nine.")
+    assert Delivery.objects.get(channel="voice").provider_ref.startswith("CA")
+
+
+def _status_callback(client, sid, status, error_code="", token=TWILIO_TOKEN, signature=None, call=False):
+    params = {"AccountSid": ACCOUNT, "From": "+14155550100", "To": PHONE}
+    params.update({"CallSid": sid, "CallStatus": status} if call else {"MessageSid": sid, "MessageStatus": status})
+    if error_code:
+        params["ErrorCode"] = error_code
+    url = "http://testserver/webhooks/twilio/status"
+    sig = signature if signature is not None else twilio_signature(url, params, token)
+    return client.post("/webhooks/twilio/status", params, HTTP_X_TWILIO_SIGNATURE=sig)
+
+
+def test_status_callbacks_move_the_delivery_and_keep_its_history(client, practice, twilio):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    for status in ("queued", "sending", "sent", "delivered"):
+        assert _status_callback(client, delivery.provider_ref, status).status_code == 204
+    assert _status_callback(client, delivery.provider_ref, "sent").status_code == 204  # late and out of order
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and delivery.delivered_at is not None
+    assert _history(delivery) == [
+        ("sent", "accepted"), ("sent", "queued"), ("sent", "sending"), ("sent", "sent"),
+        ("delivered", "delivered"), ("sent", "sent"),
+    ]
+
+
+def test_undelivered_and_failed_callbacks_are_recorded_with_the_error_code(client, practice, twilio):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    _status_callback(client, delivery.provider_ref, "undelivered", error_code="30003")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.error) == ("undelivered", "30003: undelivered")
+
+
+def test_call_status_callbacks_use_call_sid(client, practice, twilio):
+    patient = make_patient(practice, phones=[(LANDLINE, "landline")])
+    _send(practice, patient, {"voice": "Hello"}, kind="automation", category="appointment_reminder")
+    delivery = Delivery.objects.get()
+    assert _status_callback(client, delivery.provider_ref, "completed", call=True).status_code == 204
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+
+
+def test_a_forged_or_unknown_status_callback_is_403_and_changes_nothing(client, practice, twilio):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    assert _status_callback(client, delivery.provider_ref, "delivered", token="not-the-token").status_code == 403
+    assert _status_callback(client, delivery.provider_ref, "delivered", signature="").status_code == 403
+    assert _status_callback(client, "SM" + "f" * 32, "delivered").status_code == 403
+    delivery.refresh_from_db()
+    assert delivery.status == "sent"
+
+
+def test_error_21610_on_send_records_a_carrier_opt_out_in_the_ledger(practice, twilio):
+    twilio.errors[PHONE] = (400, 21610, "Attempt to send to unsubscribed recipient")
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.reason) == ("failed", "sms_opted_out")
+    assert delivery.error.startswith("21610")
+    event = ConsentEvent.objects.get(subject="sms", address=PHONE)
+    assert (event.state, event.source) == ("opted_out", "carrier")
+    assert event.evidence["error_code"] == "21610"
+    assert ledger.verify_chain(practice.pk).ok
+    # The next message skips the number without asking Twilio again.
+    planned = _send(practice, patient, {"sms": "Hello again"})
+    assert [(d.status, d.reason) for d in planned.deliveries] == [("skipped", "sms_opted_out")]
+    assert len(twilio.messages()) == 1
+
+
+def test_error_21610_in_a_status_callback_records_the_opt_out_too(client, practice, twilio):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    _status_callback(client, delivery.provider_ref, "failed", error_code="21610")
+    assert ConsentEvent.objects.get(subject="sms", address=PHONE).source == "carrier"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.reason) == ("failed", "sms_opted_out")
+
+
+def _outbound(practice, to=PHONE):
+    return Outbound(practice_id=str(practice.pk), delivery_id=1, channel="sms", to=to, sender=practice.texting_number,
+                    body="Hello")
+
+
+@pytest.mark.parametrize("status, code, transient", [(503, 20500, True), (429, 20429, True), (400, 21211, False)])
+def test_twilio_errors_say_whether_trying_again_may_work(practice, twilio, status, code, transient):
+    twilio.errors[PHONE] = (status, code, "nope")
+    with pytest.raises(ProviderError) as info:
+        TwilioProvider(practice).send(_outbound(practice))
+    assert (info.value.code, info.value.transient) == (str(code), transient)
+
+
+def test_an_unreachable_twilio_is_a_transient_error(practice, twilio, settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    settings.CONSENTRY_TWILIO_API_BASE = f"http://127.0.0.1:{closed_port}"
+    with pytest.raises(ProviderError) as info:
+        TwilioProvider(practice).send(_outbound(practice))
+    assert (info.value.code, info.value.transient) == ("twilio_unreachable", True)
+
+
+def test_wrong_credentials_fail_the_delivery_with_twilios_code(practice, twilio):
+    practice.twilio_auth_token = "wrong-token"
+    practice.save()
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed" and delivery.error.startswith("20003")
+
+
+def test_a_practice_without_twilio_credentials_fails_clearly(practice, twilio):
+    practice.twilio_account_sid = ""
+    practice.save()
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    assert Delivery.objects.get().error.startswith("twilio_not_configured")
+    assert twilio.requests == []
