@@ -134,6 +134,14 @@ CONSENTRY_PUBLIC_URL = os.environ.get("CONSENTRY_PUBLIC_URL", "").rstrip("/")
 CONSENTRY_TWILIO_API_BASE = os.environ.get("CONSENTRY_TWILIO_API_BASE", "https://api.twilio.com")
 # Seconds to wait for a provider's answer before the outcome counts as unknown.
 CONSENTRY_PROVIDER_TIMEOUT = float(os.environ.get("CONSENTRY_PROVIDER_TIMEOUT", 15))
+# Transient provider errors (timeouts before connecting, 429, 5xx) are retried
+# with exponential backoff and full jitter, at most this many hand-overs in all.
+CONSENTRY_RETRY_MAX_ATTEMPTS = int(os.environ.get("CONSENTRY_RETRY_MAX_ATTEMPTS", 5))
+CONSENTRY_RETRY_BASE_SECONDS = float(os.environ.get("CONSENTRY_RETRY_BASE_SECONDS", 30))
+CONSENTRY_RETRY_MAX_SECONDS = float(os.environ.get("CONSENTRY_RETRY_MAX_SECONDS", 3600))
+# A delivery handed over with no answer (a crash, a timeout) fails as
+# outcome_unknown after this long unless a status callback settles it first.
+CONSENTRY_OUTCOME_TIMEOUT_SECONDS = float(os.environ.get("CONSENTRY_OUTCOME_TIMEOUT_SECONDS", 3600))
 # Deliveries handed to one dispatch task; planning a broadcast enqueues one task per chunk.
 CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 500))
 

@@ -13,6 +13,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,10 @@ class FakeTwilio:
     requests: list[dict] = field(default_factory=list)
     # to-number -> (HTTP status, Twilio error code, message): answer sends to it with that error
     errors: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    # to-number -> errors to answer once each, in order, before sends to it succeed
+    failures: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+    # seconds to wait before answering (after recording the request): a slow Twilio
+    delay: float = 0.0
     url: str = ""
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -48,6 +53,11 @@ class FakeTwilio:
         resource = match["resource"]
         self.requests.append({"resource": resource, "form": form})
         to = form.get("To", "")
+        if self.delay:
+            time.sleep(self.delay)
+        if self.failures.get(to):
+            status, code, message = self.failures[to].pop(0)
+            return status, _error(status, code, message)
         if to in self.errors:
             status, code, message = self.errors[to]
             return status, _error(status, code, message)
@@ -84,7 +94,10 @@ def start_fake_twilio(account_sid: str, auth_token: str) -> tuple[FakeTwilio, Th
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
-            self.wfile.write(raw)
+            try:
+                self.wfile.write(raw)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped waiting (a timeout test): Twilio would not notice either
 
         def log_message(self, *args):
             pass

@@ -188,3 +188,80 @@ def test_a_practice_without_twilio_credentials_fails_clearly(practice, twilio):
     _send(practice, patient, {"sms": "Hello"})
     assert Delivery.objects.get().error.startswith("twilio_not_configured")
     assert twilio.requests == []
+
+
+def test_a_transient_error_is_retried_with_backoff_and_then_succeeds(practice, twilio, settings):
+    settings.CONSENTRY_RETRY_BASE_SECONDS = 0  # no waiting in the test; the schedule is tested below
+    twilio.failures[PHONE] = [(503, 20500, "Service Unavailable"), (429, 20429, "Too Many Requests")]
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert len(twilio.messages()) == 3
+    assert list(DeliveryEvent.objects.filter(delivery=delivery).values_list("provider_status", "error_code")) == [
+        ("retry", "20500"), ("retry", "20429"), ("accepted", ""),
+    ]
+
+
+def test_retries_stop_at_the_limit_and_fail_with_the_providers_code(practice, twilio, settings):
+    settings.CONSENTRY_RETRY_BASE_SECONDS = 0
+    settings.CONSENTRY_RETRY_MAX_ATTEMPTS = 3
+    twilio.errors[PHONE] = (503, 20500, "Service Unavailable")
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 2)
+    assert delivery.error.startswith("20500")
+    assert len(twilio.messages()) == 3
+
+
+def test_a_permanent_error_is_not_retried(practice, twilio):
+    twilio.errors[PHONE] = (400, 21211, "Invalid 'To' Phone Number")
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    assert Delivery.objects.values_list("status", "attempts").get() == ("failed", 0)
+    assert len(twilio.messages()) == 1
+
+
+def test_retry_delays_grow_exponentially_with_full_jitter(settings):
+    from consentry.messaging.tasks import retry_delay
+
+    settings.CONSENTRY_RETRY_BASE_SECONDS = 30
+    settings.CONSENTRY_RETRY_MAX_SECONDS = 600
+    for attempt, ceiling in [(1, 30), (2, 60), (3, 120), (4, 240), (6, 600), (10, 600)]:
+        delays = [retry_delay(attempt).total_seconds() for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # jitter spreads over the whole window
+
+
+def test_an_unknown_outcome_is_never_resent_and_fails_after_the_timeout(practice, twilio, settings):
+    settings.CONSENTRY_PROVIDER_TIMEOUT = 0.2
+    settings.CONSENTRY_RETRY_BASE_SECONDS = 0
+    twilio.delay = 0.6  # Twilio records the message, but we stop waiting for the answer
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending" and delivery.attempted_at is not None
+    assert len(twilio.messages()) == 1
+    settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0  # the timeout has passed
+    from consentry.messaging.tasks import expire_unknown_outcomes
+
+    expire_unknown_outcomes.enqueue([delivery.pk])
+    drain_worker()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.reason) == ("failed", "outcome_unknown")
+    assert len(twilio.messages()) == 1
+
+
+def test_a_delivery_settled_by_its_callback_is_not_expired(client, practice, twilio, settings):
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    _status_callback(client, delivery.provider_ref, "delivered")
+    settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0
+    from consentry.messaging.tasks import expire_unknown_outcomes
+
+    expire_unknown_outcomes.enqueue([delivery.pk])
+    drain_worker()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"

@@ -33,11 +33,14 @@ class Delivery(models.Model):
     address = models.CharField(max_length=254, blank=True, default="")
     status = models.CharField(max_length=12, default=Status.PENDING, choices=[(s.value, s.value) for s in Status])
     reason = models.CharField(max_length=32, blank=True, default="")
-    provider_ref = models.CharField(max_length=64, blank=True, default="")
-    error = models.CharField(max_length=500, blank=True, default="")
+    # Database defaults too: planning inserts rows without the ORM and leaves these out.
+    provider_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
+    error = models.CharField(max_length=500, blank=True, default="", db_default="")
     # Set right before the provider call: a delivery with an attempt and no
     # outcome is never handed to the provider again (no blind resends).
     attempted_at = models.DateTimeField(null=True, blank=True)
+    # Hand-overs the provider refused with a transient error (each retried later).
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -160,8 +160,9 @@ def create_message(
 class _DeliveryWriter:
     """Inserts planned deliveries as plain rows: the model's columns, no model instances."""
 
-    COLUMNS = ("message_id", "practice_id", "patient_id", "channel", "address", "status", "reason",
-               "provider_ref", "error", "updated_at")
+    # Columns left out (provider_ref, error, attempts, timestamps of the send)
+    # take their database defaults.
+    COLUMNS = ("message_id", "practice_id", "patient_id", "channel", "address", "status", "reason", "updated_at")
 
     def __init__(self, message: Message, now: datetime):
         self.table = Delivery._meta.db_table
@@ -176,7 +177,7 @@ class _DeliveryWriter:
 
     def add(self, patient_db_id, row: DeliveryRow) -> None:
         self.batch.append((self.message_id, self.practice_id, patient_db_id, row.channel, row.address,
-                           row.status, row.reason, "", "", self.now))
+                           row.status, row.reason, self.now))
 
     def flush(self) -> None:
         if self.batch:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django_tasks import task
 
@@ -13,7 +15,7 @@ from consentry.consent import ledger
 from consentry.consent.rules import Channel, Kind, Reason, Status, address_block_reason
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
-from .models import Delivery
+from .models import Delivery, DeliveryEvent
 from .planning import category_for
 from .status import CARRIER_OPT_OUT_CODE, move, record_carrier_opt_out
 
@@ -22,6 +24,12 @@ log = logging.getLogger("consentry.dispatch")
 
 @task()
 def dispatch_deliveries(delivery_ids: list[int]) -> dict:
+    # Whatever happens to this worker from here on (even a crash right after
+    # a provider accepted a message), these deliveries are looked at again
+    # once the outcome timeout has passed: none can stay pending for ever.
+    expire_unknown_outcomes.using(
+        run_after=datetime.now(UTC) + timedelta(seconds=settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS)
+    ).enqueue(delivery_ids)
     outcomes: dict[str, int] = {}
     categories: dict = {}
     for delivery_id in delivery_ids:
@@ -66,14 +74,8 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
     try:
         result = provider_for(delivery.practice, delivery.channel).send(outbound)
     except ProviderError as exc:
-        log.warning("delivery %s failed: %s %s", delivery.pk, exc.code, exc)
-        with transaction.atomic():
-            reason = ""
-            if exc.code == CARRIER_OPT_OUT_CODE:
-                record_carrier_opt_out(delivery, error_code=exc.code)
-                reason = Reason.SMS_OPTED_OUT
-            move(delivery, Status.FAILED, error_code=exc.code, reason=reason, error=f"{exc.code}: {exc}")
-        return Status.FAILED
+        log.warning("delivery %s: %s %s", delivery.pk, exc.code, exc)
+        return _provider_refused(delivery, exc)
     with transaction.atomic():
         delivery.provider_ref = result.provider_ref
         delivery.save(update_fields=["provider_ref", "updated_at"])
@@ -81,6 +83,50 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
         if result.status == Status.DELIVERED:
             move(delivery, Status.DELIVERED, provider_status="delivered")
     return delivery.status
+
+
+def _provider_refused(delivery: Delivery, exc: ProviderError) -> str:
+    with transaction.atomic():
+        if exc.code == "outcome_unknown":
+            # The provider may have taken it: never send again; the status
+            # callback or the outcome timeout settles it.
+            DeliveryEvent.objects.create(delivery=delivery, status=delivery.status, error_code=exc.code)
+            return "outcome_unknown"
+        if exc.transient and delivery.attempts + 1 < settings.CONSENTRY_RETRY_MAX_ATTEMPTS:
+            delivery.attempts += 1
+            delivery.attempted_at = None  # the provider refused it: trying again cannot duplicate it
+            delivery.save(update_fields=["attempts", "attempted_at", "updated_at"])
+            DeliveryEvent.objects.create(delivery=delivery, status=delivery.status, error_code=exc.code,
+                                         provider_status="retry")
+            dispatch_deliveries.using(run_after=datetime.now(UTC) + retry_delay(delivery.attempts)).enqueue(
+                [delivery.pk]
+            )
+            return "retry"
+        reason = ""
+        if exc.code == CARRIER_OPT_OUT_CODE:
+            record_carrier_opt_out(delivery, error_code=exc.code)
+            reason = Reason.SMS_OPTED_OUT
+        move(delivery, Status.FAILED, error_code=exc.code, reason=reason, error=f"{exc.code}: {exc}")
+        return Status.FAILED
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """Exponential backoff with full jitter (spreads retries after a provider outage)."""
+    ceiling = min(settings.CONSENTRY_RETRY_BASE_SECONDS * 2 ** (attempt - 1), settings.CONSENTRY_RETRY_MAX_SECONDS)
+    return timedelta(seconds=random.uniform(0, ceiling))
+
+
+@task()
+def expire_unknown_outcomes(delivery_ids: list[int]) -> int:
+    """Fail, with ``outcome_unknown``, deliveries handed over long ago that no one heard back about."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS)
+    expired = 0
+    for delivery in Delivery.objects.filter(
+        pk__in=delivery_ids, status=Status.PENDING, attempted_at__isnull=False, attempted_at__lte=cutoff
+    ):
+        with transaction.atomic():
+            expired += move(delivery, Status.FAILED, reason="outcome_unknown", error_code="outcome_unknown")
+    return expired
 
 
 def render(delivery: Delivery) -> Outbound:
