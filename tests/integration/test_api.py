@@ -284,3 +284,44 @@ def test_practices_can_add_their_own_categories(api):
     eli = _patient(api, marketing_consent="no")
     planned = _message(api, [eli["id"]], kind="broadcast", category="flu_clinic", content={"sms": "Flu shots!"}).json()
     assert planned["deliveries"][0]["reason"] == "no_marketing_consent"
+
+
+def test_a_repeated_post_with_the_same_idempotency_key_sends_once(api):
+    from consentry.providers.models import SandboxMessage
+    from tests.conftest import drain_worker
+
+    ava = _patient(api)
+    body = {"kind": "manual", "category": "document_shared", "patient_ids": [ava["id"]], "content": {"sms": "Sign"}}
+    first = api.post("/messages", body, HTTP_IDEMPOTENCY_KEY="order-42")
+    drain_worker()
+    again = api.post("/messages", body, HTTP_IDEMPOTENCY_KEY="order-42")
+    drain_worker()
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["deliveries"][0]["status"] == "delivered"  # the current status of the first send
+    assert Message.objects.count() == 1 and SandboxMessage.objects.count() == 1
+    other = api.post("/messages", body, HTTP_IDEMPOTENCY_KEY="order-43")
+    assert other.json()["id"] != first.json()["id"]
+
+
+def test_reusing_an_idempotency_key_for_another_request_is_refused(api):
+    ava = _patient(api)
+    body = {"kind": "manual", "category": "document_shared", "patient_ids": [ava["id"]], "content": {"sms": "Sign"}}
+    api.post("/messages", body, HTTP_IDEMPOTENCY_KEY="k1")
+    response = api.post("/messages", {**body, "content": {"sms": "Something else"}}, HTTP_IDEMPOTENCY_KEY="k1")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "Idempotency-Key"
+    assert Message.objects.count() == 1
+    too_long = api.post("/messages", body, HTTP_IDEMPOTENCY_KEY="x" * 256)
+    assert too_long.status_code == 422 and Message.objects.count() == 1
+
+
+def test_idempotency_keys_belong_to_one_practice(api):
+    _, other_key = make_practice(name="Elm", number="+14155550900")
+    other = Api(other_key)
+    ava, bea = _patient(api), _patient(other, first_name="Bea")
+    a = api.post("/messages", {"kind": "manual", "category": "recall", "patient_ids": [ava["id"]],
+                               "content": {"sms": "x"}}, HTTP_IDEMPOTENCY_KEY="same")
+    b = other.post("/messages", {"kind": "manual", "category": "recall", "patient_ids": [bea["id"]],
+                                 "content": {"sms": "x"}}, HTTP_IDEMPOTENCY_KEY="same")
+    assert a.status_code == b.status_code == 202 and a.json()["id"] != b.json()["id"]

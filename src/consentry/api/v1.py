@@ -384,6 +384,8 @@ DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason")
 
 @api.post("/messages", response={202: MessageOut}, tags=["messages"])
 def messages_create(request, payload: MessageIn):
+    """Send a message. An ``Idempotency-Key`` header makes a retried request safe:
+    the same key and body answer with the first message, never a second send."""
     content = payload.content.model_dump(exclude_none=True)
     planned = create_message(
         practice=_practice(request),
@@ -392,6 +394,7 @@ def messages_create(request, payload: MessageIn):
         patient_ids=payload.patient_ids,
         content=content,
         actor="api",
+        idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
     )
     rows = [tuple(getattr(d, f) for f in DELIVERY_FIELDS) for d in planned.deliveries]
     return Status(202, _message_out(planned.message, rows, planned.warnings))

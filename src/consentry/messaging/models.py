@@ -20,6 +20,19 @@ class Message(models.Model):
     content = EncryptedTextField()
     actor = models.CharField(max_length=200, default="api")
     created_at = models.DateTimeField(auto_now_add=True)
+    # An integrator's Idempotency-Key: the same key and request return this
+    # message again instead of sending twice.
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="message_unique_idempotency_key",
+            )
+        ]
 
 
 class Delivery(models.Model):

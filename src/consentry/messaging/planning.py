@@ -10,13 +10,14 @@ transaction as the message: either all of it exists or none of it does.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple, Sequence
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from consentry.consent.rules import Category, Channel, Kind, SendRequest, Status, decide
 from consentry.patients.models import Category as CategoryRow
@@ -104,6 +105,33 @@ class PlannedMessage:
     message: Message
     deliveries: list[DeliveryRow]
     warnings: dict[str, list[str]]
+    replayed: bool = False  # an earlier request with the same Idempotency-Key
+
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _request_hash(kind, category, ids, cleaned) -> str:
+    canonical = json.dumps(
+        {"kind": kind, "category": category, "patient_ids": [str(i) for i in ids], "content": cleaned},
+        sort_keys=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(practice: Practice, key: str, request_hash: str) -> PlannedMessage | None:
+    message = Message.objects.filter(practice=practice, idempotency_key=key).first()
+    if message is None:
+        return None
+    if message.request_hash != request_hash:
+        raise InvalidInput("Idempotency-Key", "was already used for a different request")
+    rows = [
+        DeliveryRow(str(p) if p else None, c, a, s, r)
+        for p, c, a, s, r in Delivery.objects.filter(message=message).order_by("pk").values_list(
+            "patient_id", "channel", "address", "status", "reason"
+        )
+    ]
+    return PlannedMessage(message, rows, {}, replayed=True)
 
 
 def create_message(
@@ -115,8 +143,15 @@ def create_message(
     content: dict,
     actor: str = "api",
     now: datetime | None = None,
+    idempotency_key: str = "",
 ) -> PlannedMessage:
-    """Plan and store a message to these patients; every input is checked before any write."""
+    """Plan and store a message to these patients; every input is checked before any write.
+
+    With an ``idempotency_key``, a repeated request (same key, same body)
+    returns the message the first one created, never a second send.
+    """
+    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput("Idempotency-Key", f"is longer than {MAX_IDEMPOTENCY_KEY} characters")
     try:
         kind = Kind(kind)
     except ValueError:
@@ -127,12 +162,25 @@ def create_message(
     cleaned, channels = clean_content(kind, content)
     ids = recipients.parse_patient_ids(patient_ids)
     recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)
+    request_hash = _request_hash(kind, category_value.key, ids, cleaned) if idempotency_key else ""
+    if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
+        return replayed
     request = SendRequest(kind=kind, category=category_value, content_channels=channels)
-    now = now or datetime.now(UTC)
+    try:
+        return _plan(practice, request, ids, cleaned, actor, now or datetime.now(UTC), idempotency_key, request_hash)
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer with its message.
+        if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
+            return replayed
+        raise
 
+
+def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_hash) -> PlannedMessage:
+    category_value = request.category
     with transaction.atomic():
         message = Message.objects.create(
-            practice=practice, kind=kind, category=category_value.key, content=json.dumps(cleaned), actor=actor
+            practice=practice, kind=request.kind, category=category_value.key, content=json.dumps(cleaned),
+            actor=actor, idempotency_key=idempotency_key, request_hash=request_hash,
         )
         deliveries: list[DeliveryRow] = []
         warnings: dict[str, list[str]] = {}
