@@ -277,6 +277,7 @@ class CategoryOut(Schema):
     marketing: bool
     notification_channels: list[str]
     patient_can_disable: bool
+    quiet_hours_exempt: bool
 
 
 class CategoryIn(Schema):
@@ -287,11 +288,12 @@ class CategoryIn(Schema):
 
 class CategoryGridIn(Schema):
     notification_channels: list[str] = Field(max_length=4)
+    quiet_hours_exempt: bool | None = None
 
 
 def _category_out(c: Category) -> dict:
     return {"key": c.key, "marketing": c.marketing, "notification_channels": c.notification_channels,
-            "patient_can_disable": c.patient_can_disable}
+            "patient_can_disable": c.patient_can_disable, "quiet_hours_exempt": c.quiet_hours_exempt}
 
 
 @api.get("/categories", response=list[CategoryOut], tags=["categories"])
@@ -311,7 +313,10 @@ def categories_update(request, key: str, payload: CategoryGridIn):
     category = Category.objects.filter(practice=_practice(request), key=key).first()
     if category is None:
         raise Http404("no such category")
-    return _category_out(set_notification_channels(category=category, notification_channels=payload.notification_channels))
+    return _category_out(set_notification_channels(
+        category=category, notification_channels=payload.notification_channels,
+        quiet_hours_exempt=payload.quiet_hours_exempt,
+    ))
 
 
 # --- messages --------------------------------------------------------------
@@ -344,6 +349,7 @@ class DeliveryOut(Schema):
     address: str | None
     status: str
     reason: str | None
+    not_before: str | None = None  # a deferred delivery's time to go (UTC, ISO 8601)
 
 
 class MessageOut(Schema):
@@ -363,8 +369,9 @@ def _deliveries_out(rows) -> list[dict]:
             "address": address or None,
             "status": status,
             "reason": reason or None,
+            "not_before": not_before.isoformat() if not_before else None,
         }
-        for patient_id, channel, address, status, reason in rows
+        for patient_id, channel, address, status, reason, not_before in rows
     ]
 
 
@@ -379,7 +386,7 @@ def _message_out(message: Message, rows, warnings=None) -> dict:
     }
 
 
-DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason")
+DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason", "not_before")
 
 
 @api.post("/messages", response={202: MessageOut}, tags=["messages"])

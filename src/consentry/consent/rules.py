@@ -23,10 +23,12 @@ channel selection             first       first      every       all active
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Iterable, Mapping
+from zoneinfo import ZoneInfo
 
 
 class Kind(StrEnum):
@@ -116,6 +118,9 @@ class Recipient:
     channel_opt_outs: frozenset[Channel] = frozenset()
     # Per notification type and channel: True turns a channel on, False off.
     notification_overrides: Mapping[tuple[str, Channel], bool] = field(default_factory=dict)
+    # Where the recipient is, for quiet hours: the patient's own time zone, else
+    # their phone's; empty means the practice's (``SendRequest.default_timezone``).
+    timezone: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +145,28 @@ class Category:
 
 
 @dataclass(frozen=True, slots=True)
+class SendWindow:
+    """Local hours in which a message may ring a phone or land in an inbox."""
+
+    start: time = time(8, 0)
+    end: time = time(21, 0)
+
+    def contains(self, t: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end  # a window that spans midnight
+
+
+@dataclass(frozen=True, slots=True)
 class SendRequest:
     kind: Kind
     category: Category
     # Channels the sender wrote content for.
     content_channels: frozenset[Channel]
+    # Quiet hours: outside this window, sends are deferred to its next opening.
+    # None when they do not apply (staff messages, exempt types).
+    window: SendWindow | None = None
+    default_timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +175,7 @@ class Planned:
     address: str | None
     status: Status
     reason: Reason | None = None
+    not_before: datetime | None = None  # when a deferred delivery may go
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +260,46 @@ def decide(request: SendRequest, recipient: Recipient, state: ConsentState, now:
         planned = _all_active(request, recipient, phones, state)
     else:  # manual and keyword replies: every channel that has content
         planned = [_plan_channel(kind, category, ch, phones, recipient.emails, state) for ch in considered]
+    if request.window is not None and kind in QUIET_HOURS_KINDS and now is not None:
+        opens = window_opens(now, recipient.timezone or request.default_timezone, request.window)
+        if opens is not None:
+            planned = [_defer(p, opens) for p in planned]
     return Decision(recipient.patient_id, tuple(planned), warnings)
+
+
+# Staff are present for manual messages, and keyword replies answer the person
+# who just wrote: neither waits for quiet hours.
+QUIET_HOURS_KINDS = frozenset({Kind.AUTOMATION, Kind.BROADCAST, Kind.NOTIFICATION})
+
+
+def _defer(planned: Planned, opens: datetime) -> Planned:
+    # In-app notices make no sound: they are never held back.
+    if planned.status != Status.PENDING or planned.channel == Channel.IN_APP:
+        return planned
+    return replace(planned, status=Status.DEFERRED, reason=Reason.QUIET_HOURS, not_before=opens)
+
+
+def window_opens(now: datetime, timezone: str, window: SendWindow) -> datetime | None:
+    """None while ``now`` is inside the window where the recipient is; else the next opening (UTC)."""
+    return _opening(now.astimezone(UTC).replace(second=0, microsecond=0), timezone, window)
+
+
+@lru_cache(maxsize=4096)
+def _opening(minute: datetime, timezone: str, window: SendWindow) -> datetime | None:
+    # Cached per minute and zone: a broadcast asks this once per recipient.
+    zone = _zone(timezone)
+    local = minute.astimezone(zone)
+    if window.contains(local.time()):
+        return None
+    day = local.date()
+    if window.start <= window.end and local.time() >= window.end:
+        day += timedelta(days=1)  # after tonight's close: tomorrow morning
+    return datetime.combine(day, window.start, tzinfo=zone).astimezone(UTC)
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def _considered_channels(request: SendRequest, recipient: Recipient) -> list[Channel]:

@@ -49,6 +49,8 @@ class Delivery(models.Model):
     # Database defaults too: planning inserts rows without the ORM and leaves these out.
     provider_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
     error = models.CharField(max_length=500, blank=True, default="", db_default="")
+    # A delivery deferred by quiet hours waits until then.
+    not_before = models.DateTimeField(null=True, blank=True)
     # Set right before the provider call: a delivery with an attempt and no
     # outcome is never handed to the provider again (no blind resends).
     attempted_at = models.DateTimeField(null=True, blank=True)

@@ -19,7 +19,16 @@ from typing import NamedTuple, Sequence
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from consentry.consent.rules import Category, Channel, Kind, SendRequest, Status, decide
+from consentry.consent.rules import (
+    QUIET_HOURS_KINDS,
+    Category,
+    Channel,
+    Kind,
+    SendRequest,
+    SendWindow,
+    Status,
+    decide,
+)
 from consentry.patients.models import Category as CategoryRow
 from consentry.patients.models import PatientContact, Practice
 from consentry.patients.services import InvalidInput
@@ -33,11 +42,22 @@ MAX_SMS_CHARS = 1600  # Twilio's limit for one message body
 MAX_TEXT_CHARS = 100_000
 
 
-def category_for(practice: Practice, key: str) -> Category:
+def category_row(practice: Practice, key: str) -> CategoryRow:
     row = CategoryRow.objects.filter(practice=practice, key=key).first()
     if row is None:
         raise InvalidInput("category", f"unknown category {key!r}")
-    return category_from_row(row)
+    return row
+
+
+def category_for(practice: Practice, key: str) -> Category:
+    return category_from_row(category_row(practice, key))
+
+
+def send_window(practice: Practice, kind: Kind, category: CategoryRow) -> SendWindow | None:
+    """The quiet-hours window that applies, or None (staff messages, exempt types)."""
+    if kind not in QUIET_HOURS_KINDS or category.quiet_hours_exempt:
+        return None
+    return SendWindow(practice.send_window_start, practice.send_window_end)
 
 
 def category_from_row(row: CategoryRow) -> Category:
@@ -98,6 +118,7 @@ class DeliveryRow(NamedTuple):
     address: str
     status: str
     reason: str
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -126,9 +147,9 @@ def _replay(practice: Practice, key: str, request_hash: str) -> PlannedMessage |
     if message.request_hash != request_hash:
         raise InvalidInput("Idempotency-Key", "was already used for a different request")
     rows = [
-        DeliveryRow(str(p) if p else None, c, a, s, r)
-        for p, c, a, s, r in Delivery.objects.filter(message=message).order_by("pk").values_list(
-            "patient_id", "channel", "address", "status", "reason"
+        DeliveryRow(str(p) if p else None, c, a, s, r, n)
+        for p, c, a, s, r, n in Delivery.objects.filter(message=message).order_by("pk").values_list(
+            "patient_id", "channel", "address", "status", "reason", "not_before"
         )
     ]
     return PlannedMessage(message, rows, {}, replayed=True)
@@ -158,14 +179,18 @@ def create_message(
         kind = None
     if kind not in REQUEST_KINDS:
         raise InvalidInput("kind", f"must be one of {', '.join(k.value for k in REQUEST_KINDS)}")
-    category_value = category_for(practice, category)
+    category_record = category_row(practice, category)
+    category_value = category_from_row(category_record)
     cleaned, channels = clean_content(kind, content)
     ids = recipients.parse_patient_ids(patient_ids)
     recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)
     request_hash = _request_hash(kind, category_value.key, ids, cleaned) if idempotency_key else ""
     if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
         return replayed
-    request = SendRequest(kind=kind, category=category_value, content_channels=channels)
+    request = SendRequest(
+        kind=kind, category=category_value, content_channels=channels,
+        window=send_window(practice, kind, category_record), default_timezone=practice.timezone,
+    )
     try:
         return _plan(practice, request, ids, cleaned, actor, now or datetime.now(UTC), idempotency_key, request_hash)
     except IntegrityError:
@@ -197,11 +222,13 @@ def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_
                     warnings[patient_id] = [str(w) for w in decision.warnings]
                 for planned in decision.deliveries:
                     row = DeliveryRow(patient_id, planned.channel.value, planned.address or "",
-                                      planned.status.value, planned.reason.value if planned.reason else "")
+                                      planned.status.value, planned.reason.value if planned.reason else "",
+                                      planned.not_before)
                     writer.add(recipient.patient_id, row)
                     deliveries.append(row)
             writer.flush()
-        enqueue_dispatch(writer.pending_ids())
+        for not_before, delivery_ids in writer.due_ids().items():
+            enqueue_dispatch(delivery_ids, run_after=not_before)
     return PlannedMessage(message, deliveries, warnings)
 
 
@@ -210,7 +237,8 @@ class _DeliveryWriter:
 
     # Columns left out (provider_ref, error, attempts, timestamps of the send)
     # take their database defaults.
-    COLUMNS = ("message_id", "practice_id", "patient_id", "channel", "address", "status", "reason", "updated_at")
+    COLUMNS = ("message_id", "practice_id", "patient_id", "channel", "address", "status", "reason", "not_before",
+               "updated_at")
 
     def __init__(self, message: Message, now: datetime):
         self.table = Delivery._meta.db_table
@@ -218,6 +246,7 @@ class _DeliveryWriter:
         self.practice_id = recipients.db_id(message.practice_id)
         self.now = connection.ops.adapt_datetimefield_value(now)
         self.batch: list[tuple] = []
+        self.adapted: dict = {}
         self.sql = (
             f"INSERT INTO {self.table} ({', '.join(self.COLUMNS)}) "
             f"VALUES ({', '.join(['%s'] * len(self.COLUMNS))})"
@@ -225,7 +254,14 @@ class _DeliveryWriter:
 
     def add(self, patient_db_id, row: DeliveryRow) -> None:
         self.batch.append((self.message_id, self.practice_id, patient_db_id, row.channel, row.address,
-                           row.status, row.reason, self.now))
+                           row.status, row.reason, self._at(row.not_before), self.now))
+
+    def _at(self, when: datetime | None):
+        if when is None:
+            return None
+        if when not in self.adapted:
+            self.adapted[when] = connection.ops.adapt_datetimefield_value(when)
+        return self.adapted[when]
 
     def flush(self) -> None:
         if self.batch:
@@ -233,22 +269,36 @@ class _DeliveryWriter:
                 cursor.executemany(self.sql, self.batch)
             self.batch = []
 
-    def pending_ids(self) -> list[int]:
+    def due_ids(self) -> dict[datetime | None, list[int]]:
+        """Deliveries to hand over, by when they may go (None: now)."""
+        due: dict = {}
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id FROM {self.table} WHERE message_id = %s AND status = %s ORDER BY id",
-                [self.message_id, Status.PENDING.value],
+                f"SELECT id, not_before FROM {self.table} WHERE message_id = %s AND status IN (%s, %s) ORDER BY id",
+                [self.message_id, Status.PENDING.value, Status.DEFERRED.value],
             )
-            return [row[0] for row in cursor.fetchall()]
+            for pk, not_before in cursor.fetchall():
+                due.setdefault(not_before, []).append(pk)
+        return {_datetime_from_db(k): v for k, v in due.items()}
 
 
-def enqueue_dispatch(delivery_ids: list[int]) -> None:
+def _datetime_from_db(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    # SQLite keeps datetimes naive, in UTC (USE_TZ); PostgreSQL returns them aware.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def enqueue_dispatch(delivery_ids: list[int], run_after: datetime | None = None) -> None:
     """One dispatch task per batch of deliveries, written in the caller's transaction."""
     from .tasks import dispatch_deliveries
 
+    task = dispatch_deliveries.using(run_after=run_after) if run_after else dispatch_deliveries
     size = settings.CONSENTRY_DISPATCH_BATCH
     for start in range(0, len(delivery_ids), size):
-        dispatch_deliveries.enqueue(delivery_ids[start : start + size])
+        task.enqueue(delivery_ids[start : start + size])
 
 
 def create_keyword_reply(*, practice: Practice, number: str, body: str, actor: str) -> Delivery:

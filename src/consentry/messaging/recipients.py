@@ -92,7 +92,8 @@ def _chunk_sql(n: int) -> str:
     # than the temporary B-tree a sort would need.
     return f"""
         SELECT p.id, p.do_not_contact, p.marketing_consent, p.preferred_phone_id, p.channel_opt_outs,
-               p.notification_overrides, pc.position, cp.id, cp.address, cp.kind, cp.line_type, cp.valid
+               p.notification_overrides, pc.position, cp.id, cp.address, cp.kind, cp.line_type, cp.valid,
+               p.timezone, cp.timezone
         FROM {p} p
         LEFT JOIN {pc} pc ON pc.patient_id = p.id
         LEFT JOIN {cp} cp ON cp.id = pc.contact_point_id
@@ -137,19 +138,21 @@ def load_chunk(patient_ids: Iterable, category_key: str) -> list[Recipient]:
         if entry is None:
             entry = patients[row[0]] = (row, [])
         if row[8] is not None:  # else a patient with no contact points
-            entry[1].append(row[6:12])
+            entry[1].append((*row[6:12], row[13]))
     return [_recipient(row, contacts, category_key) for row, contacts in patients.values()]
 
 
 def _recipient(row, contacts: list, category_key: str) -> Recipient:
     if len(contacts) > 1:
         contacts.sort()  # by position
-    phones, emails, preferred = [], [], None
-    for _, point_id, address, kind, line_type, valid in contacts:
+    phones, emails, preferred, timezone = [], [], None, row[12]
+    for _, point_id, address, kind, line_type, valid, phone_zone in contacts:
         if kind == ContactKind.PHONE:
             phones.append(Phone(address, _LINE_TYPES[line_type], bool(valid)))
             if point_id == row[3]:
                 preferred = address
+            # No zone of their own: where their (first) phone is.
+            timezone = timezone or phone_zone
         else:
             emails.append(address)
     opt_outs, overrides = _json(row[4]) or (), (_json(row[5]) or {}).get(category_key) or {}
@@ -164,4 +167,5 @@ def _recipient(row, contacts: list, category_key: str) -> Recipient:
         notification_overrides={(category_key, _CHANNELS[c]): bool(v) for c, v in overrides.items()}
         if overrides
         else _NO_OVERRIDES,
+        timezone=timezone or "",
     )

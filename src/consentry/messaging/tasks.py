@@ -44,11 +44,13 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
         delivery = (
             Delivery.objects.select_for_update()
             .select_related("message", "practice")
-            .filter(pk=delivery_id, status=Status.PENDING, attempted_at__isnull=True)
+            .filter(pk=delivery_id, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True)
             .first()
         )
         if delivery is None:
             return "not_pending"
+        if delivery.not_before and delivery.not_before > datetime.now(UTC):
+            return "not_due"  # quiet hours: its own task runs when the window opens
         message, practice = delivery.message, delivery.practice
         key = (practice.pk, message.category)
         if key not in categories:
@@ -122,7 +124,8 @@ def expire_unknown_outcomes(delivery_ids: list[int]) -> int:
     cutoff = datetime.now(UTC) - timedelta(seconds=settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS)
     expired = 0
     for delivery in Delivery.objects.filter(
-        pk__in=delivery_ids, status=Status.PENDING, attempted_at__isnull=False, attempted_at__lte=cutoff
+        pk__in=delivery_ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=False,
+        attempted_at__lte=cutoff,
     ):
         with transaction.atomic():
             expired += move(delivery, Status.FAILED, reason="outcome_unknown", error_code="outcome_unknown")

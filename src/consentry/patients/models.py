@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from django.db import models
@@ -29,6 +30,10 @@ class Practice(models.Model):
     # deployment's CONSENTRY_PROVIDER.
     sms_provider = models.CharField(max_length=20, blank=True, default="")
     email_provider = models.CharField(max_length=20, blank=True, default="")
+    # Quiet hours: automations, broadcasts and notifications reach people only
+    # between these local times (TCPA limits telemarketing to 8:00–21:00).
+    send_window_start = models.TimeField(default=datetime.time(8, 0))
+    send_window_end = models.TimeField(default=datetime.time(21, 0))
     keyword_mode = models.CharField(max_length=10, choices=KeywordMode.choices, default=KeywordMode.SELF_MANAGED)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -54,6 +59,8 @@ class Category(models.Model):
     marketing = models.BooleanField(default=False)
     notification_channels = models.JSONField(default=list)
     patient_can_disable = models.BooleanField(default=True)
+    # Urgent types (a same-day cancellation) may go out during quiet hours.
+    quiet_hours_exempt = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["practice", "key"], name="category_unique_key")]
@@ -77,6 +84,8 @@ class ContactPoint(models.Model):
     kind = models.CharField(max_length=5, choices=ContactKind.choices)
     line_type = models.CharField(max_length=10, default="unknown")
     valid = models.BooleanField(default=True)
+    # The phone's time zone when its number tells one (area code), else blank.
+    timezone = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["practice", "address"], name="contact_point_unique_address")]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+import phonenumbers.timezone
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -33,6 +34,7 @@ class InvalidInput(Exception):
 class NormalizedPhone:
     number: str  # E.164
     valid: bool
+    timezone: str = ""  # when the numbering plan places the number in one zone
 
 
 def normalize_phone(raw: str, *, region: str = "US", field: str = "number") -> NormalizedPhone:
@@ -50,9 +52,11 @@ def normalize_phone(raw: str, *, region: str = "US", field: str = "number") -> N
         raise InvalidInput(field, f"not a phone number: {raw!r}") from exc
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidInput(field, f"not a phone number: {raw!r}")
+    zones = phonenumbers.timezone.time_zones_for_number(parsed)
     return NormalizedPhone(
         phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
         phonenumbers.is_valid_number(parsed),
+        zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else "",
     )
 
 
@@ -235,7 +239,9 @@ def create_patient(
     links, position, seen = [], 0, set()
     preferred_point = None
     for phone, line_type in normalized_phones:
-        point = _contact_point(practice, phone.number, ContactKind.PHONE, line_type=line_type, valid=phone.valid)
+        point = _contact_point(
+            practice, phone.number, ContactKind.PHONE, line_type=line_type, valid=phone.valid, timezone=phone.timezone
+        )
         if phone.number == preferred:
             preferred_point = point
         if point.pk not in seen:
@@ -355,8 +361,12 @@ def create_category(*, practice: Practice, key: str, marketing: bool, notificati
     )
 
 
-def set_notification_channels(*, category: Category, notification_channels: list[str]) -> Category:
-    """Change the practice's default grid for one notification type."""
+def set_notification_channels(
+    *, category: Category, notification_channels: list[str], quiet_hours_exempt: bool | None = None
+) -> Category:
+    """Change the practice's default grid for one notification type (and whether quiet hours hold it)."""
     category.notification_channels = _clean_channels(notification_channels)
-    category.save(update_fields=["notification_channels"])
+    if quiet_hours_exempt is not None:
+        category.quiet_hours_exempt = quiet_hours_exempt
+    category.save(update_fields=["notification_channels", "quiet_hours_exempt"])
     return category
