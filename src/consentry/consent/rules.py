@@ -132,6 +132,23 @@ class ConsentState:
     email_bounced: frozenset[str] = frozenset()
     # phone number -> categories it is blocked for
     blocks: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # phone number -> (automated messages in the last day, in the last week),
+    # for frequency caps; the planner counts the message being planned too.
+    recent_sends: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    """At most this many automated calls and texts to one number (FCC healthcare exemption: 1 a day, 3 a week)."""
+
+    per_day: int | None = 1
+    per_week: int | None = 3
+
+    def reached(self, sends: tuple[int, int]) -> bool:
+        day, week = sends
+        return (self.per_day is not None and day >= self.per_day) or (
+            self.per_week is not None and week >= self.per_week
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +184,8 @@ class SendRequest:
     # None when they do not apply (staff messages, exempt types).
     window: SendWindow | None = None
     default_timezone: str = "UTC"
+    # Off unless the practice turns it on; applies to automated kinds only.
+    frequency_cap: FrequencyCap | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,10 +273,11 @@ def decide(request: SendRequest, recipient: Recipient, state: ConsentState, now:
             warnings = (Reason.NO_MARKETING_CONSENT,)
 
     phones = _candidate_phones(kind, recipient)
+    cap = request.frequency_cap if kind in AUTOMATED_KINDS else None
     if kind in (Kind.AUTOMATION, Kind.BROADCAST):
-        planned = _first_reachable(kind, category, content, phones, recipient.emails, state)
+        planned = _first_reachable(kind, category, content, phones, recipient.emails, state, cap)
     elif kind == Kind.NOTIFICATION:
-        planned = _all_active(request, recipient, phones, state)
+        planned = _all_active(request, recipient, phones, state, cap)
     else:  # manual and keyword replies: every channel that has content
         planned = [_plan_channel(kind, category, ch, phones, recipient.emails, state) for ch in considered]
     if request.window is not None and kind in QUIET_HOURS_KINDS and now is not None:
@@ -268,8 +288,8 @@ def decide(request: SendRequest, recipient: Recipient, state: ConsentState, now:
 
 
 # Staff are present for manual messages, and keyword replies answer the person
-# who just wrote: neither waits for quiet hours.
-QUIET_HOURS_KINDS = frozenset({Kind.AUTOMATION, Kind.BROADCAST, Kind.NOTIFICATION})
+# who just wrote: neither waits for quiet hours nor counts against a frequency cap.
+AUTOMATED_KINDS = QUIET_HOURS_KINDS = frozenset({Kind.AUTOMATION, Kind.BROADCAST, Kind.NOTIFICATION})
 
 
 def _defer(planned: Planned, opens: datetime) -> Planned:
@@ -328,6 +348,7 @@ def _plan_channel(
     phones: tuple[Phone, ...],
     emails: tuple[str, ...],
     state: ConsentState,
+    cap: FrequencyCap | None = None,
 ) -> Planned:
     """The first address that can carry ``channel``, or a skip with the most telling reason.
 
@@ -338,7 +359,7 @@ def _plan_channel(
     if channel == Channel.IN_APP:
         return Planned(channel, None, Status.PENDING)
     best: tuple[int, str, Reason] | None = None
-    for address, reason in _address_checks(kind, category, channel, phones, emails, state):
+    for address, reason in _address_checks(kind, category, channel, phones, emails, state, cap):
         if reason is None:
             return Planned(channel, address, Status.PENDING)
         rank = _REFUSAL_RANK.get(reason, 0)
@@ -353,7 +374,7 @@ def _plan_channel(
 _REFUSAL_RANK = {Reason.NO_TEXT_CAPABLE_PHONE: 1, Reason.PHONE_INVALID: 2}
 
 
-def _address_checks(kind, category, channel, phones, emails, state):
+def _address_checks(kind, category, channel, phones, emails, state, cap=None):
     if channel == Channel.EMAIL:
         for email in emails:
             yield email, address_block_reason(
@@ -366,12 +387,15 @@ def _address_checks(kind, category, channel, phones, emails, state):
         elif channel == Channel.SMS and not phone.text_capable:
             yield phone.number, Reason.NO_TEXT_CAPABLE_PHONE
         else:
-            yield phone.number, address_block_reason(
+            reason = address_block_reason(
                 kind=kind, category=category, channel=channel, address=phone.number, state=state
             )
+            if reason is None and cap is not None and cap.reached(state.recent_sends.get(phone.number, (0, 0))):
+                reason = Reason.FREQUENCY_CAP
+            yield phone.number, reason
 
 
-def _first_reachable(kind, category, content, phones, emails, state) -> list[Planned]:
+def _first_reachable(kind, category, content, phones, emails, state, cap=None) -> list[Planned]:
     """At most one message: text, else call, else email (Artera's hierarchy).
 
     A call goes out only when no phone can take the text (a landline, an
@@ -383,7 +407,7 @@ def _first_reachable(kind, category, content, phones, emails, state) -> list[Pla
     for channel in FIRST_REACHABLE_ORDER:
         if channel not in content:
             continue
-        entry = _plan_channel(kind, category, channel, phones, emails, state)
+        entry = _plan_channel(kind, category, channel, phones, emails, state, cap)
         planned.append(entry)
         if entry.status == Status.PENDING:
             break
@@ -403,7 +427,7 @@ def active_notification_channels(category: Category, recipient: Recipient) -> li
     return active
 
 
-def _all_active(request: SendRequest, recipient: Recipient, phones, state) -> list[Planned]:
+def _all_active(request: SendRequest, recipient: Recipient, phones, state, cap=None) -> list[Planned]:
     kind, category = request.kind, request.category
     active = set(active_notification_channels(category, recipient))
     planned = []
@@ -421,5 +445,5 @@ def _all_active(request: SendRequest, recipient: Recipient, phones, state) -> li
         ):
             planned.append(Planned(channel, None, Status.SKIPPED, Reason.CHANNEL_OPTED_OUT_BY_PATIENT))
         else:
-            planned.append(_plan_channel(kind, category, channel, phones, recipient.emails, state))
+            planned.append(_plan_channel(kind, category, channel, phones, recipient.emails, state, cap))
     return planned

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from consentry.consent.rules import Status
 from consentry.crypto import EncryptedTextField
@@ -58,6 +60,7 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

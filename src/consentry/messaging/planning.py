@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple, Sequence
 
@@ -20,7 +20,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from consentry.consent.rules import (
+    AUTOMATED_KINDS,
     QUIET_HOURS_KINDS,
+    FrequencyCap,
     Category,
     Channel,
     Kind,
@@ -37,6 +39,8 @@ from . import recipients
 from .models import Delivery, Message
 
 PLAN_CHUNK = 2000
+PHONE_CHANNELS = (Channel.SMS, Channel.VOICE)
+SENDING = (Status.PENDING, Status.DEFERRED)
 REQUEST_KINDS = (Kind.AUTOMATION, Kind.BROADCAST, Kind.MANUAL, Kind.NOTIFICATION)
 MAX_SMS_CHARS = 1600  # Twilio's limit for one message body
 MAX_TEXT_CHARS = 100_000
@@ -190,6 +194,9 @@ def create_message(
     request = SendRequest(
         kind=kind, category=category_value, content_channels=channels,
         window=send_window(practice, kind, category_record), default_timezone=practice.timezone,
+        frequency_cap=FrequencyCap(practice.frequency_cap_per_day, practice.frequency_cap_per_week)
+        if practice.frequency_caps and kind in AUTOMATED_KINDS
+        else None,
     )
     try:
         return _plan(practice, request, ids, cleaned, actor, now or datetime.now(UTC), idempotency_key, request_hash)
@@ -212,6 +219,11 @@ def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_
         writer = _DeliveryWriter(message, now)
         to_db = recipients.db_id_function()
         state = recipients.practice_consent(practice.pk)
+        recent = None
+        if request.frequency_cap is not None:
+            # Counted as the plan goes, so a family's shared phone is capped within one broadcast too.
+            recent = recipients.recent_phone_sends(practice.pk, now, AUTOMATED_KINDS)
+            state = replace(state, recent_sends=recent)
         for start in range(0, len(ids), PLAN_CHUNK):
             chunk_ids = ids[start : start + PLAN_CHUNK]
             as_text = {to_db(i): str(i) for i in chunk_ids}
@@ -226,6 +238,10 @@ def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_
                                       planned.not_before)
                     writer.add(recipient.patient_id, row)
                     deliveries.append(row)
+                    if recent is not None and planned.channel in PHONE_CHANNELS and planned.status in SENDING:
+                        counts = recent.setdefault(planned.address, [0, 0])
+                        counts[0] += 1
+                        counts[1] += 1
             writer.flush()
         for not_before, delivery_ids in writer.due_ids().items():
             enqueue_dispatch(delivery_ids, run_after=not_before)
@@ -238,7 +254,7 @@ class _DeliveryWriter:
     # Columns left out (provider_ref, error, attempts, timestamps of the send)
     # take their database defaults.
     COLUMNS = ("message_id", "practice_id", "patient_id", "channel", "address", "status", "reason", "not_before",
-               "updated_at")
+               "created_at", "updated_at")
 
     def __init__(self, message: Message, now: datetime):
         self.table = Delivery._meta.db_table
@@ -254,7 +270,7 @@ class _DeliveryWriter:
 
     def add(self, patient_db_id, row: DeliveryRow) -> None:
         self.batch.append((self.message_id, self.practice_id, patient_db_id, row.channel, row.address,
-                           row.status, row.reason, self._at(row.not_before), self.now))
+                           row.status, row.reason, self._at(row.not_before), self.now, self.now))
 
     def _at(self, when: datetime | None):
         if when is None:

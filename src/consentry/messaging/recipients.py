@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
 from django.db import connection
@@ -169,3 +170,27 @@ def _recipient(row, contacts: list, category_key: str) -> Recipient:
         else _NO_OVERRIDES,
         timezone=timezone or "",
     )
+
+
+def recent_phone_sends(practice_id, now: datetime, kinds) -> dict[str, list[int]]:
+    """Automated calls and texts per number in the last day and week, for frequency caps.
+
+    Counts what was sent or is on its way (not what was skipped or failed).
+    """
+    from consentry.consent.rules import Status
+
+    from .models import Delivery, Message
+
+    counted = [Status.PENDING, Status.DEFERRED, Status.SENT, Status.DELIVERED, Status.UNDELIVERED]
+    # Rolling windows: the last 24 hours and the last 7 days before ``now``.
+    day, week, until = (connection.ops.adapt_datetimefield_value(now - timedelta(days=n)) for n in (1, 7, 0))
+    sql = f"""
+        SELECT d.address, SUM(CASE WHEN d.created_at > %s THEN 1 ELSE 0 END), COUNT(*)
+        FROM {Delivery._meta.db_table} d JOIN {Message._meta.db_table} m ON m.id = d.message_id
+        WHERE d.practice_id = %s AND d.channel IN ('sms', 'voice') AND d.created_at > %s AND d.created_at <= %s
+          AND d.status IN ({_placeholders(len(counted))}) AND m.kind IN ({_placeholders(len(kinds))})
+        GROUP BY d.address
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [day, db_id(practice_id), week, until, *[s.value for s in counted], *[k.value for k in kinds]])
+        return {address: [int(day_count), int(week_count)] for address, day_count, week_count in cursor.fetchall()}

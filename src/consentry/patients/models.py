@@ -34,6 +34,11 @@ class Practice(models.Model):
     # between these local times (TCPA limits telemarketing to 8:00–21:00).
     send_window_start = models.TimeField(default=datetime.time(8, 0))
     send_window_end = models.TimeField(default=datetime.time(21, 0))
+    # Frequency caps (off by default): automated calls and texts per number,
+    # modelled on the FCC's healthcare-message exemption (1 a day, 3 a week).
+    frequency_caps = models.BooleanField(default=False)
+    frequency_cap_per_day = models.PositiveSmallIntegerField(default=1)
+    frequency_cap_per_week = models.PositiveSmallIntegerField(default=3)
     keyword_mode = models.CharField(max_length=10, choices=KeywordMode.choices, default=KeywordMode.SELF_MANAGED)
     created_at = models.DateTimeField(auto_now_add=True)
 
