@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import time
 
 import pytest
 from django.test import Client
@@ -14,6 +15,11 @@ TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
 
 
 def make_practice(name="Oak Clinic", number="+14155550100", **kwargs):
+    """A practice with no quiet hours, so that no test depends on the hour it runs at.
+
+    Tests of quiet hours set the window themselves.
+    """
+    kwargs.setdefault("send_window", (time(0, 0), time(0, 0)))
     return create_practice(name=name, texting_number=number, twilio_auth_token=TWILIO_TOKEN, **kwargs)
 
 

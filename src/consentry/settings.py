@@ -159,3 +159,19 @@ LOGGING = {
         "django_tasks_db": {"handlers": ["console"], "level": "WARNING"},
     },
 }
+
+# Email. The "smtp" provider talks to this SMTP server through Django's SMTP
+# backend, configured here (EMAIL_BACKEND and EMAIL_HOST play no part).
+CONSENTRY_SMTP_HOST = os.environ.get("CONSENTRY_SMTP_HOST", "127.0.0.1")
+CONSENTRY_SMTP_PORT = int(os.environ.get("CONSENTRY_SMTP_PORT", 25))
+CONSENTRY_SMTP_USER = os.environ.get("CONSENTRY_SMTP_USER", "")
+CONSENTRY_SMTP_PASSWORD = os.environ.get("CONSENTRY_SMTP_PASSWORD", "")
+CONSENTRY_SMTP_USE_TLS = _env_bool("CONSENTRY_SMTP_USE_TLS", False)  # STARTTLS (port 587)
+CONSENTRY_SMTP_USE_SSL = _env_bool("CONSENTRY_SMTP_USE_SSL", False)  # TLS from the start (port 465)
+# Seconds to reach the SMTP server or the ESP's API (and, for SMTP, to wait for each reply).
+CONSENTRY_EMAIL_TIMEOUT = float(os.environ.get("CONSENTRY_EMAIL_TIMEOUT", 10))
+# The domain in the Message-ID of email sent by SMTP (the delivery's provider_ref).
+CONSENTRY_EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("CONSENTRY_EMAIL_MESSAGE_ID_DOMAIN", "consentry.local")
+# The "anymail" provider posts to an ESP's API with this django-anymail backend.
+CONSENTRY_ANYMAIL_BACKEND = os.environ.get("CONSENTRY_ANYMAIL_BACKEND", "anymail.backends.sendgrid.EmailBackend")
+ANYMAIL = {name: os.environ[name] for name in ("SENDGRID_API_KEY", "SENDGRID_API_URL") if os.environ.get(name)}

@@ -124,7 +124,8 @@ class Service:
 @pytest.fixture(scope="module")
 def service(service_env):
     created = json.loads(cli(["practice", "create", "--name", "Oak Clinic", "--texting-number", TEXTING_NUMBER,
-                              "--twilio-auth-token", TWILIO_TOKEN, "--json"], service_env).stdout)
+                              "--twilio-auth-token", TWILIO_TOKEN, "--send-window", "00:00-00:00", "--json"],
+                             service_env).stdout)
     port = free_port()
     server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=service_env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -61,3 +61,15 @@ def test_demo_loads_a_practice_and_prints_a_working_key(env):
     assert "Demo API key" in out and "/api/v1/docs" in out
     again = _run(["demo"], env).stdout  # idempotent; a fresh key each time
     assert again.count("Demo API key") == 1
+
+
+def test_practice_create_takes_a_send_window_and_refuses_a_bad_one(env):
+    ok = _run(["practice", "create", "--name", "Night Clinic", "--texting-number", "+14155550177",
+               "--send-window", "07:30-20:00", "--json"], env)
+    assert json.loads(ok.stdout)["api_key"]
+    bad = _run(["practice", "create", "--name", "X", "--texting-number", "+14155550178", "--send-window", "late",
+                "--json"], env, check=False)
+    assert bad.returncode != 0 and "send_window" in bad.stderr
+    # Nothing was created for the refused one: the number is still free.
+    again = _run(["practice", "create", "--name", "X", "--texting-number", "+14155550178", "--json"], env)
+    assert json.loads(again.stdout)["id"]

@@ -155,3 +155,13 @@ def test_planning_reads_every_kind_of_consent_from_the_ledger_projection(practic
     assert by_patient[str(unsubscribed.pk)] == [("sms", "skipped", "no_reachable_channel"), ("email", "skipped", "email_unsubscribed")]
     assert by_patient[str(bounced.pk)] == [("sms", "skipped", "no_reachable_channel"), ("email", "skipped", "email_bounced")]
     assert by_patient[str(resubscribed.pk)] == [("sms", "pending", "")]
+
+
+def test_a_provider_that_cannot_carry_the_channel_fails_the_delivery_clearly(practice, settings):
+    settings.CONSENTRY_PROVIDER = "twilio"  # a deployment default meant for texts, and no email provider chosen
+    patient = make_patient(practice, emails=["ava@example.com"])
+    _remind(practice, [patient], content={"email": {"subject": "Reminder", "text": "See you"}})
+    drain_worker()
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed"
+    assert delivery.error.startswith("provider_channel_unsupported")

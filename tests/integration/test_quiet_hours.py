@@ -14,6 +14,14 @@ from tests.conftest import drain_worker, make_patient
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def default_window(practice):
+    from datetime import time
+
+    practice.send_window_start, practice.send_window_end = time(8, 0), time(21, 0)  # the product's default
+    practice.save()
+
 NY = ZoneInfo("America/New_York")
 NY_PHONE = "+12125550111"  # a Manhattan area code: the phone says where the patient is
 

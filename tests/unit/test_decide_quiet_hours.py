@@ -104,3 +104,9 @@ def test_a_window_across_midnight():
 def test_the_opening_respects_daylight_saving_changes():
     # The night clocks go back (2026-11-01 in the US): 08:00 local is 13:00 UTC, not 12:00.
     assert window_opens(_at("2026-10-31 22:00"), NY, WINDOW) == datetime(2026, 11, 1, 13, 0, tzinfo=UTC)
+
+
+def test_a_window_from_midnight_to_midnight_means_no_quiet_hours():
+    always = SendWindow(time(0, 0), time(0, 0))
+    for local in ("2026-11-23 00:00", "2026-11-23 03:17", "2026-11-23 23:59"):
+        assert window_opens(_at(local), NY, always) is None

@@ -169,7 +169,9 @@ class SendWindow:
     end: time = time(21, 0)
 
     def contains(self, t: time) -> bool:
-        if self.start <= self.end:
+        if self.start == self.end:
+            return True  # e.g. 00:00–00:00: no quiet hours at all
+        if self.start < self.end:
             return self.start <= t < self.end
         return t >= self.start or t < self.end  # a window that spans midnight
 
@@ -312,7 +314,7 @@ def _opening(minute: datetime, timezone: str, window: SendWindow) -> datetime | 
     if window.contains(local.time()):
         return None
     day = local.date()
-    if window.start <= window.end and local.time() >= window.end:
+    if window.start < window.end and local.time() >= window.end:
         day += timedelta(days=1)  # after tonight's close: tomorrow morning
     return datetime.combine(day, window.start, tzinfo=zone).astimezone(UTC)
 

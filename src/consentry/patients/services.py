@@ -123,6 +123,7 @@ def create_practice(
     region: str = "US",
     contact_phone: str = "",
     email_from: str = "",
+    send_window: tuple | None = None,
 ) -> tuple[Practice, str]:
     """Create a practice with the built-in categories and one API key (returned once)."""
     if not name or not name.strip():
@@ -143,6 +144,7 @@ def create_practice(
         # Every inbound webhook is signature-checked; a practice that has not
         # connected Twilio yet gets a random token that the sandbox signs with.
         twilio_auth_token=twilio_auth_token or secrets.token_hex(16),
+        **({"send_window_start": send_window[0], "send_window_end": send_window[1]} if send_window else {}),
     )
     Category.objects.bulk_create(
         Category(

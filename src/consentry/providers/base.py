@@ -43,6 +43,7 @@ class Provider(Protocol):
     """
 
     name: str
+    channels: frozenset[str]  # what it can carry: "sms", "voice", "email", "in_app"
 
     def __init__(self, practice) -> None: ...
 
@@ -53,6 +54,8 @@ class Provider(Protocol):
 PROVIDERS = {
     "sandbox": "consentry.providers.sandbox.SandboxProvider",
     "twilio": "consentry.providers.twilio.TwilioProvider",
+    "smtp": "consentry.providers.email.EmailProvider",
+    "anymail": "consentry.providers.email.AnymailProvider",
 }
 
 
@@ -68,4 +71,9 @@ def provider_for(practice, channel: str) -> Provider:
     name = provider_name(practice, channel)
     if name not in PROVIDERS:
         raise ProviderError(f"unknown provider {name!r}", code="provider_unknown")
-    return import_string(PROVIDERS[name])(practice)
+    provider_class = import_string(PROVIDERS[name])
+    if channel not in provider_class.channels:
+        # e.g. CONSENTRY_PROVIDER=twilio with no email provider chosen: fail
+        # the delivery with a clear code rather than hand email to a phone API.
+        raise ProviderError(f"provider {name!r} cannot send {channel}", code="provider_channel_unsupported")
+    return provider_class(practice)

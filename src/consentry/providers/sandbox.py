@@ -8,6 +8,7 @@ from .models import SandboxMessage
 
 class SandboxProvider:
     name = "sandbox"
+    channels = frozenset({"sms", "voice", "email", "in_app"})
 
     def __init__(self, practice=None) -> None:
         self.practice = practice

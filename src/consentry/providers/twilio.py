@@ -50,6 +50,7 @@ def voice_twiml(practice_name: str, text: str) -> str:
 
 class TwilioProvider:
     name = "twilio"
+    channels = frozenset({"sms", "voice"})
 
     def __init__(self, practice) -> None:
         if not practice.twilio_account_sid or not practice.twilio_auth_token:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
 from consentry.patients.services import InvalidInput, create_practice
+
+
+def parse_send_window(text: str) -> tuple[datetime.time, datetime.time]:
+    try:
+        start, end = (datetime.time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise InvalidInput("send_window", f"expected HH:MM-HH:MM, got {text!r}") from None
+    return start, end
 
 
 class Command(BaseCommand):
@@ -22,10 +31,15 @@ class Command(BaseCommand):
         create.add_argument("--timezone", default="America/New_York")
         create.add_argument("--contact-phone", default="")
         create.add_argument("--email-from", default="")
+        create.add_argument(
+            "--send-window", default="08:00-21:00", metavar="HH:MM-HH:MM",
+            help="Local hours for automated messages (quiet hours outside); 00:00-00:00 turns quiet hours off.",
+        )
         create.add_argument("--json", action="store_true", help="Print {\"id\", \"api_key\"} as JSON.")
 
     def handle(self, *args, action, **options):
         try:
+            start, end = parse_send_window(options["send_window"])
             practice, key = create_practice(
                 name=options["name"],
                 texting_number=options["texting_number"],
@@ -34,6 +48,7 @@ class Command(BaseCommand):
                 timezone=options["timezone"],
                 contact_phone=options["contact_phone"],
                 email_from=options["email_from"],
+                send_window=(start, end),
             )
         except InvalidInput as exc:
             raise CommandError(str(exc)) from exc
