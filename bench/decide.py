@@ -29,9 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _setup  # noqa: E402  (also puts src/ on the path as a fallback)
 
-from consentry.consent.categories import BUILTIN_CATEGORIES  # noqa: E402
+from consentry.consent.categories import builtin_category  # noqa: E402
 from consentry.consent.rules import (  # noqa: E402
-    Category,
     Channel,
     ConsentState,
     Decision,
@@ -47,9 +46,7 @@ from consentry.consent.rules import (  # noqa: E402
 )
 
 
-def category(key: str) -> Category:
-    marketing, channels, can_disable = BUILTIN_CATEGORIES[key]
-    return Category(key, marketing, frozenset(channels), can_disable)
+category = builtin_category
 
 
 # One realistic, transactional request per kind (a marketing category would

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Iterable, Mapping
 
-from consentry.consent.categories import BUILTIN_CATEGORIES
+from consentry.consent.categories import BUILTIN_CATEGORIES, builtin_category
 from consentry.consent.rules import (
     Category,
     Channel,
@@ -43,13 +43,7 @@ PENDING, SKIPPED = Status.PENDING, Status.SKIPPED
 
 def category(key: str) -> Category:
     """A built-in category, as a new practice gets it."""
-    marketing, channels, can_disable = BUILTIN_CATEGORIES[key]
-    return Category(
-        key=key,
-        marketing=marketing,
-        notification_channels=frozenset(channels),
-        patient_can_disable=can_disable,
-    )
+    return builtin_category(key)
 
 
 ALL_CATEGORIES: tuple[Category, ...] = tuple(category(key) for key in BUILTIN_CATEGORIES)

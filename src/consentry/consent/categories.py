@@ -4,7 +4,7 @@ Categories are data: each practice gets its own copy and may add more. Whether a
 category is marketing decides whether PMS marketing consent applies to it.
 """
 
-from .rules import Channel
+from .rules import Category, Channel
 
 E, S, A = Channel.EMAIL, Channel.SMS, Channel.IN_APP
 
@@ -24,3 +24,11 @@ BUILTIN_CATEGORIES: dict[str, tuple[bool, tuple[Channel, ...], bool]] = {
     "system": (False, (A,), False),
     "marketing": (True, (E,), True),
 }
+
+
+def builtin_category(key: str) -> Category:
+    """A built-in category as a new practice gets it, as the rules see it."""
+    marketing, channels, can_disable = BUILTIN_CATEGORIES[key]
+    return Category(
+        key=key, marketing=marketing, notification_channels=frozenset(channels), patient_can_disable=can_disable
+    )

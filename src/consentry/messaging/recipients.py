@@ -16,9 +16,11 @@ from typing import Iterable, Sequence
 from django.db import connection
 
 from consentry.consent.models import Block, ContactConsent, EmailState, SmsState
-from consentry.consent.rules import Channel, ConsentState, LineType, MarketingConsent, Phone, Recipient
+from consentry.consent.rules import Channel, ConsentState, LineType, MarketingConsent, Phone, Recipient, Status
 from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact
 from consentry.patients.services import InvalidInput
+
+from .models import Delivery, Message
 
 _CHANNELS = {c.value: c for c in Channel}
 _LINE_TYPES = {t.value: t for t in LineType}
@@ -177,10 +179,6 @@ def recent_phone_sends(practice_id, now: datetime, kinds) -> dict[str, list[int]
 
     Counts what was sent or is on its way (not what was skipped or failed).
     """
-    from consentry.consent.rules import Status
-
-    from .models import Delivery, Message
-
     counted = [Status.PENDING, Status.DEFERRED, Status.SENT, Status.DELIVERED, Status.UNDELIVERED]
     # Rolling windows: the last 24 hours and the last 7 days before ``now``.
     day, week, until = (connection.ops.adapt_datetimefield_value(now - timedelta(days=n)) for n in (1, 7, 0))

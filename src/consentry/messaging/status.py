@@ -36,7 +36,14 @@ def move(
     delivery: Delivery, status: Status, *, provider_status: str = "", error_code: str = "", reason: str = "",
     error: str = "",
 ) -> bool:
-    """Move a delivery to ``status`` and record it in its history; False if that would go back."""
+    """Move a delivery to ``status`` and record it in its history; False if that would go back.
+
+    Whichever way a provider reports error 21610 (refusing the send, or in a
+    later status callback), the carrier's opt-out is recorded here, once.
+    """
+    if error_code == CARRIER_OPT_OUT_CODE:
+        record_carrier_opt_out(delivery, error_code=error_code)
+        reason = Reason.SMS_OPTED_OUT
     if RANK[Status(status)] <= RANK[Status(delivery.status)]:
         DeliveryEvent.objects.create(
             delivery=delivery, status=status, provider_status=provider_status, error_code=error_code
@@ -66,7 +73,6 @@ def move(
     return True
 
 
-@transaction.atomic
 def record_carrier_opt_out(delivery: Delivery, *, error_code: str) -> None:
     """Error 21610: the carrier holds a STOP we never saw. Record it and stop texting the number."""
     consent.record_sms_opt_out(
@@ -81,9 +87,5 @@ def apply_twilio_status(*, delivery: Delivery, provider_status: str, error_code:
     if status is None:
         return False
     locked = Delivery.objects.select_for_update().select_related("practice").get(pk=delivery.pk)
-    reason = ""
-    if error_code == CARRIER_OPT_OUT_CODE:
-        record_carrier_opt_out(locked, error_code=error_code)
-        reason = Reason.SMS_OPTED_OUT
-    return move(locked, status, provider_status=provider_status, error_code=error_code, reason=reason,
+    return move(locked, status, provider_status=provider_status, error_code=error_code,
                 error=f"{error_code}: {provider_status}" if error_code else "")

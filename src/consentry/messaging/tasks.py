@@ -12,12 +12,12 @@ from django.db import transaction
 from django_tasks import task
 
 from consentry.consent import ledger
-from consentry.consent.rules import Channel, Kind, Reason, Status, address_block_reason
+from consentry.consent.rules import Channel, Kind, Status, address_block_reason
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
 from .models import Delivery, DeliveryEvent
 from .planning import category_for
-from .status import CARRIER_OPT_OUT_CODE, move, record_carrier_opt_out
+from .status import move
 
 log = logging.getLogger("consentry.dispatch")
 
@@ -104,11 +104,7 @@ def _provider_refused(delivery: Delivery, exc: ProviderError) -> str:
                 [delivery.pk]
             )
             return "retry"
-        reason = ""
-        if exc.code == CARRIER_OPT_OUT_CODE:
-            record_carrier_opt_out(delivery, error_code=exc.code)
-            reason = Reason.SMS_OPTED_OUT
-        move(delivery, Status.FAILED, error_code=exc.code, reason=reason, error=f"{exc.code}: {exc}")
+        move(delivery, Status.FAILED, error_code=exc.code, error=f"{exc.code}: {exc}")
         return Status.FAILED
 
 
