@@ -32,7 +32,9 @@ class Subject(models.TextChoices):
 class Source(models.TextChoices):
     SMS_KEYWORD = "sms_keyword"
     CARRIER = "carrier"
+    SMS_REPLY = "sms_reply"  # a reply asking to stop without the keyword ("reasonable means")
     ONE_CLICK_UNSUBSCRIBE = "one_click_unsubscribe"
+    MAILTO_UNSUBSCRIBE = "mailto_unsubscribe"
     RESUBSCRIBE_CLICK = "resubscribe_click"
     ESP_WEBHOOK = "esp_webhook"
     PORTAL = "portal"

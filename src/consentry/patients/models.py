@@ -15,6 +15,11 @@ class KeywordMode(models.TextChoices):
     PROVIDER_MANAGED = "provider", "Provider (Twilio Advanced Opt-Out) sends confirmations"
 
 
+class ReasonableMeans(models.TextChoices):
+    FLAG = "flag", "Flag the conversation; staff confirm the opt-out"
+    AUTO = "auto", "Opt out at once and send the one clarifying confirmation"
+
+
 class Practice(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
@@ -40,6 +45,15 @@ class Practice(models.Model):
     frequency_cap_per_day = models.PositiveSmallIntegerField(default=1)
     frequency_cap_per_week = models.PositiveSmallIntegerField(default=3)
     keyword_mode = models.CharField(max_length=10, choices=KeywordMode.choices, default=KeywordMode.SELF_MANAGED)
+    # Keyword languages besides English (e.g. ["es"]): STOP is always understood.
+    keyword_languages = models.JSONField(default=list, blank=True)
+    # Replies that ask to stop without the exact keyword ("please stop texting me").
+    reasonable_means = models.CharField(max_length=4, choices=ReasonableMeans.choices, default=ReasonableMeans.FLAG)
+    # Sender pacing, in messages per second for the texting number (a long
+    # code takes about 1, a short code far more) and for the email sender.
+    # Blank means the provider's default (see providers.base.default_rate).
+    sms_rate_per_second = models.FloatField(null=True, blank=True)
+    email_rate_per_second = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
