@@ -1,7 +1,7 @@
 """Start-up refusals: a deployment must not run on demo secrets."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
 from .settings import PLACEHOLDER_SECRET
 
@@ -28,3 +28,16 @@ def secrets_are_set(app_configs, **kwargs):
             )
         )
     return errors
+
+
+@register(deploy=False)
+def public_url_is_set(app_configs, **kwargs):
+    if settings.DEBUG or settings.DEMO_MODE or settings.CONSENTRY_PUBLIC_URL:
+        return []
+    return [
+        Warning(
+            "CONSENTRY_PUBLIC_URL is not set: unsubscribe and opt-in links in email point at http://127.0.0.1:8000.",
+            hint="Set CONSENTRY_PUBLIC_URL to the https:// address patients and Twilio reach this service at.",
+            id="consentry.W001",
+        )
+    ]

@@ -175,3 +175,10 @@ CONSENTRY_EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("CONSENTRY_EMAIL_MESSAGE_ID_D
 # The "anymail" provider posts to an ESP's API with this django-anymail backend.
 CONSENTRY_ANYMAIL_BACKEND = os.environ.get("CONSENTRY_ANYMAIL_BACKEND", "anymail.backends.sendgrid.EmailBackend")
 ANYMAIL = {name: os.environ[name] for name in ("SENDGRID_API_KEY", "SENDGRID_API_URL") if os.environ.get(name)}
+# Where List-Unsubscribe's mailto points: mail arriving there (through the
+# ESP's inbound webhook) unsubscribes the address named by its token.
+CONSENTRY_UNSUBSCRIBE_MAILBOX = os.environ.get(
+    "CONSENTRY_UNSUBSCRIBE_MAILBOX", f"unsubscribe@{CONSENTRY_EMAIL_MESSAGE_ID_DOMAIN}"
+)
+# Resubscribe emails: at most one per address per this many hours.
+CONSENTRY_RESUBSCRIBE_EVERY_HOURS = float(os.environ.get("CONSENTRY_RESUBSCRIBE_EVERY_HOURS", 24))
