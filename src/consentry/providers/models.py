@@ -13,4 +13,5 @@ class SandboxMessage(models.Model):
     sender = models.CharField(max_length=254)
     subject = EncryptedTextField(blank=True, default="")
     body = EncryptedTextField()
+    html = EncryptedTextField(blank=True, default="")  # an email's HTML part
     created_at = models.DateTimeField(auto_now_add=True)

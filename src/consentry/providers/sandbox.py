@@ -22,6 +22,7 @@ class SandboxProvider:
             sender=message.sender,
             subject=message.subject,
             body=message.body,
+            html=message.html,
         )
         # The sandbox's handset always answers: delivery is confirmed at once.
         return SendResult(provider_ref=f"SB{row.pk:032d}", status="delivered")
