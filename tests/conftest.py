@@ -98,6 +98,20 @@ def api(practice_and_key):
     return Api(practice_and_key[1])
 
 
+@pytest.fixture
+def smtp(settings, practice):
+    """A real SMTP server on loopback, the practice's email provider."""
+    from tests.fakes.smtp import start_fake_smtp
+
+    fake, controller = start_fake_smtp()
+    settings.CONSENTRY_SMTP_HOST = fake.host
+    settings.CONSENTRY_SMTP_PORT = fake.port
+    practice.email_provider = "smtp"
+    practice.save()
+    yield fake
+    controller.stop()
+
+
 def send_sms_webhook(client: Client, *, body: str, sender: str, to: str = "+14155550100", sid: str = "SM1",
                      token: str = TWILIO_TOKEN, signature: str | None = None, extra: dict | None = None):
     params = {"From": sender, "To": to, "Body": body, "MessageSid": sid, "AccountSid": "AC1", "NumMedia": "0",

@@ -53,7 +53,7 @@ def test_serve_is_a_working_service_in_one_process(service):
     })
     assert status == 202
     assert service.settled(message["id"]) == [("sms", "delivered", None)], "the embedded worker did not deliver"
-    assert service.outbox("+14155550177") == ["Forms to sign: https://example.com/f"]
+    assert service.outbox("+14155550177") == ["Oak Clinic: Forms to sign: https://example.com/f"]
 
 
 def test_demo_loads_a_practice_and_prints_a_working_key(env):

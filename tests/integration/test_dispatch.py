@@ -32,7 +32,8 @@ def test_the_worker_hands_pending_deliveries_to_the_sandbox_and_records_delivery
     assert delivery.status == "delivered"
     assert delivery.sent_at and delivery.delivered_at and delivery.provider_ref.startswith("SB")
     sent = SandboxMessage.objects.get()
-    assert (sent.channel, sent.to, sent.sender, sent.body) == ("sms", PHONE, practice.texting_number, "See you at 9")
+    assert (sent.channel, sent.to, sent.sender, sent.body) == ("sms", PHONE, practice.texting_number,
+                                                             "Oak Clinic: See you at 9")
 
 
 def test_deliveries_and_their_tasks_are_written_together(practice, settings):
@@ -111,7 +112,7 @@ def test_the_sandbox_outbox_is_visible_only_with_the_sandbox_provider(client, pr
     _remind(practice, [patient])
     drain_worker()
     body = client.get("/sandbox/outbox").json()
-    assert [(m["to"], m["body"]) for m in body["messages"]] == [(PHONE, "See you at 9")]
+    assert [(m["to"], m["body"]) for m in body["messages"]] == [(PHONE, "Oak Clinic: See you at 9")]
     assert client.get("/sandbox/outbox", {"to": "+14155550999"}).json() == {"messages": []}
     settings.CONSENTRY_PROVIDER = "twilio"
     assert client.get("/sandbox/outbox").status_code == 404

@@ -13,7 +13,7 @@ from consentry.messaging.planning import create_message
 from consentry.providers.base import Outbound, ProviderError
 from consentry.providers.email import AnymailProvider, EmailProvider
 from tests.conftest import drain_worker, make_patient
-from tests.fakes.smtp import free_port, start_fake_smtp
+from tests.fakes.smtp import free_port
 
 pytestmark = [
     pytest.mark.django_db,
@@ -46,17 +46,6 @@ def _history(delivery):
 # --- SMTP ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def smtp(settings, practice):
-    fake, controller = start_fake_smtp()
-    settings.CONSENTRY_SMTP_HOST = fake.host
-    settings.CONSENTRY_SMTP_PORT = fake.port
-    practice.email_provider = "smtp"
-    practice.save()
-    yield fake
-    controller.stop()
-
-
 def test_an_email_reaches_the_smtp_server_with_text_and_html_parts(practice, smtp):
     patient = make_patient(practice, emails=[AVA])
     delivery = _send(practice, patient)
@@ -68,8 +57,12 @@ def test_an_email_reaches_the_smtp_server_with_text_and_html_parts(practice, smt
     assert message["To"] == AVA
     assert message["Subject"] == "Forms to sign"
     assert message.get_content_type() == "multipart/alternative"
-    assert message.get_body(("plain",)).get_content().strip() == "Hi Ava, two forms are waiting."
-    assert message.get_body(("html",)).get_content().strip() == "<p>Hi Ava, <b>two forms</b> are waiting.</p>"
+    # The content inside the practice's layout: its name and phone below, no unsubscribe on a transactional email.
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text == "Hi Ava, two forms are waiting.\n\n--\nOak Clinic · +14155550100\n"
+    html = message.get_body(("html",)).get_content()
+    assert "<p>Hi Ava, <b>two forms</b> are waiting.</p>" in html and "Unsubscribe" not in html
+    assert message["List-Unsubscribe"] is None
 
     assert delivery.status == "sent"
     assert message["Message-ID"].endswith("@consentry.local>")
@@ -77,7 +70,7 @@ def test_an_email_reaches_the_smtp_server_with_text_and_html_parts(practice, smt
     assert _history(delivery) == [("sent", "accepted")]
 
 
-def test_the_practice_address_is_the_sender_and_text_only_mail_has_one_part(practice, smtp, settings):
+def test_the_practice_address_is_the_sender_and_text_only_mail_gets_an_html_part(practice, smtp, settings):
     settings.CONSENTRY_EMAIL_MESSAGE_ID_DOMAIN = "mail.oak-clinic.example"
     practice.email_from = "frontdesk@oak-clinic.example"
     practice.save()
@@ -86,8 +79,8 @@ def test_the_practice_address_is_the_sender_and_text_only_mail_has_one_part(prac
     [message] = smtp.messages()
     assert message["From"] == "frontdesk@oak-clinic.example"
     assert smtp.received[0].mail_from == "frontdesk@oak-clinic.example"
-    assert message.get_content_type() == "text/plain"
-    assert message.get_content().strip() == "Thank you."
+    assert message.get_body(("plain",)).get_content().startswith("Thank you.\r\n")
+    assert "<p>Thank you.</p>" in message.get_body(("html",)).get_content()
     assert delivery.provider_ref == message["Message-ID"] and delivery.provider_ref.endswith("@mail.oak-clinic.example>")
 
 
@@ -225,10 +218,9 @@ def test_an_email_goes_to_sendgrids_mail_send_api(practice, sendgrid):
     assert personalization["to"] == [{"email": AVA}]
     assert sent["from"] == {"email": "noreply@localhost", "name": "Oak Clinic"}
     assert sent["subject"] == "Forms to sign"
-    assert sent["content"] == [
-        {"type": "text/plain", "value": "Hi Ava, two forms are waiting."},
-        {"type": "text/html", "value": "<p>Hi Ava, <b>two forms</b> are waiting.</p>"},
-    ]
+    text, html = sent["content"]
+    assert text == {"type": "text/plain", "value": "Hi Ava, two forms are waiting.\n\n--\nOak Clinic · +14155550100\n"}
+    assert html["type"] == "text/html" and "<p>Hi Ava, <b>two forms</b> are waiting.</p>" in html["value"]
     # anymail gives each message its own id and has SendGrid carry it in every tracking event.
     assert delivery.status == "sent"
     assert delivery.provider_ref == personalization["custom_args"]["anymail_id"]

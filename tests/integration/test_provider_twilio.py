@@ -49,7 +49,7 @@ def test_a_text_goes_to_twilios_messages_resource_from_the_practice_number(pract
     [request] = twilio.messages()
     assert request["form"]["To"] == PHONE
     assert request["form"]["From"] == practice.texting_number
-    assert request["form"]["Body"] == "Forms to sign: https://example.com/f"
+    assert request["form"]["Body"] == "Oak Clinic: Forms to sign: https://example.com/f"
     assert request["form"]["StatusCallback"] == "http://testserver/webhooks/twilio/status"
     delivery = Delivery.objects.get()
     assert delivery.status == "sent" and delivery.provider_ref.startswith("SM")

@@ -35,14 +35,14 @@ from consentry.patients.models import Category as CategoryRow
 from consentry.patients.models import PatientContact, Practice
 from consentry.patients.services import InvalidInput
 
-from . import recipients
+from . import recipients, templating
 from .models import Delivery, Message
 
 PLAN_CHUNK = 2000
 PHONE_CHANNELS = (Channel.SMS, Channel.VOICE)
 SENDING = (Status.PENDING, Status.DEFERRED)
 REQUEST_KINDS = (Kind.AUTOMATION, Kind.BROADCAST, Kind.MANUAL, Kind.NOTIFICATION)
-MAX_SMS_CHARS = 1600  # Twilio's limit for one message body
+MAX_SMS_CHARS = templating.MAX_SMS_CHARS
 MAX_TEXT_CHARS = 100_000
 
 
@@ -73,8 +73,12 @@ def category_from_row(row: CategoryRow) -> Category:
     )
 
 
-def clean_content(kind: Kind, content: dict) -> tuple[dict, frozenset[Channel]]:
-    """Validate the content and return it with the channels it can be sent on."""
+def clean_content(kind: Kind, content: dict, *, sms_prefix: str = "") -> tuple[dict, frozenset[Channel]]:
+    """Validate the content and return it with the channels it can be sent on.
+
+    ``sms_prefix`` is what every text starts with (the practice's name): it
+    counts towards a text's length.
+    """
     if not isinstance(content, dict):
         raise InvalidInput("content", "must be an object with sms, voice and/or email")
     cleaned: dict = {}
@@ -85,9 +89,11 @@ def clean_content(kind: Kind, content: dict) -> tuple[dict, frozenset[Channel]]:
         if not isinstance(value, str):
             raise InvalidInput(f"content.{key}", "must be text")
         if value.strip():
-            limit = MAX_SMS_CHARS if key == "sms" else MAX_TEXT_CHARS
+            limit = MAX_SMS_CHARS - len(sms_prefix) if key == "sms" else MAX_TEXT_CHARS
             if len(value) > limit:
-                raise InvalidInput(f"content.{key}", f"is longer than {limit} characters")
+                why = f" (texts start with {sms_prefix!r})" if key == "sms" and sms_prefix else ""
+                raise InvalidInput(f"content.{key}", f"is longer than {limit} characters{why}")
+            templating.check(value, f"content.{key}")
             cleaned[key] = value
     email = content.get("email")
     if email is not None:
@@ -101,6 +107,9 @@ def clean_content(kind: Kind, content: dict) -> tuple[dict, frozenset[Channel]]:
                 raise InvalidInput("content.email.subject", "an email needs a subject")
             if max(len(subject), len(text), len(html)) > MAX_TEXT_CHARS:
                 raise InvalidInput("content.email", f"is longer than {MAX_TEXT_CHARS} characters")
+            templating.check(subject, "content.email.subject")
+            templating.check(text, "content.email.text")
+            templating.check(html, "content.email.html")
             cleaned["email"] = {"subject": subject, "text": text, "html": html}
     unknown = set(content) - {"sms", "voice", "email", "in_app"}
     if unknown:
@@ -185,7 +194,7 @@ def create_message(
         raise InvalidInput("kind", f"must be one of {', '.join(k.value for k in REQUEST_KINDS)}")
     category_record = category_row(practice, category)
     category_value = category_from_row(category_record)
-    cleaned, channels = clean_content(kind, content)
+    cleaned, channels = clean_content(kind, content, sms_prefix=templating.sms_prefix(practice))
     ids = recipients.parse_patient_ids(patient_ids)
     recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)
     request_hash = _request_hash(kind, category_value.key, ids, cleaned) if idempotency_key else ""

@@ -15,6 +15,7 @@ from consentry.consent import ledger
 from consentry.consent.rules import Channel, Kind, Status, address_block_reason
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
+from . import templating
 from .models import Delivery, DeliveryEvent
 from .planning import category_for
 from .status import move
@@ -43,7 +44,7 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update()
-            .select_related("message", "practice")
+            .select_related("message", "practice", "patient")
             .filter(pk=delivery_id, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True)
             .first()
         )
@@ -72,7 +73,7 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
         delivery.attempted_at = datetime.now(UTC)
         delivery.save(update_fields=["attempted_at", "updated_at"])
 
-    outbound = render(delivery)
+    outbound = render(delivery, categories[key])
     try:
         result = provider_for(delivery.practice, delivery.channel).send(outbound)
     except ProviderError as exc:
@@ -128,21 +129,30 @@ def expire_unknown_outcomes(delivery_ids: list[int]) -> int:
     return expired
 
 
-def render(delivery: Delivery) -> Outbound:
-    content = json.loads(delivery.message.content)
-    practice = delivery.practice
-    channel = delivery.channel
+def render(delivery: Delivery, category=None) -> Outbound:
+    """What the provider is handed: the content personalized for this recipient, in its channel's form."""
+    message, practice, channel = delivery.message, delivery.practice, delivery.channel
+    content = json.loads(message.content)
+    values = templating.values_for(practice, delivery.patient)
     subject = html = ""
+    headers: dict = {}
     if channel == Channel.EMAIL:
-        email = content["email"]
-        subject, body, html = email["subject"], email["text"], email["html"]
+        category = category or category_for(practice, message.category)
+        email = templating.email(
+            practice, delivery.patient, delivery.address, content["email"],
+            with_unsubscribe=message.kind == Kind.BROADCAST or category.marketing,
+        )
+        subject, body, html, headers = email.subject, email.text, email.html, email.headers
         sender = practice.email_from or f"{practice.name} <noreply@localhost>"
     elif channel == Channel.IN_APP:
         body = content.get("in_app") or content.get("sms") or content.get("email", {}).get("text", "")
-        subject = content.get("email", {}).get("subject", "")
+        body = templating.personalize(body, values)
+        subject = templating.personalize(content.get("email", {}).get("subject", ""), values)
         sender = practice.name
     else:
-        body = content[channel]
+        body = templating.personalize(content[channel], values)
+        if channel == Channel.SMS:
+            body = templating.sms_text(practice, body)
         sender = practice.texting_number
     return Outbound(
         practice_id=str(practice.pk),
@@ -153,4 +163,5 @@ def render(delivery: Delivery) -> Outbound:
         body=body,
         subject=subject,
         html=html,
+        headers=headers,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.conf import settings
@@ -19,6 +19,8 @@ class Outbound:
     body: str
     subject: str = ""
     html: str = ""
+    # Extra email headers (List-Unsubscribe, List-Unsubscribe-Post).
+    headers: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def build_email(message: Outbound, *, connection) -> EmailMultiAlternatives:
     )
     if message.html:
         email.attach_alternative(message.html, "text/html")
+    email.extra_headers.update(message.headers)
     return email
 
 
