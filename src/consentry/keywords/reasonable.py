@@ -1,0 +1,380 @@
+"""Opt-out requests that are not keywords: consent revoked "by any reasonable means".
+
+Since April 2025 US rules say a person may revoke consent to texts in any
+reasonable way, so "please stop texting me" or "take me off your list" must
+not be treated as an ordinary reply. assess() recognises such requests with
+plain, named phrase rules; the name of the rule that fired is kept as
+evidence, so staff and auditors can see why a reply was read as an opt-out.
+
+How a reply is read:
+
+1. It is normalised: lower case, accents and apostrophes dropped
+   ("Don’t" -> "dont", "bórrenme" -> "borrenme"), whitespace collapsed.
+2. Guards remove sentences that talk about stopping without asking for it:
+   negated requests ("please don't stop texting me"), a sender's own slip
+   ("wrong person, meant to send that to my sister"), corrections of the
+   record ("wrong number on my form"), unsubscribing by accident.
+3. Opt-out rules run over what is left, in order; the first that matches
+   decides. They pair an action (stop, quit, remove, don't want, no more,
+   unsubscribe, opt out, dejen de, bórrenme, ...) with what is stopped: the
+   texts themselves, "me", "this number", "your list". Words about
+   appointments, medicines, symptoms or parking never complete a rule, which
+   is what keeps "stop taking his meds" or "cancel my appointment" out.
+4. A clause made only of a stop word and politeness ("stop pls", "STOP!!!",
+   "🛑", "alto por favor") counts too.
+
+Every pattern is compiled once and has bounded repetition, so a call costs
+time linear in the length of the text and can run on every inbound message.
+Exact keywords are classify()'s job; the caller checks them first.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .classify import enabled_languages
+
+
+@dataclass(frozen=True)
+class Assessment:
+    possible_opt_out: bool
+    rule: str  # the name of the rule that decided ("" when none matched), kept as evidence in the consent ledger
+
+
+def _c(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.VERBOSE)
+
+
+# --- vocabulary (normalised text: lower case, no accents, no apostrophes) ----------------------------------------
+
+# What is being stopped: the messages themselves.
+_NOUN = (
+    r"(?:text|txt|sms|mms|messag|mesag|msg|reminder|notification|notif|alert|spam|robotext|robocall|"
+    r"communication|correspondence)\w*"
+)
+# Words that may stand between a verb and that noun: "these automated texts", "the refill reminders".
+_NP = (
+    r"(?:(?:all|any|the|these|those|this|that|your|ur|such|more|further|future|of|automated|automatic|my|"
+    r"appointment|refill|reminder|promotional|marketing|text|txt|sms|stupid|damn|fucking)\s+){0,3}" + _NOUN
+)
+# A demonstrative ending the clause: "stop sending these", "I don't want to get these anymore".
+_THESE = (
+    r"(?:these|those|them|this(?:\s+(?:stuff|crap|junk|garbage|nonsense|shit))?)"
+    r"(?=\s*(?:anymore|any\s+more|again|$|[.,;!?)]))"
+)
+# The sender's own texting ("can I stop texting you my readings") is not a request.
+_NOT_TO_YOU = r"(?!\s+(?:you|u|ya|yall)\b)"
+_STOP = r"(?:s+t+o+p+|sotp|stpo|quit|cease|discontinue)"
+_OBJ = r"(?:me|us|him|her|them|this\s+(?:number|phone|cell)|my\s+\w+)"
+_GERUND = (
+    r"(?:texting|textin|texing|txting|txtin|messaging|msging|messageing|contacting|spamming|bothering|"
+    r"harassing|bugging|pestering|calling)"
+)
+
+_ES_NOUN = r"(?:mensaje|mensajito|msj|texto|txt|sms|recordatorio|notificacion|aviso|alerta)\w*"
+_ES_NP = (
+    r"(?:(?:los|las|el|la|sus|tus|estos|estas|esos|esas|este|esta|mas|ningun|ninguna|tantos|tantas|de|"
+    r"ese|tipo)\s+){0,3}" + _ES_NOUN
+)
+_ES_SEND = r"(?:escribir|mandar|enviar|textear|mensajear|llamar|molestar|contactar)\w*"
+
+
+# --- guards: sentences that mention stopping without asking for it -----------------------------------------------
+
+_GUARDS: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
+    (
+        "negated_request",
+        _c(r"""\b(?:dont|do\s+not|never|didnt|did\s+not)\s+
+               (?:(?:want|mean|need)\s+(?:you\s+|u\s+)?to\s+)?
+               (?:stop|cancel|remove|unsubscribe|unsub|opt\s*-?\s*out|quit|take\s+me\s+off)\b"""),
+        frozenset({"en"}),
+    ),
+    (
+        "unsubscribed_by_mistake",
+        _c(r"""\b(?:did\s+i|didnt|did\s+not|never|accidentally)\s+(?:\w+\s+)?(?:unsub\w*|opt(?:ed)?\s*-?\s*out)\b
+             | \b(?:unsub\w*|opted\s*-?\s*out)\s+(?:\w+\s+)?by\s+(?:accident|mistake)\b"""),
+        frozenset({"en"}),
+    ),
+    (
+        "own_mistake",
+        _c(r"""\bmeant\s+(?:to\s+(?:send|text|write)|for)\b
+             | \bsent\s+(?:this|that|it)\s+to\s+the\s+wrong\b
+             | \bwrong\s+(?:chat|thread|conversation)\b"""),
+        frozenset({"en"}),
+    ),
+    (
+        "record_correction",
+        _c(r"\bwrong\s+(?:number|phone|\#)\s+(?:on|in|listed|for\s+(?:the|your|my|our))\b"),
+        frozenset({"en"}),
+    ),
+    (
+        "es_negated_request",
+        _c(r"\bno\s+(?:dejen|deje|dejes|dejar|paren|pare|pares)\s+de\b"),
+        frozenset({"es"}),
+    ),
+    (
+        "es_record_correction",
+        _c(r"\bnumero\s+equivocado\s+(?:en|de)\s+(?:mi|el|la|su|los)\b"),
+        frozenset({"es"}),
+    ),
+)
+
+
+# --- opt-out rules, first match decides --------------------------------------------------------------------------
+
+_RULES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
+    # "stop texting me", "quit texting me", "stop calling and texting me", "stop spamming me"
+    ("stop_contacting", _c(rf"\b{_STOP}\s+(?:all\s+|the\s+)?{_GERUND}\b{_NOT_TO_YOU}"), frozenset({"en"})),
+    # "stop sending me texts", "quit sending me these", "stop getting these reminders"
+    (
+        "stop_sending",
+        _c(rf"""\b{_STOP}\s+(?:sending|send|getting|receiving|get|receive)\b
+                (?:\s+{_OBJ})?
+                (?:\s+{_NP}|\s+{_THESE}|\s*(?:$|[.!?]))"""),
+        frozenset({"en"}),
+    ),
+    # "stop messages", "stop the texts", "stop with the texts", "cease all text messages"
+    ("stop_messages", _c(rf"\b{_STOP}\s+(?:it\s+)?(?:with\s+)?{_NP}\b{_NOT_TO_YOU}"), frozenset({"en"})),
+    # "I want these texts to stop", "make the texts stop"
+    ("make_them_stop", _c(rf"\b(?:want|make|need|like|wish|have|get)\s+{_NP}\s+(?:to\s+)?stop\b"), frozenset({"en"})),
+    # "turn off text reminders", "how do I turn these notifications off"
+    (
+        "turn_off",
+        _c(rf"\b(?:turn|switch|shut)\s+(?:off\s+{_NP}|(?:{_NP}|these|them)\s+off\b)"),
+        frozenset({"en"}),
+    ),
+    # "cancel my text reminders", "cancel all text notifications"
+    ("cancel_messages", _c(rf"\bcancel\w*\s+{_NP}"), frozenset({"en"})),
+    # "I said stop", "I told you to stop texting me", "how many times do I have to say stop"
+    (
+        "repeated_request",
+        _c(r"\b(?:i\s+said|i\s+told\s+(?:you|u)|told\s+(?:you|u)\s+to|i\s+asked\s+(?:you|u)\s+to|how\s+many\s+times)"
+           r"\b[^.!?]{0,40}?\bstop\b"),
+        frozenset({"en"}),
+    ),
+    # "unsubscribe me", "unsub", "unsuscribe", "I unsubscribed last week"
+    ("unsubscribe", _c(r"\bun\s?-?\s?su(?:bs|b|s)c?r?i?b?(?:e|ed|es|ing)?\b"), frozenset({"en"})),
+    # "opt me out", "OPT-OUT", "I'd like to opt out of text messages"
+    ("opt_out", _c(rf"\bopt(?:ing)?(?:\s+{_OBJ})?\s*-?\s*out\b|\boptout\b"), frozenset({"en"})),
+    # "revoke my consent", "I withdraw my consent for texts"
+    (
+        "revoke_consent",
+        _c(r"\b(?:revoke|revoking|withdraw|withdrawing|rescind|cancel)\s+(?:my\s+|all\s+|any\s+)?"
+           r"(?:consent|permission|authorization)\b"),
+        frozenset({"en"}),
+    ),
+    # "don't text me anymore", "do not text this number", "please don't send me any more texts", "do not contact"
+    (
+        "dont_contact",
+        _c(rf"""\b(?:dont|do\s+not|never|please\s+not|pls\s+not|plz\s+not)\s+(?:ever\s+)?
+                (?:(?:text|txt|message|msg|contact|sms|spam|bother|text\s+or\s+call|call\s+or\s+text)
+                   (?:\s+{_OBJ}\b(?!\s+back\b)|\s*(?:again|anymore|any\s+more)?\s*(?:[.!?,;]|$))
+                 |send\s+(?:{_OBJ}\s+)?(?:{_NP}|{_THESE}))"""),
+        frozenset({"en"}),
+    ),
+    # "I didn't sign up for these texts", "I never agreed to this"
+    (
+        "never_agreed",
+        _c(rf"\b(?:didnt|did\s+not|never)\s+(?:sign(?:ed)?\s+up|opt(?:ed)?\s+in|agree[d]?|ask(?:ed)?|subscribe[d]?)"
+           rf"\s+(?:for|to)\s+(?:{_NP}|{_THESE}|any\s+of\s+(?:this|these|{_NP}))"),
+        frozenset({"en"}),
+    ),
+    # "No texts please" as a clause of its own
+    (
+        "no_messages",
+        _c(rf"(?:^|[.!,;]\s*)no\s+{_NP}\s*(?:please|pls|plz|thx|thanks|thank\s+you)?\s*(?:[.!,;]|$)"),
+        frozenset({"en"}),
+    ),
+    # "no more texts", "please no more reminders", "no more of these"
+    (
+        "no_more",
+        _c(rf"""\bno\s+more\s+(?:{_NP}|(?:of\s+)?{_THESE})
+             | (?:^|[.!,;]\s*)(?:please\s+|pls\s+|plz\s+)?no\s+more(?:\s+(?:please|pls|plz))?\s*(?:[.!,;]|$)"""),
+        frozenset({"en"}),
+    ),
+    # "enough with the texts"
+    ("enough", _c(rf"\benough\s+(?:with\s+|of\s+)?{_NP}"), frozenset({"en"})),
+    # "I don't want these messages", "my mom doesn't want these texts", "I'd prefer not to get texts"
+    (
+        "dont_want",
+        _c(rf"""\b(?:(?:dont|do\s+not|doesnt|does\s+not|no\s+longer)\s+(?:want|wish|like|care|need)
+                 |(?:prefer|rather)\s+not)(?:\s+to)?
+                (?:(?:\s+(?:receive|get|be\s+getting|be\s+receiving|keep\s+getting|keep\s+receiving|have))?
+                   \s+(?:{_NP}|{_THESE})
+                 |\s+be\s+(?:contacted|texted|messaged|sent\s+(?:{_NP}|{_THESE}))\b)"""),
+        frozenset({"en"}),
+    ),
+    # "remove me from this list", "take my number off your list", "delete my number from your system"
+    (
+        "remove_from_list",
+        _c(rf"""(?:\b(?:remove|take|delete|drop|erase|get|scratch|unlist|put|unenroll|unenrol|unregister)\s+
+                  (?:me|us|him|her|them|(?:my|this|his|her|our|their)\s+(?:number|phone|cell|info|name|contact))
+               |\b(?:be|been|get|got)\s+(?:removed|taken|deleted|dropped|unenrolled|unlisted))\s+
+               (?:off|from|out\s+of)\s+
+               (?:(?:your|ur|the|this|that|these|all|of|my)\s+){{0,2}}
+               (?:(?:text|txt|texting|sms|messaging|message|mailing|contact|call|calling|distribution|reminder|
+                  marketing|do\s+not\s+(?:text|contact|call))\s+)?
+               (?:list|lists|system|database|records|contacts|(?:all\s+|any\s+)?(?:future\s+)?{_NOUN})\b"""),
+        frozenset({"en"}),
+    ),
+    # "remove me", "please remove my number", "take me off", "pls remove" as the whole request
+    (
+        "remove_me",
+        _c(r"""(?:\b(?:remove|delete|unlist)\s+(?:me|us|(?:my|this|his|her|their)\s+number)
+               |\btake\s+(?:me|my\s+number)\s+off
+               |\b(?:please|pls|plz)\s+(?:remove|unlist))
+               (?:\s+(?:please|pls|plz|now|asap|thanks|thank\s+you|thx))?\s*(?:[.!?,;]|$)"""),
+        frozenset({"en"}),
+    ),
+    # "wrong number", "you have the wrong person"
+    ("wrong_number", _c(r"\bwrong\s+(?:number|person|phone|\#|\#s)(?:\b|$)"), frozenset({"en"})),
+    # "Maria doesn't have this number anymore", "this isn't Maria's phone"
+    (
+        "not_their_number",
+        _c(r"""\b(?:doesnt|does\s+not|dont|do\s+not|no\s+longer)\s+(?:have|has|use|uses|own|owns)\s+this\s+
+                 (?:number|phone|cell)\b
+             | \b(?:this|it)\s+(?:is\s+not|isnt|aint)\s+\w+s\s+(?:number|phone|cell)\b"""),
+        frozenset({"en"}),
+    ),
+    # "leave me alone", "lose my number"
+    (
+        "leave_me_alone",
+        _c(r"\bleave\s+me\s+(?:alone|be)\b|\b(?:lose|forget|delete)\s+(?:my|this)\s+(?:number|\#)"),
+        frozenset({"en"}),
+    ),
+    # Spanish: "dejen de escribirme", "paren de mandarme mensajes", "quiero dejar de recibir mensajes"
+    (
+        "es_dejen_de",
+        _c(rf"""\b(?:dejen|deje|dejes|deja|dejar|paren|pare|para|parar|terminen|basta)\s+de\s+
+                (?:{_ES_SEND}|recibir\s+{_ES_NP})"""),
+        frozenset({"es"}),
+    ),
+    # "no me manden más mensajes", "ya no me escriban", "no me molesten"
+    (
+        "es_no_me_manden",
+        _c(rf"""\bno\s+(?:me|nos|le|les)\s+(?:\w+\s+)?
+               (?:manden|mande|mandes|envien|envie|envies|escriban|escriba|escribas|texteen|textee|
+                  molesten|moleste|contacten|contacte|vuelvan\s+a\s+(?:escribir|mandar|enviar|contactar))\b
+               (?=\s*(?:$|[.,;!?]|mas\b|nada\b|ya\b|nunca\b|otra\s+vez|de\s+nuevo|por\s+favor|porfa|{_ES_NP}))"""),
+        frozenset({"es"}),
+    ),
+    # "favor de no mandar más textos"
+    ("es_no_mandar", _c(rf"\bno\s+(?:mandar|enviar|escribir|textear)(?:me|nos|le|les)?\s+{_ES_NP}"), frozenset({"es"})),
+    # "ya no quiero mensajes", "mi mamá no quiere recibir estos mensajes"
+    (
+        "es_no_quiero",
+        _c(rf"""\bno\s+(?:quiero|queremos|quiere|quieren|deseo|desea|deseamos|necesito|me\s+interesan?)\s+
+                (?:(?:recibir|tener|seguir\s+recibiendo)\s+)?{_ES_NP}
+             | \bno\s+(?:quiero|queremos|quiere|quieren|deseo|desea)\s+que\s+(?:me|nos|le|les)\s+(?:sigan\s+)?
+               (?:manden|mandando|envien|enviando|escriban|escribiendo|contacten|molesten)\b"""),
+        frozenset({"es"}),
+    ),
+    # "bórrenme de la lista", "quítenme de su lista", "eliminen mi número"
+    (
+        "es_remove_from_list",
+        _c(r"""\b(?:borren|borre|borrar|borra|quiten|quite|quitar|quita|saquen|saque|sacar|saca|
+                  eliminen|elimine|eliminar|elimina)(?:me|nos|lo|la|le)?\s+
+               (?:(?:de|del)\s+(?:(?:la|su|sus|esta|este|el|tu|esa)\s+)?(?:lista|sistema|base)
+                 |mi\s+(?:numero|telefono|celular))"""),
+        frozenset({"es"}),
+    ),
+    # "quiero darme de baja", "denme de baja", "cancelar suscripción", "desuscribirme"
+    (
+        "es_baja",
+        _c(r"""\b(?:dar|darme|darnos|darse|den|denme|dennos|deme|doy|me\s+doy)\s+de\s+baja\b
+                (?=\s*(?:$|[.,;!?]|por\s+favor|porfa|ya\b
+                   |de\s+(?:la\s+lista|los\s+mensajes|los\s+textos|mensajes|textos|este|esta|sus|todo)))
+             | \bcancel\w*\s+(?:mi\s+|la\s+)?suscripcion\b
+             | \bdesu?s?crib\w*"""),
+        frozenset({"es"}),
+    ),
+    # "cancelen los mensajes"
+    (
+        "es_cancel_messages",
+        _c(rf"\bcancel\w*\s+(?:(?:los|las|mis|todos|todas|sus)\s+){{0,2}}{_ES_NOUN}"),
+        frozenset({"es"}),
+    ),
+    # "no más mensajes", "ya basta de mensajes"
+    ("es_no_mas", _c(rf"\b(?:no\s+mas|basta\s+(?:de|con))\s+{_ES_NP}"), frozenset({"es"})),
+    # "número equivocado"
+    ("es_wrong_number", _c(r"\bnumero\s+equivocado\b|\bpersona\s+equivocada\b"), frozenset({"es"})),
+    # "ya no usen este número", "este número ya no es de Juan"
+    (
+        "es_not_their_number",
+        _c(r"""\bno\s+(?:usen|use|escriban\s+a|manden\s+a|marquen\s+a)\s+este\s+(?:numero|telefono|celular)\b
+             | \beste\s+(?:numero|telefono|celular)\s+(?:ya\s+)?no\s+es\s+de\b"""),
+        frozenset({"es"}),
+    ),
+    # "déjenme en paz"
+    ("es_leave_me_alone", _c(r"\b(?:dejenme|dejeme|dejame|dejennos)\s+en\s+paz\b"), frozenset({"es"})),
+)
+
+
+# --- a clause that is only a stop word and politeness: "stop pls", "STOP!!!", "alto por favor" --------------------
+
+_STOP_SIGN = "\U0001f6d1"
+_TOKEN = re.compile(r"[a-z]+|" + _STOP_SIGN)
+_CLAUSES = re.compile(r"[,;:.!?()\n]+|\s[-–—]+\s")
+_STOP_TOKEN = {
+    "en": re.compile(r"s+t+o+p+|sotp|stpo|stp|stopall|optout|unsub|" + _STOP_SIGN),
+    "es": re.compile(r"alto|parar|paren|basta|baja|detener|detengan|" + _STOP_SIGN),
+}
+_FILLER = {
+    "en": frozenset(
+        "please pls plz plse pleas kindly now it this these that all already asap immediately right just with "
+        "ok okay thanks thank you thx ty omg ugh".split()
+    ),
+    "es": frozenset("por favor porfa porfavor ya gracias ahora mismo".split()),
+}
+
+
+def _standalone_stop(text: str, languages: tuple[str, ...]) -> str:
+    filler = frozenset().union(*(_FILLER[lang] for lang in languages))
+    for clause in _CLAUSES.split(text):
+        tokens = [t for t in _TOKEN.findall(clause) if t not in filler]
+        if not tokens:
+            continue
+        for lang in languages:
+            if all(_STOP_TOKEN[lang].fullmatch(t) for t in tokens):
+                return "stop_alone" if lang == "en" else f"{lang}_stop_alone"
+    return ""
+
+
+# --- entry point -------------------------------------------------------------------------------------------------
+
+_APOSTROPHES = re.compile(r"['\u2018\u2019\u02bc`\u00b4]")
+_SENTENCES = re.compile(r"[^.!?\n]+[.!?\n]*")
+_SPACE = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+def _prepare(body: str) -> str:
+    text = _APOSTROPHES.sub("", body or "").casefold()
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    return _NEWLINES.sub("\n", _SPACE.sub(" ", text)).strip()
+
+
+def assess(body: str, languages: Iterable[str] = ("en",)) -> Assessment:
+    """Whether a reply plausibly asks to stop messages, and the rule that says so.
+
+    `languages` are the practice's languages; English rules always apply. When no
+    rule fires, `rule` names the guard that set a sentence aside, if any, else "".
+    """
+    langs = enabled_languages(languages)
+    text = _prepare(body)
+    guarded = ""
+    for name, pattern, rule_langs in _GUARDS:
+        if rule_langs.isdisjoint(langs) or not pattern.search(text):
+            continue
+        guarded = guarded or name
+        # Drop every sentence the guard matches in; the rest of the reply is still read.
+        text = "".join(s if not pattern.search(s) else " " for s in _SENTENCES.findall(text))
+    for name, pattern, rule_langs in _RULES:
+        if not rule_langs.isdisjoint(langs) and pattern.search(text):
+            return Assessment(True, name)
+    if name := _standalone_stop(text, langs):
+        return Assessment(True, name)
+    return Assessment(False, guarded)

@@ -1,0 +1,187 @@
+"""Opt-out requests that are not keywords ("by any reasonable means").
+
+The corpus in data/reasonable_means_corpus.tsv holds replies labelled by hand:
+true opt-outs in many styles, and others that talk about stopping, cancelling
+or removing without asking to stop texts. The classifier is scored on all of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consentry.keywords.reasonable import Assessment, assess
+
+CORPUS = Path(__file__).parent / "data" / "reasonable_means_corpus.tsv"
+BOTH = ("en", "es")
+
+
+def _corpus() -> list[tuple[str, str, str]]:
+    with CORPUS.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [(row["label"], row["language"], row["text"]) for row in rows]
+
+
+def test_the_corpus_is_large_and_well_formed():
+    rows = _corpus()
+    assert {label for label, _, _ in rows} == {"opt_out", "other"}
+    assert {lang for _, lang, _ in rows} == {"en", "es"}
+    assert all(text.strip() for _, _, text in rows)
+    assert len({text for _, _, text in rows}) == len(rows), "duplicate lines"
+    assert len(rows) >= 220
+    assert sum(label == "opt_out" for label, _, _ in rows) >= 90
+    assert sum(label == "other" for label, _, _ in rows) >= 110
+
+
+def test_precision_and_recall_on_the_corpus(capsys):
+    rows = _corpus()
+    tp = fp = fn = tn = 0
+    wrong: list[str] = []
+    for label, lang, text in rows:
+        result = assess(text, BOTH)
+        expected = label == "opt_out"
+        if result.possible_opt_out and expected:
+            tp += 1
+        elif result.possible_opt_out:
+            fp += 1
+            wrong.append(f"  false positive [{lang}] {text!r} (rule {result.rule})")
+        elif expected:
+            fn += 1
+            wrong.append(f"  missed         [{lang}] {text!r}")
+        else:
+            tn += 1
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    report = "\n".join(
+        [
+            "",
+            f"reasonable-means opt-out corpus: {len(rows)} replies, {tp + fn} opt-outs, {tn + fp} others",
+            f"  true positives {tp}, false positives {fp}, missed {fn}, true negatives {tn}",
+            f"  precision {precision:.3f}, recall {recall:.3f}",
+            *(wrong or ["  no misclassified lines"]),
+            "",
+        ]
+    )
+    with capsys.disabled():
+        print(report)
+    assert precision >= 0.95, report
+    assert recall >= 0.95, report
+
+
+OPT_OUTS = [
+    "please stop texting me",
+    "unsubscribe me",
+    "no more texts",
+    "remove me from this list",
+    "STOP!!!",
+    "stop messages",
+    "take me off your list",
+    "don't text me anymore",
+    "wrong number, stop",
+    "I don't want these messages",
+    "quit sending me texts",
+    "opt me out",
+    "stop pls",
+    "please don’t text me anymore",  # typographic apostrophe
+]
+
+NOT_OPT_OUTS = [
+    "don't stop the reminders",
+    "I can't stop coughing",
+    "can I cancel my appointment?",
+    "I need to cancel and reschedule",
+    "the bleeding won't stop",
+    "stop by the office tomorrow?",
+    "yes",
+    "thanks!",
+    "what time is my appointment",
+    "please don't stop texting me, it helps",
+    "my son wants to stop taking his meds",
+    "where do I stop to park",
+    "",
+    "   ",
+]
+
+SPANISH_OPT_OUTS = [
+    "no me manden más mensajes",
+    "ya no quiero mensajes",
+    "dejen de escribirme",
+    "bórrenme de la lista",
+    "NO ME MANDEN MAS MENSAJES",
+]
+
+SPANISH_NOT_OPT_OUTS = [
+    "¿Puedo cancelar mi cita?",
+    "No puedo dejar de toser",
+    "Por favor no dejen de mandarme mensajes, me ayudan",
+    "Mi hijo quiere dejar de tomar sus medicinas",
+    "No me llegan los mensajes",
+    "Sí",
+]
+
+
+@pytest.mark.parametrize("body", OPT_OUTS)
+def test_named_opt_outs(body):
+    result = assess(body)
+    assert result.possible_opt_out, result
+    assert result.rule
+
+
+@pytest.mark.parametrize("body", NOT_OPT_OUTS)
+def test_named_hard_negatives(body):
+    assert not assess(body).possible_opt_out
+    assert not assess(body, BOTH).possible_opt_out
+
+
+@pytest.mark.parametrize("body", SPANISH_OPT_OUTS)
+def test_spanish_requests_need_spanish_enabled(body):
+    assert assess(body, ("en", "es")).possible_opt_out
+    assert assess(body, ["es-MX"]).possible_opt_out
+    assert assess(body, ("en",)) == Assessment(False, "")
+
+
+@pytest.mark.parametrize("body", SPANISH_NOT_OPT_OUTS)
+def test_spanish_hard_negatives(body):
+    assert not assess(body, BOTH).possible_opt_out
+
+
+def test_a_negated_sentence_does_not_hide_a_real_request_in_the_next_one():
+    result = assess("Don't cancel my appointment. But stop texting me about the bill")
+    assert result == Assessment(True, "stop_contacting")
+
+
+def test_a_guard_that_decided_is_named():
+    assert assess("please don't stop texting me, it helps") == Assessment(False, "negated_request")
+    assert assess("what time is my appointment") == Assessment(False, "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.lists(st.text(max_size=6), max_size=3))
+def test_never_raises_on_arbitrary_text(body, languages):
+    result = assess(body, languages)
+    assert isinstance(result, Assessment)
+    assert isinstance(result.possible_opt_out, bool) and isinstance(result.rule, str)
+    assert not result.possible_opt_out or result.rule  # an opt-out always names its rule
+
+
+def test_cost_grows_with_the_length_of_the_text():
+    # Every inbound text goes through assess(); its rules are precompiled and have
+    # bounded repetition, so a long, adversarial reply is read in one pass. The
+    # figures are printed, not asserted: timings depend on the machine.
+    short = "dont stop the the reminders, wrong wrong not no more pain stop by " * 4
+    long = short * 100 + "\nplease stop texting me"
+    started = time.perf_counter()
+    for _ in range(20):
+        assess(short, BOTH)
+    per_short = (time.perf_counter() - started) / 20
+    started = time.perf_counter()
+    assess(long, BOTH)
+    per_long = time.perf_counter() - started
+    print(f"assess(): {len(short)} chars in {per_short * 1e6:.0f} µs, {len(long)} chars in {per_long * 1e3:.1f} ms")
+    assert not assess(short, BOTH).possible_opt_out
+    assert assess(long, BOTH) == Assessment(True, "stop_contacting")
