@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "consentry.consent",
     "consentry.messaging",
     "consentry.keywords",
+    "consentry.conversations",
     "consentry.providers",
     "consentry.web",
     "consentry",

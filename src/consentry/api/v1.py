@@ -414,3 +414,6 @@ def messages_get(request, message_id: str):
         raise Http404("no such message")
     rows = Delivery.objects.filter(message=message).order_by("pk").values_list(*DELIVERY_FIELDS)
     return _message_out(message, rows)
+
+
+api.add_router("/conversations", "consentry.api.conversations.router")

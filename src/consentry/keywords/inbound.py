@@ -1,4 +1,12 @@
-"""What happens when a text arrives: record it, act on keywords, answer once."""
+"""What happens when a text arrives: record it in its conversation, act on keywords, answer once.
+
+Keywords are matched in English and in the practice's other keyword
+languages; the answer is in the language of the keyword. A text that is not a
+keyword but may ask to stop ("please stop texting me") is never ignored: under
+the practice's "flag" policy its conversation is flagged for staff to confirm
+with one action; under "auto" the opt-out is recorded at once and one
+confirmation is sent.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +14,18 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from consentry.consent import ledger
 from consentry.consent import services as consent
-from consentry.consent.models import Source
+from consentry.consent.models import SmsState, Source
+from consentry.conversations import services as conversations
+from consentry.conversations.models import Conversation, Direction
 from consentry.messaging.planning import create_keyword_reply
-from consentry.patients.models import KeywordMode, Practice
+from consentry.patients.models import KeywordMode, Practice, ReasonableMeans
 from consentry.patients.services import normalize_phone
 
-from .classify import KeywordKind, classify, normalize
+from .classify import KeywordKind, classify_in, normalize
 from .models import InboundMessage
+from .reasonable import assess
 
 
 @dataclass(frozen=True)
@@ -22,26 +34,49 @@ class InboundResult:
     changed: bool  # the ledger recorded a change
     replied: bool
     replay: bool = False
+    possible_opt_out: bool = False  # a reply that may ask to stop without the keyword
+    rule: str = ""  # the rule that found it
 
 
-def opt_out_confirmation(practice: Practice) -> str:
+def opt_out_confirmation(practice: Practice, language: str = "en") -> str:
+    if language == "es":
+        return (
+            f"{practice.name}: Se canceló su suscripción; no recibirá más mensajes de este número. "
+            "Para volver a suscribirse, responda INICIAR o START."
+        )
     return (
         f"{practice.name}: You are unsubscribed and will get no more texts from this number. "
         "Reply START to subscribe again."
     )
 
 
-def opt_in_confirmation(practice: Practice) -> str:
+def opt_in_confirmation(practice: Practice, language: str = "en") -> str:
+    if language == "es":
+        return (
+            f"{practice.name}: Está suscrito de nuevo a nuestros mensajes. "
+            "Pueden aplicarse tarifas de mensajes y datos. Responda AYUDA para obtener ayuda o PARAR para cancelar."
+        )
     return (
         f"{practice.name}: You are subscribed to texts again. Msg & data rates may apply. "
         "Reply HELP for help, STOP to opt out."
     )
 
 
-def help_reply(practice: Practice) -> str:
+def help_reply(practice: Practice, language: str = "en") -> str:
+    phone = practice.contact_phone or practice.texting_number
+    if language == "es":
+        return (
+            f"{practice.name}: para obtener ayuda, llame al {phone}. "
+            "Pueden aplicarse tarifas de mensajes y datos. Responda PARAR para cancelar."
+        )
+    return f"{practice.name}: for help call {phone}. Msg & data rates may apply. Reply STOP to opt out."
+
+
+def reasonable_means_confirmation(practice: Practice) -> str:
+    """The one text allowed after a reply that asked to stop, which also lets a misread reply be undone."""
     return (
-        f"{practice.name}: for help call {practice.contact_phone or practice.texting_number}. "
-        "Msg & data rates may apply. Reply STOP to opt out."
+        f"{practice.name}: As you asked, you will get no more texts from this number. "
+        "If you did not mean to stop them, reply START."
     )
 
 
@@ -49,14 +84,17 @@ def handle_inbound_sms(
     *, practice: Practice, from_number: str, to_number: str, body: str, provider_ref: str
 ) -> InboundResult:
     number = normalize_phone(from_number, region=practice.region, field="From").number
-    keyword = classify(body)
+    keyword, language = classify_in(body, ["en", *practice.keyword_languages])
     try:
         with transaction.atomic():
-            InboundMessage.objects.create(
+            inbound = InboundMessage.objects.create(
                 practice=practice, provider_ref=provider_ref, from_number=number,
                 to_number=to_number, body=body, keyword=keyword,
             )
-            return _act(practice, number, keyword, body, provider_ref)
+            conversation = conversations.record_inbound(practice, number, inbound)
+            if keyword == KeywordKind.NONE:
+                return _reasonable_means(practice, conversation, body, provider_ref)
+            return _act(practice, conversation, keyword, language, body, provider_ref)
     except IntegrityError:
         # The provider retried a webhook we already processed (same MessageSid).
         if InboundMessage.objects.filter(provider_ref=provider_ref).exists():
@@ -64,25 +102,61 @@ def handle_inbound_sms(
         raise
 
 
-def _act(practice: Practice, number: str, keyword: KeywordKind, body: str, provider_ref: str) -> InboundResult:
+def _act(
+    practice: Practice, conversation: Conversation, keyword: KeywordKind, language: str, body: str, provider_ref: str
+) -> InboundResult:
+    number = conversation.phone
     evidence = {"message_sid": provider_ref, "keyword": normalize(body), "body": body[:160]}
     reply = None
-    changed = False
+    event = None
     if keyword == KeywordKind.OPT_OUT:
-        changed = consent.record_sms_opt_out(
+        event = consent.record_sms_opt_out(
             practice=practice, number=number, source=Source.SMS_KEYWORD, actor=number, evidence=evidence
-        ) is not None
-        reply = opt_out_confirmation(practice) if changed else None
+        )
+        reply = opt_out_confirmation(practice, language) if event else None
     elif keyword == KeywordKind.OPT_IN:
-        changed = consent.record_sms_opt_in(
+        event = consent.record_sms_opt_in(
             practice=practice, number=number, source=Source.SMS_KEYWORD, actor=number, evidence=evidence
-        ) is not None
-        reply = opt_in_confirmation(practice) if changed else None
+        )
+        reply = opt_in_confirmation(practice, language) if event else None
     elif keyword == KeywordKind.HELP:
-        reply = help_reply(practice)
+        reply = help_reply(practice, language)
+    if keyword in (KeywordKind.OPT_OUT, KeywordKind.OPT_IN):
+        # The patient said it plainly: an earlier possible opt-out needs no one's judgement now.
+        conversations.clear_flag(conversation)
+        conversations.note_consent_change(conversation, event)
+    replied = _answer(practice, conversation, reply)
+    return InboundResult(keyword, event is not None, replied=replied)
+
+
+def _reasonable_means(practice: Practice, conversation: Conversation, body: str, provider_ref: str) -> InboundResult:
+    """A text that is not a keyword: flag it, or opt out at once, when it may ask to stop."""
+    assessment = assess(body, ["en", *practice.keyword_languages])
+    if not assessment.possible_opt_out:
+        return InboundResult(KeywordKind.NONE, changed=False, replied=False)
+    if ledger.address_status(practice.pk, conversation.phone).sms == SmsState.OPTED_OUT:
+        # Already opted out: the request is honoured; nothing is left to decide.
+        return InboundResult(KeywordKind.NONE, changed=False, replied=False, possible_opt_out=True,
+                             rule=assessment.rule)
+    if practice.reasonable_means != ReasonableMeans.AUTO:
+        conversations.flag_possible_opt_out(conversation, assessment.rule)
+        return InboundResult(KeywordKind.NONE, changed=False, replied=False, possible_opt_out=True,
+                             rule=assessment.rule)
+    event = consent.record_sms_opt_out(
+        practice=practice, number=conversation.phone, source=Source.SMS_REPLY, actor=conversation.phone,
+        evidence={"message_sid": provider_ref, "body": body[:160], "rule": assessment.rule},
+    )
+    conversations.note_consent_change(conversation, event)
+    replied = _answer(practice, conversation, reasonable_means_confirmation(practice) if event else None)
+    return InboundResult(KeywordKind.NONE, event is not None, replied=replied, possible_opt_out=True,
+                         rule=assessment.rule)
+
+
+def _answer(practice: Practice, conversation: Conversation, reply: str | None) -> bool:
     # In provider-managed mode (Twilio Advanced Opt-Out) the carrier side has
     # already answered; a second confirmation would be one text too many.
-    if reply and practice.keyword_mode == KeywordMode.SELF_MANAGED:
-        create_keyword_reply(practice=practice, number=number, body=reply, actor="keyword")
-        return InboundResult(keyword, changed, replied=True)
-    return InboundResult(keyword, changed, replied=False)
+    if not reply or practice.keyword_mode != KeywordMode.SELF_MANAGED:
+        return False
+    delivery = create_keyword_reply(practice=practice, number=conversation.phone, body=reply, actor="keyword")
+    conversations.append(conversation, Direction.OUTBOUND, reply, delivery=delivery)
+    return True
