@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.staticfiles",
     "ninja",
+    "django_htmx",
     "django_tasks",
     "django_tasks_db",
     "consentry.patients",

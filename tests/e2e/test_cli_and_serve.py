@@ -73,3 +73,12 @@ def test_practice_create_takes_a_send_window_and_refuses_a_bad_one(env):
     # Nothing was created for the refused one: the number is still free.
     again = _run(["practice", "create", "--name", "X", "--texting-number", "+14155550178", "--json"], env)
     assert json.loads(again.stdout)["id"]
+
+
+def test_serve_serves_the_sandbox_page_and_its_assets(service):
+    from tests.e2e.conftest import http
+
+    status, html = http("GET", f"{service.base}/sandbox/")
+    assert status == 200 and 'action="/sandbox/reply"' in html and "Oak Clinic" in html
+    for asset in ("/static/sandbox/sandbox.css", "/static/django_htmx/htmx-2.min.js"):
+        assert http("GET", service.base + asset)[0] == 200, asset

@@ -11,6 +11,7 @@ def index(request: HttpRequest) -> JsonResponse:
             "api": "/api/v1/",
             "docs": "/api/v1/docs",
             "openapi": "/api/v1/openapi.json",
+            "sandbox": "/sandbox/" if settings.CONSENTRY_PROVIDER == "sandbox" else None,
             "sandbox_outbox": "/sandbox/outbox" if settings.CONSENTRY_PROVIDER == "sandbox" else None,
         }
     )
@@ -39,6 +40,7 @@ def sandbox_outbox(request: HttpRequest) -> JsonResponse:
                     "from": r.sender,
                     "subject": r.subject,
                     "body": r.body,
+                    "html": r.html,
                     "created_at": r.created_at.isoformat(),
                 }
                 for r in rows[:1000]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -32,6 +34,10 @@ class Command(BaseCommand):
             # Keys are stored hashed, so a re-run issues a fresh demo key.
             ApiKey.objects.filter(practice=practice).delete()
             key = issue_api_key(practice=practice, label="demo")
+        if not practice.twilio_auth_token:
+            # The sandbox page signs its phones' replies with it, as Twilio would.
+            practice.twilio_auth_token = secrets.token_hex(16)
+            practice.save(update_fields=["twilio_auth_token"])
         base = f"http://127.0.0.1:{port}"
         self.stdout.write(
             "\n".join(
@@ -39,7 +45,7 @@ class Command(BaseCommand):
                     f"Demo practice: {practice.name} ({practice.pk}), texting number {practice.texting_number}",
                     f"Demo API key:  {key}",
                     f"API docs:      {base}/api/v1/docs",
-                    f"Sandbox outbox:{base}/sandbox/outbox",
+                    f"Sandbox:       {base}/sandbox/  (the patients' phones and inboxes; reply STOP from a phone)",
                     f"Try:           curl -H 'Authorization: Bearer {key}' '{base}/api/v1/contacts/status?address=%2B14155550111'",
                 ]
             )

@@ -1,0 +1,318 @@
+"""The sandbox simulator: the patients' side of everything the sandbox provider "sent".
+
+One thread per phone (the texts and calls sent to it, the texts it sent in) and
+one inbox per email address. A reply typed on a phone takes the real inbound
+path: the form fields Twilio posts for an incoming text, signed with the
+practice's auth token, handed to the Twilio webhook view, which checks the
+signature and acts exactly as it does for Twilio.
+
+Both pages exist only while the sandbox is the configured default provider.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+from twilio.request_validator import RequestValidator
+
+from consentry.consent.ledger import consent_state
+from consentry.keywords.models import InboundMessage
+from consentry.patients.models import Practice
+from consentry.patients.services import InvalidInput, normalize_phone
+from consentry.providers.base import provider_name
+from consentry.providers.models import SandboxMessage
+from consentry.web import webhooks
+
+SHOWN = 500  # the newest messages of each direction on the page
+MAX_BODY_CHARS = 1600  # the longest text Twilio delivers
+NEW_FORM = "new"
+_FORM_NAME = re.compile(r"^(new|phone-\d{1,20})$")
+
+
+def sandbox_only(view):
+    """404 unless the sandbox is the default provider (checked before anything else, CSRF included)."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if settings.CONSENTRY_PROVIDER != "sandbox":
+            raise Http404("the sandbox provider is not active")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+# --- what the page shows ------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    key: str  # unique on the page, for element ids
+    at: datetime
+    direction: str  # "out": the practice to the person; "in": the phone to the practice
+    channel: str  # sms, voice, email
+    practice_id: uuid.UUID
+    practice_name: str
+    body: str
+    sender: str = ""
+    subject: str = ""
+    html: str = ""
+    keyword: str = ""
+
+    @property
+    def when(self) -> str:
+        """The time in the practice's zone, e.g. "Nov 22, 09:41:07 EST"."""
+        return f"{self.at:%b} {self.at.day}, {self.at:%H:%M:%S %Z}"
+
+
+@dataclass
+class Thread:
+    address: str
+    anchor: str
+    entries: list[Entry] = field(default_factory=list)  # oldest first
+    states: list[str] = field(default_factory=list)  # e.g. "Oak Clinic: opted out of texts"
+    selected: str = ""  # the practice its reply form is addressed to
+
+    @property
+    def latest(self) -> Entry:
+        return self.entries[-1]
+
+    @property
+    def practice_ids(self) -> list:
+        return list(dict.fromkeys(e.practice_id for e in self.entries))
+
+
+def phone_anchor(number: str) -> str:
+    return "phone-" + re.sub(r"\D", "", number)
+
+
+def inbox_anchor(address: str) -> str:
+    return "inbox-" + hashlib.sha256(address.encode()).hexdigest()[:16]
+
+
+def _local(at: datetime, practice: Practice | None) -> datetime:
+    try:
+        zone = ZoneInfo(practice.timezone) if practice else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return at.astimezone(zone)
+
+
+def build_board() -> tuple[list[Thread], list[Thread]]:
+    """Phone threads and email inboxes, the most recently active first; oldest entry first in each."""
+    outbound = list(SandboxMessage.objects.filter(channel__in=["sms", "voice", "email"]).order_by("-pk")[:SHOWN])
+    inbound = list(InboundMessage.objects.order_by("-pk")[:SHOWN])
+    practices = Practice.objects.in_bulk({m.practice_id for m in outbound} | {m.practice_id for m in inbound})
+    phones: dict[str, Thread] = {}
+    inboxes: dict[str, Thread] = {}
+
+    def add(threads, anchor, address, entry):
+        threads.setdefault(address, Thread(address, anchor(address))).entries.append(entry)
+
+    for m in outbound:
+        practice = practices.get(m.practice_id)
+        entry = Entry(
+            key=f"out-{m.pk}", at=_local(m.created_at, practice), direction="out", channel=m.channel,
+            practice_id=m.practice_id, practice_name=practice.name if practice else "unknown practice", body=m.body, sender=m.sender,
+            subject=m.subject, html=m.html,
+        )
+        if m.channel == "email":
+            add(inboxes, inbox_anchor, m.to, entry)
+        else:
+            add(phones, phone_anchor, m.to, entry)
+    for m in inbound:
+        practice = practices.get(m.practice_id)
+        entry = Entry(
+            key=f"in-{m.pk}", at=_local(m.received_at, practice), direction="in", channel="sms",
+            practice_id=m.practice_id, practice_name=practice.name if practice else "unknown practice", body=m.body, sender=m.from_number,
+            keyword="" if m.keyword == "none" else m.keyword.replace("_", "-") + " keyword",
+        )
+        add(phones, phone_anchor, m.from_number, entry)
+
+    for thread in [*phones.values(), *inboxes.values()]:
+        thread.entries.sort(key=lambda e: e.at)
+    _consent_lines(phones, inboxes, practices)
+    order = functools.partial(sorted, key=lambda t: t.latest.at, reverse=True)
+    return order(phones.values()), order(inboxes.values())
+
+
+def _consent_lines(phones: dict[str, Thread], inboxes: dict[str, Thread], practices: dict) -> None:
+    """Each thread's standing at each practice in it: opted out, unsubscribed, bounced, blocked."""
+    by_practice: dict = {}
+    for thread in [*phones.values(), *inboxes.values()]:
+        for practice_id in thread.practice_ids:
+            by_practice.setdefault(practice_id, []).append(thread.address)
+    for practice_id, addresses in by_practice.items():
+        practice = practices.get(practice_id)
+        if practice is None:
+            continue
+        state = consent_state(practice_id, addresses)
+        for address in addresses:
+            if address in phones:
+                line = "opted out of texts" if address in state.sms_opted_out else "opted in to texts"
+                if blocked := state.blocks.get(address):
+                    line += f"; blocked for {', '.join(sorted(blocked))}"
+                phones[address].states.append(f"{practice.name}: {line}")
+            else:
+                if address in state.email_bounced:
+                    inboxes[address].states.append(f"{practice.name}: bounced")
+                elif address in state.email_unsubscribed:
+                    inboxes[address].states.append(f"{practice.name}: unsubscribed")
+
+
+def reply_practices() -> list[Practice]:
+    """The practices a sandbox phone can text: those whose texts the sandbox carries."""
+    return [p for p in Practice.objects.order_by("name") if provider_name(p, "sms") == "sandbox"]
+
+
+def _page(request: HttpRequest, *, form: str = "", error: str = "", values: dict | None = None, status: int = 200):
+    phones, inboxes = build_board()
+    practices = reply_practices()
+    values = values or {}
+    if form and not any(t.anchor == form for t in phones):
+        form = NEW_FORM  # a phone with no thread yet: its error shows on the new-number form
+    for thread in phones:
+        # A phone answers, by default, the practice that wrote to it last.
+        thread.selected = values.get("practice", "") if form == thread.anchor else str(thread.latest.practice_id)
+    context = {
+        "phones": phones,
+        "inboxes": inboxes,
+        "practices": practices,
+        "tokenless": [p for p in practices if not p.twilio_auth_token],
+        "form": form,
+        "error": error,
+        "values": values,
+        "new_form": NEW_FORM,
+    }
+    return render(request, "sandbox/page.html", context, status=status)
+
+
+@sandbox_only
+@require_GET
+@never_cache
+@ensure_csrf_cookie
+def page(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+# --- a reply from a phone -------------------------------------------------------
+
+
+class ReplyRefused(Exception):
+    pass
+
+
+def _clean_reply(post) -> tuple[Practice, str, str]:
+    raw_practice = post.get("practice", "")
+    try:
+        practice_id = uuid.UUID(raw_practice)
+    except ValueError:
+        raise ReplyRefused("Choose the practice to text.") from None
+    practice = Practice.objects.filter(pk=practice_id).first()
+    if practice is None:
+        raise ReplyRefused("That practice does not exist (any more): reload the page and choose another.")
+    if provider_name(practice, "sms") != "sandbox":
+        raise ReplyRefused(f"{practice.name} sends its texts through {provider_name(practice, 'sms')}, "
+                           "not the sandbox: its patients' phones are real.")
+    if not practice.twilio_auth_token:
+        raise ReplyRefused(f"{practice.name} has no Twilio auth token, so its texting webhook refuses every "
+                           "message: the sandbox has nothing to sign a reply with.")
+    try:
+        number = normalize_phone(post.get("from", ""), region=practice.region, field="from").number
+    except InvalidInput as exc:
+        raise ReplyRefused(f"From: {exc.message}.") from None
+    body = post.get("body", "")
+    if not body.strip():
+        raise ReplyRefused("Write the text to send.")
+    if "\x00" in body:
+        raise ReplyRefused("A text cannot contain NUL characters.")
+    if len(body) > MAX_BODY_CHARS:
+        raise ReplyRefused(f"A text has at most {MAX_BODY_CHARS} characters; this one has {len(body)}.")
+    return practice, number, body
+
+
+def _country(number: str) -> str:
+    return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or ""
+
+
+def twilio_inbound_params(practice: Practice, from_number: str, body: str) -> dict[str, str]:
+    """The form fields Twilio posts to the messaging webhook for an incoming text."""
+    sid = "SM" + secrets.token_hex(16)
+    return {
+        "ToCountry": _country(practice.texting_number),
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "Body": body,
+        "FromCountry": _country(from_number),
+        "To": practice.texting_number,
+        "MessageSid": sid,
+        "AccountSid": practice.twilio_account_sid or "AC" + "0" * 32,
+        "From": from_number,
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def post_to_twilio_webhook(request: HttpRequest, practice: Practice, params: dict[str, str]) -> HttpResponse:
+    """POST ``params`` to our Twilio SMS webhook, signed as Twilio signs, in this process.
+
+    The request is built the way the WSGI server builds one (form-encoded body,
+    same host and scheme as the page), so the view parses and verifies it as
+    it would Twilio's.
+    """
+    data = urlencode(params).encode()
+    inner = WSGIRequest(
+        {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": reverse("twilio-sms"),
+            "QUERY_STRING": "",
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "CONTENT_LENGTH": str(len(data)),
+            "HTTP_HOST": request.get_host(),
+            "SERVER_NAME": request.META.get("SERVER_NAME", "localhost"),
+            "SERVER_PORT": str(request.get_port()),
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_USER_AGENT": "TwilioProxy/1.1 (Consentry sandbox)",
+            "wsgi.url_scheme": request.scheme,
+            "wsgi.input": io.BytesIO(data),
+        }
+    )
+    signature = RequestValidator(practice.twilio_auth_token).compute_signature(webhooks.public_url(inner), params)
+    inner.META["HTTP_X_TWILIO_SIGNATURE"] = signature
+    return webhooks.twilio_sms(inner)
+
+
+@sandbox_only
+@require_POST
+@csrf_protect
+def reply(request: HttpRequest) -> HttpResponse:
+    form = request.POST.get("form", "")
+    form = form if _FORM_NAME.match(form) else NEW_FORM
+    values = {k: request.POST.get(k, "") for k in ("from", "practice", "body")}
+    try:
+        practice, number, body = _clean_reply(request.POST)
+        response = post_to_twilio_webhook(request, practice, twilio_inbound_params(practice, number, body))
+        if response.status_code != 200:
+            answer = response.content.decode(errors="replace").strip()
+            raise ReplyRefused(f"The texting webhook answered {response.status_code}: {answer}")
+    except ReplyRefused as exc:
+        return _page(request, form=form, error=str(exc), values=values, status=400)
+    return HttpResponseRedirect(f"{reverse('sandbox')}#{phone_anchor(number)}", status=303)
