@@ -176,7 +176,16 @@ CONSENTRY_EMAIL_TIMEOUT = float(os.environ.get("CONSENTRY_EMAIL_TIMEOUT", 10))
 CONSENTRY_EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("CONSENTRY_EMAIL_MESSAGE_ID_DOMAIN", "consentry.local")
 # The "anymail" provider posts to an ESP's API with this django-anymail backend.
 CONSENTRY_ANYMAIL_BACKEND = os.environ.get("CONSENTRY_ANYMAIL_BACKEND", "anymail.backends.sendgrid.EmailBackend")
-ANYMAIL = {name: os.environ[name] for name in ("SENDGRID_API_KEY", "SENDGRID_API_URL") if os.environ.get(name)}
+ANYMAIL = {
+    name: os.environ[name]
+    for name in ("SENDGRID_API_KEY", "SENDGRID_API_URL", "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY")
+    if os.environ.get(name)
+}
+# ESP webhooks (/webhooks/anymail/<esp>/tracking/ and .../inbound/) require this
+# HTTP basic auth, "user:password"; without it (or, for SendGrid's tracking
+# webhook, its signature key) they refuse every request.
+if os.environ.get("CONSENTRY_ANYMAIL_WEBHOOK_SECRET"):
+    ANYMAIL["WEBHOOK_SECRET"] = os.environ["CONSENTRY_ANYMAIL_WEBHOOK_SECRET"]
 # Where List-Unsubscribe's mailto points: mail arriving there (through the
 # ESP's inbound webhook) unsubscribes the address named by its token.
 CONSENTRY_UNSUBSCRIBE_MAILBOX = os.environ.get(

@@ -1,6 +1,7 @@
-from django.urls import path
+from django.urls import include, path
 
 from consentry.api.v1 import api
+from consentry.messaging import email_events
 from consentry.web import sandbox, views, webhooks
 
 urlpatterns = [
@@ -9,6 +10,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("webhooks/twilio/sms", webhooks.twilio_sms, name="twilio-sms"),
     path("webhooks/twilio/status", webhooks.twilio_status, name="twilio-status"),
+    path("webhooks/anymail/", include(email_events.webhook_urls())),  # ESP tracking and inbound: anymail's views
     path("sandbox/outbox", views.sandbox_outbox, name="sandbox-outbox"),
     path("sandbox/", sandbox.page, name="sandbox"),
     path("sandbox/reply", sandbox.reply, name="sandbox-reply"),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 
 from consentry.consent import services as consent
-from consentry.consent.models import Source
+from consentry.consent.models import EmailState, Source
 from consentry.consent.rules import Reason, Status
 
 from .models import Delivery, DeliveryEvent
@@ -34,16 +34,21 @@ CARRIER_OPT_OUT_CODE = "21610"
 
 def move(
     delivery: Delivery, status: Status, *, provider_status: str = "", error_code: str = "", reason: str = "",
-    error: str = "",
+    error: str = "", bounce: dict | None = None,
 ) -> bool:
     """Move a delivery to ``status`` and record it in its history; False if that would go back.
 
     Whichever way a provider reports error 21610 (refusing the send, or in a
     later status callback), the carrier's opt-out is recorded here, once.
+    Likewise an email address the receiving mail server refused for good
+    (``bounce``: its code and reply) is recorded as bounced.
     """
     if error_code == CARRIER_OPT_OUT_CODE:
         record_carrier_opt_out(delivery, error_code=error_code)
         reason = Reason.SMS_OPTED_OUT
+    if bounce:
+        record_email_bounce(delivery, source=Source.CARRIER, actor="mail server", evidence=bounce)
+        reason = reason or Reason.EMAIL_BOUNCED
     if RANK[Status(status)] <= RANK[Status(delivery.status)]:
         DeliveryEvent.objects.create(
             delivery=delivery, status=status, provider_status=provider_status, error_code=error_code
@@ -78,6 +83,14 @@ def record_carrier_opt_out(delivery: Delivery, *, error_code: str) -> None:
     consent.record_sms_opt_out(
         practice=delivery.practice, number=delivery.address, source=Source.CARRIER, actor="carrier",
         evidence={"error_code": error_code, "delivery_id": delivery.pk, "provider_ref": delivery.provider_ref},
+    )
+
+
+def record_email_bounce(delivery: Delivery, *, source: str, actor: str, evidence: dict):
+    """A hard bounce: the address cannot take mail. Record it so nothing is sent there again."""
+    return consent.record_email_state(
+        practice=delivery.practice, email=delivery.address, state=EmailState.BOUNCED, source=source, actor=actor,
+        evidence={**evidence, "delivery_id": delivery.pk, "provider_ref": delivery.provider_ref},
     )
 
 

@@ -43,7 +43,7 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
     categories = {} if categories is None else categories
     with transaction.atomic():
         delivery = (
-            Delivery.objects.select_for_update()
+            Delivery.objects.select_for_update(of=("self",))  # patient may be null: lock the delivery row only
             .select_related("message", "practice", "patient")
             .filter(pk=delivery_id, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True)
             .first()
@@ -105,7 +105,7 @@ def _provider_refused(delivery: Delivery, exc: ProviderError) -> str:
                 [delivery.pk]
             )
             return "retry"
-        move(delivery, Status.FAILED, error_code=exc.code, error=f"{exc.code}: {exc}")
+        move(delivery, Status.FAILED, error_code=exc.code, error=f"{exc.code}: {exc}", bounce=exc.bounce)
         return Status.FAILED
 
 

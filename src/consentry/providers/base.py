@@ -31,10 +31,13 @@ class SendResult:
 
 
 class ProviderError(Exception):
-    def __init__(self, message: str, *, code: str = "", transient: bool = False):
+    """``bounce``: the receiving mail server refused the address itself for good (evidence: its code and reply)."""
+
+    def __init__(self, message: str, *, code: str = "", transient: bool = False, bounce: dict | None = None):
         super().__init__(message)
         self.code = code
         self.transient = transient
+        self.bounce = bounce
 
 
 class Provider(Protocol):

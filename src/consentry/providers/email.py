@@ -10,6 +10,8 @@ Errors become ``ProviderError``s the worker understands:
 - the server or the API could not be reached, timed out before it had the
   message, or answered 4xx (SMTP) / 429 or 5xx (HTTP): ``transient=True``;
 - it refused the message for good (SMTP 5xx, HTTP 4xx): ``transient=False``;
+  when the SMTP server refused the recipient's address itself (550 5.1.1 user
+  unknown), the error carries ``bounce`` and the address is recorded as bounced;
 - the connection broke after the message was handed over (SMTP after DATA,
   an HTTP read timeout): ``outcome_unknown``, never resent.
 """
@@ -132,12 +134,44 @@ def _smtp_reply_error(code: int, text, *, handed_over: bool) -> ProviderError:
     return ProviderError(detail, code="smtp_protocol", transient=True)
 
 
+# An enhanced status code (RFC 3463) at the start of a reply: "5.1.1", "5.7.1".
+_ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.\d{1,3}\b")
+# What servers that give no enhanced code say when a mailbox does not exist.
+_NO_SUCH_MAILBOX = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient|address)|unknown (recipient|mailbox)"
+    r"|(mailbox|account|address|user) (does not|doesn't) exist|mailbox not found|unrouteable address"
+    r"|invalid (recipient|mailbox)",
+    re.IGNORECASE,
+)
+
+
+def address_refused_for_good(code: int, text) -> bool:
+    """Whether a refusal of ``RCPT TO`` says the address itself is bad (a hard bounce).
+
+    Only a permanent (5xx) refusal can be. An enhanced status code decides when
+    there is one: 5.1.x is about the address (no such mailbox, no such domain,
+    bad syntax); anything else (5.7.1 relaying denied, a policy block) is about
+    us, not about the address. Without one: 551 (user not local), or a reply
+    that says the mailbox does not exist.
+    """
+    if not 500 <= code < 600:
+        return False
+    text = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
+    enhanced = _ENHANCED_STATUS.match(text)
+    if enhanced:
+        return enhanced[1] == "5" and enhanced[2] == "1"
+    return code == 551 or bool(_NO_SUCH_MAILBOX.search(text))
+
+
 def smtp_error(exc: Exception, *, handed_over: bool) -> ProviderError:
     """What a failed SMTP exchange means for the delivery."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         # Every recipient refused (there is one): the server's reply to RCPT TO.
         code, text = next(iter(exc.recipients.values()), (-1, b"recipient refused"))
-        return _smtp_reply_error(code, text, handed_over=False)
+        error = _smtp_reply_error(code, text, handed_over=False)
+        if address_refused_for_good(code, text):
+            error.bounce = {"smtp_code": code, "smtp_reply": _short(text)}
+        return error
     if isinstance(exc, smtplib.SMTPResponseException):
         # The server answered (greeting, HELO, AUTH, MAIL FROM, DATA): its code says it all.
         return _smtp_reply_error(exc.smtp_code, exc.smtp_error, handed_over=handed_over)
