@@ -193,3 +193,11 @@ CONSENTRY_UNSUBSCRIBE_MAILBOX = os.environ.get(
 )
 # Resubscribe emails: at most one per address per this many hours.
 CONSENTRY_RESUBSCRIBE_EVERY_HOURS = float(os.environ.get("CONSENTRY_RESUBSCRIBE_EVERY_HOURS", 24))
+# Web Push for in-app notices, signed with VAPID (RFC 8292). The private key is
+# base64url (raw or DER), a PEM, or a PEM file's path; unset, push is off and
+# in-app notices are still stored. The subject is a mailto: or https: contact.
+CONSENTRY_VAPID_PRIVATE_KEY = os.environ.get("CONSENTRY_VAPID_PRIVATE_KEY", "")
+CONSENTRY_VAPID_PUBLIC_KEY = os.environ.get("CONSENTRY_VAPID_PUBLIC_KEY", "")
+CONSENTRY_VAPID_SUBJECT = os.environ.get("CONSENTRY_VAPID_SUBJECT", "")
+# Accept http://127.0.0.1 push endpoints (a push service on this machine, for tests).
+CONSENTRY_PUSH_ALLOW_LOOPBACK = _env_bool("CONSENTRY_PUSH_ALLOW_LOOPBACK", False)

@@ -8,7 +8,7 @@ from consentry.consent.models import Source
 from consentry.messaging.models import Delivery
 from consentry.messaging.planning import create_message
 from consentry.messaging.tasks import dispatch_one
-from consentry.providers.models import SandboxMessage
+from consentry.providers.models import InAppNotice, SandboxMessage
 from tests.conftest import drain_worker, make_patient
 
 pytestmark = pytest.mark.django_db
@@ -104,7 +104,8 @@ def test_notifications_go_to_every_active_channel_including_in_app(practice):
         ("in_app", "pending", ""), ("sms", "skipped", "channel_off_for_type"), ("email", "pending", ""),
     ]
     drain_worker()
-    assert sorted(SandboxMessage.objects.values_list("channel", flat=True)) == ["email", "in_app"]
+    assert list(SandboxMessage.objects.values_list("channel", flat=True)) == ["email"]
+    assert list(InAppNotice.objects.values_list("patient_id", "body")) == [(patient.pk, "You have a new message")]
 
 
 def test_the_sandbox_outbox_is_visible_only_with_the_sandbox_provider(client, practice, settings):

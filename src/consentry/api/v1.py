@@ -417,3 +417,4 @@ def messages_get(request, message_id: str):
 
 
 api.add_router("/conversations", "consentry.api.conversations.router")
+api.add_router("", "consentry.api.push.router")

@@ -164,4 +164,5 @@ def render(delivery: Delivery, category=None) -> Outbound:
         subject=subject,
         html=html,
         headers=headers,
+        category=message.category,
     )

@@ -21,6 +21,7 @@ class Outbound:
     html: str = ""
     # Extra email headers (List-Unsubscribe, List-Unsubscribe-Post).
     headers: dict = field(default_factory=dict)
+    category: str = ""  # the message's category (in-app notices keep it for the portal)
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,13 @@ PROVIDERS = {
     "twilio": "consentry.providers.twilio.TwilioProvider",
     "smtp": "consentry.providers.email.EmailProvider",
     "anymail": "consentry.providers.email.AnymailProvider",
+    "in_app": "consentry.providers.inapp.InAppProvider",
 }
 
 
 def provider_name(practice, channel: str) -> str:
     if channel == "in_app":
-        return "sandbox"  # the portal's own store
+        return "in_app"  # the portal's own store (and Web Push)
     chosen = practice.email_provider if channel == "email" else practice.sms_provider
     return chosen or settings.CONSENTRY_PROVIDER
 
