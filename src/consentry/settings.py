@@ -201,3 +201,7 @@ CONSENTRY_VAPID_PUBLIC_KEY = os.environ.get("CONSENTRY_VAPID_PUBLIC_KEY", "")
 CONSENTRY_VAPID_SUBJECT = os.environ.get("CONSENTRY_VAPID_SUBJECT", "")
 # Accept http://127.0.0.1 push endpoints (a push service on this machine, for tests).
 CONSENTRY_PUSH_ALLOW_LOOPBACK = _env_bool("CONSENTRY_PUSH_ALLOW_LOOPBACK", False)
+# Sender pacing: a dispatch task waits at most this long, in all, for its
+# sender's next free instant; the rest of its deliveries are handed to a new
+# task that runs when the sender is free, so other practices are not held up.
+CONSENTRY_PACING_MAX_WAIT_SECONDS = float(os.environ.get("CONSENTRY_PACING_MAX_WAIT_SECONDS", 1.0))

@@ -121,13 +121,13 @@ class Service:
         return bodies
 
 
-@pytest.fixture(scope="module")
-def service(service_env):
+def start_service(env, *serve_args) -> tuple[Service, subprocess.Popen]:
+    """A practice and a running `consentry serve` (with ``serve_args``) on this environment's database."""
     created = json.loads(cli(["practice", "create", "--name", "Oak Clinic", "--texting-number", TEXTING_NUMBER,
                               "--twilio-auth-token", TWILIO_TOKEN, "--send-window", "00:00-00:00", "--json"],
-                             service_env).stdout)
+                             env).stdout)
     port = free_port()
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=service_env,
+    server = subprocess.Popen([*CLI, "serve", "--port", str(port), *serve_args], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -140,6 +140,12 @@ def service(service_env):
                 output = server.stdout.read() if server.poll() is not None else ""
                 raise AssertionError(f"consentry serve did not start:\n{output}") from exc
             time.sleep(0.2)
-    yield Service(base, created["api_key"], created["id"])
+    return Service(base, created["api_key"], created["id"]), server
+
+
+@pytest.fixture(scope="module")
+def service(service_env):
+    service, server = start_service(service_env)
+    yield service
     server.terminate()
     server.wait(timeout=10)

@@ -83,3 +83,15 @@ class DeliveryEvent(models.Model):
 
     class Meta:
         ordering = ["pk"]
+
+
+class SenderPace(models.Model):
+    """When a sender (a texting number, an email sender) may next hand a message to its provider.
+
+    Shared by every worker process through the database: each send reserves
+    the next free instant, so a sender never goes faster than its rate
+    however many workers there are.
+    """
+
+    sender = models.CharField(max_length=300, unique=True)
+    next_at = models.DateTimeField()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from consentry.consent import ledger
 from consentry.consent.rules import Channel, Kind, Status, address_block_reason
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
-from . import templating
+from . import pacing, templating
 from .models import Delivery, DeliveryEvent
 from .planning import category_for
 from .status import move
@@ -24,7 +25,12 @@ log = logging.getLogger("consentry.dispatch")
 
 
 @task()
-def dispatch_deliveries(delivery_ids: list[int]) -> dict:
+def dispatch_deliveries(delivery_ids: list[int], reserved: list[str] | None = None) -> dict:
+    """Hand these deliveries to their providers, at their senders' pace.
+
+    ``reserved`` is [sender, instant]: a slot the task that handed over this
+    batch already took for that sender (see ``pacing``).
+    """
     # Whatever happens to this worker from here on (even a crash right after
     # a provider accepted a message), these deliveries are looked at again
     # once the outcome timeout has passed: none can stay pending for ever.
@@ -33,13 +39,30 @@ def dispatch_deliveries(delivery_ids: list[int]) -> dict:
     ).enqueue(delivery_ids)
     outcomes: dict[str, int] = {}
     categories: dict = {}
-    for delivery_id in delivery_ids:
-        outcome = dispatch_one(delivery_id, categories)
+    senders = pacing.senders(delivery_ids, datetime.now(UTC))
+    waited = 0.0
+    for i, delivery_id in enumerate(delivery_ids):
+        sender = senders.get(delivery_id)
+        if sender is not None:
+            if reserved and reserved[0] == sender.key:
+                slot, reserved = datetime.fromisoformat(reserved[1]), None
+            else:
+                slot = pacing.reserve(sender)
+            wait = (slot - datetime.now(UTC)).total_seconds()
+            if wait > 0 and waited + wait > settings.CONSENTRY_PACING_MAX_WAIT_SECONDS:
+                # The sender is busy for a while: the rest goes on at its reserved
+                # instant, and this worker is free for other practices meanwhile.
+                dispatch_deliveries.using(run_after=slot).enqueue(delivery_ids[i:], [sender.key, slot.isoformat()])
+                outcomes["paced"] = len(delivery_ids) - i
+                break
+            waited += max(wait, 0)
+        outcome = dispatch_one(delivery_id, categories, slot=slot if sender is not None else None)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
-def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
+def dispatch_one(delivery_id: int, categories: dict | None = None, slot: datetime | None = None) -> str:
+    """Check consent once more and hand one delivery over; ``slot`` is its sender's reserved instant."""
     categories = {} if categories is None else categories
     with transaction.atomic():
         delivery = (
@@ -74,6 +97,8 @@ def dispatch_one(delivery_id: int, categories: dict | None = None) -> str:
         delivery.save(update_fields=["attempted_at", "updated_at"])
 
     outbound = render(delivery, categories[key])
+    if slot is not None and (wait := (slot - datetime.now(UTC)).total_seconds()) > 0:
+        time.sleep(wait)  # the sender's pace; consent was checked and the hand-over is marked
     try:
         result = provider_for(delivery.practice, delivery.channel).send(outbound)
     except ProviderError as exc:

@@ -51,6 +51,9 @@ def voice_twiml(practice_name: str, text: str) -> str:
 class TwilioProvider:
     name = "twilio"
     channels = frozenset({"sms", "voice"})
+    # Messages (and calls) per second a US long code takes; a practice on a
+    # short code or a toll-free number sets its own (Practice.sms_rate_per_second).
+    default_rate = 1.0
 
     def __init__(self, practice) -> None:
         if not practice.twilio_account_sid or not practice.twilio_auth_token:

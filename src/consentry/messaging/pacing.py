@@ -1,0 +1,92 @@
+"""Per-sender rate limits, shared by all workers through the database.
+
+A sender is what the provider counts against: the practice's texting number
+for texts (and, separately, for calls), its email sender for email. Its rate
+is the practice's setting, else the provider's default (about 1 a second for
+a Twilio long code), else none.
+
+Each hand-over reserves the sender's next free instant in ``SenderPace``: the
+reservation is one short transaction (a row lock on PostgreSQL; SQLite's
+IMMEDIATE transactions serialize writers), so two workers can never take the
+same instant. A worker sleeps until its instant when that is soon; when it is
+not, the rest of its batch goes to a new task that starts at the reserved
+instant, and the worker is free for other practices' messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils.module_loading import import_string
+
+from consentry.consent.rules import Channel, Status
+from consentry.providers.base import PROVIDERS, provider_name
+
+from .models import SenderPace
+
+
+@dataclass(frozen=True)
+class Sender:
+    key: str
+    interval: timedelta  # between two hand-overs
+
+
+def rate_for(practice, channel: str) -> float | None:
+    """Messages per second this practice may hand over on this channel, or None for no limit."""
+    if channel == Channel.IN_APP:
+        return None
+    own = practice.email_rate_per_second if channel == Channel.EMAIL else practice.sms_rate_per_second
+    if own:
+        return own
+    path = PROVIDERS.get(provider_name(practice, channel))
+    return getattr(import_string(path), "default_rate", None) if path else None
+
+
+def sender_for(practice, channel: str) -> Sender | None:
+    rate = rate_for(practice, channel)
+    if not rate:
+        return None
+    address = (practice.email_from or str(practice.pk)) if channel == Channel.EMAIL else practice.texting_number
+    return Sender(f"{channel}:{address}", timedelta(seconds=1 / rate))
+
+
+def senders(delivery_ids: list[int], now: datetime) -> dict[int, Sender]:
+    """The paced sender of each of these deliveries that is due to go (one query for the batch)."""
+    from consentry.patients.models import Practice
+
+    from .models import Delivery
+
+    rows = list(
+        Delivery.objects.filter(pk__in=delivery_ids, status__in=[Status.PENDING, Status.DEFERRED],
+                                attempted_at__isnull=True)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .values_list("pk", "channel", "practice_id")
+    )
+    practices = Practice.objects.in_bulk({practice_id for _, _, practice_id in rows})
+    found = {}
+    cache: dict = {}
+    for pk, channel, practice_id in rows:
+        if (practice_id, channel) not in cache:
+            cache[practice_id, channel] = sender_for(practices[practice_id], channel)
+        if cache[practice_id, channel] is not None:
+            found[pk] = cache[practice_id, channel]
+    return found
+
+
+def reserve(sender: Sender, now: datetime | None = None) -> datetime:
+    """Take the sender's next free instant (now, or later) and return it."""
+    now = now or datetime.now(UTC)
+    with transaction.atomic():
+        pace = SenderPace.objects.select_for_update().filter(sender=sender.key).first()
+        if pace is None:
+            # First use: create the row; a concurrent first use loses the race
+            # to the unique key and simply reads the winner's row.
+            SenderPace.objects.bulk_create([SenderPace(sender=sender.key, next_at=now)], ignore_conflicts=True)
+            pace = SenderPace.objects.select_for_update().get(sender=sender.key)
+        slot = max(pace.next_at, now)
+        pace.next_at = slot + sender.interval
+        pace.save(update_fields=["next_at"])
+    return slot

@@ -1,0 +1,92 @@
+"""Per-sender rate limits: reservations in the database, sleeping when it is soon, a new task when it is not."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django_tasks_db.models import DBTaskResult
+
+from consentry.messaging import pacing
+from consentry.messaging.models import Delivery
+from consentry.messaging.planning import create_message
+from consentry.providers.models import SandboxMessage
+from tests.conftest import drain_worker, make_patient, make_practice
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def _broadcast(practice, count, first="+1415555"):
+    patients = [make_patient(practice, f"P{i}", phones=[(f"{first}{1000 + i}", "mobile")]) for i in range(count)]
+    return create_message(practice=practice, kind="broadcast", category="announcement",
+                          patient_ids=[p.pk for p in patients], content={"sms": "Flu shots are in."})
+
+
+def test_reservations_are_spaced_by_the_senders_rate(practice):
+    practice.sms_rate_per_second = 4
+    sender = pacing.sender_for(practice, "sms")
+    assert sender.key == "sms:+14155550100" and sender.interval == timedelta(seconds=0.25)
+    slots = [pacing.reserve(sender, NOW) for _ in range(3)]
+    assert slots == [NOW, NOW + timedelta(seconds=0.25), NOW + timedelta(seconds=0.5)]
+    # Once the sender has been idle, the next instant is now again.
+    later = NOW + timedelta(minutes=1)
+    assert pacing.reserve(sender, later) == later
+
+
+def test_texts_and_calls_and_email_are_paced_apart_and_the_sandbox_is_not_paced_by_default(practice):
+    assert pacing.sender_for(practice, "sms") is None  # the sandbox sets no rate
+    assert pacing.sender_for(practice, "in_app") is None
+    practice.sms_provider = "twilio"
+    assert pacing.rate_for(practice, "sms") == 1.0  # a Twilio long code's default
+    assert pacing.sender_for(practice, "voice").key == "voice:+14155550100"
+    practice.email_rate_per_second = 10
+    practice.email_from = "frontdesk@oak.example"
+    assert pacing.sender_for(practice, "email").key == "email:frontdesk@oak.example"
+
+
+def test_a_fast_sender_sends_its_batch_in_one_task_at_its_pace(practice):
+    practice.sms_rate_per_second = 20
+    practice.save()
+    _broadcast(practice, 6)
+    assert drain_worker() == 1  # the dispatch task (its expiry check is not due yet)
+    times = sorted(SandboxMessage.objects.values_list("created_at", flat=True))
+    assert len(times) == 6
+    # Six hand-overs 50 ms apart take at least 250 ms (less 10 ms for the clock).
+    assert (times[-1] - times[0]).total_seconds() >= 0.25 - 0.01, times
+
+
+def test_a_busy_sender_hands_the_rest_to_a_later_task_and_other_practices_go_first(practice, settings):
+    settings.CONSENTRY_PACING_MAX_WAIT_SECONDS = 0
+    practice.sms_rate_per_second = 2  # one text every half second
+    practice.save()
+    _broadcast(practice, 3)
+    other, _key = make_practice("Elm Clinic", "+14155550200")
+    _broadcast(other, 2, first="+1415556")
+
+    drain_worker()
+    # Oak's first text went, the rest waits for its number; Elm's texts were not held up.
+    sent = list(SandboxMessage.objects.order_by("pk").values_list("sender", flat=True))
+    assert sent.count("+14155550100") == 1 and sent.count("+14155550200") == 2
+    assert Delivery.objects.filter(practice=practice, status="pending").count() == 2
+    [later] = DBTaskResult.objects.filter(status="READY", task_path__endswith="dispatch_deliveries")
+    assert later.args_kwargs["args"][1][0] == "sms:+14155550100"
+    waits = (later.run_after - datetime.now(UTC)).total_seconds()
+    assert 0 < waits <= 0.5
+
+    # The task runs (as if its time had come); it waits for its reserved instant,
+    # sends the next text, and hands on the last one.
+    settings.CONSENTRY_PACING_MAX_WAIT_SECONDS = 0.6
+    DBTaskResult.objects.filter(pk=later.pk).update(run_after=datetime.now(UTC))
+    drain_worker()
+    assert SandboxMessage.objects.filter(sender="+14155550100").count() == 2
+    assert Delivery.objects.filter(practice=practice, status="pending").count() == 1
+
+
+def test_deliveries_that_are_not_due_take_no_instant(practice):
+    practice.sms_rate_per_second = 1
+    practice.save()
+    _broadcast(practice, 1)
+    Delivery.objects.update(status="skipped", reason="sms_opted_out")
+    drain_worker()
+    assert not SandboxMessage.objects.exists()
+    assert not pacing.SenderPace.objects.exists()
