@@ -2,7 +2,7 @@ from django.urls import include, path
 
 from consentry.api.v1 import api
 from consentry.messaging import email_events
-from consentry.web import sandbox, views, webhooks
+from consentry.web import patient, sandbox, views, webhooks
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -11,6 +11,9 @@ urlpatterns = [
     path("webhooks/twilio/sms", webhooks.twilio_sms, name="twilio-sms"),
     path("webhooks/twilio/status", webhooks.twilio_status, name="twilio-status"),
     path("webhooks/anymail/", include(email_events.webhook_urls())),  # ESP tracking and inbound: anymail's views
+    path("email/unsubscribe/<str:token>", patient.unsubscribe, name="email-unsubscribe"),
+    path("email/resubscribe/<str:token>", patient.resubscribe, name="email-resubscribe"),
+    path("portal/<str:token>", patient.portal, name="portal"),
     path("sandbox/outbox", views.sandbox_outbox, name="sandbox-outbox"),
     path("sandbox/", sandbox.page, name="sandbox"),
     path("sandbox/reply", sandbox.reply, name="sandbox-reply"),

@@ -55,10 +55,12 @@ def test_two_workers_never_exceed_the_senders_rate(paced, service_env):
         time.sleep(0.1)
     assert len(times) == PATIENTS
 
-    # At most RATE texts in any one-second window (100 ms for the two processes' clocks and the moment
-    # between the reserved instant and the sandbox writing its record).
+    # At most RATE texts in any one-second window. Each hand-over goes within a quarter interval of
+    # its own reserved instant (see pacing.wait_for); 100 ms more for the two processes' clocks and
+    # the moment between the hand-over and the sandbox writing its record on a busy machine.
+    tolerance = 1 / RATE / 4 + 0.1
     for first, later in zip(times, times[RATE:], strict=False):
-        assert (later - first).total_seconds() >= 1 - 0.1, [t.isoformat() for t in times]
+        assert (later - first).total_seconds() >= 1 - tolerance, [t.isoformat() for t in times]
     # Both processes did take part.
     script = ("from django_tasks_db.models import DBTaskResult; import json; "
               "print(json.dumps(list(DBTaskResult.objects.values_list('worker_ids', flat=True))))")

@@ -19,8 +19,7 @@ from consentry.consent import ledger
 from consentry.consent.models import SmsState
 from consentry.conversations import services
 from consentry.conversations.models import Conversation, ConversationEntry, Flag
-from consentry.patients.models import ApiKey, Practice
-from consentry.patients.services import hash_api_key
+from consentry.patients.models import Practice
 
 router = Router(tags=["conversations"])
 
@@ -30,13 +29,8 @@ def _practice(request: HttpRequest) -> Practice:
 
 
 def _actor(request: HttpRequest) -> str:
-    """Who acts, for the ledger and the conversation: the API key's label."""
-    _, _, token = request.headers.get("Authorization", "").partition(" ")
-    label = (
-        ApiKey.objects.filter(practice=_practice(request), key_hash=hash_api_key(token.strip()))
-        .values_list("label", flat=True).first()
-    )
-    return f"api:{label or 'key'}"
+    """Who acts, for the ledger and the conversation: the API key's label (see v1.ApiKeyAuth)."""
+    return request.actor
 
 
 def _conversation(request: HttpRequest, conversation_id: str) -> Conversation:

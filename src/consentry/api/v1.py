@@ -24,16 +24,19 @@ from consentry.patients.services import (
     update_patient,
     normalize_address,
     normalize_phone,
-    practice_for_api_key,
+    api_key_for,
 )
 
 
 class ApiKeyAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Practice | None:
-        practice = practice_for_api_key(token)
-        if practice is not None:
-            request.practice = practice  # type: ignore[attr-defined]
-        return practice
+        key = api_key_for(token)
+        if key is None:
+            return None
+        request.practice = key.practice  # type: ignore[attr-defined]
+        # Who acts, in the ledger and in conversations: the API key, by its label.
+        request.actor = f"api:{key.label or 'key'}"  # type: ignore[attr-defined]
+        return key.practice
 
 
 api = NinjaAPI(
@@ -410,7 +413,7 @@ def messages_create(request, payload: MessageIn):
 @api.get("/messages/{message_id}", response=MessageOut, tags=["messages"])
 def messages_get(request, message_id: str):
     message = _owned_or_404(Message, request, message_id)
-    if message.kind == "keyword_reply":
+    if message.kind in ("keyword_reply", "consent_request"):  # the service's own messages
         raise Http404("no such message")
     rows = Delivery.objects.filter(message=message).order_by("pk").values_list(*DELIVERY_FIELDS)
     return _message_out(message, rows)
@@ -418,3 +421,4 @@ def messages_get(request, message_id: str):
 
 api.add_router("/conversations", "consentry.api.conversations.router")
 api.add_router("", "consentry.api.push.router")
+api.add_router("", "consentry.api.self_service.router")

@@ -119,3 +119,20 @@ class Block(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["practice", "number"], name="block_unique_number")]
+
+
+class ResubscribeRequest(models.Model):
+    """A resubscribe email sent to an unsubscribed address (double opt-in), and whether it was confirmed.
+
+    At most one is sent per address per day; its link expires after seven days.
+    The confirmation itself is a ledger event (source ``resubscribe_click``).
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="resubscribe_requests")
+    email = models.CharField(max_length=254)
+    requested_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["practice", "email", "created_at"])]

@@ -39,6 +39,9 @@ class Kind(StrEnum):
     # Replies to STOP/START/HELP: the one message the law lets us send to a
     # number that just opted out, so the opt-out it confirms never blocks it.
     KEYWORD_REPLY = "keyword_reply"
+    # The resubscribe email the person asked for (double opt-in): it goes to
+    # an unsubscribed address by design; only a bounce stops it.
+    CONSENT_REQUEST = "consent_request"
 
 
 class Channel(StrEnum):
@@ -247,6 +250,8 @@ def address_block_reason(
     if channel == Channel.EMAIL:
         if address in state.email_bounced:
             return Reason.EMAIL_BOUNCED
+        if kind == Kind.CONSENT_REQUEST:
+            return None
         # A notification still reaches an unsubscribed address unless it is
         # marketing: unsubscribing stops broadcasts, not appointment notices.
         unsubscribe_applies = kind != Kind.NOTIFICATION or category.marketing

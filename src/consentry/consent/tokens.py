@@ -11,7 +11,7 @@ Each kind of token is tagged: a resubscribe token is no unsubscribe token.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from cryptography.fernet import InvalidToken
@@ -21,7 +21,9 @@ from consentry.crypto import fernet
 
 UNSUBSCRIBE = "unsubscribe"
 RESUBSCRIBE = "resubscribe"
+PORTAL = "portal"
 RESUBSCRIBE_MAX_AGE = timedelta(days=7)
+PORTAL_MAX_AGE = timedelta(days=7)
 MAX_TOKEN_CHARS = 2000
 
 
@@ -29,8 +31,11 @@ class BadToken(Exception):
     """The token was altered, is of another kind, or has expired."""
 
 
-def _seal(kind: str, ref, email: str) -> str:
-    return fernet().encrypt(json.dumps([kind, ref, email]).encode()).decode()
+def _seal(kind: str, ref, email: str, issued_at: datetime | None = None) -> str:
+    data = json.dumps([kind, ref, email]).encode()
+    if issued_at is not None:  # an older link, for tests of expiry
+        return fernet().encrypt_at_time(data, int(issued_at.timestamp())).decode()
+    return fernet().encrypt(data).decode()
 
 
 def _open(token: str, kind: str, max_age: timedelta | None):
@@ -57,13 +62,22 @@ def read_unsubscribe_token(token: str) -> tuple[str, str]:
     return _open(token, UNSUBSCRIBE, None)
 
 
-def resubscribe_token(request_id: int, email: str) -> str:
-    return _seal(RESUBSCRIBE, request_id, email)
+def resubscribe_token(request_id: int, email: str, issued_at: datetime | None = None) -> str:
+    return _seal(RESUBSCRIBE, request_id, email, issued_at)
 
 
 def read_resubscribe_token(token: str) -> tuple[int, str]:
     """(resubscribe request id, email); ``BadToken`` when altered or older than seven days."""
     return _open(token, RESUBSCRIBE, RESUBSCRIBE_MAX_AGE)
+
+
+def portal_token(patient_id, issued_at: datetime | None = None) -> str:
+    return _seal(PORTAL, str(patient_id), "", issued_at)
+
+
+def read_portal_token(token: str) -> str:
+    """The patient id of a portal link; ``BadToken`` when altered or older than seven days."""
+    return _open(token, PORTAL, PORTAL_MAX_AGE)[0]
 
 
 def public_url(path: str) -> str:

@@ -18,7 +18,6 @@ happened.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,8 +29,8 @@ from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, SmsState, Source, Subject
 from consentry.consent.rules import Channel, Kind, Reason, address_block_reason
 from consentry.keywords.models import InboundMessage
-from consentry.messaging.models import Delivery, Message
-from consentry.messaging.planning import MAX_SMS_CHARS, category_for, enqueue_dispatch
+from consentry.messaging.models import Delivery
+from consentry.messaging.planning import MAX_SMS_CHARS, category_for, create_direct_message
 from consentry.messaging.templating import sms_prefix
 from consentry.patients.models import PatientContact, Practice
 from consentry.patients.services import InvalidInput
@@ -146,20 +145,8 @@ def create_staff_text(*, practice: Practice, number: str, body: str, actor: str)
     Its kind is ``manual``: the SMS opt-out and the Blocked Communications list
     apply, here and again in the worker right before the provider call.
     """
-    with transaction.atomic():
-        message = Message.objects.create(
-            practice=practice, kind=Kind.MANUAL, category=REPLY_CATEGORY,
-            content=json.dumps({"sms": body}), actor=actor,
-        )
-        patient_id = (
-            PatientContact.objects.filter(contact_point__practice=practice, contact_point__address=number)
-            .order_by("patient__created_at").values_list("patient_id", flat=True).first()
-        )
-        delivery = Delivery.objects.create(
-            message=message, practice=practice, patient_id=patient_id, channel=Channel.SMS, address=number
-        )
-        enqueue_dispatch([delivery.pk])
-    return delivery
+    return create_direct_message(practice=practice, kind=Kind.MANUAL, category=REPLY_CATEGORY,
+                                 channel=Channel.SMS, address=number, content={"sms": body}, actor=actor)
 
 
 def reply(conversation: Conversation, body: str, actor: str) -> ConversationEntry:

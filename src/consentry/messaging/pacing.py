@@ -15,6 +15,7 @@ instant, and the worker is free for other practices' messages.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -90,3 +91,19 @@ def reserve(sender: Sender, now: datetime | None = None) -> datetime:
         pace.next_at = slot + sender.interval
         pace.save(update_fields=["next_at"])
     return slot
+
+
+def wait_for(sender: Sender, slot: datetime) -> None:
+    """Sleep until the reserved instant; a hand-over running late takes a new instant instead.
+
+    A late hand-over (a busy machine, a slow consent check) would otherwise go
+    out close to the next one's instant and make a burst; keeping every
+    hand-over within a quarter interval of its own instant keeps the sender's
+    rate over any window.
+    """
+    late = datetime.now(UTC) - slot
+    if late > sender.interval / 4:
+        slot = reserve(sender)
+    wait = (slot - datetime.now(UTC)).total_seconds()
+    if wait > 0:
+        time.sleep(wait)

@@ -326,23 +326,35 @@ def enqueue_dispatch(delivery_ids: list[int], run_after: datetime | None = None)
         task.enqueue(delivery_ids[start : start + size])
 
 
+def create_direct_message(
+    *, practice: Practice, kind: Kind, channel: Channel, address: str, content: dict, actor: str,
+    category: str = "system",
+) -> Delivery:
+    """One message to one address (not to patients), through the normal delivery path.
+
+    The delivery is linked to the earliest patient with that address, if any,
+    for the personalization tokens and the patient's history.
+    """
+    with transaction.atomic():
+        message = Message.objects.create(
+            practice=practice, kind=kind, category=category, content=json.dumps(content), actor=actor,
+        )
+        patient_id = (
+            PatientContact.objects.filter(contact_point__practice=practice, contact_point__address=address)
+            .order_by("patient__created_at").values_list("patient_id", flat=True).first()
+        )
+        delivery = Delivery.objects.create(
+            message=message, practice=practice, patient_id=patient_id, channel=channel, address=address
+        )
+        enqueue_dispatch([delivery.pk])
+    return delivery
+
+
 def create_keyword_reply(*, practice: Practice, number: str, body: str, actor: str) -> Delivery:
     """The confirmation or HELP text that answers a keyword, through the normal delivery path.
 
     Its kind exempts it from the opt-out it confirms (CTIA: one confirmation
     after an opt-out is allowed, and expected).
     """
-    with transaction.atomic():
-        message = Message.objects.create(
-            practice=practice, kind=Kind.KEYWORD_REPLY, category="system",
-            content=json.dumps({"sms": body}), actor=actor,
-        )
-        patient_id = (
-            PatientContact.objects.filter(contact_point__practice=practice, contact_point__address=number)
-            .order_by("patient__created_at").values_list("patient_id", flat=True).first()
-        )
-        delivery = Delivery.objects.create(
-            message=message, practice=practice, patient_id=patient_id, channel=Channel.SMS, address=number
-        )
-        enqueue_dispatch([delivery.pk])
-    return delivery
+    return create_direct_message(practice=practice, kind=Kind.KEYWORD_REPLY, channel=Channel.SMS, address=number,
+                                 content={"sms": body}, actor=actor)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -56,13 +55,13 @@ def dispatch_deliveries(delivery_ids: list[int], reserved: list[str] | None = No
                 outcomes["paced"] = len(delivery_ids) - i
                 break
             waited += max(wait, 0)
-        outcome = dispatch_one(delivery_id, categories, slot=slot if sender is not None else None)
+        outcome = dispatch_one(delivery_id, categories, pace=(sender, slot) if sender is not None else None)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
-def dispatch_one(delivery_id: int, categories: dict | None = None, slot: datetime | None = None) -> str:
-    """Check consent once more and hand one delivery over; ``slot`` is its sender's reserved instant."""
+def dispatch_one(delivery_id: int, categories: dict | None = None, pace: tuple | None = None) -> str:
+    """Check consent once more and hand one delivery over; ``pace`` is (sender, its reserved instant)."""
     categories = {} if categories is None else categories
     with transaction.atomic():
         delivery = (
@@ -97,8 +96,8 @@ def dispatch_one(delivery_id: int, categories: dict | None = None, slot: datetim
         delivery.save(update_fields=["attempted_at", "updated_at"])
 
     outbound = render(delivery, categories[key])
-    if slot is not None and (wait := (slot - datetime.now(UTC)).total_seconds()) > 0:
-        time.sleep(wait)  # the sender's pace; consent was checked and the hand-over is marked
+    if pace is not None:
+        pacing.wait_for(*pace)  # consent was checked and the hand-over is marked
     try:
         result = provider_for(delivery.practice, delivery.channel).send(outbound)
     except ProviderError as exc:

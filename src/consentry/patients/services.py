@@ -114,13 +114,13 @@ def issue_api_key(*, practice: Practice, label: str = "") -> str:
     return key
 
 
-def practice_for_api_key(key: str) -> Practice | None:
-    row = (
+def api_key_for(key: str) -> ApiKey | None:
+    """The live API key row (with its practice) for a presented key, or None."""
+    return (
         ApiKey.objects.select_related("practice")
         .filter(key_hash=hash_api_key(key), revoked_at__isnull=True)
         .first()
     )
-    return row.practice if row else None
 
 
 KEYWORD_LANGUAGES = ("es",)  # besides English, which is always on
