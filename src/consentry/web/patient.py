@@ -36,15 +36,23 @@ def invalid(request: HttpRequest, message: str, status: int) -> HttpResponse:
     return render(request, "patient/invalid.html", {"message": message}, status=status)
 
 
+def _read(request: HttpRequest, load, token: str, hint: str = ""):
+    """(what the token names, None), or (None, the error page): 400 for a bad or expired token, 404 when gone."""
+    try:
+        return load(token), None
+    except tokens.BadToken as exc:
+        return None, invalid(request, f"{str(exc).capitalize()}.{hint}", 400)
+    except UnknownPractice:
+        return None, invalid(request, GONE, 404)
+
+
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        practice, email = self_service.unsubscribe_target(token)
-    except tokens.BadToken as exc:
-        return invalid(request, f"{str(exc).capitalize()}.", 400)
-    except UnknownPractice:
-        return invalid(request, GONE, 404)
+    target, error = _read(request, self_service.unsubscribe_target, token)
+    if error:
+        return error
+    practice, email = target
     done = False
     if request.method == "POST":
         if request.POST.get("List-Unsubscribe") != "One-Click":
@@ -57,12 +65,10 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def resubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        resubscribe_request = self_service.resubscribe_target(token)
-    except tokens.BadToken as exc:
-        return invalid(request, f"{str(exc).capitalize()}. Ask the practice for a new opt-in email.", 400)
-    except UnknownPractice:
-        return invalid(request, GONE, 404)
+    resubscribe_request, error = _read(request, self_service.resubscribe_target, token,
+                                       " Ask the practice for a new opt-in email.")
+    if error:
+        return error
     done = False
     if request.method == "POST":
         self_service.confirm_resubscribe(token, click(request))
