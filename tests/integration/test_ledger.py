@@ -186,3 +186,83 @@ def test_audit_verify_command_exits_nonzero_on_a_broken_chain(practice, capsys):
         call_command("audit", "verify", "--practice", str(practice.pk))
     assert exit_info.value.code == 1
     assert "BROKEN at event 1" in capsys.readouterr().out
+
+
+def _export(practice, fmt):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("audit", "export", "--practice", str(practice.pk), "--format", fmt, stdout=out)
+    return out.getvalue()
+
+
+def _rehash(practice, row: dict) -> str:
+    """An exported event's hash recomputed from the export alone, as an auditor would."""
+    from datetime import datetime
+
+    return ledger.event_hash(ConsentEvent(
+        practice_id=practice.pk, seq=int(row["seq"]), subject=row["subject"], address=row["address"],
+        state=row["state"], source=row["source"], actor=row["actor"], evidence=row["evidence"],
+        created_at=datetime.fromisoformat(row["created_at"]), prev_hash=row["prev_hash"],
+    ))
+
+
+def test_audit_export_writes_every_subject_with_its_evidence_in_csv_and_json(client, practice, api):
+    import csv
+    import io
+    import json
+
+    from consentry.patients.services import update_practice
+    from tests.conftest import send_sms_webhook
+
+    patient = make_patient(practice, phones=[(PHONE, "mobile")], emails=["a@example.com"], marketing_consent="yes",
+                           do_not_contact=True)
+    update_practice(practice, {"reasonable_means": "auto"})
+    assert send_sms_webhook(client, body="please stop texting me", sender=PHONE, sid="SMrm").status_code == 200
+    assert api.post("/contacts/opt-out", {"address": "+14155550122", "reason": "asked by phone"}).status_code == 200
+    assert api.post("/blocks", {"number": PHONE, "categories": ["recall"]}).status_code == 201
+    consent.record_email_state(practice=practice, email="a@example.com", state=EmailState.UNSUBSCRIBED,
+                               source=Source.ONE_CLICK_UNSUBSCRIBE, actor="a@example.com",
+                               evidence={"ip": "203.0.113.9", "user_agent": "Mail/1.0"})
+    other, _ = make_practice(name="Elm Clinic", number="+14155550900")
+    _opt_out(other, number="+14155550133")
+
+    exported = json.loads(_export(practice, "json"))
+    stored = ConsentEvent.objects.filter(practice=practice).count()
+    assert [e["seq"] for e in exported] == list(range(1, stored + 1))
+    assert {e["subject"] for e in exported} == {"marketing", "do_not_contact", "sms", "block", "email"}
+    assert all(e["address"] != "+14155550133" for e in exported)
+    by_source = {e["source"]: e for e in exported if e["subject"] in ("sms", "email")}
+    reasonable = by_source["sms_reply"]
+    assert (reasonable["address"], reasonable["state"], reasonable["actor"]) == (PHONE, "opted_out", PHONE)
+    assert reasonable["evidence"]["message_sid"] == "SMrm"
+    assert reasonable["evidence"]["body"] == "please stop texting me" and reasonable["evidence"]["rule"]
+    staff = by_source["staff"]
+    assert (staff["address"], staff["actor"], staff["evidence"]) == ("+14155550122", "api:initial",
+                                                                      {"reason": "asked by phone"})
+    assert by_source["one_click_unsubscribe"]["evidence"] == {"ip": "203.0.113.9", "user_agent": "Mail/1.0"}
+    assert [e["address"] for e in exported if e["subject"] == "marketing"] == [f"patient:{patient.pk}"]
+    assert exported[0]["prev_hash"] == ledger.GENESIS
+    assert all(e["prev_hash"] == before["hash"] for before, e in zip(exported, exported[1:], strict=False))
+    assert all(_rehash(practice, e) == e["hash"] for e in exported)
+
+    rows = list(csv.DictReader(io.StringIO(_export(practice, "csv"))))
+    assert [{**r, "seq": int(r["seq"]), "evidence": json.loads(r["evidence"])} for r in rows] == exported
+
+
+def test_audit_verify_checks_every_practice_and_export_refuses_an_unknown_one(practice, capsys):
+    import uuid
+
+    from django.core.management import CommandError, call_command
+
+    other, _ = make_practice(name="Elm Clinic", number="+14155550900")
+    _opt_out(practice)
+    _opt_out(other)
+    _opt_out(other, number="+14155550122")
+    call_command("audit", "verify")
+    out = capsys.readouterr().out
+    assert f"{practice.pk}: 1 events, chain ok" in out and f"{other.pk}: 2 events, chain ok" in out
+    with pytest.raises(CommandError, match="no practice"):
+        call_command("audit", "export", "--practice", str(uuid.uuid4()))

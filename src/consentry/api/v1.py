@@ -420,5 +420,7 @@ def messages_get(request, message_id: str):
 
 
 api.add_router("/conversations", "consentry.api.conversations.router")
+api.add_router("/contacts", "consentry.api.contacts.router")
+api.add_router("/practice", "consentry.api.practice.router")
 api.add_router("", "consentry.api.push.router")
 api.add_router("", "consentry.api.self_service.router")

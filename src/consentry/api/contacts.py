@@ -1,0 +1,163 @@
+"""Contacts API: one address's consent history from the ledger, and staff opt-out on request.
+
+There is deliberately no endpoint to opt a phone back in to texts: only the
+person can, by texting START (or UNSTOP) from that phone. An unsubscribed
+email address comes back through the double opt-in resubscribe email, never
+by a staff request.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.db import transaction
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+
+from consentry.api.conversations import _actor
+from consentry.consent import ledger
+from consentry.consent import services as consent
+from consentry.consent.models import ConsentEvent, EmailState, Source
+from consentry.patients.models import Practice
+from consentry.patients.services import InvalidInput, normalize_address
+
+router = Router(tags=["consent"])
+
+HISTORY_PAGE = 500
+HISTORY_PAGE_MAX = 5000
+# NUL cannot be stored in a text or JSON column on every database.
+PRINTABLE = r"^[^\x00]*$"
+
+
+def _practice(request: HttpRequest) -> Practice:
+    return request.auth  # the API key's practice (see v1.ApiKeyAuth)
+
+
+class StatusOut(Schema):
+    """The same shape as ``GET /contacts/status``."""
+
+    address: str
+    sms: Literal["opted_in", "opted_out"] | None
+    email: Literal["subscribed", "unsubscribed", "bounced"] | None
+    blocked_categories: list[str] | None
+
+
+class EventOut(Schema):
+    seq: int
+    at: str
+    subject: str
+    state: str
+    source: str
+    actor: str
+    evidence: dict
+    hash: str
+    prev_hash: str
+
+
+class HistoryOut(Schema):
+    address: str
+    status: StatusOut
+    events: list[EventOut]
+    # Pass as ``after_seq`` for the next page; null on the last page.
+    next_after_seq: int | None
+
+
+class OptOutIn(Schema):
+    model_config = {"extra": "forbid"}
+    address: str = Field(max_length=320)
+    reason: str = Field(max_length=500, pattern=PRINTABLE)
+
+
+class OptOutOut(Schema):
+    address: str
+    changed: bool  # False: the address could already not be reached (opted out, unsubscribed or bounced)
+    event: EventOut | None
+    status: StatusOut
+
+
+def _status(practice: Practice, address: str) -> dict:
+    status = ledger.address_status(practice.pk, address)
+    if "@" in address:
+        return {"address": address, "sms": None, "email": status.email, "blocked_categories": None}
+    return {"address": address, "sms": status.sms, "email": None, "blocked_categories": status.blocked_categories}
+
+
+def _event_out(event: ConsentEvent) -> dict:
+    return {
+        "seq": event.seq, "at": event.created_at.isoformat(), "subject": event.subject, "state": event.state,
+        "source": event.source, "actor": event.actor, "evidence": event.evidence, "hash": event.hash,
+        "prev_hash": event.prev_hash,
+    }
+
+
+@router.get("/history", response=HistoryOut)
+def contacts_history(
+    request,
+    address: str = Query(..., max_length=320),
+    limit: int = Query(HISTORY_PAGE, ge=1, le=HISTORY_PAGE_MAX),
+    after_seq: int = Query(0, ge=0),
+):
+    """Every ledger event about this address at this practice, oldest first, and its current status.
+
+    A phone's history holds its SMS consent and its Blocked Communications
+    changes; an email's holds its subscription (unsubscribes, bounces,
+    resubscribes). Only the address's own events are listed: patient-level
+    flags of the patients who share it (marketing consent, do-not-contact) are
+    in those patients' records. An address with no events is listed with an
+    empty history and the default status (texts and email allowed).
+    """
+    practice = _practice(request)
+    normalized = normalize_address(address, region=practice.region, field="address")
+    page = list(
+        ConsentEvent.objects.filter(practice=practice, address=normalized, seq__gt=after_seq).order_by("seq")[
+            : limit + 1
+        ]
+    )
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "address": normalized,
+        "status": _status(practice, normalized),
+        "events": [_event_out(e) for e in page],
+        "next_after_seq": page[-1].seq if more else None,
+    }
+
+
+def _locked_email_state(practice: Practice, email: str) -> str:
+    """The address's email state, read under the lock that serializes the practice's ledger appends."""
+    Practice.objects.select_for_update().only("id").get(pk=practice.pk)
+    return ledger.address_status(practice.pk, email).email
+
+
+@router.post("/opt-out", response=OptOutOut)
+def contacts_opt_out(request, payload: OptOutIn):
+    """Opt a phone out of texts, or unsubscribe an email address, because the person asked staff to.
+
+    Recorded in the ledger with source ``staff``, the API key as actor and the
+    reason as evidence. Repeating it changes nothing (``changed: false``). A
+    bounced email address already receives nothing and stays bounced.
+    """
+    practice = _practice(request)
+    normalized = normalize_address(payload.address, region=practice.region, field="address")
+    reason = payload.reason.strip()
+    if not reason:
+        raise InvalidInput("reason", "say why, e.g. \"patient asked by phone\"")
+    actor, evidence = _actor(request), {"reason": reason}
+    with transaction.atomic():
+        if "@" not in normalized:
+            event = consent.record_sms_opt_out(
+                practice=practice, number=normalized, source=Source.STAFF, actor=actor, evidence=evidence
+            )
+        elif _locked_email_state(practice, normalized) == EmailState.BOUNCED:
+            event = None
+        else:
+            event = consent.record_email_state(
+                practice=practice, email=normalized, state=EmailState.UNSUBSCRIBED, source=Source.STAFF,
+                actor=actor, evidence=evidence,
+            )
+    return {
+        "address": normalized,
+        "changed": event is not None,
+        "event": _event_out(event) if event else None,
+        "status": _status(practice, normalized),
+    }
