@@ -14,7 +14,6 @@ from django.db import transaction
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from consentry.api.conversations import _actor
 from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, EmailState, Source
@@ -142,7 +141,7 @@ def contacts_opt_out(request, payload: OptOutIn):
     reason = payload.reason.strip()
     if not reason:
         raise InvalidInput("reason", "say why, e.g. \"patient asked by phone\"")
-    actor, evidence = _actor(request), {"reason": reason}
+    actor, evidence = request.actor, {"reason": reason}  # the API key, by its label (see v1.ApiKeyAuth)
     with transaction.atomic():
         if "@" not in normalized:
             event = consent.record_sms_opt_out(
