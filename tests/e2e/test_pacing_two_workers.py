@@ -25,6 +25,11 @@ def paced(service_env, tmp_path_factory):
     workers = [subprocess.Popen([*CLI, "worker", "--interval", "0.05"], env=service_env,
                                 stdout=(logs / f"worker{i}.log").open("w"), stderr=subprocess.STDOUT)
                for i in range(2)]
+    # Both must be polling before any task exists, or one could take every task on a busy machine.
+    deadline = time.monotonic() + 60
+    while not all("Starting worker" in (logs / f"worker{i}.log").read_text() for i in range(2)):
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.1)
     yield service
     for process in (*workers, server):
         process.terminate()
