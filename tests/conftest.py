@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 from consentry.patients.services import PhoneInput, create_patient, create_practice
 
 TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
+TWILIO_ACCOUNT = "AC" + "1" * 32
 
 
 def make_practice(name="Oak Clinic", number="+14155550100", **kwargs):
@@ -96,6 +97,37 @@ def practice(practice_and_key):
 @pytest.fixture
 def api(practice_and_key):
     return Api(practice_and_key[1])
+
+
+@pytest.fixture
+def twilio(settings, practice):
+    """Twilio's REST API on loopback, the practice's SMS and voice provider (its account and token)."""
+    from tests.fakes.twilio import start_fake_twilio
+
+    fake, server = start_fake_twilio(TWILIO_ACCOUNT, TWILIO_TOKEN)
+    settings.CONSENTRY_TWILIO_API_BASE = fake.url
+    settings.CONSENTRY_PUBLIC_URL = "http://testserver"
+    practice.sms_provider = "twilio"
+    practice.twilio_account_sid = TWILIO_ACCOUNT
+    practice.save()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sendgrid(settings, practice):
+    """SendGrid's API on loopback, the practice's email provider through anymail."""
+    from tests.fakes.sendgrid import API_KEY, start_fake_sendgrid
+
+    fake, server = start_fake_sendgrid(API_KEY)
+    settings.CONSENTRY_ANYMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
+    settings.ANYMAIL = {"SENDGRID_API_KEY": API_KEY, "SENDGRID_API_URL": f"{fake.url}/v3/"}
+    practice.email_provider = "anymail"
+    practice.save()
+    yield fake
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<resource>Messa
 class FakeTwilio:
     account_sid: str
     auth_token: str
+    # every authenticated request: {"resource", "form", and "sid" when it was accepted}
     requests: list[dict] = field(default_factory=list)
     # to-number -> (HTTP status, Twilio error code, message): answer sends to it with that error
     errors: dict[str, tuple[int, int, str]] = field(default_factory=dict)
@@ -51,7 +52,8 @@ class FakeTwilio:
             return 401, _error(401, 20003, "Authenticate")
         form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
         resource = match["resource"]
-        self.requests.append({"resource": resource, "form": form})
+        record = {"resource": resource, "form": form}
+        self.requests.append(record)
         to = form.get("To", "")
         if self.delay:
             time.sleep(self.delay)
@@ -65,6 +67,7 @@ class FakeTwilio:
             return 400, _error(400, 21604, "A 'To' phone number is required.")
         prefix = "SM" if resource == "Messages" else "CA"
         sid = f"{prefix}{next(self._counter):032x}"
+        record["sid"] = sid  # the id the client gets back for this message or call
         now = formatdate(usegmt=True)
         common = {
             "sid": sid, "account_sid": self.account_sid, "to": to, "from": form["From"], "status": "queued",

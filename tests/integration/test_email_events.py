@@ -27,8 +27,8 @@ from consentry.messaging.models import Delivery, DeliveryEvent
 from consentry.messaging.planning import create_message
 from consentry.providers.email import address_refused_for_good
 from tests.conftest import drain_worker, make_patient
+from tests.fakes.sendgrid import API_KEY, start_fake_sendgrid
 from tests.fakes.smtp import free_port, start_fake_smtp
-from tests.integration.test_provider_email import API_KEY, start_fake_sendgrid
 
 pytestmark = [
     pytest.mark.django_db,

@@ -1,6 +1,5 @@
 """Twilio SMS and voice through the official client against a loopback fake of Twilio's API."""
 
-import socket
 
 import pytest
 
@@ -8,29 +7,12 @@ from consentry.consent import ledger
 from consentry.consent.models import ConsentEvent
 from consentry.messaging.models import Delivery, DeliveryEvent
 from consentry.messaging.planning import create_message
-from consentry.providers.base import Outbound, ProviderError
-from consentry.providers.twilio import TwilioProvider
-from tests.conftest import TWILIO_TOKEN, drain_worker, make_patient, twilio_signature
-from tests.fakes.twilio import start_fake_twilio
+from tests.conftest import TWILIO_ACCOUNT, TWILIO_TOKEN, drain_worker, make_patient, twilio_signature
 
 pytestmark = pytest.mark.django_db
 
-ACCOUNT = "AC" + "1" * 32
 PHONE = "+14155550111"
 LANDLINE = "+14155550122"
-
-
-@pytest.fixture
-def twilio(settings, practice):
-    fake, server = start_fake_twilio(ACCOUNT, TWILIO_TOKEN)
-    settings.CONSENTRY_TWILIO_API_BASE = fake.url
-    settings.CONSENTRY_PUBLIC_URL = "http://testserver"
-    practice.sms_provider = "twilio"
-    practice.twilio_account_sid = ACCOUNT
-    practice.save()
-    yield fake
-    server.shutdown()
-    server.server_close()
 
 
 def _send(practice, patient, content, kind="manual", category="document_shared"):
@@ -69,7 +51,7 @@ def test_a_call_speaks_the_message_with_the_practice_name_first(practice, twilio
 
 
 def _status_callback(client, sid, status, error_code="", token=TWILIO_TOKEN, signature=None, call=False):
-    params = {"AccountSid": ACCOUNT, "From": "+14155550100", "To": PHONE}
+    params = {"AccountSid": TWILIO_ACCOUNT, "From": "+14155550100", "To": PHONE}
     params.update({"CallSid": sid, "CallStatus": status} if call else {"MessageSid": sid, "MessageStatus": status})
     if error_code:
         params["ErrorCode"] = error_code
@@ -147,29 +129,6 @@ def test_error_21610_in_a_status_callback_records_the_opt_out_too(client, practi
     assert ConsentEvent.objects.get(subject="sms", address=PHONE).source == "carrier"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.reason) == ("failed", "sms_opted_out")
-
-
-def _outbound(practice, to=PHONE):
-    return Outbound(practice_id=str(practice.pk), delivery_id=1, channel="sms", to=to, sender=practice.texting_number,
-                    body="Hello")
-
-
-@pytest.mark.parametrize("status, code, transient", [(503, 20500, True), (429, 20429, True), (400, 21211, False)])
-def test_twilio_errors_say_whether_trying_again_may_work(practice, twilio, status, code, transient):
-    twilio.errors[PHONE] = (status, code, "nope")
-    with pytest.raises(ProviderError) as info:
-        TwilioProvider(practice).send(_outbound(practice))
-    assert (info.value.code, info.value.transient) == (str(code), transient)
-
-
-def test_an_unreachable_twilio_is_a_transient_error(practice, twilio, settings):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
-    settings.CONSENTRY_TWILIO_API_BASE = f"http://127.0.0.1:{closed_port}"
-    with pytest.raises(ProviderError) as info:
-        TwilioProvider(practice).send(_outbound(practice))
-    assert (info.value.code, info.value.transient) == ("twilio_unreachable", True)
 
 
 def test_wrong_credentials_fail_the_delivery_with_twilios_code(practice, twilio):

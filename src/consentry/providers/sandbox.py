@@ -8,7 +8,8 @@ from .models import SandboxMessage
 
 class SandboxProvider:
     name = "sandbox"
-    channels = frozenset({"sms", "voice", "email", "in_app"})
+    # In-app notices always go to the portal's own store (the in_app provider), never here.
+    channels = frozenset({"sms", "voice", "email"})
 
     def __init__(self, practice=None) -> None:
         self.practice = practice
