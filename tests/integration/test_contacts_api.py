@@ -11,28 +11,13 @@ from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, EmailState, Source
 from consentry.consent.services import ConsentRefused
 from consentry.messaging.models import Delivery
-from tests.conftest import TWILIO_TOKEN, Api, drain_worker, make_patient, make_practice, send_sms_webhook
-from tests.fakes.twilio import start_fake_twilio
+from tests.conftest import Api, drain_worker, make_patient, make_practice, send_sms_webhook
 
 pytestmark = pytest.mark.django_db
 
 PHONE = "+14155550111"
 OTHER_PHONE = "+14155550122"
 EMAIL = "ava.rivera@example.com"
-ACCOUNT = "AC" + "1" * 32
-
-
-@pytest.fixture
-def twilio(settings, practice):
-    fake, server = start_fake_twilio(ACCOUNT, TWILIO_TOKEN)
-    settings.CONSENTRY_TWILIO_API_BASE = fake.url
-    settings.CONSENTRY_PUBLIC_URL = "http://testserver"
-    practice.sms_provider = "twilio"
-    practice.twilio_account_sid = ACCOUNT
-    practice.save()
-    yield fake
-    server.shutdown()
-    server.server_close()
 
 
 def _text(client, body, sid, sender=PHONE, to="+14155550100"):

@@ -13,8 +13,7 @@ from consentry.keywords.models import InboundMessage
 from consentry.messaging.models import Delivery, Message
 from consentry.patients.services import update_practice
 from consentry.providers.models import SandboxMessage
-from tests.conftest import TWILIO_TOKEN, Api, drain_worker, make_patient, make_practice, send_sms_webhook
-from tests.fakes.twilio import start_fake_twilio
+from tests.conftest import Api, drain_worker, make_patient, make_practice, send_sms_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -270,20 +269,6 @@ def test_opting_back_in_by_text_is_shown_and_replies_work_again(client, practice
     detail = _detail(api, conversation["id"])
     assert "opted back in" in _system_lines(detail)[-1]
     assert api.post(f"/conversations/{conversation['id']}/replies", {"body": "Welcome back"}).status_code == 201
-
-
-@pytest.fixture
-def twilio(settings, practice):
-    account = "AC" + "1" * 32
-    fake, server = start_fake_twilio(account, TWILIO_TOKEN)
-    settings.CONSENTRY_TWILIO_API_BASE = fake.url
-    settings.CONSENTRY_PUBLIC_URL = "http://testserver"
-    practice.sms_provider = "twilio"
-    practice.twilio_account_sid = account
-    practice.save()
-    yield fake
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_carrier_opt_out_shows_in_the_conversation_from_the_ledger(client, practice, api, twilio):

@@ -27,7 +27,6 @@ from consentry.messaging.models import Delivery, DeliveryEvent
 from consentry.messaging.planning import create_message
 from consentry.providers.email import address_refused_for_good
 from tests.conftest import drain_worker, make_patient
-from tests.fakes.sendgrid import API_KEY, start_fake_sendgrid
 from tests.fakes.smtp import free_port, start_fake_smtp
 
 pytestmark = [
@@ -45,15 +44,10 @@ CONTENT = {"email": {"subject": "Forms to sign", "text": "Hi Ava, two forms are 
 
 
 @pytest.fixture
-def sendgrid(settings, practice):
-    fake, server = start_fake_sendgrid(API_KEY)
-    settings.ANYMAIL = {"SENDGRID_API_KEY": API_KEY, "SENDGRID_API_URL": f"{fake.url}/v3/", "WEBHOOK_SECRET": SECRET}
-    settings.CONSENTRY_ANYMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
-    practice.email_provider = "anymail"
-    practice.save()
-    yield fake
-    server.shutdown()
-    server.server_close()
+def sendgrid(sendgrid, settings):
+    """The shared SendGrid fake, with the webhook secret SendGrid's calls carry."""
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    return sendgrid
 
 
 def _send(practice, address=AVA):
