@@ -164,6 +164,21 @@ def test_emails_show_in_their_inbox_with_the_html_part_in_a_sandboxed_frame(api,
     assert "<b>Ava</b>" not in full and '<script>alert("x")' not in full
 
 
+def test_a_broadcast_email_shows_its_unsubscribe_headers(api, practice):
+    patient = make_patient(practice, emails=["ava@example.com"])
+    response = api.post("/messages", {
+        "kind": "broadcast", "category": "announcement", "patient_ids": [patient.pk.hex],
+        "content": {"email": {"subject": "Flu shots", "text": "Flu shots are in."}},
+    })
+    assert response.status_code == 202, response.content
+    drain_worker()
+    headers = SandboxMessage.objects.get(channel="email").headers
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    full = page(browser())
+    assert "<dt>List-Unsubscribe</dt>" in full and "List-Unsubscribe=One-Click" in full
+    assert escape(headers["List-Unsubscribe"]) in full
+
+
 def test_bodies_are_escaped(practice):
     client = browser()
     assert reply(client, practice, "<script>alert(1)</script> & <b>bold</b>").status_code == 303

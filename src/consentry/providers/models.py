@@ -14,6 +14,7 @@ class SandboxMessage(models.Model):
     subject = EncryptedTextField(blank=True, default="")
     body = EncryptedTextField()
     html = EncryptedTextField(blank=True, default="")  # an email's HTML part
+    headers = models.JSONField(default=dict, blank=True)  # an email's extra headers (List-Unsubscribe)
     created_at = models.DateTimeField(auto_now_add=True)
 
 

@@ -24,6 +24,7 @@ class SandboxProvider:
             subject=message.subject,
             body=message.body,
             html=message.html,
+            headers=message.headers,
         )
         # The sandbox's handset always answers: delivery is confirmed at once.
         return SendResult(provider_ref=f"SB{row.pk:032d}", status="delivered")

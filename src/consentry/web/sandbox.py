@@ -74,6 +74,7 @@ class Entry:
     sender: str = ""
     subject: str = ""
     html: str = ""
+    headers: dict = field(default_factory=dict)
     keyword: str = ""
 
     @property
@@ -131,7 +132,7 @@ def build_board() -> tuple[list[Thread], list[Thread]]:
         entry = Entry(
             key=f"out-{m.pk}", at=_local(m.created_at, practice), direction="out", channel=m.channel,
             practice_id=m.practice_id, practice_name=practice.name if practice else "unknown practice", body=m.body, sender=m.sender,
-            subject=m.subject, html=m.html,
+            subject=m.subject, html=m.html, headers=m.headers,
         )
         if m.channel == "email":
             add(inboxes, inbox_anchor, m.to, entry)
