@@ -42,6 +42,7 @@ test-postgres: install
 bench: install
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/broadcast.py
+	$(BIN)/python bench/dispatch.py --postgres
 
 clean:
 	rm -rf $(VENV) var .hypothesis
