@@ -167,3 +167,72 @@ def test_a_provider_that_cannot_carry_the_channel_fails_the_delivery_clearly(pra
     delivery = Delivery.objects.get()
     assert delivery.status == "failed"
     assert delivery.error.startswith("provider_channel_unsupported")
+
+
+class StopsTheNextPhone:
+    """A provider on whose first hand-over the other recipient texts STOP: a STOP arriving mid-batch."""
+
+    name = "stops-the-next-phone"
+    channels = frozenset({"sms"})
+    sent: list = []
+
+    def __init__(self, practice):
+        self.practice = practice
+
+    def send(self, message):
+        from consentry.providers.base import SendResult
+
+        if not StopsTheNextPhone.sent:
+            other = ({"+14155550111", "+14155550112"} - {message.to}).pop()
+            consent.record_sms_opt_out(practice=self.practice, number=other, source=Source.SMS_KEYWORD, actor=other)
+        StopsTheNextPhone.sent.append(message.to)
+        return SendResult(provider_ref=f"STOP{len(StopsTheNextPhone.sent)}", status="delivered")
+
+
+@pytest.fixture
+def stops_the_next_phone(practice, monkeypatch):
+    from consentry.providers import base
+
+    monkeypatch.setitem(base.PROVIDERS, StopsTheNextPhone.name, f"{__name__}.StopsTheNextPhone")
+    StopsTheNextPhone.sent = []
+    practice.sms_provider = StopsTheNextPhone.name
+    practice.save()
+    return StopsTheNextPhone
+
+
+def _two_phones(practice):
+    patients = [make_patient(practice, "A", phones=[("+14155550111", "mobile")]),
+                make_patient(practice, "B", phones=[("+14155550112", "mobile")])]
+    _remind(practice, patients, content={"sms": "Flu shots are in"})
+
+
+def test_a_stop_arriving_after_the_batch_check_wins_once_the_recheck_time_has_passed(stops_the_next_phone,
+                                                                                      practice, settings):
+    settings.CONSENTRY_DISPATCH_RECHECK_SECONDS = 0  # every hand-over re-reads consent
+    _two_phones(practice)
+    drain_worker()
+    [first] = stops_the_next_phone.sent
+    skipped = Delivery.objects.exclude(address=first).get()
+    assert (skipped.status, skipped.reason, skipped.attempted_at) == ("skipped", "sms_opted_out", None)
+
+
+def test_within_the_recheck_time_one_consent_check_covers_the_batch(stops_the_next_phone, practice, settings):
+    settings.CONSENTRY_DISPATCH_RECHECK_SECONDS = 60
+    _two_phones(practice)
+    drain_worker()
+    # The STOP came after the batch's check: that hand-over had already been decided (and is the
+    # reason the recheck time is short).
+    assert sorted(stops_the_next_phone.sent) == ["+14155550111", "+14155550112"]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_a_task_dispatches_its_deliveries_in_chunks_with_history(practice, settings):
+    settings.CONSENTRY_DISPATCH_CHUNK = 2
+    patients = [make_patient(practice, f"P{i}", phones=[(f"+1415555012{i}", "mobile")]) for i in range(5)]
+    _remind(practice, patients, content={"sms": "Flu shots are in"})
+    assert drain_worker() == 1
+    assert SandboxMessage.objects.count() == 5
+    for delivery in Delivery.objects.all():
+        assert delivery.status == "delivered" and delivery.provider_ref.startswith("SB")
+        assert list(delivery.events.values_list("status", "provider_status")) == [("sent", "accepted"),
+                                                                                  ("delivered", "delivered")]

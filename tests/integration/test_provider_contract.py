@@ -117,7 +117,7 @@ class SandboxAdapter(Adapter):
 
     def arrived(self):
         return [
-            Arrived(ref=f"SB{row.pk:032d}", to=[row.to], sender=_sender(row.channel, row.sender), body=row.body,
+            Arrived(ref=row.ref, to=[row.to], sender=_sender(row.channel, row.sender), body=row.body,
                     subject=row.subject, html=row.html, headers=row.headers)
             for row in SandboxMessage.objects.filter(practice_id=self.practice.pk).order_by("pk")
         ]

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils.module_loading import import_string
 
-from consentry.consent.rules import Channel, Status
+from consentry.consent.rules import Channel
 from consentry.providers.base import PROVIDERS, provider_name
 
 from .models import SenderPace
@@ -52,29 +51,6 @@ def sender_for(practice, channel: str) -> Sender | None:
         return None
     address = (practice.email_from or str(practice.pk)) if channel == Channel.EMAIL else practice.texting_number
     return Sender(f"{channel}:{address}", timedelta(seconds=1 / rate))
-
-
-def senders(delivery_ids: list[int], now: datetime) -> dict[int, Sender]:
-    """The paced sender of each of these deliveries that is due to go (one query for the batch)."""
-    from consentry.patients.models import Practice
-
-    from .models import Delivery
-
-    rows = list(
-        Delivery.objects.filter(pk__in=delivery_ids, status__in=[Status.PENDING, Status.DEFERRED],
-                                attempted_at__isnull=True)
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .values_list("pk", "channel", "practice_id")
-    )
-    practices = Practice.objects.in_bulk({practice_id for _, _, practice_id in rows})
-    found = {}
-    cache: dict = {}
-    for pk, channel, practice_id in rows:
-        if (practice_id, channel) not in cache:
-            cache[practice_id, channel] = sender_for(practices[practice_id], channel)
-        if cache[practice_id, channel] is not None:
-            found[pk] = cache[practice_id, channel]
-    return found
 
 
 def reserve(sender: Sender, now: datetime | None = None) -> datetime:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django_tasks import task
 
 from consentry.consent import ledger
@@ -16,7 +19,7 @@ from consentry.consent.rules import Channel, Kind, Status, address_block_reason
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
 from . import pacing, templating
-from .models import Delivery, DeliveryEvent
+from .models import Delivery, DeliveryEvent, Message
 from .planning import category_for
 from .status import move
 
@@ -36,80 +39,309 @@ def dispatch_deliveries(delivery_ids: list[int], reserved: list[str] | None = No
     expire_unknown_outcomes.using(
         run_after=datetime.now(UTC) + timedelta(seconds=settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS)
     ).enqueue(delivery_ids)
-    outcomes: dict[str, int] = {}
-    categories: dict = {}
-    senders = pacing.senders(delivery_ids, datetime.now(UTC))
-    waited = 0.0
-    for i, delivery_id in enumerate(delivery_ids):
-        sender = senders.get(delivery_id)
-        if sender is not None:
-            if reserved and reserved[0] == sender.key:
-                slot, reserved = datetime.fromisoformat(reserved[1]), None
-            else:
-                slot = pacing.reserve(sender)
-            wait = (slot - datetime.now(UTC)).total_seconds()
-            if wait > 0 and waited + wait > settings.CONSENTRY_PACING_MAX_WAIT_SECONDS:
-                # The sender is busy for a while: the rest goes on at its reserved
-                # instant, and this worker is free for other practices meanwhile.
-                dispatch_deliveries.using(run_after=slot).enqueue(delivery_ids[i:], [sender.key, slot.isoformat()])
-                outcomes["paced"] = len(delivery_ids) - i
+    return Dispatch(reserved).run(list(delivery_ids))
+
+
+def dispatch_one(delivery_id: int) -> str:
+    """Dispatch one delivery now; what became of it ("delivered", "skipped", "not_pending"...)."""
+    outcomes = Dispatch().run([delivery_id])
+    [outcome] = outcomes
+    return outcome
+
+
+@dataclass(eq=False)
+class Claimed:
+    """What a hand-over needs of a delivery: a few columns, not a model (the model is loaded only on
+    the rare paths that change more than its status: a skip, a refusal)."""
+
+    FIELDS = ("id", "message_id", "practice_id", "patient_id", "channel", "address", "not_before")
+
+    pk: int
+    message_id: object
+    practice_id: object
+    patient_id: object
+    channel: str
+    address: str
+    not_before: datetime | None
+    practice: object = None
+    message: object = None
+    attempted_at: datetime | None = None
+
+    def model(self) -> Delivery:
+        delivery = Delivery.objects.select_related("practice").get(pk=self.pk)
+        delivery.message = self.message
+        return delivery
+
+
+class Dispatch:
+    """One task's run over its deliveries, a chunk at a time.
+
+    Per chunk: one transaction locks the chunk's due deliveries, reads the
+    consent of all their addresses at once (a STOP committed before this check
+    always wins), skips those that may no longer go and marks the others as
+    handed over; then each is sent; then one transaction records what the
+    providers answered. Deliveries still waiting when the consent check is
+    ``CONSENTRY_DISPATCH_RECHECK_SECONDS`` old are released and checked again
+    with the next chunk. A provider that sends status callbacks has its answer
+    recorded right away, so a callback always finds its delivery.
+    """
+
+    def __init__(self, reserved: list[str] | None = None):
+        self.reserved = reserved
+        self.outcomes: dict[str, int] = {}
+        self.practices: dict = {}
+        self.messages: dict = {}
+        self.categories: dict = {}
+        self.providers: dict = {}
+        self.senders: dict = {}
+        self.people: dict = {}
+        self.waited = 0.0
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
+
+    def run(self, ids: list[int]) -> dict:
+        size = settings.CONSENTRY_DISPATCH_CHUNK
+        while ids:
+            chunk, ids = ids[:size], ids[size:]
+            again, busy = self.chunk(chunk)
+            if busy is not None:
+                self.hand_on(again + ids, *busy)
                 break
-            waited += max(wait, 0)
-        outcome = dispatch_one(delivery_id, categories, pace=(sender, slot) if sender is not None else None)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+            ids = again + ids
+        return self.outcomes
 
+    # --- one chunk -------------------------------------------------------------------------------------------
 
-def dispatch_one(delivery_id: int, categories: dict | None = None, pace: tuple | None = None) -> str:
-    """Check consent once more and hand one delivery over; ``pace`` is (sender, its reserved instant)."""
-    categories = {} if categories is None else categories
-    with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(of=("self",))  # patient may be null: lock the delivery row only
-            .select_related("message", "practice", "patient")
-            .filter(pk=delivery_id, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True)
-            .first()
-        )
-        if delivery is None:
-            return "not_pending"
-        if delivery.not_before and delivery.not_before > datetime.now(UTC):
-            return "not_due"  # quiet hours: its own task runs when the window opens
-        message, practice = delivery.message, delivery.practice
-        key = (practice.pk, message.category)
-        if key not in categories:
-            categories[key] = category_for(practice, message.category)
-        # The last word before the provider call: a STOP committed after the
-        # message was planned still wins.
-        reason = None
-        if delivery.channel != Channel.IN_APP:
-            reason = address_block_reason(
-                kind=Kind(message.kind),
-                category=categories[key],
-                channel=Channel(delivery.channel),
-                address=delivery.address,
-                state=ledger.consent_state(practice.pk, [delivery.address]),
+    def chunk(self, ids: list[int]) -> tuple[list[int], tuple | None]:
+        """Dispatch what is due among ``ids``.
+
+        Returns the ids to check again, and, when a sender is busy for a while,
+        (sender, its reserved instant) for the task that takes over.
+        """
+        claimed, checked_at = self.claim(ids)
+        answered: list[tuple[Delivery, object]] = []
+        batch = _Batch()  # local providers that take many messages at once (the sandbox, in-app)
+        for i, delivery in enumerate(claimed):
+            if i and time.monotonic() - checked_at > settings.CONSENTRY_DISPATCH_RECHECK_SECONDS:
+                self.finish(batch, answered)
+                return self.release(claimed[i:]), None
+            pace = self.pace(delivery)
+            if isinstance(pace, Busy):
+                self.finish(batch, answered)
+                return self.release(claimed[i:]), (pace.sender, pace.slot)
+            outbound = render(delivery, self.categories[delivery.practice_id, delivery.message.category],
+                              self.messages[delivery.message_id][1], self.people.get(delivery.patient_id))
+            provider = self.provider(delivery)
+            if pace is None and hasattr(provider, "send_many"):
+                if batch.provider is not provider:
+                    self.send_batch(batch, answered)
+                    batch.provider = provider
+                batch.items.append((delivery, outbound))
+                continue
+            self.send_batch(batch, answered)
+            if pace is not None:
+                pacing.wait_for(*pace)  # consent was checked and the hand-over is marked
+            try:
+                result = provider.send(outbound)
+            except ProviderError as exc:
+                log.warning("delivery %s: %s %s", delivery.pk, exc.code, exc)
+                self.count(_provider_refused(delivery.model(), exc))
+                continue
+            answered.append((delivery, result))
+            if getattr(provider, "status_callbacks", False):
+                self.record(answered)
+                answered.clear()
+        self.finish(batch, answered)
+        return [], None
+
+    def send_batch(self, batch: "_Batch", answered: list) -> None:
+        if not batch.items:
+            return
+        deliveries = [d for d, _ in batch.items]
+        try:
+            results = batch.provider.send_many([o for _, o in batch.items])
+        except ProviderError as exc:
+            log.warning("deliveries %s: %s %s", [d.pk for d in deliveries], exc.code, exc)
+            for delivery in deliveries:
+                self.count(_provider_refused(delivery.model(), exc))
+        else:
+            answered.extend(zip(deliveries, results, strict=True))
+        batch.items = []
+
+    def finish(self, batch: "_Batch", answered: list) -> None:
+        self.send_batch(batch, answered)
+        self.record(answered)
+
+    def claim(self, ids: list[int]) -> tuple[list[Delivery], float]:
+        """Lock the due deliveries, check consent once for all, skip or mark each as handed over."""
+        now = datetime.now(UTC)
+        with transaction.atomic():
+            rows = {
+                row[0]: Claimed(*row) for row in Delivery.objects.select_for_update(of=("self",)).filter(
+                    pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True
+                ).values_list(*Claimed.FIELDS)
+            }
+            self.count("not_pending", len(set(ids) - set(rows)))
+            due = []
+            for pk in ids:
+                delivery = rows.get(pk)
+                if delivery is None:
+                    continue
+                if delivery.not_before and delivery.not_before > now:
+                    self.count("not_due")  # quiet hours: its own task runs when the window opens
+                    continue
+                due.append(delivery)
+            self.attach(due)
+            checked_at = time.monotonic()
+            states = {}
+            for practice_id in {d.practice_id for d in due}:
+                states[practice_id] = ledger.consent_state(
+                    practice_id, [d.address for d in due if d.practice_id == practice_id and d.address]
+                )
+            claimed = []
+            for delivery in due:
+                reason = None
+                if delivery.channel != Channel.IN_APP:
+                    # The last word before the provider call: a STOP committed
+                    # after the message was planned still wins.
+                    reason = address_block_reason(
+                        kind=Kind(delivery.message.kind),
+                        category=self.categories[delivery.practice_id, delivery.message.category],
+                        channel=Channel(delivery.channel), address=delivery.address,
+                        state=states[delivery.practice_id],
+                    )
+                if reason is not None:
+                    move(delivery.model(), Status.SKIPPED, reason=reason)
+                    self.count(Status.SKIPPED)
+                else:
+                    delivery.attempted_at = now
+                    claimed.append(delivery)
+            if claimed:
+                Delivery.objects.filter(pk__in=[d.pk for d in claimed]).update(attempted_at=now, updated_at=now)
+        return claimed, checked_at
+
+    def attach(self, deliveries: list[Delivery]) -> None:
+        """Give each delivery its practice, message, category and patient from one read per kind of row."""
+        from consentry.patients.models import Patient, Practice
+
+        if missing := {d.practice_id for d in deliveries} - set(self.practices):
+            self.practices.update(Practice.objects.in_bulk(missing))
+        if missing := {d.message_id for d in deliveries} - set(self.messages):
+            for message in Message.objects.filter(pk__in=missing):
+                self.messages[message.pk] = (message, json.loads(message.content))
+        # Only what personalization needs: a patient's name.
+        self.people = {
+            pk: Person(first, last)
+            for pk, first, last in Patient.objects.filter(
+                pk__in={d.patient_id for d in deliveries if d.patient_id}
+            ).values_list("pk", "first_name", "last_name")
+        }
+        for delivery in deliveries:
+            delivery.practice = self.practices[delivery.practice_id]
+            delivery.message = self.messages[delivery.message_id][0]
+            key = (delivery.practice_id, delivery.message.category)
+            if key not in self.categories:
+                self.categories[key] = category_for(delivery.practice, delivery.message.category)
+
+    def release(self, deliveries: list[Delivery]) -> list[int]:
+        """Unmark deliveries that were not handed over after all: they are checked again."""
+        ids = [d.pk for d in deliveries]
+        if ids:
+            Delivery.objects.filter(pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED]).update(
+                attempted_at=None
             )
-        if reason is not None:
-            move(delivery, Status.SKIPPED, reason=reason)
-            return Status.SKIPPED
-        delivery.attempted_at = datetime.now(UTC)
-        delivery.save(update_fields=["attempted_at", "updated_at"])
+        return ids
 
-    outbound = render(delivery, categories[key])
-    if pace is not None:
-        pacing.wait_for(*pace)  # consent was checked and the hand-over is marked
-    try:
-        result = provider_for(delivery.practice, delivery.channel).send(outbound)
-    except ProviderError as exc:
-        log.warning("delivery %s: %s %s", delivery.pk, exc.code, exc)
-        return _provider_refused(delivery, exc)
-    with transaction.atomic():
-        delivery.provider_ref = result.provider_ref
-        delivery.save(update_fields=["provider_ref", "updated_at"])
-        move(delivery, Status.SENT, provider_status="accepted")
-        if result.status == Status.DELIVERED:
-            move(delivery, Status.DELIVERED, provider_status="delivered")
-    return delivery.status
+    def record(self, answered: list) -> None:
+        """What the providers answered, in one transaction: provider ids, statuses, history."""
+        if not answered:
+            return
+        now = datetime.now(UTC)
+        at = connection.ops.adapt_datetimefield_value(now)
+        rows, history = [], []
+        for delivery, result in answered:
+            delivered = result.status == Status.DELIVERED
+            delivery.provider_ref, delivery.sent_at, delivery.updated_at = result.provider_ref, now, now
+            delivery.status = Status.DELIVERED if delivered else Status.SENT
+            delivery.delivered_at = now if delivered else None
+            rows.append((result.provider_ref, delivery.status, at, at if delivered else None, at, delivery.pk))
+            history.append((delivery.pk, Status.SENT.value, "accepted", "", at))
+            if delivered:
+                history.append((delivery.pk, Status.DELIVERED.value, "delivered", "", at))
+            self.count(delivery.status)
+        # Plain statements run for every row: the ORM's bulk_update (CASE expressions) and
+        # bulk_create cost more here than the rows themselves.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {Delivery._meta.db_table} SET provider_ref = %s, status = %s, sent_at = %s, "
+                "delivered_at = %s, updated_at = %s WHERE id = %s",
+                rows,
+            )
+            cursor.executemany(
+                f"INSERT INTO {DeliveryEvent._meta.db_table} (delivery_id, status, provider_status, error_code, at) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                history,
+            )
+
+    # --- providers and pacing ----------------------------------------------------------------------------------
+
+    def provider(self, delivery: Delivery):
+        key = (delivery.practice_id, delivery.channel)
+        if key not in self.providers:
+            try:
+                self.providers[key] = provider_for(delivery.practice, delivery.channel)
+            except ProviderError as exc:
+                self.providers[key] = _Refusing(exc)
+        return self.providers[key]
+
+    def pace(self, delivery: Delivery):
+        """None (no limit), (sender, instant) to wait for, or ``Busy``: hand the rest to a later task."""
+        key = (delivery.practice_id, delivery.channel)
+        if key not in self.senders:
+            self.senders[key] = pacing.sender_for(delivery.practice, delivery.channel)
+        sender = self.senders[key]
+        if sender is None:
+            return None
+        if self.reserved and self.reserved[0] == sender.key:
+            slot, self.reserved = datetime.fromisoformat(self.reserved[1]), None
+        else:
+            slot = pacing.reserve(sender)
+        wait = (slot - datetime.now(UTC)).total_seconds()
+        if wait > 0 and self.waited + wait > settings.CONSENTRY_PACING_MAX_WAIT_SECONDS:
+            return Busy(sender, slot)
+        self.waited += max(wait, 0)
+        return sender, slot
+
+    def hand_on(self, ids: list[int], sender, slot: datetime) -> None:
+        """The sender is busy for a while: the rest goes on at its reserved instant, and this worker
+        is free for other practices meanwhile."""
+        dispatch_deliveries.using(run_after=slot).enqueue(ids, [sender.key, slot.isoformat()])
+        self.count("paced", len(ids))
+
+
+@dataclass
+class _Batch:
+    provider: object = None
+    items: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Busy:
+    sender: pacing.Sender
+    slot: datetime
+
+
+class _Refusing:
+    """Stands in for a provider that could not be built (unknown, unconfigured): every send fails the same way."""
+
+    status_callbacks = False
+
+    def __init__(self, error: ProviderError):
+        self.error = error
+
+    def send(self, outbound):
+        raise self.error
 
 
 def _provider_refused(delivery: Delivery, exc: ProviderError) -> str:
@@ -153,17 +385,28 @@ def expire_unknown_outcomes(delivery_ids: list[int]) -> int:
     return expired
 
 
-def render(delivery: Delivery, category=None) -> Outbound:
-    """What the provider is handed: the content personalized for this recipient, in its channel's form."""
+class Person(NamedTuple):
+    """Who a delivery is for, as far as the personalization tokens go."""
+
+    first_name: str
+    last_name: str
+
+
+def render(delivery: Delivery, category=None, content: dict | None = None, person=None) -> Outbound:
+    """What the provider is handed: the content personalized for this recipient, in its channel's form.
+
+    ``person`` (first and last name) defaults to the delivery's patient.
+    """
     message, practice, channel = delivery.message, delivery.practice, delivery.channel
-    content = json.loads(message.content)
-    values = templating.values_for(practice, delivery.patient)
+    person = person if person is not None or delivery.patient_id is None else getattr(delivery, "patient", None)
+    content = json.loads(message.content) if content is None else content
+    values = templating.values_for(practice, person)
     subject = html = ""
     headers: dict = {}
     if channel == Channel.EMAIL:
         category = category or category_for(practice, message.category)
         email = templating.email(
-            practice, delivery.patient, delivery.address, content["email"],
+            practice, person, delivery.address, content["email"],
             with_unsubscribe=message.kind == Kind.BROADCAST or category.marketing,
         )
         subject, body, html, headers = email.subject, email.text, email.html, email.headers

@@ -50,6 +50,9 @@ class Provider(Protocol):
 
     name: str
     channels: frozenset[str]  # what it can carry: "sms", "voice", "email", "in_app"
+    # Optional: ``status_callbacks = True`` when the provider reports later by
+    # the id ``send`` returned (the dispatcher then stores it before the next
+    # send); ``default_rate``, messages per second a sender may hand over.
 
     def __init__(self, practice) -> None: ...
 

@@ -252,6 +252,7 @@ class AnymailProvider:
 
     name = "anymail"
     channels = frozenset({"email"})
+    status_callbacks = True  # the ESP's tracking webhooks name the message by the id the send returned
 
     def __init__(self, practice=None) -> None:
         self.practice = practice

@@ -15,6 +15,8 @@ class SandboxMessage(models.Model):
     body = EncryptedTextField()
     html = EncryptedTextField(blank=True, default="")  # an email's HTML part
     headers = models.JSONField(default=dict, blank=True)  # an email's extra headers (List-Unsubscribe)
+    # The id the sandbox answered with (a delivery's provider_ref).
+    ref = models.CharField(max_length=40, db_index=True, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
 

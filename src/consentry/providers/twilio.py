@@ -54,6 +54,9 @@ class TwilioProvider:
     # Messages (and calls) per second a US long code takes; a practice on a
     # short code or a toll-free number sets its own (Practice.sms_rate_per_second).
     default_rate = 1.0
+    # Twilio reports by status callback, keyed by the id it returns: the
+    # dispatcher stores that id at once, so no callback arrives before it.
+    status_callbacks = True
 
     def __init__(self, practice) -> None:
         if not practice.twilio_account_sid or not practice.twilio_auth_token:
