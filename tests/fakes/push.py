@@ -18,13 +18,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import http_ece
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from tests.fakes.http import QuietHandler, serve
 
 
 def b64url(raw: bytes) -> str:
@@ -141,7 +143,7 @@ class FakePushService:
 def start_fake_push(application_server_key: str) -> tuple[FakePushService, ThreadingHTTPServer]:
     fake = FakePushService(application_server_key)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
             length = int(self.headers.get("Content-Length") or 0)
             status = fake.handle(self.path, self.headers, self.rfile.read(length))
@@ -151,10 +153,4 @@ def start_fake_push(application_server_key: str) -> tuple[FakePushService, Threa
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return fake, server
+    return fake, serve(Handler, fake)

@@ -8,9 +8,10 @@ SendGrid's JSON errors (``{"errors": [{"message", "field", "help"}]}``).
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.fakes.http import QuietHandler, serve
 
 API_KEY = "SG.test-key"
 
@@ -44,7 +45,7 @@ class FakeSendGrid:
 def start_fake_sendgrid(api_key: str = API_KEY) -> tuple[FakeSendGrid, ThreadingHTTPServer]:
     fake = FakeSendGrid(api_key)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
             length = int(self.headers.get("Content-Length") or 0)
             status, headers, payload = fake.handle(self.path, self.headers, self.rfile.read(length))
@@ -58,10 +59,4 @@ def start_fake_sendgrid(api_key: str = API_KEY) -> tuple[FakeSendGrid, Threading
             self.end_headers()
             self.wfile.write(raw)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return fake, server
+    return fake, serve(Handler, fake)

@@ -12,12 +12,13 @@ import base64
 import itertools
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
+
+from tests.fakes.http import QuietHandler, serve
 
 ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<resource>Messages|Calls)\.json$")
 
@@ -88,7 +89,7 @@ def _error(status: int, code: int, message: str) -> dict:
 def start_fake_twilio(account_sid: str, auth_token: str) -> tuple[FakeTwilio, ThreadingHTTPServer]:
     fake = FakeTwilio(account_sid, auth_token)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
             length = int(self.headers.get("Content-Length") or 0)
             status, payload = fake.handle(self.path, self.headers, self.rfile.read(length))
@@ -102,10 +103,4 @@ def start_fake_twilio(account_sid: str, auth_token: str) -> tuple[FakeTwilio, Th
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped waiting (a timeout test): Twilio would not notice either
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return fake, server
+    return fake, serve(Handler, fake)
