@@ -153,3 +153,16 @@ def test_transactional_email_has_no_unsubscribe(api, practice, smtp, kind, categ
     assert message["List-Unsubscribe"] is None and message["List-Unsubscribe-Post"] is None
     assert "unsubscribe" not in message.get_body(("plain",)).get_content().lower()
     assert "unsubscribe" not in message.get_body(("html",)).get_content().lower()
+
+
+@pytest.mark.parametrize("html", [False, True])
+@pytest.mark.parametrize("name", ["Ava", "<i>Al</i> & Co", "O'Brien \"Jr\"", "Zoë 🦷", ""])
+def test_filling_in_tokens_gives_what_the_template_engine_gives(name, html):
+    from django.template import Context
+
+    from consentry.messaging import templating
+
+    text = "Hi {{first_name}} {{ last_name }}, from {{practice_name}} ({{practice_phone}})."
+    values = {"first_name": name, "last_name": name[::-1], "practice_name": "Oak & Elm", "practice_phone": "+1 415"}
+    template = templating._ENGINE.from_string(text)
+    assert templating.personalize(text, values, html=html) == template.render(Context(values, autoescape=html))

@@ -20,7 +20,7 @@ from functools import lru_cache
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import TextNode, VariableNode
 from django.template.loader import render_to_string
-from django.utils.html import strip_tags
+from django.utils.html import conditional_escape, strip_tags
 
 from consentry.consent import tokens
 from consentry.patients.services import InvalidInput
@@ -56,13 +56,24 @@ def _problem(template) -> str:
 
 @lru_cache(maxsize=256)
 def _compile(text: str):
-    """(template, problem): the compiled content, or None and why it cannot be used."""
+    """(template, problem, parts): the compiled content, or None and why it cannot be used.
+
+    ``parts`` is the content as text and token names, when no token has a
+    filter: filling those in needs no template engine (a worker renders one
+    per message sent).
+    """
     try:
         template = _ENGINE.from_string(text)
     except TemplateSyntaxError as exc:
-        return None, f"cannot read the template: {exc}"
+        return None, f"cannot read the template: {exc}", None
     problem = _problem(template)
-    return (None, problem) if problem else (template, "")
+    if problem:
+        return None, problem, None
+    parts = None
+    if not any(node.filter_expression.filters for node in template.nodelist if isinstance(node, VariableNode)):
+        parts = tuple((False, node.s) if isinstance(node, TextNode) else (True, node.filter_expression.var.var)
+                      for node in template.nodelist)
+    return template, "", parts
 
 
 def check(text: str, field: str) -> None:
@@ -76,8 +87,15 @@ def personalize(text: str, values: dict, *, html: bool = False) -> str:
     into a conversation) and is not valid template text is sent exactly as written."""
     if "{" not in text:
         return text
-    template, _problem_ = _compile(text)
-    return template.render(Context(values, autoescape=html)) if template else text
+    template, _problem, parts = _compile(text)
+    if template is None:
+        return text
+    if parts is not None:
+        return "".join(
+            (conditional_escape(values[value]) if html else str(values[value])) if token else value
+            for token, value in parts
+        )
+    return template.render(Context(values, autoescape=html))
 
 
 def values_for(practice, patient) -> dict:
