@@ -13,6 +13,7 @@ A provider added to ``PROVIDERS`` without an adapter here fails the suite.
 from __future__ import annotations
 
 import itertools
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from xml.etree import ElementTree
@@ -80,7 +81,9 @@ def _wire_text(text: str) -> str:
 # --- one adapter per provider -------------------------------------------------------------------------------------
 
 
-class Adapter:
+class Adapter(ABC):
+    """How the suite drives one provider and reads what reached the far end."""
+
     name: str
     primary: str  # the channel sent end to end through the worker, and refused by the remote
     fixture: str | None = None  # the fixture that starts the fake and points the practice at it
@@ -93,17 +96,21 @@ class Adapter:
     def address(self, channel: str) -> str:
         return {"sms": PHONE, "voice": PHONE, "email": EMAIL, "in_app": str(self.patient.pk)}[channel]
 
+    @abstractmethod
     def arrived(self) -> list[Arrived]:
-        raise NotImplementedError
+        """Every message the far end received, oldest first."""
 
-    # Remote providers only: make the far end unreachable or refusing; return the error code expected.
 
+class RemoteAdapter(Adapter):
+    """A provider that talks to a service over the network, which can be down or say no."""
+
+    @abstractmethod
     def make_unreachable(self, settings) -> str:
-        raise NotImplementedError
+        """Point the provider at a closed port; return the error code expected."""
 
+    @abstractmethod
     def refuse(self, to: str, status: int) -> tuple[str, str]:
         """Have the far end refuse a message to ``to`` with this status; return (expected code, its words)."""
-        raise NotImplementedError
 
 
 class SandboxAdapter(Adapter):
@@ -136,7 +143,7 @@ class InAppAdapter(Adapter):
         ]
 
 
-class TwilioAdapter(Adapter):
+class TwilioAdapter(RemoteAdapter):
     name = "twilio"
     primary = "sms"
     fixture = "twilio"
@@ -167,7 +174,7 @@ class TwilioAdapter(Adapter):
         return str(code), words
 
 
-class SMTPAdapter(Adapter):
+class SMTPAdapter(RemoteAdapter):
     name = "smtp"
     primary = "email"
     fixture = "smtp"
@@ -205,7 +212,7 @@ class SMTPAdapter(Adapter):
         return ("smtp_4xx" if status < 500 else "smtp_5xx"), reply
 
 
-class AnymailAdapter(Adapter):
+class AnymailAdapter(RemoteAdapter):
     name = "anymail"
     primary = "email"
     fixture = "sendgrid"
@@ -313,6 +320,7 @@ def test_the_suite_covers_every_provider():
     assert {name for name, _ in CARRIED} == set(PROVIDERS)
     # Each provider is either remote (its refusals are tested) or local, never both.
     assert set(REMOTE) | set(LOCAL) == set(PROVIDERS) and not set(REMOTE) & set(LOCAL)
+    assert {name for name, adapter in ADAPTERS.items() if issubclass(adapter, RemoteAdapter)} == set(REMOTE)
     for name in PROVIDERS:
         assert _provider_class(name).name == name
         assert ADAPTERS[name].primary in _provider_class(name).channels
