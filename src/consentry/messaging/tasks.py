@@ -54,7 +54,9 @@ class Claimed:
     """What a hand-over needs of a delivery: a few columns, not a model (the model is loaded only on
     the rare paths that change more than its status: a skip, a refusal)."""
 
-    FIELDS = ("id", "message_id", "practice_id", "patient_id", "channel", "address", "not_before")
+    # The patient's name comes with the row: personalization needs nothing else of the patient.
+    FIELDS = ("id", "message_id", "practice_id", "patient_id", "channel", "address", "not_before",
+              "patient__first_name", "patient__last_name")
 
     pk: int
     message_id: object
@@ -63,9 +65,15 @@ class Claimed:
     channel: str
     address: str
     not_before: datetime | None
+    first_name: str | None
+    last_name: str | None
     practice: object = None
     message: object = None
     attempted_at: datetime | None = None
+
+    @property
+    def person(self) -> "Person | None":
+        return None if self.patient_id is None else Person(self.first_name or "", self.last_name or "")
 
     def model(self) -> Delivery:
         delivery = Delivery.objects.select_related("practice").get(pk=self.pk)
@@ -94,7 +102,6 @@ class Dispatch:
         self.categories: dict = {}
         self.providers: dict = {}
         self.senders: dict = {}
-        self.people: dict = {}
         self.waited = 0.0
 
     def count(self, outcome: str, n: int = 1) -> None:
@@ -131,15 +138,15 @@ class Dispatch:
                 self.finish(batch, answered)
                 return self.release(claimed[i:]), (pace.sender, pace.slot)
             outbound = render(delivery, self.categories[delivery.practice_id, delivery.message.category],
-                              self.messages[delivery.message_id][1], self.people.get(delivery.patient_id))
+                              self.messages[delivery.message_id][1], delivery.person)
             provider = self.provider(delivery)
             if pace is None and hasattr(provider, "send_many"):
                 if batch.provider is not provider:
-                    self.send_batch(batch, answered)
+                    self.send_batch(batch)
                     batch.provider = provider
                 batch.items.append((delivery, outbound))
                 continue
-            self.send_batch(batch, answered)
+            self.send_batch(batch)
             if pace is not None:
                 pacing.wait_for(*pace)  # consent was checked and the hand-over is marked
             try:
@@ -155,22 +162,24 @@ class Dispatch:
         self.finish(batch, answered)
         return [], None
 
-    def send_batch(self, batch: "_Batch", answered: list) -> None:
+    def send_batch(self, batch: "_Batch") -> None:
+        """Hand a batch to a provider that stores it in this database (the sandbox): what it
+        stores and what the deliveries record of it commit together, or not at all."""
         if not batch.items:
             return
         deliveries = [d for d, _ in batch.items]
         try:
-            results = batch.provider.send_many([o for _, o in batch.items])
+            with transaction.atomic():
+                results = batch.provider.send_many([o for _, o in batch.items])
+                self.record(list(zip(deliveries, results, strict=True)))
         except ProviderError as exc:
             log.warning("deliveries %s: %s %s", [d.pk for d in deliveries], exc.code, exc)
             for delivery in deliveries:
                 self.count(_provider_refused(delivery.model(), exc))
-        else:
-            answered.extend(zip(deliveries, results, strict=True))
         batch.items = []
 
     def finish(self, batch: "_Batch", answered: list) -> None:
-        self.send_batch(batch, answered)
+        self.send_batch(batch)
         self.record(answered)
 
     def claim(self, ids: list[int]) -> tuple[list[Delivery], float]:
@@ -222,21 +231,14 @@ class Dispatch:
         return claimed, checked_at
 
     def attach(self, deliveries: list[Delivery]) -> None:
-        """Give each delivery its practice, message, category and patient from one read per kind of row."""
-        from consentry.patients.models import Patient, Practice
+        """Give each delivery its practice, message and category from one read per kind of row."""
+        from consentry.patients.models import Practice
 
         if missing := {d.practice_id for d in deliveries} - set(self.practices):
             self.practices.update(Practice.objects.in_bulk(missing))
         if missing := {d.message_id for d in deliveries} - set(self.messages):
             for message in Message.objects.filter(pk__in=missing):
                 self.messages[message.pk] = (message, json.loads(message.content))
-        # Only what personalization needs: a patient's name.
-        self.people = {
-            pk: Person(first, last)
-            for pk, first, last in Patient.objects.filter(
-                pk__in={d.patient_id for d in deliveries if d.patient_id}
-            ).values_list("pk", "first_name", "last_name")
-        }
         for delivery in deliveries:
             delivery.practice = self.practices[delivery.practice_id]
             delivery.message = self.messages[delivery.message_id][0]

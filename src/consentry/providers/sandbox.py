@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connection, transaction
 
 from consentry.crypto import encrypt
 
@@ -39,7 +39,8 @@ class SandboxProvider:
              encrypt(m.html) if m.html else "", json.dumps(m.headers), ref, now)
             for m, ref in zip(messages, refs, strict=True)
         ]
-        with connection.cursor() as cursor:
+        # One transaction for the batch: in autocommit every row would be a commit of its own.
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO {SandboxMessage._meta.db_table} (practice_id, delivery_id, channel, \"to\", sender, "
                 "subject, body, html, headers, ref, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
