@@ -121,11 +121,12 @@ class Service:
         return bodies
 
 
-def start_service(env, *serve_args) -> tuple[Service, subprocess.Popen]:
-    """A practice and a running `consentry serve` (with ``serve_args``) on this environment's database."""
+def start_service(env, *serve_args, practice_args=()) -> tuple[Service, subprocess.Popen]:
+    """A practice (created with ``practice_args`` too) and a running `consentry serve` (with
+    ``serve_args``) on this environment's database."""
     created = json.loads(cli(["practice", "create", "--name", "Oak Clinic", "--texting-number", TEXTING_NUMBER,
-                              "--twilio-auth-token", TWILIO_TOKEN, "--send-window", "00:00-00:00", "--json"],
-                             env).stdout)
+                              "--twilio-auth-token", TWILIO_TOKEN, "--send-window", "00:00-00:00", "--json",
+                              *practice_args], env).stdout)
     port = free_port()
     server = subprocess.Popen([*CLI, "serve", "--port", str(port), *serve_args], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -35,6 +35,8 @@ class FakeTwilio:
     failures: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
     # seconds to wait before answering (after recording the request): a slow Twilio
     delay: float = 0.0
+    # to-number -> seconds to wait before answering sends to it (a call that hangs)
+    delays: dict[str, float] = field(default_factory=dict)
     url: str = ""
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -56,8 +58,8 @@ class FakeTwilio:
         record = {"resource": resource, "form": form}
         self.requests.append(record)
         to = form.get("To", "")
-        if self.delay:
-            time.sleep(self.delay)
+        if self.delay or to in self.delays:
+            time.sleep(self.delays.get(to, self.delay))
         if self.failures.get(to):
             status, code, message = self.failures[to].pop(0)
             return status, _error(status, code, message)

@@ -84,6 +84,45 @@ def test_an_attempted_delivery_is_never_handed_to_the_provider_again(practice):
     assert SandboxMessage.objects.count() == 1
 
 
+def test_a_delivery_whose_task_stopped_before_reaching_it_is_dispatched_again(practice, settings):
+    from consentry.messaging.tasks import expire_unknown_outcomes
+
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient])
+    DBTaskResult.objects.all().delete()  # its worker was killed before handing it over
+    delivery = Delivery.objects.get()
+    settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0
+    expire_unknown_outcomes.enqueue([delivery.pk])
+    drain_worker()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert ("pending", "redispatch") in list(delivery.events.values_list("status", "provider_status"))
+    assert SandboxMessage.objects.count() == 1
+
+
+def test_a_delivery_never_handed_over_fails_as_not_dispatched_after_the_last_attempt(practice, settings):
+    from consentry.messaging.tasks import expire_unknown_outcomes
+
+    settings.CONSENTRY_RETRY_MAX_ATTEMPTS = 3
+    settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient])
+    delivery = Delivery.objects.get()
+    for attempts in (1, 2):
+        # Each time, the task that has it is lost before handing it over (its worker is killed).
+        DBTaskResult.objects.all().delete()
+        expire_unknown_outcomes.call([delivery.pk])
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == ("pending", attempts)
+        assert DBTaskResult.objects.filter(task_path__endswith=".dispatch_deliveries").count() == 1
+    DBTaskResult.objects.all().delete()
+    expire_unknown_outcomes.call([delivery.pk])
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.reason) == ("failed", "not_dispatched")
+    assert delivery.error.startswith("not_dispatched")
+    assert not SandboxMessage.objects.exists()
+
+
 def test_a_provider_that_cannot_send_fails_the_delivery_with_its_code(practice, settings):
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
     _remind(practice, [patient])

@@ -224,3 +224,53 @@ def test_a_delivery_settled_by_its_callback_is_not_expired(client, practice, twi
     drain_worker()
     delivery.refresh_from_db()
     assert delivery.status == "delivered"
+
+
+def test_a_retry_waits_out_its_backoff_whichever_task_finds_it_first(practice, twilio, settings):
+    from consentry.messaging.tasks import dispatch_one
+
+    settings.CONSENTRY_RETRY_BASE_SECONDS = 600
+    twilio.failures[PHONE] = [(503, 20500, "Service Unavailable")]
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.attempted_at) == ("pending", 1, None)
+    assert delivery.not_before is not None and delivery.not_before > delivery.updated_at
+    # Another task holding it (a redispatch, a duplicate) does not cut the backoff short.
+    assert dispatch_one(delivery.pk) == "not_due"
+    assert len(twilio.messages()) == 1
+    # Once the backoff is over, the retry goes out.
+    Delivery.objects.filter(pk=delivery.pk).update(not_before=delivery.updated_at)
+    assert dispatch_one(delivery.pk) == "sent"
+    assert len(twilio.messages()) == 2
+
+
+def test_an_unknown_outcome_handed_over_after_its_task_began_waits_for_its_own_timeout(practice, twilio, settings):
+    from datetime import timedelta
+
+    from django_tasks_db.models import DBTaskResult
+
+    from consentry.messaging.tasks import expire_unknown_outcomes
+
+    settings.CONSENTRY_PROVIDER_TIMEOUT = 0.2
+    twilio.delay = 0.6  # Twilio records the message, but we stop waiting for the answer
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _send(practice, patient, {"sms": "Hello"})
+    delivery = Delivery.objects.get()
+    settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 60
+    DBTaskResult.objects.all().delete()
+    # The task's own check comes while this delivery's timeout still runs: it is looked at again later.
+    expire_unknown_outcomes.enqueue([delivery.pk])
+    drain_worker()
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    [later] = DBTaskResult.objects.filter(status="READY")
+    assert later.task_path.endswith("expire_unknown_outcomes") and later.args_kwargs["args"] == [[delivery.pk]]
+    assert later.run_after == delivery.attempted_at + timedelta(seconds=60)
+    # The minute passes.
+    Delivery.objects.filter(pk=delivery.pk).update(attempted_at=delivery.attempted_at - timedelta(seconds=60))
+    DBTaskResult.objects.filter(pk=later.pk).update(run_after=delivery.attempted_at - timedelta(seconds=1))
+    drain_worker()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.reason) == ("failed", "outcome_unknown")
+    assert len(twilio.messages()) == 1

@@ -6,12 +6,13 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django_tasks import task
 
 from consentry.consent import ledger
@@ -84,14 +85,21 @@ class Claimed:
 class Dispatch:
     """One task's run over its deliveries, a chunk at a time.
 
-    Per chunk: one transaction locks the chunk's due deliveries, reads the
+    Per chunk, one transaction locks the chunk's due deliveries and reads the
     consent of all their addresses at once (a STOP committed before this check
-    always wins), skips those that may no longer go and marks the others as
-    handed over; then each is sent; then one transaction records what the
-    providers answered. Deliveries still waiting when the consent check is
-    ``CONSENTRY_DISPATCH_RECHECK_SECONDS`` old are released and checked again
-    with the next chunk. A provider that sends status callbacks has its answer
-    recorded right away, so a callback always finds its delivery.
+    always wins), and skips those that may no longer go. In the same
+    transaction, deliveries for a provider that keeps what it is sent in this
+    database (the sandbox) are stored and recorded together: they are sent
+    exactly when that transaction commits.
+
+    The others go to providers over the network, one at a time, at their
+    sender's pace. Each is taken right before its provider call (a conditional
+    update that only one worker can win), so a delivery is never handed over
+    twice, and one taken but never answered is an unknown outcome, never
+    resent. Deliveries still waiting when the consent check is
+    ``CONSENTRY_DISPATCH_RECHECK_SECONDS`` old are checked again with the next
+    chunk. A provider that sends status callbacks has its answer recorded right
+    away, so a callback always finds its delivery.
     """
 
     def __init__(self, reserved: list[str] | None = None):
@@ -105,7 +113,8 @@ class Dispatch:
         self.waited = 0.0
 
     def count(self, outcome: str, n: int = 1) -> None:
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
+        if n:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
 
     def run(self, ids: list[int]) -> dict:
         size = settings.CONSENTRY_DISPATCH_CHUNK
@@ -126,64 +135,38 @@ class Dispatch:
         Returns the ids to check again, and, when a sender is busy for a while,
         (sender, its reserved instant) for the task that takes over.
         """
-        claimed, checked_at = self.claim(ids)
-        answered: list[tuple[Delivery, object]] = []
-        batch = _Batch()  # local providers that take many messages at once (the sandbox, in-app)
-        for i, delivery in enumerate(claimed):
-            if i and time.monotonic() - checked_at > settings.CONSENTRY_DISPATCH_RECHECK_SECONDS:
-                self.finish(batch, answered)
-                return self.release(claimed[i:]), None
-            pace = self.pace(delivery)
-            if isinstance(pace, Busy):
-                self.finish(batch, answered)
-                return self.release(claimed[i:]), (pace.sender, pace.slot)
-            outbound = render(delivery, self.categories[delivery.practice_id, delivery.message.category],
-                              self.messages[delivery.message_id][1], delivery.person)
-            provider = self.provider(delivery)
-            if pace is None and hasattr(provider, "send_many"):
-                if batch.provider is not provider:
-                    self.send_batch(batch)
-                    batch.provider = provider
-                batch.items.append((delivery, outbound))
-                continue
-            self.send_batch(batch)
-            if pace is not None:
-                pacing.wait_for(*pace)  # consent was checked and the hand-over is marked
-            try:
-                result = provider.send(outbound)
-            except ProviderError as exc:
-                log.warning("delivery %s: %s %s", delivery.pk, exc.code, exc)
-                self.count(_provider_refused(delivery.model(), exc))
-                continue
-            answered.append((delivery, result))
-            if getattr(provider, "status_callbacks", False):
-                self.record(answered)
-                answered.clear()
-        self.finish(batch, answered)
-        return [], None
-
-    def send_batch(self, batch: "_Batch") -> None:
-        """Hand a batch to a provider that stores it in this database (the sandbox): what it
-        stores and what the deliveries record of it commit together, or not at all."""
-        if not batch.items:
-            return
-        deliveries = [d for d, _ in batch.items]
+        remote, checked_at = self.claim(ids)
+        answered: list[tuple[Claimed, object]] = []
         try:
-            with transaction.atomic():
-                results = batch.provider.send_many([o for _, o in batch.items])
-                self.record(list(zip(deliveries, results, strict=True)))
-        except ProviderError as exc:
-            log.warning("deliveries %s: %s %s", [d.pk for d in deliveries], exc.code, exc)
-            for delivery in deliveries:
-                self.count(_provider_refused(delivery.model(), exc))
-        batch.items = []
+            for i, delivery in enumerate(remote):
+                if i and time.monotonic() - checked_at > settings.CONSENTRY_DISPATCH_RECHECK_SECONDS:
+                    return [d.pk for d in remote[i:]], None
+                pace = self.pace(delivery)
+                if isinstance(pace, Busy):
+                    return [d.pk for d in remote[i:]], (pace.sender, pace.slot)
+                outbound = self.render(delivery)
+                if pace is not None:
+                    pacing.wait_for(*pace)
+                if not _take(delivery):
+                    self.count("not_pending")  # another task has it
+                    continue
+                try:
+                    result = self.provider(delivery).send(outbound)
+                except ProviderError as exc:
+                    log.warning("delivery %s: %s %s", delivery.pk, exc.code, exc)
+                    self.count(_provider_refused(delivery.model(), exc))
+                    continue
+                answered.append((delivery, result))
+                if getattr(self.provider(delivery), "status_callbacks", False):
+                    self.record(answered)
+                    answered.clear()
+            return [], None
+        finally:
+            self.record(answered)
 
-    def finish(self, batch: "_Batch", answered: list) -> None:
-        self.send_batch(batch)
-        self.record(answered)
-
-    def claim(self, ids: list[int]) -> tuple[list[Delivery], float]:
-        """Lock the due deliveries, check consent once for all, skip or mark each as handed over."""
+    def claim(self, ids: list[int]) -> tuple[list[Claimed], float]:
+        """Lock the due deliveries and check consent once for all; skip those that may no longer go,
+        store and record those for a local provider. What is left goes over the network."""
         now = datetime.now(UTC)
         with transaction.atomic():
             rows = {
@@ -198,7 +181,7 @@ class Dispatch:
                 if delivery is None:
                     continue
                 if delivery.not_before and delivery.not_before > now:
-                    self.count("not_due")  # quiet hours: its own task runs when the window opens
+                    self.count("not_due")  # quiet hours or a retry's backoff: its own task comes then
                     continue
                 due.append(delivery)
             self.attach(due)
@@ -208,7 +191,7 @@ class Dispatch:
                 states[practice_id] = ledger.consent_state(
                     practice_id, [d.address for d in due if d.practice_id == practice_id and d.address]
                 )
-            claimed = []
+            remote, local = [], {}
             for delivery in due:
                 reason = None
                 if delivery.channel != Channel.IN_APP:
@@ -223,14 +206,33 @@ class Dispatch:
                 if reason is not None:
                     move(delivery.model(), Status.SKIPPED, reason=reason)
                     self.count(Status.SKIPPED)
+                    continue
+                provider = self.provider(delivery)
+                if hasattr(provider, "send_many") and self.sender(delivery) is None:
+                    local.setdefault(provider, []).append(delivery)
                 else:
-                    delivery.attempted_at = now
-                    claimed.append(delivery)
-            if claimed:
-                Delivery.objects.filter(pk__in=[d.pk for d in claimed]).update(attempted_at=now, updated_at=now)
-        return claimed, checked_at
+                    remote.append(delivery)
+            for provider, deliveries in local.items():
+                self.store(provider, deliveries)
+        return remote, checked_at
 
-    def attach(self, deliveries: list[Delivery]) -> None:
+    def store(self, provider, deliveries: list[Claimed]) -> None:
+        """Hand a batch to a provider that keeps it in this database: what it stores and what the
+        deliveries record of it commit together, or not at all."""
+        outbound = [self.render(d) for d in deliveries]
+        try:
+            with transaction.atomic():
+                self.record(list(zip(deliveries, provider.send_many(outbound), strict=True)))
+        except ProviderError as exc:
+            log.warning("deliveries %s: %s %s", [d.pk for d in deliveries], exc.code, exc)
+            for delivery in deliveries:
+                self.count(_provider_refused(delivery.model(), exc))
+
+    def render(self, delivery: Claimed) -> Outbound:
+        return render(delivery, self.categories[delivery.practice_id, delivery.message.category],
+                      self.messages[delivery.message_id][1], delivery.person)
+
+    def attach(self, deliveries: list[Claimed]) -> None:
         """Give each delivery its practice, message and category from one read per kind of row."""
         from consentry.patients.models import Practice
 
@@ -246,15 +248,6 @@ class Dispatch:
             if key not in self.categories:
                 self.categories[key] = category_for(delivery.practice, delivery.message.category)
 
-    def release(self, deliveries: list[Delivery]) -> list[int]:
-        """Unmark deliveries that were not handed over after all: they are checked again."""
-        ids = [d.pk for d in deliveries]
-        if ids:
-            Delivery.objects.filter(pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED]).update(
-                attempted_at=None
-            )
-        return ids
-
     def record(self, answered: list) -> None:
         """What the providers answered, in one transaction: provider ids, statuses, history."""
         if not answered:
@@ -267,7 +260,7 @@ class Dispatch:
             delivery.provider_ref, delivery.sent_at, delivery.updated_at = result.provider_ref, now, now
             delivery.status = Status.DELIVERED if delivered else Status.SENT
             delivery.delivered_at = now if delivered else None
-            rows.append((result.provider_ref, delivery.status, at, at if delivered else None, at, delivery.pk))
+            rows.append((result.provider_ref, delivery.status, at, at if delivered else None, at, at, delivery.pk))
             history.append((delivery.pk, Status.SENT.value, "accepted", "", at))
             if delivered:
                 history.append((delivery.pk, Status.DELIVERED.value, "delivered", "", at))
@@ -277,7 +270,7 @@ class Dispatch:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(
                 f"UPDATE {Delivery._meta.db_table} SET provider_ref = %s, status = %s, sent_at = %s, "
-                "delivered_at = %s, updated_at = %s WHERE id = %s",
+                "delivered_at = %s, updated_at = %s, attempted_at = COALESCE(attempted_at, %s) WHERE id = %s",
                 rows,
             )
             cursor.executemany(
@@ -297,12 +290,16 @@ class Dispatch:
                 self.providers[key] = _Refusing(exc)
         return self.providers[key]
 
-    def pace(self, delivery: Delivery):
-        """None (no limit), (sender, instant) to wait for, or ``Busy``: hand the rest to a later task."""
+    def sender(self, delivery: Claimed):
+        """The sender whose pace this delivery keeps, or None when it has no limit."""
         key = (delivery.practice_id, delivery.channel)
         if key not in self.senders:
             self.senders[key] = pacing.sender_for(delivery.practice, delivery.channel)
-        sender = self.senders[key]
+        return self.senders[key]
+
+    def pace(self, delivery: Claimed):
+        """None (no limit), (sender, instant) to wait for, or ``Busy``: hand the rest to a later task."""
+        sender = self.sender(delivery)
         if sender is None:
             return None
         if self.reserved and self.reserved[0] == sender.key:
@@ -322,10 +319,16 @@ class Dispatch:
         self.count("paced", len(ids))
 
 
-@dataclass
-class _Batch:
-    provider: object = None
-    items: list = field(default_factory=list)
+def _take(delivery: Claimed) -> bool:
+    """Mark the delivery as handed over, right before its provider call, if it still waits and no one
+    else has taken it. From here on it is never sent again: an answer, a callback or the outcome
+    timeout settles it."""
+    now = datetime.now(UTC)
+    taken = Delivery.objects.filter(
+        pk=delivery.pk, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True
+    ).update(attempted_at=now, updated_at=now)
+    delivery.attempted_at = now
+    return taken == 1
 
 
 @dataclass(frozen=True)
@@ -356,12 +359,12 @@ def _provider_refused(delivery: Delivery, exc: ProviderError) -> str:
         if exc.transient and delivery.attempts + 1 < settings.CONSENTRY_RETRY_MAX_ATTEMPTS:
             delivery.attempts += 1
             delivery.attempted_at = None  # the provider refused it: trying again cannot duplicate it
-            delivery.save(update_fields=["attempts", "attempted_at", "updated_at"])
+            # Not before the backoff is over, whichever task finds it first.
+            delivery.not_before = datetime.now(UTC) + retry_delay(delivery.attempts)
+            delivery.save(update_fields=["attempts", "attempted_at", "not_before", "updated_at"])
             DeliveryEvent.objects.create(delivery=delivery, status=delivery.status, error_code=exc.code,
                                          provider_status="retry")
-            dispatch_deliveries.using(run_after=datetime.now(UTC) + retry_delay(delivery.attempts)).enqueue(
-                [delivery.pk]
-            )
+            dispatch_deliveries.using(run_after=delivery.not_before).enqueue([delivery.pk])
             return "retry"
         move(delivery, Status.FAILED, error_code=exc.code, error=f"{exc.code}: {exc}", bounce=exc.bounce)
         return Status.FAILED
@@ -374,17 +377,54 @@ def retry_delay(attempt: int) -> timedelta:
 
 
 @task()
-def expire_unknown_outcomes(delivery_ids: list[int]) -> int:
-    """Fail, with ``outcome_unknown``, deliveries handed over long ago that no one heard back about."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS)
-    expired = 0
-    for delivery in Delivery.objects.filter(
-        pk__in=delivery_ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=False,
-        attempted_at__lte=cutoff,
-    ):
+def expire_unknown_outcomes(delivery_ids: list[int]) -> dict:
+    """Settle what a dispatch task left open, once the outcome timeout has passed.
+
+    A delivery handed over longer ago than the timeout that no one heard back
+    about fails with ``outcome_unknown``: the provider may have sent it, so it
+    is never resent (one handed over more recently is looked at again when its
+    own timeout is over).
+    A due delivery still waiting that was never handed over (its task stopped
+    before reaching it: the worker was killed, or failed) is dispatched again,
+    up to ``CONSENTRY_RETRY_MAX_ATTEMPTS`` times in all; then it fails with
+    ``not_dispatched``. Dispatching it twice is harmless: only one task can
+    take it.
+    """
+    now = datetime.now(UTC)
+    timeout = timedelta(seconds=settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS)
+    waiting = Delivery.objects.filter(pk__in=delivery_ids, status__in=[Status.PENDING, Status.DEFERRED])
+    settled = {"outcome_unknown": 0, "redispatched": 0, "not_dispatched": 0, "looked_at_later": 0}
+    later = []
+    for delivery in waiting.filter(attempted_at__isnull=False):
+        if delivery.attempted_at > now - timeout:
+            later.append(delivery)  # handed over after its task began: its timeout is not over yet
+            continue
         with transaction.atomic():
-            expired += move(delivery, Status.FAILED, reason="outcome_unknown", error_code="outcome_unknown")
-    return expired
+            settled["outcome_unknown"] += move(
+                delivery, Status.FAILED, reason="outcome_unknown", error_code="outcome_unknown"
+            )
+    if later:
+        expire_unknown_outcomes.using(run_after=max(d.attempted_at for d in later) + timeout).enqueue(
+            [d.pk for d in later]
+        )
+        settled["looked_at_later"] = len(later)
+    again = []
+    for delivery in waiting.filter(Q(not_before__isnull=True) | Q(not_before__lte=now), attempted_at__isnull=True):
+        with transaction.atomic():
+            if delivery.attempts + 1 >= settings.CONSENTRY_RETRY_MAX_ATTEMPTS:
+                settled["not_dispatched"] += move(
+                    delivery, Status.FAILED, reason="not_dispatched", error_code="not_dispatched",
+                    error="not_dispatched: its dispatch task stopped before handing it over, every time",
+                )
+                continue
+            delivery.attempts += 1
+            delivery.save(update_fields=["attempts", "updated_at"])
+            DeliveryEvent.objects.create(delivery=delivery, status=delivery.status, provider_status="redispatch")
+            again.append(delivery.pk)
+    if again:
+        dispatch_deliveries.enqueue(again)
+        settled["redispatched"] = len(again)
+    return settled
 
 
 class Person(NamedTuple):
