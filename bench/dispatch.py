@@ -172,6 +172,7 @@ def run_database(args) -> None:
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection, transaction
+    from django.db.models import Max
     from django_tasks_db.models import DBTaskResult
 
     from consentry.messaging.models import Delivery, DeliveryEvent
@@ -248,16 +249,22 @@ def run_database(args) -> None:
     def still_pending() -> int:
         return deliveries.filter(status="pending").count()
 
+    def finished_since(started: datetime) -> float:
+        """Seconds from ``started`` to the last delivery's write: its ``updated_at``, which both
+        sides set as they write it (the polling only notices that the work is done)."""
+        last = deliveries.aggregate(last=Max("updated_at"))["last"]
+        return (last - started).total_seconds()
+
     def drain(commands: list[list[str]]) -> float:
         """Start the processes together; seconds until none of the deliveries is pending."""
-        t = time.perf_counter()
+        t, started = time.perf_counter(), datetime.now(UTC)
         procs = [subprocess.Popen(c, env=env) for c in commands]
         done = None
         while done is None:
             time.sleep(POLL_SECONDS)
             running = [p for p in procs if p.poll() is None]
             if still_pending() == 0:
-                done = time.perf_counter() - t
+                done = finished_since(started)
             elif not running:
                 failed = DBTaskResult.objects.filter(status="FAILED").values_list("traceback", flat=True).first()
                 later = DBTaskResult.objects.filter(status="READY").count()
@@ -281,13 +288,13 @@ def run_database(args) -> None:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 raise SystemExit("a process did not get ready:\n" + "\n".join(log.read_text() for log in logs))
             time.sleep(0.01)
-        t = time.perf_counter()
+        t, started = time.perf_counter(), datetime.now(UTC)
         go()
         while still_pending():
-            time.sleep(POLL_SECONDS / 5)
+            time.sleep(POLL_SECONDS)
             if time.perf_counter() - t > 600:
                 raise SystemExit("the running processes did not finish in 10 minutes")
-        done = time.perf_counter() - t
+        done = finished_since(started)
         for p in procs:
             if p.poll() is None:
                 p.terminate()
@@ -375,7 +382,7 @@ def run_database(args) -> None:
         rows.append({"procs": procs, "ours": args.n / ours, "baseline": args.n / base,
                      "net_ours": args.n / net_ours, "net_baseline": args.n / net_base})
     print(f"  [{runs}; times from the processes' start until no delivery is pending, "
-          f"polled every {POLL_SECONDS * 1000:.0f} ms]", flush=True)
+          "to the last delivery's updated_at]", flush=True)
     Path(args.run).write_text(json.dumps({"rows": rows, "startup": [startup_worker, startup_baseline]}))
 
     if args.profile:
