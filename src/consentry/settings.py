@@ -151,7 +151,9 @@ CONSENTRY_RETRY_MAX_ATTEMPTS = int(os.environ.get("CONSENTRY_RETRY_MAX_ATTEMPTS"
 CONSENTRY_RETRY_BASE_SECONDS = float(os.environ.get("CONSENTRY_RETRY_BASE_SECONDS", 30))
 CONSENTRY_RETRY_MAX_SECONDS = float(os.environ.get("CONSENTRY_RETRY_MAX_SECONDS", 3600))
 # A delivery handed over with no answer (a crash, a timeout) fails as
-# outcome_unknown after this long unless a status callback settles it first.
+# outcome_unknown after this long unless a status callback settles it first;
+# a due delivery its task never handed over (the worker was killed) is then
+# dispatched again.
 CONSENTRY_OUTCOME_TIMEOUT_SECONDS = float(os.environ.get("CONSENTRY_OUTCOME_TIMEOUT_SECONDS", 3600))
 # Deliveries handed to one dispatch task; planning a broadcast enqueues one task per chunk.
 CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 500))

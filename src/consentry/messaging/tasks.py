@@ -144,7 +144,7 @@ class Dispatch:
                 pace = self.pace(delivery)
                 if isinstance(pace, Busy):
                     return [d.pk for d in remote[i:]], (pace.sender, pace.slot)
-                outbound = self.render(delivery)
+                outbound = self.outbound(delivery)
                 if pace is not None:
                     pacing.wait_for(*pace)
                 if not _take(delivery):
@@ -219,7 +219,7 @@ class Dispatch:
     def store(self, provider, deliveries: list[Claimed]) -> None:
         """Hand a batch to a provider that keeps it in this database: what it stores and what the
         deliveries record of it commit together, or not at all."""
-        outbound = [self.render(d) for d in deliveries]
+        outbound = [self.outbound(d) for d in deliveries]
         try:
             with transaction.atomic():
                 self.record(list(zip(deliveries, provider.send_many(outbound), strict=True)))
@@ -228,7 +228,7 @@ class Dispatch:
             for delivery in deliveries:
                 self.count(_provider_refused(delivery.model(), exc))
 
-    def render(self, delivery: Claimed) -> Outbound:
+    def outbound(self, delivery: Claimed) -> Outbound:
         return render(delivery, self.categories[delivery.practice_id, delivery.message.category],
                       self.messages[delivery.message_id][1], delivery.person)
 
