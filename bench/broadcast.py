@@ -48,7 +48,7 @@ CONTENT = {
 }
 TARGET_RATIO = 3.0
 DELIVERY_COLUMNS = (
-    "message_id", "practice_id", "patient_id", "channel", "address", "status", "reason",
+    "message_id", "practice_id", "patient_id", "channel", "address", "status", "reason", "recipient_timezone",
     "provider_ref", "error", "attempted_at", "sent_at", "delivered_at", "updated_at",
 )
 
@@ -173,7 +173,8 @@ def run(args, tmp: Path) -> None:
     )
     with connection.cursor() as cur:
         cur.execute(
-            f'SELECT message_id, practice_id, patient_id, channel, address, status, reason FROM "{delivery_table}" '
+            f'SELECT message_id, practice_id, patient_id, channel, address, status, reason, recipient_timezone '
+            f'FROM "{delivery_table}" '
             "WHERE message_id = %s ORDER BY id",
             [message_id.hex],
         )

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django_tasks_db.models import DBTaskResult
 
 from consentry.messaging.models import Delivery
@@ -45,10 +46,68 @@ def test_a_reminder_at_2230_patient_local_is_deferred_to_0800_and_sent_then(prac
     assert row.not_before == _local("2026-03-11 08:00").astimezone(UTC)
     task = DBTaskResult.objects.get(task_path__endswith="dispatch_deliveries")
     assert task.run_after == _local("2026-03-11 08:00").astimezone(UTC)
-    drain_worker()  # 08:00 that morning has long passed: the task is due
+    with time_machine.travel(_local("2026-03-11 08:00:30")):  # the window has just opened
+        drain_worker()
     delivery = Delivery.objects.get()
     assert delivery.status == "delivered"
     assert SandboxMessage.objects.count() == 1
+
+
+def _due(practice, patient, planned_at):
+    """A reminder planned inside the window, at ``planned_at`` (New York time)."""
+    [row] = _remind(practice, patient, now=_local(planned_at)).deliveries
+    assert row.status == "pending"
+    return Delivery.objects.get()
+
+
+def test_a_hand_over_that_comes_after_the_window_closed_waits_for_the_next_opening(practice):
+    # Planned at 20:50; the worker only reaches it at 21:20 (a long broadcast at a
+    # texting number's pace, a retry, a re-dispatch): it waits for 08:00.
+    patient = make_patient(practice, phones=[(NY_PHONE, "mobile")])
+    delivery = _due(practice, patient, "2026-03-10 20:50")
+    with time_machine.travel(_local("2026-03-10 21:20")):
+        drain_worker()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.reason) == ("deferred", "quiet_hours")
+    assert delivery.not_before == _local("2026-03-11 08:00").astimezone(UTC)
+    assert list(delivery.events.values_list("status", "provider_status")) == [("deferred", "quiet_hours")]
+    assert not SandboxMessage.objects.exists()
+    later = DBTaskResult.objects.get(task_path__endswith="dispatch_deliveries", status="READY")
+    assert later.run_after == _local("2026-03-11 08:00").astimezone(UTC)
+    with time_machine.travel(_local("2026-03-11 08:00:30")):
+        drain_worker()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and SandboxMessage.objects.count() == 1
+
+
+def test_a_hand_over_inside_the_window_goes_at_once(practice):
+    patient = make_patient(practice, phones=[(NY_PHONE, "mobile")])
+    delivery = _due(practice, patient, "2026-03-10 20:50")
+    with time_machine.travel(_local("2026-03-10 20:59")):
+        drain_worker()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+
+
+def test_staff_messages_are_not_held_back_at_the_hand_over_either(practice):
+    patient = make_patient(practice, phones=[(NY_PHONE, "mobile")])
+    [row] = _remind(practice, patient, now=_local("2026-03-10 20:50"), kind="manual").deliveries
+    with time_machine.travel(_local("2026-03-10 23:40")):
+        drain_worker()
+    assert Delivery.objects.get().status == "delivered"
+
+
+def test_the_hand_over_uses_the_window_as_it_is_now(practice):
+    from datetime import time
+
+    patient = make_patient(practice, phones=[(NY_PHONE, "mobile")])
+    delivery = _due(practice, patient, "2026-03-10 20:50")
+    practice.send_window_start, practice.send_window_end = time(0, 0), time(0, 0)  # quiet hours turned off
+    practice.save()
+    with time_machine.travel(_local("2026-03-10 23:40")):
+        drain_worker()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
 
 
 def test_a_deferred_delivery_is_not_sent_before_its_time(practice):

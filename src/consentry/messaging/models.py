@@ -53,6 +53,10 @@ class Delivery(models.Model):
     error = models.CharField(max_length=500, blank=True, default="", db_default="")
     # A delivery deferred by quiet hours waits until then.
     not_before = models.DateTimeField(null=True, blank=True)
+    # Where the recipient is (an IANA zone) when quiet hours apply to this
+    # delivery, blank when they do not: the worker checks the window again
+    # before a late hand-over (a retry, a re-dispatch).
+    recipient_timezone = models.CharField(max_length=64, blank=True, default="", db_default="")
     # Set right before the provider call: a delivery with an attempt and no
     # outcome is never handed to the provider again (no blind resends).
     attempted_at = models.DateTimeField(null=True, blank=True)

@@ -241,11 +241,13 @@ def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_
                 patient_id = as_text[recipient.patient_id]
                 if decision.warnings:
                     warnings[patient_id] = [str(w) for w in decision.warnings]
+                # The zone quiet hours were judged in, for the worker's check before a late hand-over.
+                zone = (recipient.timezone or request.default_timezone) if request.window is not None else ""
                 for planned in decision.deliveries:
                     row = DeliveryRow(patient_id, planned.channel.value, planned.address or "",
                                       planned.status.value, planned.reason.value if planned.reason else "",
                                       planned.not_before)
-                    writer.add(recipient.patient_id, row)
+                    writer.add(recipient.patient_id, row, zone)
                     deliveries.append(row)
                     if recent is not None and planned.channel in PHONE_CHANNELS and planned.status in SENDING:
                         counts = recent.setdefault(planned.address, [0, 0])
@@ -263,7 +265,7 @@ class _DeliveryWriter:
     # Columns left out (provider_ref, error, attempts, timestamps of the send)
     # take their database defaults.
     COLUMNS = ("message_id", "practice_id", "patient_id", "channel", "address", "status", "reason", "not_before",
-               "created_at", "updated_at")
+               "recipient_timezone", "created_at", "updated_at")
 
     def __init__(self, message: Message, now: datetime):
         self.table = Delivery._meta.db_table
@@ -277,9 +279,9 @@ class _DeliveryWriter:
             f"VALUES ({', '.join(['%s'] * len(self.COLUMNS))})"
         )
 
-    def add(self, patient_db_id, row: DeliveryRow) -> None:
+    def add(self, patient_db_id, row: DeliveryRow, zone: str = "") -> None:
         self.batch.append((self.message_id, self.practice_id, patient_db_id, row.channel, row.address,
-                           row.status, row.reason, self._at(row.not_before), self.now, self.now))
+                           row.status, row.reason, self._at(row.not_before), zone, self.now, self.now))
 
     def _at(self, when: datetime | None):
         if when is None:

@@ -16,12 +16,12 @@ from django.db.models import Q
 from django_tasks import task
 
 from consentry.consent import ledger
-from consentry.consent.rules import Channel, Kind, Status, address_block_reason
+from consentry.consent.rules import Channel, Kind, Reason, Status, address_block_reason, window_opens
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
 from . import pacing, templating
 from .models import Delivery, DeliveryEvent, Message
-from .planning import category_for
+from .planning import category_for, category_from_row, category_row, enqueue_dispatch, send_window
 from .status import move
 
 log = logging.getLogger("consentry.dispatch")
@@ -57,7 +57,7 @@ class Claimed:
 
     # The patient's name comes with the row: personalization needs nothing else of the patient.
     FIELDS = ("id", "message_id", "practice_id", "patient_id", "channel", "address", "not_before",
-              "patient__first_name", "patient__last_name")
+              "recipient_timezone", "patient__first_name", "patient__last_name")
 
     pk: int
     message_id: object
@@ -66,6 +66,7 @@ class Claimed:
     channel: str
     address: str
     not_before: datetime | None
+    recipient_timezone: str
     first_name: str | None
     last_name: str | None
     practice: object = None
@@ -108,6 +109,7 @@ class Dispatch:
         self.practices: dict = {}
         self.messages: dict = {}
         self.categories: dict = {}
+        self.category_rows: dict = {}
         self.providers: dict = {}
         self.senders: dict = {}
         self.waited = 0.0
@@ -191,7 +193,7 @@ class Dispatch:
                 states[practice_id] = ledger.consent_state(
                     practice_id, [d.address for d in due if d.practice_id == practice_id and d.address]
                 )
-            remote, local = [], {}
+            remote, local, deferred = [], {}, {}
             for delivery in due:
                 reason = None
                 if delivery.channel != Channel.IN_APP:
@@ -207,14 +209,36 @@ class Dispatch:
                     move(delivery.model(), Status.SKIPPED, reason=reason)
                     self.count(Status.SKIPPED)
                     continue
+                if delivery.recipient_timezone and (opens := self.quiet_until(delivery, now)):
+                    deferred.setdefault(opens, []).append(delivery.pk)  # late: a retry, a re-dispatch
+                    continue
                 provider = self.provider(delivery)
                 if hasattr(provider, "send_many") and self.sender(delivery) is None:
                     local.setdefault(provider, []).append(delivery)
                 else:
                     remote.append(delivery)
+            for opens, deferred_ids in deferred.items():
+                self.defer(deferred_ids, opens, now)
             for provider, deliveries in local.items():
                 self.store(provider, deliveries)
         return remote, checked_at
+
+    def quiet_until(self, delivery: Claimed, now: datetime) -> datetime | None:
+        """When the recipient's window opens, if quiet hours apply and it is shut now; else None."""
+        row = self.category_rows[delivery.practice_id, delivery.message.category]
+        window = send_window(delivery.practice, Kind(delivery.message.kind), row)
+        return window_opens(now, delivery.recipient_timezone, window) if window is not None else None
+
+    def defer(self, ids: list[int], opens: datetime, now: datetime) -> None:
+        """Quiet hours, found at the hand-over: wait for the window to open, in a task of their own."""
+        Delivery.objects.filter(pk__in=ids).update(
+            status=Status.DEFERRED, reason=Reason.QUIET_HOURS, not_before=opens, updated_at=now
+        )
+        DeliveryEvent.objects.bulk_create(
+            [DeliveryEvent(delivery_id=pk, status=Status.DEFERRED, provider_status="quiet_hours") for pk in ids]
+        )
+        enqueue_dispatch(ids, run_after=opens)
+        self.count(Status.DEFERRED, len(ids))
 
     def store(self, provider, deliveries: list[Claimed]) -> None:
         """Hand a batch to a provider that keeps it in this database: what it stores and what the
@@ -246,7 +270,8 @@ class Dispatch:
             delivery.message = self.messages[delivery.message_id][0]
             key = (delivery.practice_id, delivery.message.category)
             if key not in self.categories:
-                self.categories[key] = category_for(delivery.practice, delivery.message.category)
+                self.category_rows[key] = category_row(delivery.practice, delivery.message.category)
+                self.categories[key] = category_from_row(self.category_rows[key])
 
     def record(self, answered: list) -> None:
         """What the providers answered, in one transaction: provider ids, statuses, history."""
