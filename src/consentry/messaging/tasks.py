@@ -193,7 +193,7 @@ class Dispatch:
                 states[practice_id] = ledger.consent_state(
                     practice_id, [d.address for d in due if d.practice_id == practice_id and d.address]
                 )
-            remote, local, deferred = [], {}, {}
+            remote, local, deferred, opening = [], {}, {}, {}
             for delivery in due:
                 reason = None
                 if delivery.channel != Channel.IN_APP:
@@ -209,7 +209,7 @@ class Dispatch:
                     move(delivery.model(), Status.SKIPPED, reason=reason)
                     self.count(Status.SKIPPED)
                     continue
-                if delivery.recipient_timezone and (opens := self.quiet_until(delivery, now)):
+                if delivery.recipient_timezone and (opens := self.quiet_until(delivery, now, opening)):
                     deferred.setdefault(opens, []).append(delivery.pk)  # late: a retry, a re-dispatch
                     continue
                 provider = self.provider(delivery)
@@ -223,11 +223,17 @@ class Dispatch:
                 self.store(provider, deliveries)
         return remote, checked_at
 
-    def quiet_until(self, delivery: Claimed, now: datetime) -> datetime | None:
-        """When the recipient's window opens, if quiet hours apply and it is shut now; else None."""
+    def quiet_until(self, delivery: Claimed, now: datetime, opening: dict) -> datetime | None:
+        """When the recipient's window opens, if quiet hours apply and it is shut now; else None.
+        ``opening`` keeps the answer per zone and window for this ``now``."""
         row = self.category_rows[delivery.practice_id, delivery.message.category]
         window = send_window(delivery.practice, Kind(delivery.message.kind), row)
-        return window_opens(now, delivery.recipient_timezone, window) if window is not None else None
+        if window is None or window.start == window.end:
+            return None  # exempt, or no quiet hours at all
+        key = (delivery.recipient_timezone, window)
+        if key not in opening:
+            opening[key] = window_opens(now, delivery.recipient_timezone, window)
+        return opening[key]
 
     def defer(self, ids: list[int], opens: datetime, now: datetime) -> None:
         """Quiet hours, found at the hand-over: wait for the window to open, in a task of their own."""
