@@ -68,6 +68,8 @@ class FakePushService:
     rejections: list[tuple[str, str]] = field(default_factory=list)
     # path -> HTTP status to answer instead of accepting (410 gone, 500 ...)
     answers: dict[str, int] = field(default_factory=dict)
+    # path -> URL to redirect a push to (307, which keeps the POST)
+    redirects: dict[str, str] = field(default_factory=dict)
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -146,7 +148,14 @@ def start_fake_push(application_server_key: str) -> tuple[FakePushService, Threa
     class Handler(QuietHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
             length = int(self.headers.get("Content-Length") or 0)
-            status = fake.handle(self.path, self.headers, self.rfile.read(length))
+            body = self.rfile.read(length)
+            if self.path in fake.redirects:
+                self.send_response(307)
+                self.send_header("Location", fake.redirects[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = fake.handle(self.path, self.headers, body)
             self.send_response(status)
             if status == 201:
                 self.send_header("Location", f"{fake.url}/push/message/{next(fake._counter)}")

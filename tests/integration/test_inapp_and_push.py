@@ -194,6 +194,39 @@ def test_an_unreachable_push_service_is_recorded_too(api, patient, push_service)
     assert "ConnectionError" in PushSubscription.objects.get().last_error
 
 
+def test_an_endpoint_whose_name_resolves_to_this_machine_is_never_pushed_to(api, patient, push_service):
+    import socket
+    from urllib.parse import urlsplit
+
+    browser = push_service.subscribe()
+    _subscribe(api, patient, browser)
+    # The push service's own port, by a name (this machine's) instead of 127.0.0.1: a name that
+    # looks like the internet when subscribing and leads here when pushing.
+    name = socket.gethostname()
+    PushSubscription.objects.update(endpoint=f"https://{name}:{urlsplit(push_service.url).port}{browser.path}")
+
+    _notify(api, patient)
+    drain_worker()
+
+    assert _in_app_status() == ["delivered"]
+    error = PushSubscription.objects.get().last_error
+    assert error.startswith(f"not pushed: {name} ") and ("not to the internet" in error or "cannot resolve" in error)
+    assert push_service.requests == []
+
+
+def test_a_redirect_from_the_push_service_is_not_followed(api, patient, push_service):
+    redirected, elsewhere = push_service.subscribe(), push_service.subscribe()
+    _subscribe(api, patient, redirected)
+    push_service.redirects[redirected.path] = push_service.url + elsewhere.path
+
+    _notify(api, patient)
+    drain_worker()
+
+    assert _in_app_status() == ["delivered"]
+    assert "TooManyRedirects" in PushSubscription.objects.get().last_error
+    assert push_service.requests == []  # the push went nowhere after the redirect
+
+
 def test_a_push_signed_with_another_key_is_refused_by_the_push_service_and_recorded(api, patient, push_service,
                                                                                      settings):
     browser = push_service.subscribe()

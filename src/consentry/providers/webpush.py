@@ -4,6 +4,10 @@
 Push is a courtesy on top of the stored notice: a push service refusing it never
 undoes the delivery. A subscription the push service calls gone (404/410) is
 deleted; any other refusal is kept on the subscription as ``last_error``.
+
+A push only goes to the internet: an endpoint whose name resolves to this
+machine or a private network is refused when the push would go, and a push
+service's redirect is never followed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import logging
 import os
 import re
+import socket
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -173,13 +178,30 @@ def push_notice(notice_id: int) -> dict:
     data = payload_for(notice, notice.patient.practice.name)
     outcomes: dict[str, int] = {}
     with requests.Session() as session:
+        session.max_redirects = 0  # a redirect could point anywhere, this machine's network included
         for subscription in PushSubscription.objects.filter(patient_id=notice.patient_id).order_by("pk"):
             outcome = _push_one(subscription, data, vapid, session)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
+def _not_on_the_internet(endpoint: str) -> str:
+    """Why a push must not go to this endpoint (its host is not on the internet), or ""."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    if settings.CONSENTRY_PUSH_ALLOW_LOOPBACK and host == "127.0.0.1":
+        return ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc}"
+    inside = sorted({a for *_, (a, *_) in infos if not ipaddress.ip_address(a.split("%")[0]).is_global})
+    return f"{host} resolves to {', '.join(inside)}, not to the internet" if inside else ""
+
+
 def _push_one(subscription: PushSubscription, data: str, vapid: Vapid, session: requests.Session) -> str:
+    if why := _not_on_the_internet(subscription.endpoint):
+        return _record_error(subscription, f"not pushed: {why}")
     info = {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}}
     try:
         webpush(
