@@ -5,8 +5,11 @@ from django.core.checks import Error, Warning, register
 
 from .settings import PLACEHOLDER_SECRET
 
+# The tag of the product's own checks: the worker runs only these at start-up.
+TAG = "consentry"
 
-@register(deploy=False)
+
+@register(TAG, deploy=False)
 def secrets_are_set(app_configs, **kwargs):
     if settings.DEBUG or settings.DEMO_MODE:
         return []
@@ -30,7 +33,7 @@ def secrets_are_set(app_configs, **kwargs):
     return errors
 
 
-@register(deploy=False)
+@register(TAG, deploy=False)
 def public_url_is_set(app_configs, **kwargs):
     if settings.DEBUG or settings.DEMO_MODE or settings.CONSENTRY_PUBLIC_URL:
         return []

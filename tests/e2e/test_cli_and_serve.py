@@ -40,8 +40,13 @@ def test_a_placeholder_secret_is_refused_outside_debug(env):
     result = _run(["check"], strict, check=False)
     assert result.returncode != 0
     assert "SECRET_KEY is the placeholder" in result.stderr
+    # The worker, which runs only the product's own checks, refuses too.
+    worker = _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], strict, check=False)
+    assert worker.returncode != 0
+    assert "SECRET_KEY is the placeholder" in worker.stderr
     strict.update(SECRET_KEY="x" * 50, CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=")
     assert _run(["check"], strict).returncode == 0
+    assert _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], strict).returncode == 0
 
 
 def test_serve_is_a_working_service_in_one_process(service):

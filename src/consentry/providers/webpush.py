@@ -31,7 +31,6 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator
 from django_tasks import task
 from py_vapid import Vapid
-from pywebpush import WebPushException, webpush
 
 from consentry.patients.services import InvalidInput
 
@@ -200,6 +199,9 @@ def _not_on_the_internet(endpoint: str) -> str:
 
 
 def _push_one(subscription: PushSubscription, data: str, vapid: Vapid, session: requests.Session) -> str:
+    # Imported here: pywebpush brings aiohttp, which nothing else needs (start-up of every process).
+    from pywebpush import WebPushException, webpush
+
     if why := _not_on_the_internet(subscription.endpoint):
         return _record_error(subscription, f"not pushed: {why}")
     info = {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}}

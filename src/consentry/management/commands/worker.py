@@ -2,6 +2,11 @@
 
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
+from consentry.checks import TAG
+
 
 class Command(DbWorkerCommand):
     help = "Dispatch deliveries: run the database task worker (any number may run at once)."
+    # The product's own refusals (demo secrets) still stop it; Django's checks of the URLs and
+    # the web API are for `serve`, and importing them would double the worker's start-up.
+    requires_system_checks = [TAG]
