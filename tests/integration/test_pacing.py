@@ -1,5 +1,6 @@
 """Per-sender rate limits: reservations in the database, sleeping when it is soon, a new task when it is not."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -74,13 +75,45 @@ def test_a_busy_sender_hands_the_rest_to_a_later_task_and_other_practices_go_fir
     waits = (later.run_after - datetime.now(UTC)).total_seconds()
     assert 0 < waits <= 0.5
 
-    # The task runs (as if its time had come); it waits for its reserved instant,
-    # sends the next text, and hands on the last one.
-    settings.CONSENTRY_PACING_MAX_WAIT_SECONDS = 0.6
-    DBTaskResult.objects.filter(pk=later.pk).update(run_after=datetime.now(UTC))
-    drain_worker()
+    # Its deliveries are not due before that instant: a task that ran early would leave them.
+    assert set(Delivery.objects.filter(practice=practice, status="pending").values_list("not_before", flat=True)) == {
+        later.run_after
+    }
+    # Its time comes; it sends the next text at its reserved instant and hands on the last one.
+    time.sleep(max(0.0, (later.run_after - datetime.now(UTC)).total_seconds()))
+    assert drain_worker() == 1
     assert SandboxMessage.objects.filter(sender="+14155550100").count() == 2
     assert Delivery.objects.filter(practice=practice, status="pending").count() == 1
+
+
+def test_a_broadcast_paced_for_longer_than_the_outcome_timeout_is_not_dispatched_twice(practice, settings):
+    """The outcome check of the task that began the broadcast comes while the rest still waits for its
+    sender: waiting for a reserved instant is not a stopped task, so nothing is dispatched again."""
+    from consentry.messaging.models import DeliveryEvent
+
+    settings.CONSENTRY_PACING_MAX_WAIT_SECONDS = 0
+    settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0  # every outcome check is due at once
+    practice.sms_rate_per_second = 2
+    practice.save()
+    _broadcast(practice, 3)
+
+    drain_worker()  # the first task, its outcome check, and nothing else
+    pending = Delivery.objects.filter(practice=practice, status="pending")
+    assert SandboxMessage.objects.count() == 1 and pending.count() == 2
+    assert set(pending.values_list("attempts", flat=True)) == {0}
+    assert not DeliveryEvent.objects.filter(provider_status="redispatch").exists()
+    [later] = DBTaskResult.objects.filter(status="READY", task_path__endswith="dispatch_deliveries")
+    assert later.run_after > datetime.now(UTC)
+
+    for _ in range(2):  # each later task, when its instant comes, and its own outcome check
+        task = DBTaskResult.objects.get(status="READY", task_path__endswith="dispatch_deliveries")
+        time.sleep(max(0.0, (task.run_after - datetime.now(UTC)).total_seconds()))
+        drain_worker()
+    assert sorted(SandboxMessage.objects.values_list("to", flat=True)) == [
+        "+14155551000", "+14155551001", "+14155551002"
+    ]
+    assert set(Delivery.objects.filter(practice=practice).values_list("status", "attempts")) == {("delivered", 0)}
+    assert not DBTaskResult.objects.filter(status="READY").exists()
 
 
 def test_deliveries_that_are_not_due_take_no_instant(practice):

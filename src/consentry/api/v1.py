@@ -352,7 +352,7 @@ class DeliveryOut(Schema):
     address: str | None
     status: str
     reason: str | None
-    not_before: str | None = None  # a deferred delivery's time to go (UTC, ISO 8601)
+    not_before: str | None = None  # not sent before (UTC, ISO 8601): quiet hours, a backoff, the sender's pace
 
 
 class MessageOut(Schema):

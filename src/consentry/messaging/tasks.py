@@ -345,7 +345,13 @@ class Dispatch:
 
     def hand_on(self, ids: list[int], sender, slot: datetime) -> None:
         """The sender is busy for a while: the rest goes on at its reserved instant, and this worker
-        is free for other practices meanwhile."""
+        is free for other practices meanwhile. They are not due before that instant: the outcome
+        check of a task that began long ago (a broadcast paced over hours) must not take them for
+        deliveries whose task stopped, and dispatch them again."""
+        Delivery.objects.filter(
+            Q(not_before__isnull=True) | Q(not_before__lt=slot),
+            pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True,
+        ).update(not_before=slot)
         dispatch_deliveries.using(run_after=slot).enqueue(ids, [sender.key, slot.isoformat()])
         self.count("paced", len(ids))
 
