@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-sqlite test-postgres install bench clean
+.PHONY: run test test-sqlite test-postgres install browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,16 @@ test: install
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: install
+# The browser tests drive the pages in Chromium; without one they are skipped, loudly.
+browser:
+	@scripts/chromium.sh >/dev/null || echo "!! Chromium unavailable: the browser tests will be skipped" >&2
+
+test-sqlite: install browser
 	$(BIN)/ruff check src tests bench
 	@echo "== tests on SQLite"
 	$(BIN)/pytest
 
-test-postgres: install
+test-postgres: install browser
 	@echo "== tests on PostgreSQL"
 	@url=$$(scripts/postgres.sh) ; rc=$$? ; \
 	if [ $$rc -ne 0 ]; then \

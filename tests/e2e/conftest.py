@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -128,9 +129,11 @@ def start_service(env, *serve_args, practice_args=()) -> tuple[Service, subproce
                               "--twilio-auth-token", TWILIO_TOKEN, "--send-window", "00:00-00:00", "--json",
                               *practice_args], env).stdout)
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # The links it puts in emails and on pages lead back to it.
+    env = {"CONSENTRY_PUBLIC_URL": base, **env}
     server = subprocess.Popen([*CLI, "serve", "--port", str(port), *serve_args], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -150,3 +153,43 @@ def service(service_env):
     yield service
     server.terminate()
     server.wait(timeout=10)
+
+
+# --- a real browser -----------------------------------------------------------------------------------------------
+
+# Chromium's own calls home are refused on a closed network: it is told not to make them.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str | None:
+    for name in (os.environ.get("CONSENTRY_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
+        if name and (path := shutil.which(name)):
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The machine's Chromium under Playwright (scripts/chromium.sh installs it)."""
+    path = chromium_path()
+    if path is None:
+        why = "no Chromium on this machine (scripts/chromium.sh installs Debian's): the browser tests did not run"
+        if os.environ.get("CONSENTRY_REQUIRE_BROWSER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
