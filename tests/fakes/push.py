@@ -70,6 +70,7 @@ class FakePushService:
     answers: dict[str, int] = field(default_factory=dict)
     # path -> URL to redirect a push to (307, which keeps the POST)
     redirects: dict[str, str] = field(default_factory=dict)
+    server: object = None  # the loopback server, which counts the connections it accepted
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -162,4 +163,5 @@ def start_fake_push(application_server_key: str) -> tuple[FakePushService, Threa
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    return fake, serve(Handler, fake)
+    fake.server = serve(Handler, fake)
+    return fake, fake.server

@@ -214,6 +214,39 @@ def test_an_endpoint_whose_name_resolves_to_this_machine_is_never_pushed_to(api,
     assert push_service.requests == []
 
 
+def test_a_name_that_answers_differently_when_connecting_still_never_leads_here(api, patient, push_service,
+                                                                                monkeypatch):
+    """DNS rebinding: the endpoint's name first resolves to an internet address, then to this machine.
+    The name is resolved once and the checked address is the one connected to."""
+    import socket
+    from urllib.parse import urlsplit
+
+    real_getaddrinfo = socket.getaddrinfo
+    port = urlsplit(push_service.url).port
+    lookups = []
+
+    def resolver(host, *args, **kwargs):
+        if host == "push.rebind.test":
+            lookups.append(host)
+            address = "1.1.1.1" if len(lookups) == 1 else "127.0.0.1"  # the second answer leads here
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+        if host == "1.1.1.1":  # the internet, unreachable from this test: a dead end on loopback
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.2", port))]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    browser = push_service.subscribe()
+    _subscribe(api, patient, browser)
+    PushSubscription.objects.update(endpoint=f"https://push.rebind.test:{port}{browser.path}")
+
+    _notify(api, patient)
+    drain_worker()
+
+    assert push_service.server.connections == 0 and push_service.requests == []
+    assert lookups == ["push.rebind.test"]
+    assert "ConnectionError" in PushSubscription.objects.get().last_error  # 1.1.1.1 did not answer
+
+
 def test_a_redirect_from_the_push_service_is_not_followed(api, patient, push_service):
     redirected, elsewhere = push_service.subscribe(), push_service.subscribe()
     _subscribe(api, patient, redirected)

@@ -7,7 +7,9 @@ deleted; any other refusal is kept on the subscription as ``last_error``.
 
 A push only goes to the internet: an endpoint whose name resolves to this
 machine or a private network is refused when the push would go, and a push
-service's redirect is never followed.
+service's redirect is never followed. The name is resolved once per
+connection, and the addresses checked are the ones connected to: a name that
+answers differently the second time (DNS rebinding) cannot lead here.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
@@ -178,32 +181,80 @@ def push_notice(notice_id: int) -> dict:
     outcomes: dict[str, int] = {}
     with requests.Session() as session:
         session.max_redirects = 0  # a redirect could point anywhere, this machine's network included
+        session.mount("https://", _InternetOnly())
+        session.mount("http://", _InternetOnly())
         for subscription in PushSubscription.objects.filter(patient_id=notice.patient_id).order_by("pk"):
             outcome = _push_one(subscription, data, vapid, session)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
-def _not_on_the_internet(endpoint: str) -> str:
-    """Why a push must not go to this endpoint (its host is not on the internet), or ""."""
-    parts = urlsplit(endpoint)
-    host = parts.hostname or ""
+def internet_addresses(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, if every one is on the internet; else ``OSError`` saying why."""
     if settings.CONSENTRY_PUSH_ALLOW_LOOPBACK and host == "127.0.0.1":
-        return ""
+        return [host]
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except OSError as exc:
-        return f"cannot resolve {host}: {exc}"
-    inside = sorted({a for *_, (a, *_) in infos if not ipaddress.ip_address(a.split("%")[0]).is_global})
-    return f"{host} resolves to {', '.join(inside)}, not to the internet" if inside else ""
+        raise OSError(f"cannot resolve {host}: {exc}") from exc
+    addresses = list(dict.fromkeys(a.split("%")[0] for *_, (a, *_) in infos))
+    if inside := sorted(a for a in addresses if not ipaddress.ip_address(a).is_global):
+        raise OSError(f"{host} resolves to {', '.join(inside)}, not to the internet")
+    return addresses
+
+
+class NotOnTheInternet(urllib3.exceptions.NewConnectionError):
+    """The endpoint's name does not lead to the internet: nothing was sent."""
+
+
+class _InternetOnlyConnection:
+    """Connects to what ``internet_addresses`` allowed, and nowhere else: the TCP connection goes to
+    the checked address, while TLS and the Host header keep the endpoint's name."""
+
+    def _new_conn(self):
+        name = self._dns_host
+        try:
+            addresses = internet_addresses(name.rstrip("."), self.port)
+        except OSError as exc:
+            raise NotOnTheInternet(self, str(exc)) from exc
+        error = None
+        for address in addresses:
+            self._dns_host = address  # only the socket uses it; self.host is read again below
+            try:
+                return super()._new_conn()
+            except urllib3.exceptions.NewConnectionError as exc:
+                error = exc
+            finally:
+                self._dns_host = name
+        raise error
+
+
+class _HTTPConnection(_InternetOnlyConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_InternetOnlyConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _InternetOnly(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 def _push_one(subscription: PushSubscription, data: str, vapid: Vapid, session: requests.Session) -> str:
     # Imported here: pywebpush brings aiohttp, which nothing else needs (start-up of every process).
     from pywebpush import WebPushException, webpush
 
-    if why := _not_on_the_internet(subscription.endpoint):
-        return _record_error(subscription, f"not pushed: {why}")
     info = {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}}
     try:
         webpush(
@@ -220,6 +271,9 @@ def _push_one(subscription: PushSubscription, data: str, vapid: Vapid, session: 
         error = f"{status} {exc.response.reason}: {exc.response.text[:300]}" if status else str(exc.message)
         return _record_error(subscription, error)
     except requests.RequestException as exc:
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, NotOnTheInternet):
+            return _record_error(subscription, f"not pushed: {reason._message}")
         return _record_error(subscription, f"{type(exc).__name__}: {exc}")
     except ValueError as exc:  # key material the encryption refuses
         return _record_error(subscription, f"cannot encrypt for this subscription: {exc}")
