@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -162,22 +162,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 
 
-def chromium_path() -> str | None:
-    for name in (os.environ.get("CONSENTRY_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
-        if name and (path := shutil.which(name)):
-            return path
-    return None
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def chromium():
-    """The machine's Chromium under Playwright (scripts/chromium.sh installs it)."""
-    path = chromium_path()
-    if path is None:
-        why = "no Chromium on this machine (scripts/chromium.sh installs Debian's): the browser tests did not run"
+    """The machine's Chromium under Playwright, found (or installed) by scripts/chromium.sh."""
+    found = subprocess.run([ROOT / "scripts" / "chromium.sh"], capture_output=True, text=True, timeout=600)
+    if found.returncode != 0:
+        why = (f"!! THE BROWSER TESTS DID NOT RUN: no Chromium on this machine ({found.stderr.strip()}). "
+               "Install Debian's chromium, or set CONSENTRY_CHROMIUM to a Chromium's path.")
         if os.environ.get("CONSENTRY_REQUIRE_BROWSER") == "1":
             pytest.fail(why)
         pytest.skip(why)
+    path = found.stdout.strip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

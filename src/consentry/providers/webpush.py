@@ -181,8 +181,9 @@ def push_notice(notice_id: int) -> dict:
     outcomes: dict[str, int] = {}
     with requests.Session() as session:
         session.max_redirects = 0  # a redirect could point anywhere, this machine's network included
-        session.mount("https://", _InternetOnly())
-        session.mount("http://", _InternetOnly())
+        internet_only = _InternetOnly()
+        session.mount("https://", internet_only)
+        session.mount("http://", internet_only)
         for subscription in PushSubscription.objects.filter(patient_id=notice.patient_id).order_by("pk"):
             outcome = _push_one(subscription, data, vapid, session)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -205,6 +206,10 @@ def internet_addresses(host: str, port: int) -> list[str]:
 
 class NotOnTheInternet(urllib3.exceptions.NewConnectionError):
     """The endpoint's name does not lead to the internet: nothing was sent."""
+
+    def __init__(self, conn, why: str):
+        super().__init__(conn, why)
+        self.why = why
 
 
 class _InternetOnlyConnection:
@@ -273,7 +278,7 @@ def _push_one(subscription: PushSubscription, data: str, vapid: Vapid, session: 
     except requests.RequestException as exc:
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
         if isinstance(reason, NotOnTheInternet):
-            return _record_error(subscription, f"not pushed: {reason._message}")
+            return _record_error(subscription, f"not pushed: {reason.why}")
         return _record_error(subscription, f"{type(exc).__name__}: {exc}")
     except ValueError as exc:  # key material the encryption refuses
         return _record_error(subscription, f"cannot encrypt for this subscription: {exc}")
