@@ -1,7 +1,8 @@
-"""Start-up refusals: a deployment must not run on demo secrets."""
+"""Start-up refusals: a deployment must not run on demo secrets, nor deliver to the sandbox."""
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.db import DatabaseError
 
 from .settings import PLACEHOLDER_SECRET
 
@@ -44,3 +45,46 @@ def public_url_is_set(app_configs, **kwargs):
             id="consentry.W001",
         )
     ]
+
+
+@register(TAG, deploy=False)
+def no_sandbox_in_production(app_configs, databases=None, **kwargs):
+    """Outside a demo, nothing may be delivered to the sandbox: it keeps messages where patients never see them.
+
+    The default provider must be a real one, and no practice may have chosen
+    the sandbox for a channel (read from the database when it is there).
+    """
+    if settings.DEBUG or settings.DEMO_MODE:
+        return []
+    errors = []
+    if settings.CONSENTRY_PROVIDER == "sandbox":
+        errors.append(
+            Error(
+                "CONSENTRY_PROVIDER is the sandbox: every practice without a provider of its own would deliver "
+                "its messages to this machine instead of to patients.",
+                hint="Set CONSENTRY_PROVIDER to twilio (and give practices an email provider), "
+                "or CONSENTRY_DEMO=1 for a demo with no real patients.",
+                id="consentry.E003",
+            )
+        )
+    from django.db.models import Q
+
+    from consentry.patients.models import Practice
+
+    try:
+        names = list(
+            Practice.objects.filter(Q(sms_provider="sandbox") | Q(email_provider="sandbox"))
+            .order_by("name")
+            .values_list("name", flat=True)[:10]
+        )
+    except DatabaseError:  # not migrated yet (``consentry migrate`` runs these checks first): no practices
+        names = []
+    if names:
+        errors.append(
+            Error(
+                f"These practices deliver to the sandbox: {', '.join(names)}.",
+                hint="Give them a real provider, or run a demo deployment (CONSENTRY_DEMO=1).",
+                id="consentry.E004",
+            )
+        )
+    return errors

@@ -44,9 +44,24 @@ def test_a_placeholder_secret_is_refused_outside_debug(env):
     worker = _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], strict, check=False)
     assert worker.returncode != 0
     assert "SECRET_KEY is the placeholder" in worker.stderr
-    strict.update(SECRET_KEY="x" * 50, CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=")
+    strict.update(SECRET_KEY="x" * 50, CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=",
+                  CONSENTRY_PROVIDER="twilio")
     assert _run(["check"], strict).returncode == 0
-    assert _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], strict).returncode == 0
+    worker = _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], strict)
+    assert worker.returncode == 0 and "DEMO MODE" not in worker.stderr
+
+
+def test_production_does_not_start_while_anything_would_deliver_to_the_sandbox(env):
+    strict = {k: v for k, v in env.items() if k not in ("CONSENTRY_DEMO", "DEBUG")}
+    strict.update(SECRET_KEY="x" * 50, CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=")
+    for command in (["check"], ["worker", "--batch", "--interval", "0", "--no-startup-delay"]):
+        refused = _run(command, strict, check=False)  # the default provider is the sandbox
+        assert refused.returncode != 0 and "consentry.E003" in refused.stderr, command
+
+
+def test_a_demo_process_says_at_start_up_that_nothing_is_secure(env):
+    worker = _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], env)
+    assert "DEMO MODE: nothing here is secure" in worker.stderr
 
 
 def test_serve_is_a_working_service_in_one_process(service):

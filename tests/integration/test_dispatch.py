@@ -148,6 +148,7 @@ def test_notifications_go_to_every_active_channel_including_in_app(practice):
 
 
 def test_the_sandbox_outbox_is_visible_only_with_the_sandbox_provider(client, practice, settings):
+    settings.DEMO_MODE = True
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
     _remind(practice, [patient])
     drain_worker()

@@ -23,6 +23,12 @@ PHONE = "+14155550111"
 ANCHOR = "phone-14155550111"
 
 
+@pytest.fixture(autouse=True)
+def demo_deployment(settings):
+    """The sandbox's pages exist only in a demo deployment (see test_sandbox_off_in_production.py)."""
+    settings.DEMO_MODE = True
+
+
 def browser() -> Client:
     return Client(enforce_csrf_checks=True)
 

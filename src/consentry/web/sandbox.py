@@ -6,7 +6,11 @@ path: the form fields Twilio posts for an incoming text, signed with the
 practice's auth token, handed to the Twilio webhook view, which checks the
 signature and acts exactly as it does for Twilio.
 
-Both pages exist only while the sandbox is the configured default provider.
+Both pages exist only in a demo or development deployment (``CONSENTRY_DEMO=1``
+or ``DEBUG=1``) whose default provider is the sandbox: they show every
+practice's messages and let anyone text in as any phone, so a production
+deployment answers 404 (and refuses to start while a practice would deliver
+to the sandbox, see ``consentry/checks.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -40,6 +43,7 @@ from consentry.patients.services import InvalidInput, normalize_phone
 from consentry.providers.base import provider_name
 from consentry.providers.models import SandboxMessage
 from consentry.web import webhooks
+from consentry.web.demo import sandbox_pages_on
 
 SHOWN = 500  # the newest messages of each direction on the page
 MAX_BODY_CHARS = 1600  # the longest text Twilio delivers
@@ -48,12 +52,12 @@ _FORM_NAME = re.compile(r"^(new|phone-\d{1,20})$")
 
 
 def sandbox_only(view):
-    """404 unless the sandbox is the default provider (checked before anything else, CSRF included)."""
+    """404 unless this is a demo deployment on the sandbox (checked before anything else, CSRF included)."""
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
-        if settings.CONSENTRY_PROVIDER != "sandbox":
-            raise Http404("the sandbox provider is not active")
+        if not sandbox_pages_on():
+            raise Http404("the sandbox exists only in a demo deployment")
         return view(request, *args, **kwargs)
 
     return wrapped

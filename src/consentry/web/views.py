@@ -1,20 +1,22 @@
-from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 
 from consentry.providers.models import SandboxMessage
+from consentry.web.demo import WARNING, is_demo, sandbox_pages_on
 
 
 def index(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(
-        {
-            "service": "consentry",
-            "api": "/api/v1/",
-            "docs": "/api/v1/docs",
-            "openapi": "/api/v1/openapi.json",
-            "sandbox": "/sandbox/" if settings.CONSENTRY_PROVIDER == "sandbox" else None,
-            "sandbox_outbox": "/sandbox/outbox" if settings.CONSENTRY_PROVIDER == "sandbox" else None,
-        }
-    )
+    sandbox = sandbox_pages_on()
+    body = {
+        "service": "consentry",
+        "api": "/api/v1/",
+        "docs": "/api/v1/docs",
+        "openapi": "/api/v1/openapi.json",
+        "sandbox": "/sandbox/" if sandbox else None,
+        "sandbox_outbox": "/sandbox/outbox" if sandbox else None,
+    }
+    if is_demo():
+        body["warning"] = WARNING
+    return JsonResponse(body)
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -22,9 +24,9 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def sandbox_outbox(request: HttpRequest) -> JsonResponse:
-    """Everything the sandbox provider was asked to send (newest last)."""
-    if settings.CONSENTRY_PROVIDER != "sandbox":
-        raise Http404("the sandbox provider is not active")
+    """Everything the sandbox provider was asked to send (newest last); only in a demo deployment."""
+    if not sandbox_pages_on():
+        raise Http404("the sandbox exists only in a demo deployment")
     rows = SandboxMessage.objects.order_by("pk")
     if to := request.GET.get("to"):
         rows = rows.filter(to=to)

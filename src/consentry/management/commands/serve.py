@@ -48,6 +48,10 @@ class Command(BaseCommand):
 
         from consentry.wsgi import application
 
+        from consentry.web.demo import startup_banner
+
+        if banner := startup_banner():
+            self.stderr.write(banner)
         stop = threading.Event()
         if not no_worker:
             threading.Thread(target=run_worker_forever, args=(stop,), name="consentry-worker", daemon=True).start()

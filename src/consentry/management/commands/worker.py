@@ -10,3 +10,10 @@ class Command(DbWorkerCommand):
     # The product's own refusals (demo secrets) still stop it; Django's checks of the URLs and
     # the web API are for `serve`, and importing them would double the worker's start-up.
     requires_system_checks = [TAG]
+
+    def handle(self, *args, **options):
+        from consentry.web.demo import startup_banner
+
+        if banner := startup_banner():
+            self.stderr.write(banner)
+        return super().handle(*args, **options)
