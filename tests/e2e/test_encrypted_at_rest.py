@@ -1,6 +1,8 @@
-"""Message bodies are encrypted at rest: after a text, an email and a reply have gone through a
-running service, none of their words is anywhere in the database (SQLite: its files, WAL
-included; PostgreSQL: every row of every table, as text)."""
+"""Free text is encrypted at rest: after a text, an email, a reply, a reply that asks to stop
+(opted out at once under the practice's ``auto`` policy) and a staff opt-out with its reason
+have gone through a running service, none of their words is anywhere in the database, the
+append-only consent ledger included (SQLite: its files, WAL included; PostgreSQL: every row
+of every table, as text)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ SECRETS = {
     "email_subject": "Quokka results 5512",
     "email_text": "Marmalade lesion 6623",
     "reply": "Tamarind rash 7734",
+    "stop_reply": "Wombat eczema 8845",
+    "staff_reason": "Narwhal migraine 9956",
 }
+OTHER_PHONE = "+14155553002"
 FIRST_NAME = "Philomena"  # stored as it is: the control that the search finds what is there
 
 
@@ -55,6 +60,12 @@ def test_no_message_text_is_stored_in_the_clear(service, service_env):
     assert status == 202, message
     assert {s for _, s, _ in service.settled(message["id"])} == {"delivered"}
     assert service.text_in(PHONE, SECRETS["reply"], "SM3001")[0] == 200
+    # Opted out at once, with the reply as the ledger's evidence: by reference, not by its words.
+    assert service.api("PATCH", "/practice", {"reasonable_means": "auto"})[0] == 200
+    assert service.text_in(PHONE, f"Please stop texting me. {SECRETS['stop_reply']}", "SM3002")[0] == 200
+    status, opt_out = service.api("POST", "/contacts/opt-out", {"address": OTHER_PHONE,
+                                                                "reason": SECRETS["staff_reason"]})
+    assert status == 200 and opt_out["event"]["note"] == SECRETS["staff_reason"], opt_out
 
     # The words did pass through: the sandbox shows them, decrypted, and the conversation has the reply.
     status, outbox = http("GET", f"{service.base}/sandbox/outbox")
@@ -64,7 +75,9 @@ def test_no_message_text_is_stored_in_the_clear(service, service_env):
     assert status == 200, conversations
     [conversation] = [c for c in conversations if c["phone"] == PHONE]
     status, thread = service.api("GET", f"/conversations/{conversation['id']}")
-    assert SECRETS["reply"] in str(thread), thread
+    assert SECRETS["reply"] in str(thread) and SECRETS["stop_reply"] in str(thread), thread
+    status, history = service.api("GET", f"/contacts/history?address={PHONE.replace('+', '%2B')}")
+    assert [(e["source"], e["state"]) for e in history["events"]] == [("sms_reply", "opted_out")], history
 
     stored = _database_text(service_env)
     assert FIRST_NAME.encode() in stored

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from consentry.consent import ledger
 from consentry.consent import services as consent
-from consentry.consent.models import ConsentEvent, EmailState, Source
+from consentry.consent.models import ConsentEvent, ConsentNote, EmailState, Source
 from consentry.consent.services import ConsentRefused
 from consentry.messaging.models import Delivery
 from tests.conftest import Api, drain_worker, make_patient, make_practice, send_sms_webhook
@@ -79,7 +79,7 @@ def test_history_shows_every_change_of_a_phone_in_order_with_its_evidence(client
     carrier = events[2]["evidence"]
     assert carrier["error_code"] == "21610"
     assert carrier["delivery_id"] == Delivery.objects.get(message__kind="manual").pk
-    assert events[4]["evidence"] == {"reason": "patient asked by phone"}
+    assert set(events[4]["evidence"]) == {"note"} and events[4]["note"] == "patient asked by phone"
     assert history["next_after_seq"] is None
 
     # Nothing else is in this practice's ledger, so the timeline is the whole chain: each event
@@ -217,8 +217,11 @@ def test_staff_opt_out_of_a_phone_is_recorded_as_staff_with_the_reason(client, p
     assert body["status"] == {"address": PHONE, "sms": "opted_out", "email": None, "blocked_categories": []}
     event = ConsentEvent.objects.get(subject="sms", address=PHONE)
     assert (event.state, event.source, event.actor) == ("opted_out", "staff", "api:initial")
-    assert event.evidence == {"reason": "patient asked by phone"}
+    # The reason is an encrypted note beside the ledger, never in the append-only ledger itself.
+    assert event.evidence == {"note": ConsentNote.objects.get().pk}
+    assert ConsentNote.objects.get().text == "patient asked by phone"
     assert body["event"]["seq"] == event.seq and body["event"]["hash"] == event.hash
+    assert body["event"]["note"] == "patient asked by phone"
     assert ledger.verify_chain(practice.pk).ok and ledger.projection_matches(practice.pk)
 
     # Texts to the number stop at once; no confirmation text is sent for a staff opt-out.
@@ -251,8 +254,8 @@ def test_staff_opt_out_of_an_email_unsubscribes_it(practice, api):
     assert (body["address"], body["changed"]) == (EMAIL, True)
     assert body["status"] == {"address": EMAIL, "sms": None, "email": "unsubscribed", "blocked_categories": None}
     event = ConsentEvent.objects.get(subject="email", address=EMAIL)
-    assert (event.state, event.source, event.actor, event.evidence) == (
-        "unsubscribed", "staff", "api:initial", {"reason": "asked at check-in"},
+    assert (event.state, event.source, event.actor, ledger.notes([event])) == (
+        "unsubscribed", "staff", "api:initial", {event.pk: "asked at check-in"},
     )
     assert _opt_out(api, EMAIL).json()["changed"] is False
     assert ConsentEvent.objects.count() == 1

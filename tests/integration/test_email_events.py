@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from consentry.consent import tokens
+from consentry.consent import ledger, tokens
 from consentry.consent.ledger import address_status
-from consentry.consent.models import ConsentEvent
+from consentry.consent.models import ConsentEvent, ConsentNote
 from consentry.management.commands.unsubscribe_mailbox import mailbox_controller
 from consentry.messaging.models import Delivery, DeliveryEvent
 from consentry.messaging.planning import create_message
@@ -404,7 +404,9 @@ def test_mail_to_the_unsubscribe_mailbox_unsubscribes(client, practice, sendgrid
     assert _email_state(practice) == "unsubscribed"
     [event] = ConsentEvent.objects.filter(practice=practice, address=AVA)
     assert (event.state, event.source, event.actor) == ("unsubscribed", "mailto_unsubscribe", AVA)
-    assert event.evidence == {"from": AVA, "subject": subject}
+    # The mail's subject is free text: an encrypted note beside the ledger, not in it.
+    assert event.evidence == {"from": AVA, "note": ConsentNote.objects.get().pk}
+    assert ledger.notes([event]) == {event.pk: subject}
 
 
 def test_the_token_comes_from_the_list_unsubscribe_mailto(client, practice, sendgrid, settings):

@@ -155,6 +155,21 @@ def test_a_replayed_webhook_is_processed_once(client, practice):
     assert len(_outbox()) == 1
 
 
+def test_a_stop_whose_message_id_was_seen_at_another_practice_is_no_replay(client, practice):
+    # Message ids are unique within a provider account, and every practice has its own account.
+    other, _ = make_practice(name="Elm", number="+14155550900")
+    assert send_sms_webhook(client, body="Hello", sender="+14155550199", to="+14155550900", sid="SMshared"
+                            ).status_code == 200
+    assert send_sms_webhook(client, body="STOP", sender=PHONE, sid="SMshared").status_code == 200
+    assert _opted_out(practice) and not _opted_out(other)
+    assert InboundMessage.objects.filter(provider_ref="SMshared").count() == 2
+    drain_worker()
+    assert len(_outbox()) == 1  # its confirmation
+    # ...while a replay at the same practice is still a replay.
+    assert send_sms_webhook(client, body="START", sender=PHONE, sid="SMshared").status_code == 200
+    assert _opted_out(practice) and ConsentEvent.objects.filter(practice=practice).count() == 1
+
+
 def test_a_stop_from_a_number_no_patient_has_yet_waits_for_it(client, practice):
     send_sms_webhook(client, body="STOP", sender=PHONE)
     patient = make_patient(practice, phones=[(PHONE, "mobile")])

@@ -7,6 +7,7 @@ from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import Block, ConsentEvent, ContactConsent, EmailState, LedgerIsAppendOnly, Source
 from consentry.consent.services import ConsentRefused
+from consentry.keywords.models import InboundMessage
 from tests.conftest import make_patient, make_practice
 
 pytestmark = pytest.mark.django_db
@@ -237,11 +238,14 @@ def test_audit_export_writes_every_subject_with_its_evidence_in_csv_and_json(cli
     by_source = {e["source"]: e for e in exported if e["subject"] in ("sms", "email")}
     reasonable = by_source["sms_reply"]
     assert (reasonable["address"], reasonable["state"], reasonable["actor"]) == (PHONE, "opted_out", PHONE)
-    assert reasonable["evidence"]["message_sid"] == "SMrm"
-    assert reasonable["evidence"]["body"] == "please stop texting me" and reasonable["evidence"]["rule"]
+    assert reasonable["evidence"]["message_sid"] == "SMrm" and reasonable["evidence"]["rule"]
+    # The reply's words stay in the encrypted inbound message; the ledger names it.
+    inbound = InboundMessage.objects.get(provider_ref="SMrm")
+    assert reasonable["evidence"]["inbound_message"] == inbound.pk and "body" not in reasonable["evidence"]
+    assert reasonable["note"] == ""
     staff = by_source["staff"]
-    assert (staff["address"], staff["actor"], staff["evidence"]) == ("+14155550122", "api:initial",
-                                                                      {"reason": "asked by phone"})
+    assert (staff["address"], staff["actor"], staff["note"]) == ("+14155550122", "api:initial", "asked by phone")
+    assert set(staff["evidence"]) == {"note"}  # the reason is an encrypted note beside the ledger
     assert by_source["one_click_unsubscribe"]["evidence"] == {"ip": "203.0.113.9", "user_agent": "Mail/1.0"}
     assert [e["address"] for e in exported if e["subject"] == "marketing"] == [f"patient:{patient.pk}"]
     assert exported[0]["prev_hash"] == ledger.GENESIS

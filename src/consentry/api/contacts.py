@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from django.db import transaction
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
 from consentry.consent import ledger
 from consentry.consent import services as consent
-from consentry.consent.models import ConsentEvent, EmailState, Source
+from consentry.consent.models import ConsentEvent
 from consentry.patients.models import Practice
 from consentry.patients.services import InvalidInput, normalize_address
 
@@ -48,7 +47,10 @@ class EventOut(Schema):
     state: str
     source: str
     actor: str
+    # What the ledger recorded; free text is never in it. ``{"note": id}`` names the note below.
     evidence: dict
+    # The free text that explains the change (a staff member's reason), kept encrypted outside the ledger.
+    note: str | None
     hash: str
     prev_hash: str
 
@@ -81,11 +83,11 @@ def _status(practice: Practice, address: str) -> dict:
     return {"address": address, "sms": status.sms, "email": None, "blocked_categories": status.blocked_categories}
 
 
-def _event_out(event: ConsentEvent) -> dict:
+def _event_out(event: ConsentEvent, notes: dict[int, str]) -> dict:
     return {
         "seq": event.seq, "at": event.created_at.isoformat(), "subject": event.subject, "state": event.state,
-        "source": event.source, "actor": event.actor, "evidence": event.evidence, "hash": event.hash,
-        "prev_hash": event.prev_hash,
+        "source": event.source, "actor": event.actor, "evidence": event.evidence, "note": notes.get(event.pk),
+        "hash": event.hash, "prev_hash": event.prev_hash,
     }
 
 
@@ -114,49 +116,34 @@ def contacts_history(
     )
     more = len(page) > limit
     page = page[:limit]
+    notes = ledger.notes(page)
     return {
         "address": normalized,
         "status": _status(practice, normalized),
-        "events": [_event_out(e) for e in page],
+        "events": [_event_out(e, notes) for e in page],
         "next_after_seq": page[-1].seq if more else None,
     }
-
-
-def _locked_email_state(practice: Practice, email: str) -> str:
-    """The address's email state, read under the lock that serializes the practice's ledger appends."""
-    Practice.objects.select_for_update().only("id").get(pk=practice.pk)
-    return ledger.address_status(practice.pk, email).email
 
 
 @router.post("/opt-out", response=OptOutOut)
 def contacts_opt_out(request, payload: OptOutIn):
     """Opt a phone out of texts, or unsubscribe an email address, because the person asked staff to.
 
-    Recorded in the ledger with source ``staff``, the API key as actor and the
-    reason as evidence. Repeating it changes nothing (``changed: false``). A
-    bounced email address already receives nothing and stays bounced.
+    Recorded in the ledger with source ``staff`` and the API key as actor; the
+    reason is kept encrypted beside the ledger (the event's ``note``).
+    Repeating it changes nothing (``changed: false``). A bounced email address
+    already receives nothing and stays bounced.
     """
     practice = _practice(request)
     normalized = normalize_address(payload.address, region=practice.region, field="address")
     reason = payload.reason.strip()
     if not reason:
         raise InvalidInput("reason", "say why, e.g. \"patient asked by phone\"")
-    actor, evidence = request.actor, {"reason": reason}  # the API key, by its label (see v1.ApiKeyAuth)
-    with transaction.atomic():
-        if "@" not in normalized:
-            event = consent.record_sms_opt_out(
-                practice=practice, number=normalized, source=Source.STAFF, actor=actor, evidence=evidence
-            )
-        elif _locked_email_state(practice, normalized) == EmailState.BOUNCED:
-            event = None
-        else:
-            event = consent.record_email_state(
-                practice=practice, email=normalized, state=EmailState.UNSUBSCRIBED, source=Source.STAFF,
-                actor=actor, evidence=evidence,
-            )
+    # The API key, by its label, is the actor (see v1.ApiKeyAuth).
+    event = consent.staff_opt_out(practice=practice, address=normalized, reason=reason, actor=request.actor)
     return {
         "address": normalized,
         "changed": event is not None,
-        "event": _event_out(event) if event else None,
+        "event": _event_out(event, ledger.notes([event])) if event else None,
         "status": _status(practice, normalized),
     }

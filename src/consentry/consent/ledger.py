@@ -17,7 +17,7 @@ from django.db import transaction
 
 from consentry.patients.models import Patient, Practice
 
-from .models import Block, ConsentEvent, ContactConsent, EmailState, SmsState, Subject
+from .models import Block, ConsentEvent, ConsentNote, ContactConsent, EmailState, SmsState, Subject
 from .rules import ConsentState
 
 GENESIS = "0" * 64
@@ -64,6 +64,17 @@ def patient_subject(patient_id) -> str:
     return f"patient:{patient_id}"
 
 
+def lock(practice_id) -> None:
+    """Serialize consent changes of one practice until the transaction ends.
+
+    Take it before reading the state a change depends on ("already opted
+    out: record nothing"), so two changes arriving at once cannot both read
+    the old state. PostgreSQL: a row lock on the practice; SQLite's
+    IMMEDIATE transactions are serialized already.
+    """
+    Practice.objects.select_for_update().only("id").get(pk=practice_id)
+
+
 @transaction.atomic
 def record(
     *,
@@ -74,12 +85,18 @@ def record(
     source: str,
     actor: str,
     evidence: dict | None = None,
+    note: str = "",
     now: datetime | None = None,
 ) -> ConsentEvent:
-    """Append one consent change and apply it to the projection."""
-    # Lock the practice row: appends to one practice's chain are serialized
-    # (PostgreSQL row lock; SQLite's IMMEDIATE transaction already serializes).
-    Practice.objects.select_for_update().only("id").get(pk=practice.pk)
+    """Append one consent change and apply it to the projection.
+
+    ``note`` is free text that explains the change (a staff member's reason):
+    it is stored encrypted beside the ledger and the event's evidence names it.
+    """
+    lock(practice.pk)  # appends to one practice's chain are serialized
+    evidence = dict(evidence or {})
+    if note:
+        evidence["note"] = ConsentNote.objects.create(practice_id=practice.pk, text=note).pk
     head = (
         ConsentEvent.objects.filter(practice_id=practice.pk).order_by("-seq").values_list("seq", "hash").first()
     )
@@ -92,7 +109,7 @@ def record(
         state=state,
         source=source,
         actor=actor,
-        evidence=evidence or {},
+        evidence=evidence,
         created_at=now or datetime.now(UTC),
         prev_hash=prev_hash,
     )
@@ -176,6 +193,13 @@ def address_status(practice_id, address: str) -> AddressStatus:
         email=row["email"] if row else EmailState.SUBSCRIBED,
         blocked_categories=sorted(block or []),
     )
+
+
+def notes(events: Iterable[ConsentEvent]) -> dict[int, str]:
+    """The notes these events name, by event id (decrypted: for the practice's own eyes)."""
+    wanted = {e.pk: e.evidence.get("note") for e in events if isinstance(e.evidence, dict) and e.evidence.get("note")}
+    texts = dict(ConsentNote.objects.filter(pk__in=set(wanted.values())).values_list("pk", "text"))
+    return {event_id: texts[note_id] for event_id, note_id in wanted.items() if note_id in texts}
 
 
 # --- proof -----------------------------------------------------------------

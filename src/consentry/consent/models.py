@@ -7,13 +7,14 @@ made behind the database's back is found by ``ledger.verify_chain``.
 
 ``ContactConsent`` and ``Block`` are projections: they are only written by
 ``ledger.record`` in the same transaction as the event that changes them, and
-``ledger.rebuild_projection`` can recompute them from the ledger alone.
+``ledger.replay_projection`` recomputes them from the ledger alone.
 """
 
 from __future__ import annotations
 
 from django.db import models
 
+from consentry.crypto import EncryptedTextField
 from consentry.patients.models import Practice
 
 
@@ -83,6 +84,19 @@ class ConsentEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise LedgerIsAppendOnly("consent events are never deleted")
+
+
+class ConsentNote(models.Model):
+    """Free text that explains a consent change (a staff member's reason, an unsubscribe mail's subject).
+
+    Kept out of the ledger, which is append-only and could never forget it:
+    the event's evidence names the note (``{"note": id}``), and the text is
+    encrypted at rest like every other free text, with the same key rotation.
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    text = EncryptedTextField()
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 class SmsState(models.TextChoices):

@@ -22,14 +22,16 @@ SMS_OPT_IN_SOURCES = frozenset({Source.SMS_KEYWORD})
 
 
 def _current(practice: Practice, address: str, field: str, default: str) -> str:
+    """The address's state, read under the practice's ledger lock (taken here: callers need not)."""
+    ledger.lock(practice.pk)
     value = ContactConsent.objects.filter(practice=practice, address=address).values_list(field, flat=True).first()
     return value or default
 
 
 def record_sms_opt_out(
-    *, practice: Practice, number: str, source: str, actor: str, evidence: dict | None = None
+    *, practice: Practice, number: str, source: str, actor: str, evidence: dict | None = None, note: str = ""
 ) -> ConsentEvent | None:
-    return _record_sms(practice, number, SmsState.OPTED_OUT, source, actor, evidence)
+    return _record_sms(practice, number, SmsState.OPTED_OUT, source, actor, evidence, note)
 
 
 def record_sms_opt_in(
@@ -37,29 +39,47 @@ def record_sms_opt_in(
 ) -> ConsentEvent | None:
     if source not in SMS_OPT_IN_SOURCES:
         raise ConsentRefused("only the person can opt a phone back in, by texting START or UNSTOP")
-    return _record_sms(practice, number, SmsState.OPTED_IN, source, actor, evidence)
+    return _record_sms(practice, number, SmsState.OPTED_IN, source, actor, evidence, "")
 
 
 @transaction.atomic
-def _record_sms(practice, number, state, source, actor, evidence) -> ConsentEvent | None:
+def _record_sms(practice, number, state, source, actor, evidence, note) -> ConsentEvent | None:
     if _current(practice, number, "sms", SmsState.OPTED_IN) == state:
         return None
     return ledger.record(
         practice=practice, subject=Subject.SMS, address=number, state=state,
-        source=source, actor=actor, evidence=evidence,
+        source=source, actor=actor, evidence=evidence, note=note,
     )
 
 
 @transaction.atomic
 def record_email_state(
-    *, practice: Practice, email: str, state: EmailState, source: str, actor: str, evidence: dict | None = None
+    *, practice: Practice, email: str, state: EmailState, source: str, actor: str, evidence: dict | None = None,
+    note: str = "", keep_bounced: bool = False,
 ) -> ConsentEvent | None:
-    if _current(practice, email, "email", EmailState.SUBSCRIBED) == state:
+    """Set an email address's state; ``keep_bounced``: a bounced address stays bounced (it already gets nothing)."""
+    current = _current(practice, email, "email", EmailState.SUBSCRIBED)
+    if current == state or (keep_bounced and current == EmailState.BOUNCED):
         return None
     return ledger.record(
         practice=practice, subject=Subject.EMAIL, address=email, state=state,
-        source=source, actor=actor, evidence=evidence,
+        source=source, actor=actor, evidence=evidence, note=note,
     )
+
+
+def staff_opt_out(*, practice: Practice, address: str, reason: str, actor: str) -> ConsentEvent | None:
+    """Staff stop texts to a phone, or email to an address, because the person asked them to.
+
+    ``address`` is normalized. The reason is kept as an encrypted note, not in
+    the ledger. There is no staff opt-in: only the person can opt back in.
+    Returns None when the address could already not be reached.
+    """
+    if "@" in address:
+        return record_email_state(
+            practice=practice, email=address, state=EmailState.UNSUBSCRIBED, source=Source.STAFF, actor=actor,
+            note=reason, keep_bounced=True,
+        )
+    return record_sms_opt_out(practice=practice, number=address, source=Source.STAFF, actor=actor, note=reason)
 
 
 @transaction.atomic
@@ -68,6 +88,7 @@ def set_block(
 ) -> ConsentEvent | None:
     """Set the categories a number is blocked for; an empty list removes the block."""
     wanted = sorted(set(categories))
+    ledger.lock(practice.pk)
     current = Block.objects.filter(practice=practice, number=number).values_list("categories", flat=True).first()
     if sorted(current or []) == wanted:
         return None
@@ -79,6 +100,8 @@ def set_block(
 
 @transaction.atomic
 def set_marketing_consent(*, patient: Patient, value: str, source: str, actor: str) -> ConsentEvent | None:
+    ledger.lock(patient.practice_id)
+    patient.refresh_from_db(fields=["marketing_consent"])
     if patient.marketing_consent == value:
         return None
     event = ledger.record(
@@ -91,6 +114,8 @@ def set_marketing_consent(*, patient: Patient, value: str, source: str, actor: s
 
 @transaction.atomic
 def set_do_not_contact(*, patient: Patient, value: bool, source: str, actor: str) -> ConsentEvent | None:
+    ledger.lock(patient.practice_id)
+    patient.refresh_from_db(fields=["do_not_contact"])
     if patient.do_not_contact == value:
         return None
     event = ledger.record(

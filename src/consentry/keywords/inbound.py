@@ -81,32 +81,42 @@ def reasonable_means_confirmation(practice: Practice) -> str:
 
 
 def handle_inbound_sms(
-    *, practice: Practice, from_number: str, to_number: str, body: str, provider_ref: str
+    *, practice: Practice, from_number: str, to_number: str, body: str, provider_ref: str, provider: str = "twilio"
 ) -> InboundResult:
     number = normalize_phone(from_number, region=practice.region, field="From").number
     keyword, language = classify_in(body, ["en", *practice.keyword_languages])
     try:
         with transaction.atomic():
             inbound = InboundMessage.objects.create(
-                practice=practice, provider_ref=provider_ref, from_number=number,
+                practice=practice, provider=provider, provider_ref=provider_ref, from_number=number,
                 to_number=to_number, body=body, keyword=keyword,
             )
             conversation = conversations.record_inbound(practice, number, inbound)
             if keyword == KeywordKind.NONE:
-                return _reasonable_means(practice, conversation, body, provider_ref)
-            return _act(practice, conversation, keyword, language, body, provider_ref)
+                return _reasonable_means(practice, conversation, inbound)
+            return _act(practice, conversation, keyword, language, inbound)
     except IntegrityError:
-        # The provider retried a webhook we already processed (same MessageSid).
-        if InboundMessage.objects.filter(provider_ref=provider_ref).exists():
+        # The provider retried a webhook we already processed (the same message id at this practice).
+        if InboundMessage.objects.filter(practice=practice, provider=provider, provider_ref=provider_ref).exists():
             return InboundResult(keyword, changed=False, replied=False, replay=True)
         raise
 
 
+def _evidence(inbound: InboundMessage, **more) -> dict:
+    """What the ledger keeps of a received text: a reference to it, never its words.
+
+    The ledger is append-only, so free text written into it could never be
+    removed; the text itself stays in the (encrypted) inbound message.
+    """
+    return {"message_sid": inbound.provider_ref, "inbound_message": inbound.pk, **more}
+
+
 def _act(
-    practice: Practice, conversation: Conversation, keyword: KeywordKind, language: str, body: str, provider_ref: str
+    practice: Practice, conversation: Conversation, keyword: KeywordKind, language: str, inbound: InboundMessage
 ) -> InboundResult:
     number = conversation.phone
-    evidence = {"message_sid": provider_ref, "keyword": normalize(body), "body": body[:160]}
+    # A keyword is the whole message, so the keyword is all there is of its text.
+    evidence = _evidence(inbound, keyword=normalize(inbound.body))
     reply = None
     event = None
     if keyword == KeywordKind.OPT_OUT:
@@ -129,9 +139,9 @@ def _act(
     return InboundResult(keyword, event is not None, replied=replied)
 
 
-def _reasonable_means(practice: Practice, conversation: Conversation, body: str, provider_ref: str) -> InboundResult:
+def _reasonable_means(practice: Practice, conversation: Conversation, inbound: InboundMessage) -> InboundResult:
     """A text that is not a keyword: flag it, or opt out at once, when it may ask to stop."""
-    assessment = assess(body, ["en", *practice.keyword_languages])
+    assessment = assess(inbound.body, ["en", *practice.keyword_languages])
     if not assessment.possible_opt_out:
         return InboundResult(KeywordKind.NONE, changed=False, replied=False)
     if ledger.address_status(practice.pk, conversation.phone).sms == SmsState.OPTED_OUT:
@@ -144,7 +154,7 @@ def _reasonable_means(practice: Practice, conversation: Conversation, body: str,
                              rule=assessment.rule)
     event = consent.record_sms_opt_out(
         practice=practice, number=conversation.phone, source=Source.SMS_REPLY, actor=conversation.phone,
-        evidence={"message_sid": provider_ref, "body": body[:160], "rule": assessment.rule},
+        evidence=_evidence(inbound, rule=assessment.rule),
     )
     conversations.note_consent_change(conversation, event)
     replied = _answer(practice, conversation, reasonable_means_confirmation(practice) if event else None)

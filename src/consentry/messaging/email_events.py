@@ -193,7 +193,7 @@ def unsubscribe_by_mail(*, sender: str, subject: str) -> ConsentEvent | None:
         return None
     return record_email_state(
         practice=practice, email=email, state=EmailState.UNSUBSCRIBED, source=Source.MAILTO_UNSUBSCRIBE,
-        actor=email, evidence={"from": _text(sender), "subject": " ".join(str(subject).split())[:2100]},
+        actor=email, evidence={"from": _text(sender)}, note=" ".join(str(subject).split())[:2100],
     )
 
 

@@ -8,11 +8,14 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from consentry.consent import ledger
 from consentry.consent.ledger import projection_matches, verify_chain
 from consentry.consent.models import ConsentEvent
 from consentry.patients.models import Practice
 
-EXPORT_FIELDS = ("seq", "created_at", "subject", "address", "state", "source", "actor", "evidence", "prev_hash", "hash")
+EXPORT_FIELDS = (
+    "seq", "created_at", "subject", "address", "state", "source", "actor", "evidence", "note", "prev_hash", "hash",
+)
 
 
 class Command(BaseCommand):
@@ -53,13 +56,24 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def _export(self, practice: Practice, fmt: str) -> None:
-        rows = ConsentEvent.objects.filter(practice=practice).order_by("seq").values_list(*EXPORT_FIELDS)
+        """Every event with its note (the free text kept encrypted beside the ledger), oldest first."""
         if fmt == "json":
-            self.stdout.write(json.dumps(
-                [dict(zip(EXPORT_FIELDS, (*r[:1], r[1].isoformat(), *r[2:]), strict=True)) for r in rows.iterator(chunk_size=2000)]
-            ))
+            self.stdout.write(json.dumps(list(_export_rows(practice))))
             return
         writer = csv.writer(self.stdout)
         writer.writerow(EXPORT_FIELDS)
-        for r in rows.iterator(chunk_size=2000):
-            writer.writerow((r[0], r[1].isoformat(), *r[2:7], json.dumps(r[7], sort_keys=True), *r[8:]))
+        for row in _export_rows(practice):
+            writer.writerow([json.dumps(row[f], sort_keys=True) if f == "evidence" else row[f] for f in EXPORT_FIELDS])
+
+
+def _export_rows(practice: Practice):
+    events = ConsentEvent.objects.filter(practice=practice).order_by("seq")
+    last = 0
+    while chunk := list(events.filter(seq__gt=last)[:2000]):
+        notes = ledger.notes(chunk)
+        for event in chunk:
+            row = {f: getattr(event, f) for f in EXPORT_FIELDS if f != "note"}
+            row["created_at"] = event.created_at.isoformat()
+            row["note"] = notes.get(event.pk, "")
+            yield row
+        last = chunk[-1].seq
