@@ -13,6 +13,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
+from consentry.api.schemas import MAX_SEQ, In
 from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent
@@ -63,7 +64,7 @@ class HistoryOut(Schema):
     next_after_seq: int | None
 
 
-class OptOutIn(Schema):
+class OptOutIn(In):
     model_config = {"extra": "forbid"}
     address: str = Field(max_length=320)
     reason: str = Field(max_length=500, pattern=PRINTABLE)
@@ -96,7 +97,7 @@ def contacts_history(
     request,
     address: str = Query(..., max_length=320),
     limit: int = Query(HISTORY_PAGE, ge=1, le=HISTORY_PAGE_MAX),
-    after_seq: int = Query(0, ge=0),
+    after_seq: int = Query(0, ge=0, le=MAX_SEQ),
 ):
     """Every ledger event about this address at this practice, oldest first, and its current status.
 

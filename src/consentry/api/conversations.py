@@ -15,6 +15,7 @@ from typing import Literal
 from django.http import Http404, HttpRequest
 from ninja import Query, Router, Schema, Status
 
+from consentry.api.schemas import MAX_OFFSET, In
 from consentry.consent import ledger
 from consentry.consent.models import SmsState
 from consentry.conversations import services
@@ -82,7 +83,7 @@ class ConversationDetailOut(ConversationOut):
     entries: list[EntryOut]
 
 
-class ReplyIn(Schema):
+class ReplyIn(In):
     body: str
 
 
@@ -142,7 +143,7 @@ def conversations_list(
     request,
     flag: Literal["possible_opt_out"] | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
     """Conversations, newest activity first; ``?flag=possible_opt_out`` lists those waiting for staff."""
     practice = _practice(request)

@@ -13,6 +13,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
+from consentry.api.schemas import In
 from consentry.patients.models import Practice
 from consentry.patients.services import update_practice
 from consentry.providers.base import provider_name
@@ -47,7 +48,7 @@ class PracticeOut(Schema):
     email_provider: str
 
 
-class PracticePatch(Schema):
+class PracticePatch(In):
     """Only the fields sent change. Values are taken as sent (no "true" for true, no "5" for 5);
     only the rates take null (the provider's default)."""
 

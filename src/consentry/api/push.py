@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
+from consentry.api.schemas import MAX_OFFSET, In
 from consentry.patients.models import Patient, Practice
 from consentry.patients.services import InvalidInput
 from consentry.providers import webpush
@@ -36,12 +37,12 @@ def _patient(request: HttpRequest, patient_id: str) -> Patient:
     return patient
 
 
-class KeysIn(Schema):
+class KeysIn(In):
     p256dh: str = Field(max_length=200)
     auth: str = Field(max_length=100)
 
 
-class SubscriptionIn(Schema):
+class SubscriptionIn(In):
     """A browser's PushSubscription JSON; other members (``expirationTime``) are ignored."""
 
     endpoint: str = Field(max_length=webpush.ENDPOINT_MAX_LENGTH)
@@ -119,7 +120,7 @@ def push_subscriptions_delete(request, patient_id: str, subscription_id: str):
 
 
 @router.get("/patients/{patient_id}/notices", response=list[NoticeOut])
-def notices_list(request, patient_id: str, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+def notices_list(request, patient_id: str, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET)):
     """The patient's in-app notices, newest first."""
     patient = _patient(request, patient_id)
     notices = InAppNotice.objects.filter(patient=patient).order_by("-created_at", "-pk")[offset : offset + limit]

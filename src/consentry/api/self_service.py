@@ -8,6 +8,7 @@ import uuid
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Router, Schema, Status
 
+from consentry.api.schemas import In
 from consentry.consent import tokens
 from consentry.messaging.self_service import NotUnsubscribed, TooSoon, request_resubscribe
 from consentry.patients.models import Patient
@@ -15,7 +16,7 @@ from consentry.patients.models import Patient
 router = Router(tags=["consent"])
 
 
-class ResubscribeIn(Schema):
+class ResubscribeIn(In):
     email: str = Field(max_length=320)
 
 

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest
 from ninja import Field, NinjaAPI, Schema, Status
 from ninja.security import HttpBearer
 
+from consentry.api.schemas import In
 from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import Block, Source
@@ -18,13 +19,13 @@ from consentry.patients.models import Category, ContactKind, Patient, Practice
 from consentry.patients.services import (
     InvalidInput,
     PhoneInput,
+    api_key_for,
     create_category,
     create_patient,
-    set_notification_channels,
-    update_patient,
     normalize_address,
     normalize_phone,
-    api_key_for,
+    set_notification_channels,
+    update_patient,
 )
 
 
@@ -64,12 +65,12 @@ def _practice(request) -> Practice:
 # --- patients --------------------------------------------------------------
 
 
-class PhoneIn(Schema):
+class PhoneIn(In):
     number: str = Field(max_length=40)
     line_type: Literal["mobile", "landline", "voip", "unknown"] = "unknown"
 
 
-class PatientIn(Schema):
+class PatientIn(In):
     first_name: str = Field(max_length=100)
     last_name: str = Field("", max_length=100)
     phones: list[PhoneIn] = Field(default_factory=list, max_length=20)
@@ -84,7 +85,7 @@ class PatientIn(Schema):
     channel_opt_outs: list[str] = Field(default_factory=list, max_length=4)
 
 
-class PatientPatch(Schema):
+class PatientPatch(In):
     """Only the fields sent change. ``preferred_phone: null`` clears the preference."""
 
     model_config = {"extra": "forbid"}
@@ -216,12 +217,12 @@ def contacts_status(request, address: str):
     return {"address": normalized, "sms": status.sms, "email": None, "blocked_categories": status.blocked_categories}
 
 
-class BlockIn(Schema):
+class BlockIn(In):
     number: str = Field(max_length=40)
     categories: list[str] = Field(max_length=100)
 
 
-class BlockCategoriesIn(Schema):
+class BlockCategoriesIn(In):
     categories: list[str] = Field(max_length=100)
 
 
@@ -283,13 +284,13 @@ class CategoryOut(Schema):
     quiet_hours_exempt: bool
 
 
-class CategoryIn(Schema):
+class CategoryIn(In):
     key: str = Field(max_length=64)
     marketing: bool = False
     notification_channels: list[str] = Field(default_factory=list, max_length=4)
 
 
-class CategoryGridIn(Schema):
+class CategoryGridIn(In):
     notification_channels: list[str] = Field(max_length=4)
     quiet_hours_exempt: bool | None = None
 
@@ -325,13 +326,13 @@ def categories_update(request, key: str, payload: CategoryGridIn):
 # --- messages --------------------------------------------------------------
 
 
-class EmailContent(Schema):
+class EmailContent(In):
     subject: str = ""
     text: str = ""
     html: str = ""
 
 
-class ContentIn(Schema):
+class ContentIn(In):
     model_config = {"extra": "forbid"}
     sms: str | None = None
     voice: str | None = None
@@ -339,7 +340,7 @@ class ContentIn(Schema):
     in_app: str | None = None
 
 
-class MessageIn(Schema):
+class MessageIn(In):
     kind: str
     category: str
     patient_ids: list[str] = Field(min_length=1, max_length=200_000)

@@ -15,6 +15,7 @@ from typing import Iterable
 
 from django.db import transaction
 
+from consentry import text
 from consentry.patients.models import Patient, Practice
 
 from .models import Block, ConsentEvent, ConsentNote, ContactConsent, EmailState, SmsState, Subject
@@ -94,7 +95,9 @@ def record(
     it is stored encrypted beside the ledger and the event's evidence names it.
     """
     lock(practice.pk)  # appends to one practice's chain are serialized
-    evidence = dict(evidence or {})
+    # What a provider's webhook sent may hold text no column can store; the
+    # API and the CLI refuse it, and here it is scrubbed rather than lost.
+    evidence, actor, note = text.scrub(dict(evidence or {})), text.scrub(actor), text.scrub(note)
     if note:
         evidence["note"] = ConsentNote.objects.create(practice_id=practice.pk, text=note).pk
     head = (

@@ -35,6 +35,7 @@ from consentry.consent.models import ConsentEvent, EmailState, Source
 from consentry.consent.rules import Channel, Status
 from consentry.consent.services import record_email_state
 from consentry.patients.models import Practice
+from consentry.text import scrub
 
 from .models import Delivery, DeliveryEvent
 from .status import move, record_email_bounce
@@ -50,7 +51,8 @@ TEXT_MAX = 300
 
 
 def _text(value) -> str:
-    text = " ".join(str(value or "").split())
+    """An ESP's text, on one line, shortened, scrubbed of what cannot be stored (the ESP cannot be asked again)."""
+    text = " ".join(scrub(str(value or "")).split())
     return text if len(text) <= TEXT_MAX else text[: TEXT_MAX - 1] + "…"
 
 
@@ -110,7 +112,7 @@ def webhook_urls():
 def on_tracking(sender, event, esp_name, **kwargs) -> None:
     if event.event_type not in HANDLED_EVENTS:
         return  # queued, sent, opened, clicked...: nothing for us
-    message_id = event.message_id
+    message_id = scrub(event.message_id)
     delivery = None
     if isinstance(message_id, str) and message_id:
         delivery = Delivery.objects.filter(provider_ref=message_id, channel=Channel.EMAIL).order_by("pk").first()
@@ -136,11 +138,12 @@ def apply_tracking_event(delivery: Delivery, event, esp_name: str) -> None:
     if DeliveryEvent.objects.filter(delivery=delivery, status=status or delivery.status,
                                     provider_status=provider_status, error_code=error_code).exists():
         return
-    if _already_recorded(delivery, event.event_id):
+    event_id = scrub(event.event_id)
+    if _already_recorded(delivery, event_id):
         return
     detail = _text(event.description or event.mta_response or event.reject_reason)
     evidence = {
-        "esp": esp_name, "esp_event_id": event.event_id, "event": kind, "reason": detail,
+        "esp": esp_name, "esp_event_id": event_id, "event": kind, "reason": detail,
         "mta_response": _text(event.mta_response),
     }
     if kind == EventType.BOUNCED and not _soft(event):
@@ -206,7 +209,7 @@ def on_inbound(sender, event, esp_name, **kwargs) -> None:
         sender_address = sender_address[0] if sender_address else None
     unsubscribe_by_mail(
         sender=sender_address.addr_spec if sender_address else (message.envelope_sender or ""),
-        subject=message.subject or "",
+        subject=scrub(message.subject or ""),
     )
 
 
