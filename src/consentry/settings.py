@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",
     "django_htmx",
+    "csp",
     "django_tasks",
     "django_tasks_db",
     "consentry.patients",
@@ -75,7 +76,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Views that take posts from elsewhere say so (webhooks, one-click
+    # unsubscribe, the token-authenticated API); every other form needs the token.
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "consentry.urls"
@@ -163,10 +168,49 @@ CONSENTRY_OUTCOME_TIMEOUT_SECONDS = float(os.environ.get("CONSENTRY_OUTCOME_TIME
 # Deliveries handed to one dispatch task; planning a broadcast enqueues one task per chunk.
 CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 500))
 
+# --- HTTPS behind a TLS proxy -------------------------------------------------
+# `consentry serve` speaks plain HTTP: in production a proxy (nginx, a load
+# balancer) terminates TLS in front of it and sets X-Forwarded-Proto. When the
+# public URL is https, that header is believed from the proxy's address only
+# (CONSENTRY_TRUSTED_PROXY; the server drops it from anyone else),
+# plain-HTTP requests are redirected (health and metrics probes on loopback
+# excepted), and browsers are told to use HTTPS only (HSTS).
+_HTTPS = CONSENTRY_PUBLIC_URL.startswith("https://") and not (DEBUG or DEMO_MODE)
+CONSENTRY_TRUSTED_PROXY = os.environ.get("CONSENTRY_TRUSTED_PROXY", "127.0.0.1" if _HTTPS else "")
+if _HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = _env_bool("CONSENTRY_SSL_REDIRECT", _HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("CONSENTRY_HSTS_SECONDS", 31536000 if _HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("CONSENTRY_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading is a commitment made by submitting the domain to the browsers'
+# list; the operator opts in (then Django's reminder, security.W021, is moot).
+SECURE_HSTS_PRELOAD = _env_bool("CONSENTRY_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SESSION_COOKIE_SECURE = not (DEBUG or DEMO_MODE)
 CSRF_COOKIE_SECURE = not (DEBUG or DEMO_MODE)
+SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy on every page (django-csp): scripts, styles and
+# everything else only from this origin; no inline script, no framing, no
+# plugins, forms post only here. Email previews in the sandbox are srcdoc
+# frames with no permissions at all.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOGGING = {
     "version": 1,

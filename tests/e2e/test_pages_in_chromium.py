@@ -157,3 +157,23 @@ def test_the_portal_shows_an_opted_out_phone_with_its_way_back_in(service, page)
     item = page.locator(f'li[data-address="{phone}"]')
     expect(item.locator(".badge")).to_have_text("Texts off")
     expect(item.get_by_role("link", name="Opt in")).to_have_attribute("href", f"sms:{TEXTING_NUMBER}?&body=UNSTOP")
+
+
+def test_no_page_breaks_its_content_security_policy(service, page):
+    """The policy forbids inline script and foreign sources: every page, the API docs included, works under it."""
+    refused = []
+    page.on("console", lambda message: refused.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text else None)
+    patient_id = _patient(service, phones=[{"number": "+14155550189", "line_type": "mobile"}],
+                          emails=["csp@example.com"])
+    _send(service, patient_id, {"email": {"subject": "Flu shots", "text": "Flu shots are in.",
+                                          "html": "<p style='color:#333'>Flu <b>shots</b> are in.</p>"}},
+          kind="manual", category="document_shared")
+    status, link = service.api("POST", f"/patients/{patient_id}/portal-link")
+    assert status == 201, link
+    for url in (f"{service.base}/sandbox/", link["url"], f"{service.base}/api/v1/docs"):
+        response = page.goto(url)
+        assert "default-src 'self'" in response.headers["content-security-policy"], url
+        page.wait_for_load_state("networkidle")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Consentry")  # its scripts ran
+    assert refused == [], "\n".join(refused)

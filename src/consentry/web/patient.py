@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -46,6 +47,7 @@ def _read(request: HttpRequest, load, token: str, hint: str = ""):
         return None, invalid(request, GONE, 404)
 
 
+@never_cache  # a patient's own page: never kept by a browser or a proxy
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
@@ -62,6 +64,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "patient/unsubscribe.html", {"practice": practice, "email": email, "done": done})
 
 
+@never_cache  # a patient's own page: never kept by a browser or a proxy
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def resubscribe(request: HttpRequest, token: str) -> HttpResponse:
@@ -82,6 +85,7 @@ def opt_in_link(practice_number: str) -> str:
     return f"sms:{practice_number}?&body={quote('UNSTOP')}"
 
 
+@never_cache  # a patient's own page: never kept by a browser or a proxy
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def portal(request: HttpRequest, token: str) -> HttpResponse:

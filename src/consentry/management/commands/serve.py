@@ -34,6 +34,13 @@ def run_worker_forever(stop: threading.Event, interval: float = 0.5) -> None:
             time.sleep(1)
 
 
+def proxy_options() -> dict:
+    """Believe X-Forwarded-Proto from the TLS proxy's address only; waitress drops it from anyone else."""
+    if not settings.CONSENTRY_TRUSTED_PROXY:
+        return {}
+    return {"trusted_proxy": settings.CONSENTRY_TRUSTED_PROXY, "trusted_proxy_headers": {"x-forwarded-proto"}}
+
+
 class Command(BaseCommand):
     help = "Serve the web app and API, with an embedded delivery worker."
 
@@ -61,6 +68,6 @@ class Command(BaseCommand):
             f"worker: {'separate' if no_worker else 'embedded'})"
         )
         try:
-            serve(application, host=host, port=port, threads=threads, ident="consentry")
+            serve(application, host=host, port=port, threads=threads, ident="consentry", **proxy_options())
         finally:
             stop.set()
