@@ -165,6 +165,16 @@ CONSENTRY_RETRY_MAX_SECONDS = float(os.environ.get("CONSENTRY_RETRY_MAX_SECONDS"
 # a due delivery its task never handed over (the worker was killed) is then
 # dispatched again.
 CONSENTRY_OUTCOME_TIMEOUT_SECONDS = float(os.environ.get("CONSENTRY_OUTCOME_TIMEOUT_SECONDS", 3600))
+# Recovery (messaging/recovery.py): every worker beats every CONSENTRY_BEAT_SECONDS
+# and sweeps every CONSENTRY_SWEEP_SECONDS. A task whose worker has not beaten
+# for CONSENTRY_WORKER_DEAD_SECONDS runs again (failed once CONSENTRY_TASK_MAX_CLAIMS
+# workers died on it); a due delivery no task has handed over for
+# CONSENTRY_REDISPATCH_AFTER_SECONDS is dispatched again.
+CONSENTRY_BEAT_SECONDS = float(os.environ.get("CONSENTRY_BEAT_SECONDS", 5))
+CONSENTRY_SWEEP_SECONDS = float(os.environ.get("CONSENTRY_SWEEP_SECONDS", 30))
+CONSENTRY_WORKER_DEAD_SECONDS = float(os.environ.get("CONSENTRY_WORKER_DEAD_SECONDS", 60))
+CONSENTRY_TASK_MAX_CLAIMS = int(os.environ.get("CONSENTRY_TASK_MAX_CLAIMS", 3))
+CONSENTRY_REDISPATCH_AFTER_SECONDS = float(os.environ.get("CONSENTRY_REDISPATCH_AFTER_SECONDS", 300))
 # Deliveries handed to one dispatch task; planning a broadcast enqueues one task per chunk.
 CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 500))
 

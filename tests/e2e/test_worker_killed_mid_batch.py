@@ -4,8 +4,9 @@ One `consentry worker` hands a three-text broadcast to Twilio (the loopback
 fake) and is killed with SIGKILL while Twilio holds the second call open. Of
 the three deliveries, the first was answered, the second was handed over with
 no answer (it may have gone out), and the third was never handed over. A
-second worker, once the outcome timeout has passed, fails the second as
-``outcome_unknown`` without sending it again and sends the third.
+second worker's recovery sweep finds the dead worker's task and runs it
+again: the third goes out, and once the outcome timeout has passed the second
+fails as ``outcome_unknown`` without being sent again.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def env(service_env, twilio):
         "CONSENTRY_TWILIO_API_BASE": twilio.url,
         "CONSENTRY_OUTCOME_TIMEOUT_SECONDS": str(OUTCOME_TIMEOUT),
         "CONSENTRY_PROVIDER_TIMEOUT": "60",
+        # The recovery sweep, at a test's pace: the killed worker counts as dead after 2 s.
+        "CONSENTRY_BEAT_SECONDS": "0.2",
+        "CONSENTRY_SWEEP_SECONDS": "0.5",
+        "CONSENTRY_WORKER_DEAD_SECONDS": "2",
+        "CONSENTRY_REDISPATCH_AFTER_SECONDS": "3",
     }
 
 

@@ -84,15 +84,17 @@ def test_an_attempted_delivery_is_never_handed_to_the_provider_again(practice):
     assert SandboxMessage.objects.count() == 1
 
 
-def test_a_delivery_whose_task_stopped_before_reaching_it_is_dispatched_again(practice, settings):
-    from consentry.messaging.tasks import expire_unknown_outcomes
+def test_a_delivery_whose_task_stopped_before_reaching_it_is_dispatched_again_by_the_sweep(practice, settings):
+    from consentry.messaging.recovery import sweep
 
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
     _remind(practice, [patient])
     DBTaskResult.objects.all().delete()  # its worker was killed before handing it over
     delivery = Delivery.objects.get()
-    settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0
-    expire_unknown_outcomes.enqueue([delivery.pk])
+    settings.CONSENTRY_REDISPATCH_AFTER_SECONDS = 60
+    assert sweep()["redispatched"] == 0  # not lost yet: its task may just be about to run
+    settings.CONSENTRY_REDISPATCH_AFTER_SECONDS = 0
+    assert sweep()["redispatched"] == 1
     drain_worker()
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("delivered", 1)
@@ -100,23 +102,34 @@ def test_a_delivery_whose_task_stopped_before_reaching_it_is_dispatched_again(pr
     assert SandboxMessage.objects.count() == 1
 
 
+def test_the_sweep_leaves_deliveries_whose_tasks_wait_for_a_busy_worker(practice, settings):
+    from consentry.messaging.recovery import sweep
+
+    patient = make_patient(practice, phones=[(PHONE, "mobile")])
+    _remind(practice, [patient])  # its dispatch task is queued, and has been for a while
+    settings.CONSENTRY_REDISPATCH_AFTER_SECONDS = 0
+    assert sweep()["queue_behind"] == 1
+    assert Delivery.objects.get().attempts == 0
+    assert DBTaskResult.objects.filter(task_path__endswith=".dispatch_deliveries").count() == 1
+
+
 def test_a_delivery_never_handed_over_fails_as_not_dispatched_after_the_last_attempt(practice, settings):
-    from consentry.messaging.tasks import expire_unknown_outcomes
+    from consentry.messaging.recovery import sweep
 
     settings.CONSENTRY_RETRY_MAX_ATTEMPTS = 3
-    settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0
+    settings.CONSENTRY_REDISPATCH_AFTER_SECONDS = 0
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
     _remind(practice, [patient])
     delivery = Delivery.objects.get()
     for attempts in (1, 2):
         # Each time, the task that has it is lost before handing it over (its worker is killed).
         DBTaskResult.objects.all().delete()
-        expire_unknown_outcomes.call([delivery.pk])
+        sweep()
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts) == ("pending", attempts)
         assert DBTaskResult.objects.filter(task_path__endswith=".dispatch_deliveries").count() == 1
     DBTaskResult.objects.all().delete()
-    expire_unknown_outcomes.call([delivery.pk])
+    sweep()
     delivery.refresh_from_db()
     assert (delivery.status, delivery.reason) == ("failed", "not_dispatched")
     assert delivery.error.startswith("not_dispatched")

@@ -203,9 +203,9 @@ def test_an_unknown_outcome_is_never_resent_and_fails_after_the_timeout(practice
     assert delivery.status == "pending" and delivery.attempted_at is not None
     assert len(twilio.messages()) == 1
     settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0  # the timeout has passed
-    from consentry.messaging.tasks import expire_unknown_outcomes
+    from consentry.messaging.recovery import sweep
 
-    expire_unknown_outcomes.enqueue([delivery.pk])
+    assert sweep()["outcome_unknown"] == 1
     drain_worker()
     delivery.refresh_from_db()
     assert (delivery.status, delivery.reason) == ("failed", "outcome_unknown")
@@ -218,10 +218,10 @@ def test_a_delivery_settled_by_its_callback_is_not_expired(client, practice, twi
     delivery = Delivery.objects.get()
     _status_callback(client, delivery.provider_ref, "delivered")
     settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0
-    from consentry.messaging.tasks import expire_unknown_outcomes
+    settings.CONSENTRY_REDISPATCH_AFTER_SECONDS = 0
+    from consentry.messaging.recovery import sweep
 
-    expire_unknown_outcomes.enqueue([delivery.pk])
-    drain_worker()
+    assert not any(sweep().values())
     delivery.refresh_from_db()
     assert delivery.status == "delivered"
 
@@ -245,12 +245,10 @@ def test_a_retry_waits_out_its_backoff_whichever_task_finds_it_first(practice, t
     assert len(twilio.messages()) == 2
 
 
-def test_an_unknown_outcome_handed_over_after_its_task_began_waits_for_its_own_timeout(practice, twilio, settings):
+def test_an_unknown_outcome_waits_for_its_own_timeout(practice, twilio, settings):
     from datetime import timedelta
 
-    from django_tasks_db.models import DBTaskResult
-
-    from consentry.messaging.tasks import expire_unknown_outcomes
+    from consentry.messaging.recovery import sweep
 
     settings.CONSENTRY_PROVIDER_TIMEOUT = 0.2
     twilio.delay = 0.6  # Twilio records the message, but we stop waiting for the answer
@@ -258,19 +256,13 @@ def test_an_unknown_outcome_handed_over_after_its_task_began_waits_for_its_own_t
     _send(practice, patient, {"sms": "Hello"})
     delivery = Delivery.objects.get()
     settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 60
-    DBTaskResult.objects.all().delete()
-    # The task's own check comes while this delivery's timeout still runs: it is looked at again later.
-    expire_unknown_outcomes.enqueue([delivery.pk])
-    drain_worker()
+    settings.CONSENTRY_REDISPATCH_AFTER_SECONDS = 0
+    assert not any(sweep().values())  # handed over: never dispatched again, and its minute is not over
     delivery.refresh_from_db()
     assert delivery.status == "pending"
-    [later] = DBTaskResult.objects.filter(status="READY")
-    assert later.task_path.endswith("expire_unknown_outcomes") and later.args_kwargs["args"] == [[delivery.pk]]
-    assert later.run_after == delivery.attempted_at + timedelta(seconds=60)
     # The minute passes.
     Delivery.objects.filter(pk=delivery.pk).update(attempted_at=delivery.attempted_at - timedelta(seconds=60))
-    DBTaskResult.objects.filter(pk=later.pk).update(run_after=delivery.attempted_at - timedelta(seconds=1))
-    drain_worker()
+    assert sweep()["outcome_unknown"] == 1
     delivery.refresh_from_db()
     assert (delivery.status, delivery.reason) == ("failed", "outcome_unknown")
     assert len(twilio.messages()) == 1

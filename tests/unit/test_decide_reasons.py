@@ -80,7 +80,7 @@ REASON_SCENARIOS = {
 }
 
 # Time-based reasons belong to the delivery pipeline, not to decide() today.
-NOT_FROM_DECIDE = {Reason.QUIET_HOURS, Reason.FREQUENCY_CAP}
+NOT_FROM_DECIDE = {Reason.QUIET_HOURS, Reason.FREQUENCY_CAP, Reason.OUTCOME_UNKNOWN, Reason.NOT_DISPATCHED}
 
 
 def test_every_consent_reason_code_has_a_scenario():

@@ -71,6 +71,9 @@ class Reason(StrEnum):
     CHANNEL_OPTED_OUT_BY_PATIENT = "channel_opted_out_by_patient"
     QUIET_HOURS = "quiet_hours"
     FREQUENCY_CAP = "frequency_cap"
+    # Found by the worker after the decision, never by decide():
+    OUTCOME_UNKNOWN = "outcome_unknown"  # handed to a provider that never answered: never resent
+    NOT_DISPATCHED = "not_dispatched"  # its dispatch task stopped before handing it over, at every attempt
 
 
 class Status(StrEnum):

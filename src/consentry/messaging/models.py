@@ -72,6 +72,9 @@ class Delivery(models.Model):
             models.Index(fields=["practice", "address", "channel"], name="delivery_address"),
             # Status callbacks find their delivery by the provider's id.
             models.Index(fields=["provider_ref"], name="delivery_provider_ref", condition=~models.Q(provider_ref="")),
+            # The recovery sweep looks only at deliveries still waiting, oldest first.
+            models.Index(fields=["updated_at"], name="delivery_waiting",
+                         condition=models.Q(status__in=[Status.PENDING, Status.DEFERRED])),
         ]
 
 
@@ -99,3 +102,13 @@ class SenderPace(models.Model):
 
     sender = models.CharField(max_length=300, unique=True)
     next_at = models.DateTimeField()
+
+
+class WorkerBeat(models.Model):
+    """A worker process's heartbeat: a task whose worker stopped beating is run again by another."""
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -34,12 +34,9 @@ def dispatch_deliveries(delivery_ids: list[int], reserved: list[str] | None = No
     ``reserved`` is [sender, instant]: a slot the task that handed over this
     batch already took for that sender (see ``pacing``).
     """
-    # Whatever happens to this worker from here on (even a crash right after
-    # a provider accepted a message), these deliveries are looked at again
-    # once the outcome timeout has passed: none can stay pending for ever.
-    expire_unknown_outcomes.using(
-        run_after=datetime.now(UTC) + timedelta(seconds=settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS)
-    ).enqueue(delivery_ids)
+    # Whatever happens to this worker from here on (even a crash right after a
+    # provider accepted a message), every worker's recovery sweep settles what
+    # it leaves open: none of these can stay pending for ever (see recovery.py).
     return Dispatch(reserved).run(list(delivery_ids))
 
 
@@ -415,53 +412,10 @@ def retry_delay(attempt: int) -> timedelta:
 
 @task()
 def expire_unknown_outcomes(delivery_ids: list[int]) -> dict:
-    """Settle what a dispatch task left open, once the outcome timeout has passed.
+    """Settle these deliveries as the recovery sweep would (tasks of this name queued by earlier versions)."""
+    from .recovery import settle_deliveries
 
-    A delivery handed over longer ago than the timeout that no one heard back
-    about fails with ``outcome_unknown``: the provider may have sent it, so it
-    is never resent (one handed over more recently is looked at again when its
-    own timeout is over).
-    A due delivery still waiting that was never handed over (its task stopped
-    before reaching it: the worker was killed, or failed) is dispatched again,
-    up to ``CONSENTRY_RETRY_MAX_ATTEMPTS`` times in all; then it fails with
-    ``not_dispatched``. Dispatching it twice is harmless: only one task can
-    take it.
-    """
-    now = datetime.now(UTC)
-    timeout = timedelta(seconds=settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS)
-    waiting = Delivery.objects.filter(pk__in=delivery_ids, status__in=[Status.PENDING, Status.DEFERRED])
-    settled = {"outcome_unknown": 0, "redispatched": 0, "not_dispatched": 0, "looked_at_later": 0}
-    later = []
-    for delivery in waiting.filter(attempted_at__isnull=False):
-        if delivery.attempted_at > now - timeout:
-            later.append(delivery)  # handed over after its task began: its timeout is not over yet
-            continue
-        with transaction.atomic():
-            settled["outcome_unknown"] += move(
-                delivery, Status.FAILED, reason="outcome_unknown", error_code="outcome_unknown"
-            )
-    if later:
-        expire_unknown_outcomes.using(run_after=max(d.attempted_at for d in later) + timeout).enqueue(
-            [d.pk for d in later]
-        )
-        settled["looked_at_later"] = len(later)
-    again = []
-    for delivery in waiting.filter(Q(not_before__isnull=True) | Q(not_before__lte=now), attempted_at__isnull=True):
-        with transaction.atomic():
-            if delivery.attempts + 1 >= settings.CONSENTRY_RETRY_MAX_ATTEMPTS:
-                settled["not_dispatched"] += move(
-                    delivery, Status.FAILED, reason="not_dispatched", error_code="not_dispatched",
-                    error="not_dispatched: its dispatch task stopped before handing it over, every time",
-                )
-                continue
-            delivery.attempts += 1
-            delivery.save(update_fields=["attempts", "updated_at"])
-            DeliveryEvent.objects.create(delivery=delivery, status=delivery.status, provider_status="redispatch")
-            again.append(delivery.pk)
-    if again:
-        dispatch_deliveries.enqueue(again)
-        settled["redispatched"] = len(again)
-    return settled
+    return settle_deliveries(datetime.now(UTC), ids=delivery_ids)
 
 
 class Person(NamedTuple):

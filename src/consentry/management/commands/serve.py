@@ -16,6 +16,11 @@ log = logging.getLogger("consentry.serve")
 
 def run_worker_forever(stop: threading.Event, interval: float = 0.5) -> None:
     """Run the task worker in this thread; a crash is logged and the worker restarts."""
+    from consentry.messaging.recovery import Sweeper
+
+    worker_id = "serve-" + get_random_string(16)
+    sweeper = Sweeper(worker_id)  # beats for this worker and sweeps for what stopped workers left open
+    sweeper.start()
     while not stop.is_set():
         worker = Worker(
             queue_names=["default"],
@@ -24,7 +29,7 @@ def run_worker_forever(stop: threading.Event, interval: float = 0.5) -> None:
             backend_name="default",
             startup_delay=False,
             max_tasks=None,
-            worker_id="serve-" + get_random_string(16),
+            worker_id=worker_id,
             excluded_queue_names=[],
         )
         try:

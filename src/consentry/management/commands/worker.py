@@ -12,8 +12,15 @@ class Command(DbWorkerCommand):
     requires_system_checks = [TAG]
 
     def handle(self, *args, **options):
+        from consentry.messaging.recovery import Sweeper
         from consentry.web.demo import startup_banner
 
         if banner := startup_banner():
             self.stderr.write(banner)
-        return super().handle(*args, **options)
+        # Beats for this worker and sweeps for what stopped workers left open.
+        sweeper = Sweeper(options["worker_id"])
+        sweeper.start()
+        try:
+            return super().handle(*args, **options)
+        finally:
+            sweeper.stop()
