@@ -276,7 +276,5 @@ CONSENTRY_PUSH_ALLOW_LOOPBACK = _env_bool("CONSENTRY_PUSH_ALLOW_LOOPBACK", False
 # task that runs when the sender is free, so other practices are not held up.
 CONSENTRY_PACING_MAX_WAIT_SECONDS = float(os.environ.get("CONSENTRY_PACING_MAX_WAIT_SECONDS", 1.0))
 # A dispatch task checks consent for this many deliveries at once, then hands
-# them over; deliveries not handed over within the recheck time after that
-# check (a slow provider, a paced sender) are checked again first.
+# them over (each one over the network is checked again as it is taken).
 CONSENTRY_DISPATCH_CHUNK = int(os.environ.get("CONSENTRY_DISPATCH_CHUNK", 100))
-CONSENTRY_DISPATCH_RECHECK_SECONDS = float(os.environ.get("CONSENTRY_DISPATCH_RECHECK_SECONDS", 1.0))

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from consentry.patients.models import Patient, Practice
 
-from . import ledger
+from . import address_lock, ledger
 from .models import Block, ConsentEvent, ContactConsent, EmailState, SmsState, Source, Subject
 
 
@@ -22,8 +22,10 @@ SMS_OPT_IN_SOURCES = frozenset({Source.SMS_KEYWORD})
 
 
 def _current(practice: Practice, address: str, field: str, default: str) -> str:
-    """The address's state, read under the practice's ledger lock (taken here: callers need not)."""
+    """The address's state, read under the practice's ledger lock and the address's own (taken here: callers need
+    not). The address lock waits for hand-overs to it in flight, and makes later ones see this change."""
     ledger.lock(practice.pk)
+    address_lock.for_change(practice.pk, address)
     value = ContactConsent.objects.filter(practice=practice, address=address).values_list(field, flat=True).first()
     return value or default
 
@@ -89,6 +91,7 @@ def set_block(
     """Set the categories a number is blocked for; an empty list removes the block."""
     wanted = sorted(set(categories))
     ledger.lock(practice.pk)
+    address_lock.for_change(practice.pk, number)
     current = Block.objects.filter(practice=practice, number=number).values_list("categories", flat=True).first()
     if sorted(current or []) == wanted:
         return None

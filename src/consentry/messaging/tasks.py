@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from dataclasses import dataclass
 from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django_tasks import task
 
-from consentry.consent import ledger
+from consentry.consent import address_lock, ledger
 from consentry.consent.rules import Channel, Kind, Reason, Status, address_block_reason, window_opens
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
@@ -91,13 +90,13 @@ class Dispatch:
     exactly when that transaction commits.
 
     The others go to providers over the network, one at a time, at their
-    sender's pace. Each is taken right before its provider call (a conditional
-    update that only one worker can win), so a delivery is never handed over
-    twice, and one taken but never answered is an unknown outcome, never
-    resent. Deliveries still waiting when the consent check is
-    ``CONSENTRY_DISPATCH_RECHECK_SECONDS`` old are checked again with the next
-    chunk. A provider that sends status callbacks has its answer recorded right
-    away, so a callback always finds its delivery.
+    sender's pace. Each is checked again and taken in one transaction right
+    before its provider call (the take is a conditional update that only one
+    worker can win), holding its address's lock until the provider has it, so
+    an opt-out either is seen or waits (``consent.address_lock``). No delivery
+    is handed over twice, and one taken but never answered is an unknown
+    outcome, never resent. A provider that sends status callbacks has its
+    answer recorded right away, so a callback always finds its delivery.
     """
 
     def __init__(self, reserved: list[str] | None = None):
@@ -134,26 +133,30 @@ class Dispatch:
         Returns the ids to check again, and, when a sender is busy for a while,
         (sender, its reserved instant) for the task that takes over.
         """
-        remote, checked_at = self.claim(ids)
+        remote = self.claim(ids)
         answered: list[tuple[Claimed, object]] = []
         try:
             for i, delivery in enumerate(remote):
-                if i and time.monotonic() - checked_at > settings.CONSENTRY_DISPATCH_RECHECK_SECONDS:
-                    return [d.pk for d in remote[i:]], None
                 pace = self.pace(delivery)
                 if isinstance(pace, Busy):
                     return [d.pk for d in remote[i:]], (pace.sender, pace.slot)
                 outbound = self.outbound(delivery)
                 if pace is not None:
                     pacing.wait_for(*pace)
-                if not _take(delivery):
-                    self.count("not_pending")  # another task has it
-                    continue
-                try:
-                    result = self.provider(delivery).send(outbound)
-                except ProviderError as exc:
-                    log.warning("delivery %s: %s %s", delivery.pk, exc.code, exc)
-                    self.count(_provider_refused(delivery.model(), exc))
+                refused = None
+                # From the consent check until the provider has it, an opt-out of this address waits.
+                with address_lock.handing_over(delivery.practice_id, delivery.address):
+                    not_taken = self.take(delivery)
+                    if not_taken is not None:
+                        self.count(not_taken)
+                        continue
+                    try:
+                        result = self.provider(delivery).send(outbound)
+                    except ProviderError as exc:
+                        refused = exc
+                if refused is not None:  # handled once the lock is let go: it may record a carrier opt-out
+                    log.warning("delivery %s: %s %s", delivery.pk, refused.code, refused)
+                    self.count(_provider_refused(delivery.model(), refused))
                     continue
                 answered.append((delivery, result))
                 if getattr(self.provider(delivery), "status_callbacks", False):
@@ -163,9 +166,39 @@ class Dispatch:
         finally:
             self.record(answered)
 
-    def claim(self, ids: list[int]) -> tuple[list[Claimed], float]:
+    def take(self, delivery: Claimed) -> str | None:
+        """Check the address's consent as it is now and take the delivery, in one transaction.
+
+        None when taken (it goes to its provider right after); else why not:
+        ``skipped`` (an opt-out or a block since the batch was checked) or
+        ``not_pending`` (another task has it).
+        """
+        with transaction.atomic():
+            if delivery.channel != Channel.IN_APP:
+                state = ledger.consent_state(delivery.practice_id, [delivery.address])
+                if reason := self.block_reason(delivery, state):
+                    row = Delivery.objects.select_for_update().select_related("practice").filter(
+                        pk=delivery.pk, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True
+                    ).first()
+                    if row is None:
+                        return "not_pending"
+                    row.message = delivery.message
+                    move(row, Status.SKIPPED, reason=reason)
+                    return Status.SKIPPED
+            return None if _take(delivery) else "not_pending"
+
+    def block_reason(self, delivery: Claimed, state) -> Reason | None:
+        """Why this delivery may no longer go to its address, from the consent ``state``; None if it may."""
+        return address_block_reason(
+            kind=Kind(delivery.message.kind),
+            category=self.categories[delivery.practice_id, delivery.message.category],
+            channel=Channel(delivery.channel), address=delivery.address, state=state,
+        )
+
+    def claim(self, ids: list[int]) -> list[Claimed]:
         """Lock the due deliveries and check consent once for all; skip those that may no longer go,
-        store and record those for a local provider. What is left goes over the network."""
+        store and record those for a local provider. What is left goes over the network (each is
+        checked again as it is taken)."""
         now = datetime.now(UTC)
         with transaction.atomic():
             rows = {
@@ -184,7 +217,9 @@ class Dispatch:
                     continue
                 due.append(delivery)
             self.attach(due)
-            checked_at = time.monotonic()
+            # Those stored below are handed over when this transaction commits: no opt-out of their
+            # addresses may commit between the check and then.
+            address_lock.for_handovers((d.practice_id, d.address) for d in due if d.channel != Channel.IN_APP)
             states = {}
             for practice_id in {d.practice_id for d in due}:
                 states[practice_id] = ledger.consent_state(
@@ -194,14 +229,8 @@ class Dispatch:
             for delivery in due:
                 reason = None
                 if delivery.channel != Channel.IN_APP:
-                    # The last word before the provider call: a STOP committed
-                    # after the message was planned still wins.
-                    reason = address_block_reason(
-                        kind=Kind(delivery.message.kind),
-                        category=self.categories[delivery.practice_id, delivery.message.category],
-                        channel=Channel(delivery.channel), address=delivery.address,
-                        state=states[delivery.practice_id],
-                    )
+                    # A STOP committed after the message was planned still wins.
+                    reason = self.block_reason(delivery, states[delivery.practice_id])
                 if reason is not None:
                     move(delivery.model(), Status.SKIPPED, reason=reason)
                     self.count(Status.SKIPPED)
@@ -218,7 +247,7 @@ class Dispatch:
                 self.defer(deferred_ids, opens, now)
             for provider, deliveries in local.items():
                 self.store(provider, deliveries)
-        return remote, checked_at
+        return remote
 
     def quiet_until(self, delivery: Claimed, now: datetime, opening: dict) -> datetime | None:
         """When the recipient's window opens, if quiet hours apply and it is shut now; else None.
