@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/broadcast.py
 	$(BIN)/python bench/dispatch.py --postgres
+	$(BIN)/python bench/races.py
 
 clean:
 	rm -rf $(VENV) var .hypothesis

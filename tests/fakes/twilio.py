@@ -27,7 +27,7 @@ ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<resource>Messa
 class FakeTwilio:
     account_sid: str
     auth_token: str
-    # every authenticated request: {"resource", "form", and "sid" when it was accepted}
+    # every authenticated request: {"resource", "form", "at" (epoch seconds), and "sid" when it was accepted}
     requests: list[dict] = field(default_factory=list)
     # to-number -> (HTTP status, Twilio error code, message): answer sends to it with that error
     errors: dict[str, tuple[int, int, str]] = field(default_factory=dict)
@@ -55,7 +55,7 @@ class FakeTwilio:
             return 401, _error(401, 20003, "Authenticate")
         form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
         resource = match["resource"]
-        record = {"resource": resource, "form": form}
+        record = {"resource": resource, "form": form, "at": time.time()}  # when Twilio had it
         self.requests.append(record)
         to = form.get("To", "")
         if self.delay or to in self.delays:
