@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "consentry.web.metrics.WebhookTimingMiddleware",
 ]
 
 ROOT_URLCONF = "consentry.urls"
@@ -186,6 +187,8 @@ CONSENTRY_DISPATCH_BATCH = int(os.environ.get("CONSENTRY_DISPATCH_BATCH", 500))
 # plain-HTTP requests are redirected (health and metrics probes on loopback
 # excepted), and browsers are told to use HTTPS only (HSTS).
 _HTTPS = CONSENTRY_PUBLIC_URL.startswith("https://") and not (DEBUG or DEMO_MODE)
+# /metrics answers with this bearer token; unset, only direct requests from this machine.
+CONSENTRY_METRICS_TOKEN = os.environ.get("CONSENTRY_METRICS_TOKEN", "")
 CONSENTRY_TRUSTED_PROXY = os.environ.get("CONSENTRY_TRUSTED_PROXY", "127.0.0.1" if _HTTPS else "")
 if _HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

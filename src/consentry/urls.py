@@ -2,11 +2,12 @@ from django.urls import include, path
 
 from consentry.api.v1 import api
 from consentry.messaging import email_events
-from consentry.web import patient, sandbox, views, webhooks
+from consentry.web import metrics, patient, sandbox, views, webhooks
 
 urlpatterns = [
     path("", views.index, name="index"),
-    path("healthz", views.health, name="health"),
+    path("healthz", metrics.health, name="health"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", api.urls),
     path("webhooks/twilio/sms", webhooks.twilio_sms, name="twilio-sms"),
     path("webhooks/twilio/status", webhooks.twilio_status, name="twilio-status"),

@@ -19,10 +19,6 @@ def index(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body)
 
 
-def health(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"ok": True})
-
-
 def sandbox_outbox(request: HttpRequest) -> JsonResponse:
     """Everything the sandbox provider was asked to send (newest last); only in a demo deployment."""
     if not sandbox_pages_on():
