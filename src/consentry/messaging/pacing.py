@@ -69,6 +69,13 @@ def reserve(sender: Sender, now: datetime | None = None) -> datetime:
     return slot
 
 
+def hold(sender: Sender, until: datetime) -> None:
+    """The provider asked the sender to wait (a 429's Retry-After): no instant before ``until`` for anyone."""
+    with transaction.atomic():
+        SenderPace.objects.bulk_create([SenderPace(sender=sender.key, next_at=until)], ignore_conflicts=True)
+        SenderPace.objects.filter(sender=sender.key, next_at__lt=until).update(next_at=until)
+
+
 def wait_for(sender: Sender, slot: datetime) -> None:
     """Sleep until the reserved instant; a hand-over running late takes a new instant instead.
 

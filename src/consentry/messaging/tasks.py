@@ -156,6 +156,8 @@ class Dispatch:
                         refused = exc
                 if refused is not None:  # handled once the lock is let go: it may record a carrier opt-out
                     log.warning("delivery %s: %s %s", delivery.pk, refused.code, refused)
+                    if refused.retry_after and (sender := self.sender(delivery)) is not None:
+                        pacing.hold(sender, datetime.now(UTC) + timedelta(seconds=refused.retry_after))
                     self.count(_provider_refused(delivery.model(), refused))
                     continue
                 answered.append((delivery, result))
@@ -422,8 +424,9 @@ def _provider_refused(delivery: Delivery, exc: ProviderError) -> str:
         if exc.transient and delivery.attempts + 1 < settings.CONSENTRY_RETRY_MAX_ATTEMPTS:
             delivery.attempts += 1
             delivery.attempted_at = None  # the provider refused it: trying again cannot duplicate it
-            # Not before the backoff is over, whichever task finds it first.
-            delivery.not_before = datetime.now(UTC) + retry_delay(delivery.attempts)
+            # Not before the backoff is over (nor before the provider's Retry-After), whichever task finds it first.
+            wait = max(retry_delay(delivery.attempts), timedelta(seconds=exc.retry_after or 0))
+            delivery.not_before = datetime.now(UTC) + wait
             delivery.save(update_fields=["attempts", "attempted_at", "not_before", "updated_at"])
             DeliveryEvent.objects.create(delivery=delivery, status=delivery.status, error_code=exc.code,
                                          provider_status="retry")

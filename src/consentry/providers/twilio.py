@@ -14,6 +14,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from .base import Outbound, ProviderError, SendResult
 
@@ -23,17 +24,40 @@ TWILIO_API = "https://api.twilio.com"
 CARRIER_OPT_OUT = 21610
 
 
-class _BaseUrlHttpClient(TwilioHttpClient):
-    """Sends the library's requests to another base URL, unchanged otherwise."""
+class _HttpClient(TwilioHttpClient):
+    """The library's HTTP client, sent to ``base`` instead of api.twilio.com when asked, and keeping the
+    Retry-After of a 429 (the library's error does not carry the response's headers)."""
 
     def __init__(self, base: str, **kwargs):
         super().__init__(**kwargs)
         self.base = base.rstrip("/")
+        self.retry_after: float | None = None
 
     def request(self, method, url, *args, **kwargs):
-        if url.startswith(TWILIO_API):
+        if url.startswith(TWILIO_API) and self.base != TWILIO_API:
             url = self.base + url[len(TWILIO_API):]
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        self.retry_after = _seconds(response.headers.get("Retry-After")) if response.status_code == 429 else None
+        return response
+
+
+def _seconds(value) -> float | None:
+    """Retry-After in seconds (HTTP allows a date too; Twilio sends seconds, anything else is ignored)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(seconds, 0.0), 3600.0)
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the request cannot have reached Twilio: no connection was made (refused, no route, DNS, a
+    connect timeout). A connection lost after the request was written (a reset while waiting for the answer)
+    is not that: Twilio may have taken the message."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, NewConnectionError | ConnectTimeoutError)  # NameResolutionError is a NewConnectionError
 
 
 def status_callback_url() -> str:
@@ -62,13 +86,8 @@ class TwilioProvider:
         if not practice.twilio_account_sid or not practice.twilio_auth_token:
             raise ProviderError("the practice has no Twilio account connected", code="twilio_not_configured")
         self.practice = practice
-        base = settings.CONSENTRY_TWILIO_API_BASE
-        http_client = (
-            _BaseUrlHttpClient(base, timeout=settings.CONSENTRY_PROVIDER_TIMEOUT)
-            if base.rstrip("/") != TWILIO_API
-            else TwilioHttpClient(timeout=settings.CONSENTRY_PROVIDER_TIMEOUT)
-        )
-        self.client = Client(practice.twilio_account_sid, practice.twilio_auth_token, http_client=http_client)
+        self.http = _HttpClient(settings.CONSENTRY_TWILIO_API_BASE, timeout=settings.CONSENTRY_PROVIDER_TIMEOUT)
+        self.client = Client(practice.twilio_account_sid, practice.twilio_auth_token, http_client=self.http)
 
     def send(self, message: Outbound) -> SendResult:
         callback = status_callback_url()
@@ -85,12 +104,15 @@ class TwilioProvider:
             )
             return SendResult(provider_ref=sent.sid, status="sent")
         except TwilioRestException as exc:
-            # 429 and 5xx: Twilio did not take the message; trying later is safe.
+            # 429 and 5xx: Twilio did not take the message; trying later is safe (after Retry-After, if said).
             transient = exc.status == 429 or exc.status >= 500
-            raise ProviderError(exc.msg or str(exc), code=str(exc.code or exc.status), transient=transient) from exc
+            raise ProviderError(exc.msg or str(exc), code=str(exc.code or exc.status), transient=transient,
+                                retry_after=self.http.retry_after if exc.status == 429 else None) from exc
         except requests.ConnectionError as exc:
-            # Nothing reached Twilio (refused, DNS, reset before a response).
-            raise ProviderError(str(exc), code="twilio_unreachable", transient=True) from exc
+            if _never_connected(exc):  # refused, no route, DNS, a connect timeout: nothing reached Twilio
+                raise ProviderError(str(exc), code="twilio_unreachable", transient=True) from exc
+            # Lost after the request went out: it may have been accepted. Never resend blindly.
+            raise ProviderError(str(exc), code="outcome_unknown", transient=False) from exc
         except requests.Timeout as exc:
             # The request may have been accepted: the outcome is unknown, never resend blindly.
             raise ProviderError(str(exc), code="outcome_unknown", transient=False) from exc
