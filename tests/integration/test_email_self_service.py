@@ -276,3 +276,6 @@ def test_portal_links_are_per_patient_and_expire(api, practice, ava):
     assert Client().get(f"/portal/{old}").status_code == 400
     assert Client().get(f"/portal/{_tampered(tokens.portal_token(ava.pk))}").status_code == 400
     assert Client().get(f"/portal/{tokens.portal_token(uuid.uuid4())}").status_code == 404
+    # A genuine token whose content names no patient id (only the service's keys could make one): a 400, not a 500.
+    for ref in ("not-a-uuid", "\x00", "9" * 40):
+        assert Client().get(f"/portal/{tokens.portal_token(ref)}").status_code == 400

@@ -81,3 +81,22 @@ def test_emoji_and_unicode_bodies_are_kept(client, practice):
 
     assert send_sms_webhook(client, body="Thanks 🙏 — à bientôt", sender="+14155550111").status_code == 200
     assert InboundMessage.objects.get().body == "Thanks 🙏 — à bientôt"
+
+
+@FUZZ
+@given(raw=st.binary(max_size=120))
+def test_signed_webhooks_with_any_bytes_in_the_body_never_500(client, practice, raw):
+    """Bytes that are not UTF-8, or percent-encode a surrogate: decoded as Django decodes them, signed so."""
+    from urllib.parse import quote_from_bytes
+
+    from django.http import QueryDict
+
+    from tests.conftest import twilio_signature
+
+    body = (f"From=%2B14155550111&To=%2B14155550100&MessageSid=SMraw&AccountSid=AC1&Body={quote_from_bytes(raw)}"
+            "&Extra=%ED%BF%BF")
+    params = QueryDict(body).dict()  # what the view will see and check the signature against
+    signature = twilio_signature("http://testserver/webhooks/twilio/sms", params)
+    response = client.post("/webhooks/twilio/sms", body, content_type="application/x-www-form-urlencoded",
+                           HTTP_X_TWILIO_SIGNATURE=signature)
+    assert response.status_code in (200, 400)

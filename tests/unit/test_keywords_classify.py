@@ -130,7 +130,11 @@ def test_language_codes():
     assert enabled_languages(["fr", "es_US", "EN"]) == ("en", "es")
 
 
-@given(st.text(), st.lists(st.sampled_from(["en", "es", "fr", "es-MX", ""]), max_size=3))
+# Any text, and text full of lone surrogates, controls, accents and spaces (what a carrier may hand over).
+ANY_TEXT = st.text() | st.text(st.characters(categories=["Cs", "Cc", "Mn", "L", "N", "P", "Z"]))
+
+
+@given(ANY_TEXT, st.lists(st.sampled_from(["en", "es", "fr", "es-MX", ""]), max_size=3))
 def test_classify_in_english_only_agrees_with_classify(body, languages):
     kind, lang = classify_in(body, [code for code in languages if not code.startswith("es")])
     assert kind == classify(body)

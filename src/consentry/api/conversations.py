@@ -97,7 +97,7 @@ class RefusedOut(Schema):
     reason: str
 
 
-class OptOutOut(Schema):
+class ConversationOptOutOut(Schema):
     conversation: ConversationDetailOut
     changed: bool  # False: the number was already opted out
 
@@ -178,7 +178,7 @@ def conversations_reply(request, conversation_id: str, payload: ReplyIn):
     return Status(201, {"entry": _entry_out(line), "delivery_id": entry.delivery_id})
 
 
-@router.post("/{conversation_id}/opt-out", response=OptOutOut)
+@router.post("/{conversation_id}/opt-out", response=ConversationOptOutOut)
 def conversations_opt_out(request, conversation_id: str):
     """Opt the phone out of texts on the patient's request (or confirm a flagged reply); clears the flag.
 

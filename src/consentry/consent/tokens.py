@@ -11,6 +11,7 @@ Each kind of token is tagged: a resubscribe token is no unsubscribe token.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
@@ -76,8 +77,12 @@ def portal_token(patient_id, issued_at: datetime | None = None) -> str:
 
 
 def read_portal_token(token: str) -> str:
-    """The patient id of a portal link; ``BadToken`` when altered or older than seven days."""
-    return _open(token, PORTAL, PORTAL_MAX_AGE)[0]
+    """The patient id of a portal link; ``BadToken`` when altered, older than seven days, or naming no patient id."""
+    patient_id = _open(token, PORTAL, PORTAL_MAX_AGE)[0]
+    try:
+        return str(uuid.UUID(str(patient_id)))
+    except ValueError:
+        raise BadToken("this link does not name a patient") from None
 
 
 def public_url(path: str) -> str:
