@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import time
 
 import pytest
@@ -151,3 +152,30 @@ def send_sms_webhook(client: Client, *, body: str, sender: str, to: str = "+1415
     url = "http://testserver/webhooks/twilio/sms"
     sig = signature if signature is not None else twilio_signature(url, params, token)
     return client.post("/webhooks/twilio/sms", params, HTTP_X_TWILIO_SIGNATURE=sig)
+
+
+# --- figures printed at the end of the run ---------------------------------------------------------------------
+
+
+def summary(request, line: str) -> None:
+    """A line at the end of the run (pytest's terminal summary), whatever the capture mode."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        print(line, file=sys.stderr)
+        return
+    lines = request.config.stash.setdefault(_SUMMARY, [])
+    if not lines:
+        request.config.pluginmanager.register(_SummaryPlugin(lines), "consentry-summary")
+    lines.append(line)
+
+
+class _SummaryPlugin:
+    def __init__(self, lines):
+        self.lines = lines
+
+    def pytest_terminal_summary(self, terminalreporter):
+        for line in self.lines:
+            terminalreporter.write_line(line)
+
+
+_SUMMARY = pytest.StashKey[list]()

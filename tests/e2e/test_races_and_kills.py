@@ -19,7 +19,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -27,7 +26,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import TWILIO_ACCOUNT
+from tests.conftest import TWILIO_ACCOUNT, summary
 from tests.e2e.conftest import CLI, cli, start_service
 from tests.fakes.twilio import start_fake_twilio
 
@@ -43,10 +42,6 @@ KILL_ROUNDS = int(os.environ.get("CONSENTRY_KILL_ROUNDS", 3))
 WORKERS = 4
 BROADCAST = "Flu shots are in: walk in any weekday."
 OUTCOME_TIMEOUT = 4
-
-
-def _report(line: str) -> None:
-    sys.__stderr__.write(f"\n{line}\n")
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +158,7 @@ class StopSender(threading.Thread):
             time.sleep(random.uniform(0, self.pause))
 
 
-def test_no_text_reaches_the_provider_after_its_stop_and_none_twice(service, env, twilio):
+def test_no_text_reaches_the_provider_after_its_stop_and_none_twice(service, env, twilio, request):
     service, _ = service
     random.seed(20261201)
     patient_ids, numbers = _patients(service, RECIPIENTS, first=0)
@@ -183,7 +178,7 @@ def test_no_text_reaches_the_provider_after_its_stop_and_none_twice(service, env
     late = [(n, at) for n in answered if (out := _opted_out_at(service, n)) for at in received.get(n, []) if at > out]
     twice = [n for n, ats in received.items() if len(ats) > 1]
     stuck = counts.get("pending", 0) + counts.get("deferred", 0)
-    _report(f"races: {RECIPIENTS} recipients, {WORKERS} workers, {len(answered)} STOPs raced, "
+    summary(request, f"races: {RECIPIENTS} recipients, {WORKERS} workers, {len(answered)} STOPs raced, "
             f"{sum(map(len, received.values()))} texts at Twilio, {counts.get('skipped', 0)} skipped; "
             f"sends after opt-out: {len(late)}, duplicates: {len(twice)}, stuck: {stuck}")
     assert len(answered) == STOPS
@@ -208,7 +203,7 @@ def _serve(env, port) -> subprocess.Popen:
             time.sleep(0.1)
 
 
-def test_kills_of_the_web_process_and_workers_lose_no_stop_and_leave_nothing_pending(service, env, twilio):
+def test_kills_of_the_web_process_and_workers_lose_no_stop_and_leave_nothing_pending(service, env, twilio, request):
     service, web = service
     random.seed(1201)
     port = urllib.parse.urlsplit(service.base).port
@@ -256,7 +251,7 @@ def test_kills_of_the_web_process_and_workers_lose_no_stop_and_leave_nothing_pen
     finally:
         web.kill()
         web.wait(timeout=10)
-    _report(f"kills: {kills} SIGKILLs over {KILL_ROUNDS} rounds ({pending_at_first_kill} of {RECIPIENTS} texts "
+    summary(request, f"kills: {kills} SIGKILLs over {KILL_ROUNDS} rounds ({pending_at_first_kill} of {RECIPIENTS} texts "
             f"still to go at the first), {len(stops.answered)} STOPs sent, "
             f"{len(answered)} answered 200; STOPs lost: {len(missing)}, duplicates: {len(twice)}, stuck: {stuck}, "
             f"final {settled_in:.1f} s after the last restart, chain {'ok' if verify[0]['ok'] else 'BROKEN'}")

@@ -38,7 +38,8 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.meta import REQUEST_SHAPE_PROBES, coverage_scenario
 
 from consentry.wsgi import application
-from tests.integration.test_tenant_isolation import PATH_VALUES, make_tenant, summary
+from tests.conftest import summary
+from tests.integration.test_tenant_isolation import PATH_VALUES, make_tenant
 
 MAX_EXAMPLES = 30
 LONE = "\udfff"

@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlencode
@@ -50,7 +49,16 @@ from consentry.conversations.models import Conversation
 from consentry.messaging.models import Delivery
 from consentry.patients.models import ApiKey, Category, Patient, Practice
 from consentry.patients.services import issue_api_key
-from tests.conftest import TWILIO_TOKEN, Api, drain_worker, make_patient, make_practice, send_sms_webhook, twilio_signature
+from tests.conftest import (
+    TWILIO_TOKEN,
+    Api,
+    drain_worker,
+    make_patient,
+    make_practice,
+    send_sms_webhook,
+    summary,
+    twilio_signature,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -194,28 +202,6 @@ def assert_no_leak(tenant: Tenant, response, request_text: str, what: str) -> No
     assert not leaked, f"{what} answered {response.status_code} with {tenant.practice.name}'s {leaked}: {text[:300]}"
 
 
-def summary(request, line: str) -> None:
-    """A line at the end of the run (pytest's terminal summary), whatever the capture mode."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        print(line, file=sys.stderr)
-        return
-    lines = request.config.stash.setdefault(_SUMMARY, [])
-    if not lines:
-        request.config.pluginmanager.register(_SummaryPlugin(lines), "consentry-api-summary")
-    lines.append(line)
-
-
-class _SummaryPlugin:
-    def __init__(self, lines):
-        self.lines = lines
-
-    def pytest_terminal_summary(self, terminalreporter):
-        for line in self.lines:
-            terminalreporter.write_line(line)
-
-
-_SUMMARY = pytest.StashKey[list]()
 
 
 # --- every operation of the API, and what it is sent ----------------------------------------------------------------
