@@ -231,32 +231,65 @@ def verify_chain(practice_id) -> ChainReport:
     return ChainReport(str(practice_id), checked, True)
 
 
-def replay_projection(practice_id) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
-    """The address states and blocks that the ledger alone implies."""
+@dataclass
+class Projection:
+    """Everything the ledger decides at one practice: what ``record()`` keeps current in the tables."""
+
+    contacts: dict[str, tuple[str, str]]  # address -> (sms state, email state), for addresses with events
+    blocks: dict[str, list[str]]  # number -> blocked categories
+    marketing: dict[str, str]  # patient id -> marketing consent (yes / no / unknown)
+    do_not_contact: dict[str, bool]  # patient id -> the flag
+
+
+def replay_projection(practice_id) -> Projection:
+    """The projection that the ledger alone implies: every subject it records, replayed in order.
+
+    Patients with no event of a subject keep its default (marketing consent
+    ``unknown``, do-not-contact off), as a patient created without one has.
+    """
+    projection = Projection({}, {}, {}, {})
+    patient_ids = [str(pk) for pk in Patient.objects.filter(practice_id=practice_id).values_list("pk", flat=True)]
+    projection.marketing = dict.fromkeys(patient_ids, Patient._meta.get_field("marketing_consent").default)
+    projection.do_not_contact = dict.fromkeys(patient_ids, Patient._meta.get_field("do_not_contact").default)
     contacts: dict[str, list[str]] = {}
-    blocks: dict[str, list[str]] = {}
-    for subject, address, state in (
-        ConsentEvent.objects.filter(practice_id=practice_id, subject__in=[Subject.SMS, Subject.EMAIL, Subject.BLOCK])
-        .order_by("seq")
-        .values_list("subject", "address", "state")
-        .iterator(chunk_size=2000)
-    ):
+    events = (
+        ConsentEvent.objects.filter(practice_id=practice_id).order_by("seq")
+        .values_list("subject", "address", "state").iterator(chunk_size=2000)
+    )
+    for subject, address, state in events:
         if subject == Subject.BLOCK:
             categories = json.loads(state)
             if categories:
-                blocks[address] = categories
+                projection.blocks[address] = categories
             else:
-                blocks.pop(address, None)
-        else:
+                projection.blocks.pop(address, None)
+        elif subject in (Subject.SMS, Subject.EMAIL):
             current = contacts.setdefault(address, [SmsState.OPTED_IN, EmailState.SUBSCRIBED])
             current[0 if subject == Subject.SMS else 1] = state
-    return {a: (s[0], s[1]) for a, s in contacts.items()}, blocks
+        elif _patient_id(address) in projection.marketing:  # a patient's flag (deleted patients have none left)
+            if subject == Subject.MARKETING:
+                projection.marketing[_patient_id(address)] = state
+            elif subject == Subject.DO_NOT_CONTACT:
+                projection.do_not_contact[_patient_id(address)] = state == "on"
+    projection.contacts = {a: (s[0], s[1]) for a, s in contacts.items()}
+    return projection
+
+
+def current_projection(practice_id) -> Projection:
+    """The projection as the tables hold it now."""
+    patients = Patient.objects.filter(practice_id=practice_id).values_list("pk", "marketing_consent", "do_not_contact")
+    marketing, do_not_contact = {}, {}
+    for pk, consent, flag in patients:
+        marketing[str(pk)], do_not_contact[str(pk)] = consent, flag
+    return Projection(
+        contacts={a: (s, e) for a, s, e in
+                  ContactConsent.objects.filter(practice_id=practice_id).values_list("address", "sms", "email")},
+        blocks=dict(Block.objects.filter(practice_id=practice_id).values_list("number", "categories")),
+        marketing=marketing,
+        do_not_contact=do_not_contact,
+    )
 
 
 def projection_matches(practice_id) -> bool:
-    contacts, blocks = replay_projection(practice_id)
-    stored_contacts = {
-        a: (s, e) for a, s, e in ContactConsent.objects.filter(practice_id=practice_id).values_list("address", "sms", "email")
-    }
-    stored_blocks = dict(Block.objects.filter(practice_id=practice_id).values_list("number", "categories"))
-    return contacts == stored_contacts and blocks == stored_blocks
+    """The tables agree with the ledger on every subject (``consentry audit verify`` checks it)."""
+    return replay_projection(practice_id) == current_projection(practice_id)
