@@ -10,7 +10,7 @@ from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django_tasks import task
 
@@ -21,7 +21,7 @@ from consentry.providers.base import Outbound, ProviderError, provider_for
 from . import pacing, templating
 from .models import Delivery, DeliveryEvent, Message
 from .planning import category_for, category_from_row, category_row, enqueue_dispatch, send_window
-from .status import move
+from .status import handed_over, move, move_many
 
 log = logging.getLogger("consentry.dispatch")
 
@@ -246,7 +246,7 @@ class Dispatch:
                 else:
                     remote.append(delivery)
             for opens, deferred_ids in deferred.items():
-                self.defer(deferred_ids, opens, now)
+                self.defer(deferred_ids, opens)
             for provider, deliveries in local.items():
                 self.store(provider, deliveries)
         return remote
@@ -263,16 +263,12 @@ class Dispatch:
             opening[key] = window_opens(now, delivery.recipient_timezone, window)
         return opening[key]
 
-    def defer(self, ids: list[int], opens: datetime, now: datetime) -> None:
+    def defer(self, ids: list[int], opens: datetime) -> None:
         """Quiet hours, found at the hand-over: wait for the window to open, in a task of their own."""
-        Delivery.objects.filter(pk__in=ids).update(
-            status=Status.DEFERRED, reason=Reason.QUIET_HOURS, not_before=opens, updated_at=now
-        )
-        DeliveryEvent.objects.bulk_create(
-            [DeliveryEvent(delivery_id=pk, status=Status.DEFERRED, provider_status="quiet_hours") for pk in ids]
-        )
-        enqueue_dispatch(ids, run_after=opens)
-        self.count(Status.DEFERRED, len(ids))
+        moved = move_many(ids, Status.DEFERRED, provider_status="quiet_hours", reason=Reason.QUIET_HOURS,
+                          not_before=opens)
+        enqueue_dispatch(moved, run_after=opens)
+        self.count(Status.DEFERRED, len(moved))
 
     def store(self, provider, deliveries: list[Claimed]) -> None:
         """Hand a batch to a provider that keeps it in this database: what it stores and what the
@@ -312,31 +308,13 @@ class Dispatch:
         if not answered:
             return
         now = datetime.now(UTC)
-        at = connection.ops.adapt_datetimefield_value(now)
-        rows, history = [], []
         for delivery, result in answered:
             delivered = result.status == Status.DELIVERED
             delivery.provider_ref, delivery.sent_at, delivery.updated_at = result.provider_ref, now, now
             delivery.status = Status.DELIVERED if delivered else Status.SENT
             delivery.delivered_at = now if delivered else None
-            rows.append((result.provider_ref, delivery.status, at, at if delivered else None, at, at, delivery.pk))
-            history.append((delivery.pk, Status.SENT.value, "accepted", "", at))
-            if delivered:
-                history.append((delivery.pk, Status.DELIVERED.value, "delivered", "", at))
             self.count(delivery.status)
-        # Plain statements run for every row: the ORM's bulk_update (CASE expressions) and
-        # bulk_create cost more here than the rows themselves.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {Delivery._meta.db_table} SET provider_ref = %s, status = %s, sent_at = %s, "
-                "delivered_at = %s, updated_at = %s, attempted_at = COALESCE(attempted_at, %s) WHERE id = %s",
-                rows,
-            )
-            cursor.executemany(
-                f"INSERT INTO {DeliveryEvent._meta.db_table} (delivery_id, status, provider_status, error_code, at) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                history,
-            )
+        handed_over([(d.pk, result.provider_ref, d.status == Status.DELIVERED) for d, result in answered], now)
 
     # --- providers and pacing ----------------------------------------------------------------------------------
 
