@@ -88,7 +88,7 @@ def _worker(env) -> subprocess.Popen:
 def _patients(service, count: int, first: int) -> tuple[list[str], list[str]]:
     ids, numbers = [], []
     for i in range(first, first + count):
-        number = f"+1415556{i:04d}"
+        number = f"+1415{i:07d}"  # 415-200-0000 and up: a valid exchange for any size
         status, body = service.api("POST", "/patients", {"first_name": f"P{i}",
                                                          "phones": [{"number": number, "line_type": "mobile"}]})
         assert status == 201, body
@@ -161,7 +161,7 @@ class StopSender(threading.Thread):
 def test_no_text_reaches_the_provider_after_its_stop_and_none_twice(service, env, twilio, request):
     service, _ = service
     random.seed(20261201)
-    patient_ids, numbers = _patients(service, RECIPIENTS, first=0)
+    patient_ids, numbers = _patients(service, RECIPIENTS, first=2_000_000)
     workers = [_worker(env) for _ in range(WORKERS)]
     try:
         message_id = _broadcast(service, patient_ids)
@@ -207,7 +207,7 @@ def test_kills_of_the_web_process_and_workers_lose_no_stop_and_leave_nothing_pen
     service, web = service
     random.seed(1201)
     port = urllib.parse.urlsplit(service.base).port
-    patient_ids, numbers = _patients(service, RECIPIENTS, first=5000)
+    patient_ids, numbers = _patients(service, RECIPIENTS, first=3_000_000)
     # Slow enough that the broadcast is still going out when the kills come.
     assert cli(["practice", "update", service.practice_id, "--sms-rate", str(RECIPIENTS / 4)], env).returncode == 0
     workers = [_worker(env) for _ in range(2)]

@@ -325,3 +325,30 @@ def test_idempotency_keys_belong_to_one_practice(api):
     b = other.post("/messages", {"kind": "manual", "category": "recall", "patient_ids": [bea["id"]],
                                  "content": {"sms": "x"}}, HTTP_IDEMPOTENCY_KEY="same")
     assert a.status_code == b.status_code == 202 and a.json()["id"] != b.json()["id"]
+
+
+def test_the_openapi_document_lists_every_vocabulary(client):
+    """Integrators see the allowed values: each vocabulary is one enum, used by the models and the schemas."""
+    from consentry.consent.models import Source
+    from consentry.consent.rules import Channel, Kind, LineType, MarketingConsent, Reason, Status
+
+    document = client.get("/api/v1/openapi.json").json()
+    schemas = document["components"]["schemas"]
+
+    def values(schema_name, field):
+        spec = schemas[schema_name]["properties"][field]
+        for option in [spec, *spec.get("anyOf", []), *spec.get("allOf", [])]:
+            if "$ref" in option:
+                return set(schemas[option["$ref"].rsplit("/", 1)[1]]["enum"])
+            if "enum" in option:
+                return set(option["enum"])
+        raise AssertionError(f"{schema_name}.{field} lists no values: {spec}")
+
+    assert values("MessageIn", "kind") == {"automation", "broadcast", "manual", "notification"}
+    assert values("MessageOut", "kind") == set(Kind)
+    assert values("DeliveryOut", "channel") == set(Channel)
+    assert values("DeliveryOut", "status") == set(Status)
+    assert values("DeliveryOut", "reason") == set(Reason) >= {"outcome_unknown", "not_dispatched"}
+    assert values("PhoneIn", "line_type") == values("PhoneOut", "line_type") == set(LineType)
+    assert values("PatientIn", "marketing_consent") == set(MarketingConsent)
+    assert values("EventOut", "source") == set(Source.values)

@@ -16,7 +16,7 @@ from ninja import Field, Query, Router, Schema
 from consentry.api.schemas import MAX_SEQ, In
 from consentry.consent import ledger
 from consentry.consent import services as consent
-from consentry.consent.models import ConsentEvent
+from consentry.consent.models import ConsentEvent, Source, Subject
 from consentry.patients.models import Practice
 from consentry.patients.services import InvalidInput, normalize_address
 
@@ -44,9 +44,9 @@ class StatusOut(Schema):
 class EventOut(Schema):
     seq: int
     at: str
-    subject: str
-    state: str
-    source: str
+    subject: Subject
+    state: str  # opted_in/opted_out, subscribed/unsubscribed/bounced, a block's categories as JSON, yes/no/unknown
+    source: Source
     actor: str
     # What the ledger recorded; free text is never in it. ``{"note": id}`` names the note below.
     evidence: dict

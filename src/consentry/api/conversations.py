@@ -18,6 +18,8 @@ from ninja import Query, Router, Schema, Status
 from consentry.api.schemas import MAX_OFFSET, In
 from consentry.consent import ledger
 from consentry.consent.models import SmsState
+from consentry.consent.rules import Reason
+from consentry.consent.rules import Status as DeliveryStatus
 from consentry.conversations import services
 from consentry.conversations.models import Conversation, ConversationEntry, Flag
 from consentry.patients.models import Practice
@@ -57,11 +59,11 @@ class EntryOut(Schema):
     author: str
     created_at: str
     delivery_id: int | None
-    delivery_status: str | None
+    delivery_status: DeliveryStatus | None
 
 
 class PreviewOut(Schema):
-    direction: str
+    direction: Literal["inbound", "outbound", "system"]
     text: str
     created_at: str
 
@@ -94,7 +96,7 @@ class ReplyOut(Schema):
 
 class RefusedOut(Schema):
     detail: str
-    reason: str
+    reason: Reason
 
 
 class ConversationOptOutOut(Schema):

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Literal
 
 from django.http import Http404, HttpRequest
 from ninja import Field, NinjaAPI, Schema, Status
+from ninja.errors import ValidationError
 from ninja.security import HttpBearer
 
 from consentry.api.schemas import In
 from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import Block, Source
+from consentry.consent.rules import Channel, Kind, LineType, MarketingConsent, Reason
+from consentry.consent.rules import Status as DeliveryStatus
 from consentry.messaging.models import Delivery, Message
-from consentry.messaging.planning import create_message
+from consentry.messaging.planning import REQUEST_KINDS, create_message
 from consentry.patients.models import Category, ContactKind, Patient, Practice
 from consentry.patients.services import (
     InvalidInput,
@@ -49,6 +53,21 @@ api = NinjaAPI(
 )
 
 
+# The kinds of message a request may ask for (the others are the service's own: keyword replies, opt-in emails).
+RequestKind = StrEnum("RequestKind", {kind.name: kind.value for kind in REQUEST_KINDS})
+
+
+@api.exception_handler(ValidationError)
+def invalid_request(request, exc: ValidationError):
+    """Ninja's 422, with the ``field`` every other refusal names (``content.sms``, ``offset``)."""
+    detail = []
+    for error in exc.errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        where = loc[2:] if loc[:1] == ["body"] else loc[1:]
+        detail.append({**error, "field": ".".join(where) or "body"})
+    return api.create_response(request, {"detail": detail}, status=422)
+
+
 @api.exception_handler(InvalidInput)
 def invalid_input(request, exc: InvalidInput):
     return api.create_response(
@@ -67,7 +86,7 @@ def _practice(request) -> Practice:
 
 class PhoneIn(In):
     number: str = Field(max_length=40)
-    line_type: Literal["mobile", "landline", "voip", "unknown"] = "unknown"
+    line_type: LineType = LineType.UNKNOWN
 
 
 class PatientIn(In):
@@ -77,7 +96,7 @@ class PatientIn(In):
     emails: list[str] = Field(default_factory=list, max_length=20)
     preferred_phone: str | None = Field(None, max_length=40)
     do_not_contact: bool = False
-    marketing_consent: Literal["yes", "no", "unknown"] = "unknown"
+    marketing_consent: MarketingConsent = MarketingConsent.UNKNOWN
     timezone: str = Field("", max_length=64)
     external_id: str = Field("", max_length=128)
     language: str = Field("en", max_length=16)
@@ -91,14 +110,14 @@ class PatientPatch(In):
     model_config = {"extra": "forbid"}
     preferred_phone: str | None = Field(None, max_length=40)
     do_not_contact: bool | None = None
-    marketing_consent: Literal["yes", "no", "unknown"] | None = None
+    marketing_consent: MarketingConsent | None = None
     notification_overrides: dict[str, dict[str, bool]] | None = None
     channel_opt_outs: list[str] | None = Field(None, max_length=4)
 
 
 class PhoneOut(Schema):
     number: str
-    line_type: str
+    line_type: LineType
     valid: bool
 
 
@@ -110,7 +129,7 @@ class PatientOut(Schema):
     emails: list[str]
     preferred_phone: str | None
     do_not_contact: bool
-    marketing_consent: str
+    marketing_consent: MarketingConsent
     timezone: str
     external_id: str
     notification_overrides: dict[str, dict[str, bool]]
@@ -341,7 +360,7 @@ class ContentIn(In):
 
 
 class MessageIn(In):
-    kind: str
+    kind: RequestKind
     category: str
     patient_ids: list[str] = Field(min_length=1, max_length=200_000)
     content: ContentIn
@@ -349,16 +368,16 @@ class MessageIn(In):
 
 class DeliveryOut(Schema):
     patient_id: str | None
-    channel: str
+    channel: Channel
     address: str | None
-    status: str
-    reason: str | None
+    status: DeliveryStatus
+    reason: Reason | None
     not_before: str | None = None  # not sent before (UTC, ISO 8601): quiet hours, a backoff, the sender's pace
 
 
 class MessageOut(Schema):
     id: str
-    kind: str
+    kind: Kind
     category: str
     created_at: str
     deliveries: list[DeliveryOut]

@@ -99,6 +99,11 @@ class MarketingConsent(StrEnum):
     UNKNOWN = "unknown"
 
 
+def choices(vocabulary: type[StrEnum], *, blank: bool = False) -> list[tuple[str, str]]:
+    """A vocabulary as a model field's ``choices`` (with "" first when a blank value is allowed)."""
+    return [("", "")] * blank + [(member.value, member.value) for member in vocabulary]
+
+
 @dataclass(frozen=True, slots=True)
 class Phone:
     number: str  # E.164

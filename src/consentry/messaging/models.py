@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from consentry.consent.rules import Status
+from consentry.consent.rules import Channel, Kind, Reason, Status, choices
 from consentry.crypto import EncryptedTextField
 from consentry.patients.models import Patient, Practice
 
@@ -16,7 +16,7 @@ from consentry.patients.models import Patient, Practice
 class Message(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="messages")
-    kind = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=choices(Kind))
     category = models.CharField(max_length=64)
     # {"sms": ..., "voice": ..., "email": {"subject", "text", "html"}, "in_app": ...}, encrypted as JSON.
     content = EncryptedTextField()
@@ -44,10 +44,10 @@ class Delivery(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
     # Null for replies to numbers that belong to no patient (a STOP from a stranger).
     patient = models.ForeignKey(Patient, null=True, on_delete=models.SET_NULL, related_name="deliveries")
-    channel = models.CharField(max_length=8)
+    channel = models.CharField(max_length=8, choices=choices(Channel))
     address = models.CharField(max_length=254, blank=True, default="")
-    status = models.CharField(max_length=12, default=Status.PENDING, choices=[(s.value, s.value) for s in Status])
-    reason = models.CharField(max_length=32, blank=True, default="")
+    status = models.CharField(max_length=12, default=Status.PENDING, choices=choices(Status))
+    reason = models.CharField(max_length=32, blank=True, default="", choices=choices(Reason, blank=True))
     # Database defaults too: planning inserts rows without the ORM and leaves these out.
     provider_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
     error = models.CharField(max_length=500, blank=True, default="", db_default="")

@@ -7,6 +7,7 @@ import uuid
 
 from django.db import models
 
+from consentry.consent.rules import LineType, MarketingConsent, choices
 from consentry.crypto import EncryptedTextField
 
 
@@ -101,19 +102,13 @@ class ContactPoint(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="contact_points")
     address = models.CharField(max_length=254)
     kind = models.CharField(max_length=5, choices=ContactKind.choices)
-    line_type = models.CharField(max_length=10, default="unknown")
+    line_type = models.CharField(max_length=10, choices=choices(LineType), default=LineType.UNKNOWN)
     valid = models.BooleanField(default=True)
     # The phone's time zone when its number tells one (area code), else blank.
     timezone = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["practice", "address"], name="contact_point_unique_address")]
-
-
-class MarketingConsentChoice(models.TextChoices):
-    YES = "yes"
-    NO = "no"
-    UNKNOWN = "unknown"
 
 
 class Patient(models.Model):
@@ -126,7 +121,7 @@ class Patient(models.Model):
     timezone = models.CharField(max_length=64, blank=True, default="")
     do_not_contact = models.BooleanField(default=False)
     marketing_consent = models.CharField(
-        max_length=7, choices=MarketingConsentChoice.choices, default=MarketingConsentChoice.UNKNOWN
+        max_length=7, choices=choices(MarketingConsent), default=MarketingConsent.UNKNOWN
     )
     preferred_phone = models.ForeignKey(
         ContactPoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
