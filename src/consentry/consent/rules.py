@@ -2,23 +2,12 @@
 
 ``decide()`` takes plain values and returns a ``Decision``. Everything it needs
 (the recipient's addresses, the consent state of those addresses, the
-practice's notification grid) is passed in, so the same function serves the
-API, broadcast planning, the worker's last-moment re-check and the tests.
+practice's notification grid, the time) is passed in, so the same function
+serves the API, broadcast planning and the tests; ``address_block_reason()``,
+its address rules alone, is the worker's last check before a hand-over.
 
-The send kinds and the rules each respects (DESIGN.md "Decisions"):
-
-============================  ==========  =========  ==========  ============
-rule                          automation  broadcast  manual      notification
-============================  ==========  =========  ==========  ============
-SMS opt-out (STOP)            yes         yes        yes         yes
-email unsubscribed / bounced  yes         yes        yes         bounce; unsubscribe for marketing
-Blocked Communications        yes         yes        yes         yes
-PMS marketing consent         marketing   marketing  marketing   marketing
-do-not-contact                yes         no         no          no
-preferred phone               yes         no         yes         yes
-channel selection             first       first      every       all active
-                              reachable   reachable  written     channels
-============================  ==========  =========  ==========  ============
+Which rules each kind of message obeys is one table, ``KIND_POLICY``, the same
+as the README's (docs/architecture.md explains the layers around it).
 """
 
 from __future__ import annotations
@@ -97,6 +86,56 @@ class MarketingConsent(StrEnum):
     YES = "yes"
     NO = "no"
     UNKNOWN = "unknown"
+
+
+class Selection(StrEnum):
+    """How a kind picks its channels."""
+
+    FIRST_REACHABLE = "first_reachable"  # at most one message: text, else call, else email
+    EVERY_WRITTEN = "every_written"  # every channel the sender wrote content for
+    ACTIVE_FOR_TYPE = "active_for_type"  # every channel active for the notification type
+
+
+class Unsubscribe(StrEnum):
+    """When an email address's unsubscribe stops a message."""
+
+    ALWAYS = "always"
+    MARKETING_ONLY = "marketing_only"  # unsubscribing stops broadcasts, not appointment notices
+    NEVER = "never"  # the opt-in email the person asked for; a keyword reply
+
+
+@dataclass(frozen=True, slots=True)
+class KindPolicy:
+    # SMS opt-outs, Blocked Communications and email bounces. Only keyword replies are exempt:
+    # they answer the person who just wrote (the confirmation of a STOP must reach its number).
+    address_consent: bool
+    unsubscribe: Unsubscribe
+    do_not_contact: bool
+    preferred_phone: bool
+    quiet_hours: bool  # deferred, never dropped (unless the category is exempt)
+    frequency_cap: bool  # when the practice turns caps on
+    marketing_warning: bool  # warn, never block, when a transactional message goes to a "no"
+    channels: Selection
+
+
+# The decision table, as in the README. PMS marketing consent applies to every kind, for marketing categories only.
+ALWAYS, MARKETING_ONLY, NEVER = Unsubscribe
+FIRST_REACHABLE, EVERY_WRITTEN, ACTIVE_FOR_TYPE = Selection
+# fmt: off
+KIND_POLICY: Mapping[Kind, KindPolicy] = {
+    #                               consent unsubscribe     DNC    preferred quiet  cap    warn   channels
+    Kind.AUTOMATION:      KindPolicy(True,  ALWAYS,         True,  True,     True,  True,  False, FIRST_REACHABLE),
+    Kind.BROADCAST:       KindPolicy(True,  ALWAYS,         False, False,    True,  True,  False, FIRST_REACHABLE),
+    Kind.MANUAL:          KindPolicy(True,  ALWAYS,         False, True,     False, False, True,  EVERY_WRITTEN),
+    Kind.NOTIFICATION:    KindPolicy(True,  MARKETING_ONLY, False, True,     True,  True,  False, ACTIVE_FOR_TYPE),
+    Kind.KEYWORD_REPLY:   KindPolicy(False, NEVER,          False, True,     False, False, False, EVERY_WRITTEN),
+    Kind.CONSENT_REQUEST: KindPolicy(True,  NEVER,          False, True,     False, False, False, EVERY_WRITTEN),
+}
+# fmt: on
+# Staff are present for manual messages, and keyword replies answer the person who just wrote:
+# neither waits for quiet hours nor counts against a frequency cap.
+QUIET_HOURS_KINDS = frozenset(kind for kind, policy in KIND_POLICY.items() if policy.quiet_hours)
+AUTOMATED_KINDS = frozenset(kind for kind, policy in KIND_POLICY.items() if policy.frequency_cap)
 
 
 def choices(vocabulary: type[StrEnum], *, blank: bool = False) -> list[tuple[str, str]]:
@@ -243,10 +282,11 @@ def address_block_reason(
 ) -> Reason | None:
     """Why this one address may not get this message on this channel, or None.
 
-    Used by ``decide()`` and again by the worker right before the provider call,
-    so a STOP committed after planning still wins.
+    Used by ``decide()`` and again by the worker as it takes a delivery, so a
+    STOP committed after planning still wins.
     """
-    if kind == Kind.KEYWORD_REPLY:
+    policy = KIND_POLICY[kind]
+    if not policy.address_consent:
         return None
     if channel in (Channel.SMS, Channel.VOICE):
         if channel == Channel.SMS and address in state.sms_opted_out:
@@ -258,53 +298,46 @@ def address_block_reason(
     if channel == Channel.EMAIL:
         if address in state.email_bounced:
             return Reason.EMAIL_BOUNCED
-        if kind == Kind.CONSENT_REQUEST:
-            return None
-        # A notification still reaches an unsubscribed address unless it is
-        # marketing: unsubscribing stops broadcasts, not appointment notices.
-        unsubscribe_applies = kind != Kind.NOTIFICATION or category.marketing
-        if unsubscribe_applies and address in state.email_unsubscribed:
+        applies = policy.unsubscribe == Unsubscribe.ALWAYS or (
+            policy.unsubscribe == Unsubscribe.MARKETING_ONLY and category.marketing
+        )
+        if applies and address in state.email_unsubscribed:
             return Reason.EMAIL_UNSUBSCRIBED
     return None
 
 
-def decide(request: SendRequest, recipient: Recipient, state: ConsentState, now: datetime | None = None) -> Decision:
-    """Plan one recipient's deliveries for one message. Pure: no I/O.
+def decide(request: SendRequest, recipient: Recipient, state: ConsentState, now: datetime) -> Decision:
+    """Plan one recipient's deliveries for one message, by ``KIND_POLICY``. Pure: no I/O.
 
-    ``now`` is accepted for the time-based rules (quiet hours, frequency caps)
-    that the delivery pipeline adds; the consent rules here do not depend on it.
+    ``now`` places quiet hours (where the recipient is); frequency caps come
+    counted in ``state.recent_sends``.
     """
     kind, category = request.kind, request.category
-    content = request.content_channels
+    policy = KIND_POLICY[kind]
     considered = _considered_channels(request, recipient)
 
-    if kind == Kind.AUTOMATION and recipient.do_not_contact:
+    if policy.do_not_contact and recipient.do_not_contact:
         return _skip_all(recipient, considered, Reason.DO_NOT_CONTACT)
     warnings: tuple[Reason, ...] = ()
     if recipient.marketing_consent != MarketingConsent.YES:
         if category.marketing:
             return _skip_all(recipient, considered, Reason.NO_MARKETING_CONSENT)
-        if kind == Kind.MANUAL and recipient.marketing_consent == MarketingConsent.NO:
+        if policy.marketing_warning and recipient.marketing_consent == MarketingConsent.NO:
             warnings = (Reason.NO_MARKETING_CONSENT,)
 
-    phones = _candidate_phones(kind, recipient)
-    cap = request.frequency_cap if kind in AUTOMATED_KINDS else None
-    if kind in (Kind.AUTOMATION, Kind.BROADCAST):
-        planned = _first_reachable(kind, category, content, phones, recipient.emails, state, cap)
-    elif kind == Kind.NOTIFICATION:
+    phones = _candidate_phones(policy, recipient)
+    cap = request.frequency_cap if policy.frequency_cap else None
+    if policy.channels == Selection.FIRST_REACHABLE:
+        planned = _first_reachable(kind, category, request.content_channels, phones, recipient.emails, state, cap)
+    elif policy.channels == Selection.ACTIVE_FOR_TYPE:
         planned = _all_active(request, recipient, phones, state, cap)
-    else:  # manual and keyword replies: every channel that has content
+    else:
         planned = [_plan_channel(kind, category, ch, phones, recipient.emails, state) for ch in considered]
-    if request.window is not None and kind in QUIET_HOURS_KINDS and now is not None:
+    if request.window is not None and policy.quiet_hours:
         opens = window_opens(now, recipient.timezone or request.default_timezone, request.window)
         if opens is not None:
             planned = [_defer(p, opens) for p in planned]
     return Decision(recipient.patient_id, tuple(planned), warnings)
-
-
-# Staff are present for manual messages, and keyword replies answer the person
-# who just wrote: neither waits for quiet hours nor counts against a frequency cap.
-AUTOMATED_KINDS = QUIET_HOURS_KINDS = frozenset({Kind.AUTOMATION, Kind.BROADCAST, Kind.NOTIFICATION})
 
 
 def _defer(planned: Planned, opens: datetime) -> Planned:
@@ -338,7 +371,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _considered_channels(request: SendRequest, recipient: Recipient) -> list[Channel]:
-    if request.kind == Kind.NOTIFICATION:
+    if KIND_POLICY[request.kind].channels == Selection.ACTIVE_FOR_TYPE:
         return [ch for ch in NOTIFICATION_ORDER if ch in request.content_channels]
     return [ch for ch in FIRST_REACHABLE_ORDER if ch in request.content_channels]
 
@@ -347,9 +380,9 @@ def _skip_all(recipient: Recipient, channels: Iterable[Channel], reason: Reason)
     return Decision(recipient.patient_id, tuple(Planned(ch, None, Status.SKIPPED, reason) for ch in channels))
 
 
-def _candidate_phones(kind: Kind, recipient: Recipient) -> tuple[Phone, ...]:
+def _candidate_phones(policy: KindPolicy, recipient: Recipient) -> tuple[Phone, ...]:
     """The phones to try, in order. A preferred phone, where it applies, is the only one."""
-    if kind != Kind.BROADCAST and recipient.preferred_phone:
+    if policy.preferred_phone and recipient.preferred_phone:
         for phone in recipient.phones:
             if phone.number == recipient.preferred_phone:
                 return (phone,)
