@@ -352,3 +352,17 @@ def test_the_openapi_document_lists_every_vocabulary(client):
     assert values("PhoneIn", "line_type") == values("PhoneOut", "line_type") == set(LineType)
     assert values("PatientIn", "marketing_consent") == set(MarketingConsent)
     assert values("EventOut", "source") == set(Source.values)
+
+
+def test_every_change_made_through_the_api_names_the_key_that_made_it(api, practice):
+    from consentry.consent.models import ConsentEvent
+    from consentry.messaging.models import Message
+
+    patient = _patient(api, marketing_consent="yes", phones=[{"number": "+14155550111", "line_type": "mobile"}])
+    assert api.post("/blocks", {"number": "+14155550111", "categories": ["recall"]}).status_code == 201
+    assert api.client.patch(f"/api/v1/patients/{patient['id']}", '{"do_not_contact": true}',
+                            content_type="application/json").status_code == 200
+    _message(api, [patient["id"]], kind="manual", content={"sms": "Forms to sign"})
+    actors = set(ConsentEvent.objects.filter(practice=practice).values_list("actor", flat=True))
+    assert actors == {"api:initial"}  # the key's label; never a bare "api"
+    assert set(Message.objects.values_list("actor", flat=True)) == {"api:initial"}

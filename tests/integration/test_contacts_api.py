@@ -72,7 +72,7 @@ def test_history_shows_every_change_of_a_phone_in_order_with_its_evidence(client
         ("sms", "opted_out", "carrier", "carrier"),
         ("sms", "opted_in", "sms_keyword", PHONE),
         ("sms", "opted_out", "staff", "api:initial"),
-        ("block", '["recall"]', "api", "api"),
+        ("block", '["recall"]', "api", "api:initial"),  # the key, by its label
     ]
     assert (events[0]["evidence"]["message_sid"], events[0]["evidence"]["keyword"]) == ("SM1", "STOP")
     assert (events[1]["evidence"]["message_sid"], events[1]["evidence"]["keyword"]) == ("SM2", "START")

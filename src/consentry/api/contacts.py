@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
+from consentry.api.auth import actor_of, practice_of
 from consentry.api.schemas import MAX_SEQ, In
 from consentry.consent import ledger
 from consentry.consent import services as consent
@@ -27,9 +27,6 @@ HISTORY_PAGE_MAX = 5000
 # NUL cannot be stored in a text or JSON column on every database.
 PRINTABLE = r"^[^\x00]*$"
 
-
-def _practice(request: HttpRequest) -> Practice:
-    return request.auth  # the API key's practice (see v1.ApiKeyAuth)
 
 
 class StatusOut(Schema):
@@ -108,7 +105,7 @@ def contacts_history(
     in those patients' records. An address with no events is listed with an
     empty history and the default status (texts and email allowed).
     """
-    practice = _practice(request)
+    practice = practice_of(request)
     normalized = normalize_address(address, region=practice.region, field="address")
     page = list(
         ConsentEvent.objects.filter(practice=practice, address=normalized, seq__gt=after_seq).order_by("seq")[
@@ -135,13 +132,13 @@ def contacts_opt_out(request, payload: OptOutIn):
     Repeating it changes nothing (``changed: false``). A bounced email address
     already receives nothing and stays bounced.
     """
-    practice = _practice(request)
+    practice = practice_of(request)
     normalized = normalize_address(payload.address, region=practice.region, field="address")
     reason = payload.reason.strip()
     if not reason:
         raise InvalidInput("reason", "say why, e.g. \"patient asked by phone\"")
-    # The API key, by its label, is the actor (see v1.ApiKeyAuth).
-    event = consent.staff_opt_out(practice=practice, address=normalized, reason=reason, actor=request.actor)
+    # The API key, by its label, is the actor (see api/auth.py).
+    event = consent.staff_opt_out(practice=practice, address=normalized, reason=reason, actor=actor_of(request))
     return {
         "address": normalized,
         "changed": event is not None,

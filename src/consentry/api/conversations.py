@@ -15,6 +15,7 @@ from typing import Literal
 from django.http import Http404, HttpRequest
 from ninja import Query, Router, Schema, Status
 
+from consentry.api.auth import actor_of, practice_of
 from consentry.api.schemas import MAX_OFFSET, In
 from consentry.consent import ledger
 from consentry.consent.models import SmsState
@@ -22,18 +23,10 @@ from consentry.consent.rules import Reason
 from consentry.consent.rules import Status as DeliveryStatus
 from consentry.conversations import services
 from consentry.conversations.models import Conversation, ConversationEntry, Flag
-from consentry.patients.models import Practice
 
 router = Router(tags=["conversations"])
 
 
-def _practice(request: HttpRequest) -> Practice:
-    return request.auth  # the API key's practice (see v1.ApiKeyAuth)
-
-
-def _actor(request: HttpRequest) -> str:
-    """Who acts, for the ledger and the conversation: the API key's label (see v1.ApiKeyAuth)."""
-    return request.actor
 
 
 def _conversation(request: HttpRequest, conversation_id: str) -> Conversation:
@@ -41,7 +34,7 @@ def _conversation(request: HttpRequest, conversation_id: str) -> Conversation:
         pk = uuid.UUID(conversation_id)
     except ValueError:
         raise Http404("no such conversation") from None
-    conversation = Conversation.objects.select_related("practice").filter(practice=_practice(request), pk=pk).first()
+    conversation = Conversation.objects.select_related("practice").filter(practice=practice_of(request), pk=pk).first()
     if conversation is None:
         raise Http404("no such conversation")
     return conversation
@@ -148,7 +141,7 @@ def conversations_list(
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
     """Conversations, newest activity first; ``?flag=possible_opt_out`` lists those waiting for staff."""
-    practice = _practice(request)
+    practice = practice_of(request)
     conversations = Conversation.objects.filter(practice=practice)
     if flag:
         conversations = conversations.filter(flag=Flag.POSSIBLE_OPT_OUT)
@@ -172,7 +165,7 @@ def conversations_reply(request, conversation_id: str, payload: ReplyIn):
     """Text the conversation's phone as staff. Refused with 409 when the number cannot be texted."""
     conversation = _conversation(request, conversation_id)
     try:
-        entry = services.reply(conversation, payload.body, _actor(request))
+        entry = services.reply(conversation, payload.body, actor_of(request))
     except services.ReplyRefused as refused:
         return Status(409, {"detail": refused.message, "reason": refused.reason})
     line = services.Line(entry.pk, entry.direction, entry.body, entry.author, entry.created_at, entry.delivery_id,
@@ -187,5 +180,5 @@ def conversations_opt_out(request, conversation_id: str):
     Staff can never opt a number back in: only the patient can, by texting START.
     """
     conversation = _conversation(request, conversation_id)
-    event = services.confirm_opt_out(conversation, _actor(request))
+    event = services.confirm_opt_out(conversation, actor_of(request))
     return {"conversation": _detail(conversation), "changed": event is not None}

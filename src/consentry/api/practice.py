@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
+from consentry.api.auth import practice_of
 from consentry.api.schemas import In
 from consentry.patients.models import Practice
 from consentry.patients.services import update_practice
@@ -23,9 +23,6 @@ router = Router(tags=["practice"])
 # NUL cannot be stored in a text column on every database.
 PRINTABLE = r"^[^\x00]*$"
 
-
-def _practice(request: HttpRequest) -> Practice:
-    return request.auth  # the API key's practice (see v1.ApiKeyAuth)
 
 
 class PracticeOut(Schema):
@@ -95,11 +92,11 @@ def _practice_out(practice: Practice) -> dict:
 @router.get("", response=PracticeOut)
 def practice_get(request):
     """The API key's practice and its settings."""
-    return _practice_out(_practice(request))
+    return _practice_out(practice_of(request))
 
 
 @router.patch("", response=PracticeOut)
 def practice_update(request, payload: PracticePatch):
     """Change any of the settings sent; all are checked first and nothing changes on an error."""
-    practice = update_practice(_practice(request), payload.model_dump(exclude_unset=True))
+    practice = update_practice(practice_of(request), payload.model_dump(exclude_unset=True))
     return _practice_out(practice)

@@ -13,8 +13,9 @@ from django.db import transaction
 from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
+from consentry.api.auth import practice_of
 from consentry.api.schemas import MAX_OFFSET, In
-from consentry.patients.models import Patient, Practice
+from consentry.patients.models import Patient
 from consentry.patients.services import InvalidInput
 from consentry.providers import webpush
 from consentry.providers.models import InAppNotice, PushSubscription
@@ -22,16 +23,13 @@ from consentry.providers.models import InAppNotice, PushSubscription
 router = Router(tags=["portal"])
 
 
-def _practice(request: HttpRequest) -> Practice:
-    return request.auth  # the API key's practice (see v1.ApiKeyAuth)
-
 
 def _patient(request: HttpRequest, patient_id: str) -> Patient:
     try:
         pk = uuid.UUID(patient_id)
     except ValueError:
         raise Http404("no such patient") from None
-    patient = Patient.objects.filter(practice=_practice(request), pk=pk).first()
+    patient = Patient.objects.filter(practice=practice_of(request), pk=pk).first()
     if patient is None:
         raise Http404("no such patient")
     return patient

@@ -8,6 +8,7 @@ import uuid
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Router, Schema, Status
 
+from consentry.api.auth import actor_of, practice_of
 from consentry.api.schemas import In
 from consentry.consent import tokens
 from consentry.messaging.self_service import NotUnsubscribed, TooSoon, request_resubscribe
@@ -38,7 +39,7 @@ def resubscribe_email(request: HttpRequest, response: HttpResponse, payload: Res
     At most one per address per 24 hours (429 with ``Retry-After``); the link expires after 7 days.
     """
     try:
-        sent = request_resubscribe(practice=request.auth, email=payload.email, actor=request.actor)
+        sent = request_resubscribe(practice=practice_of(request), email=payload.email, actor=actor_of(request))
     except TooSoon as exc:
         seconds = math.ceil(exc.retry_after.total_seconds())
         response["Retry-After"] = str(seconds)
@@ -62,7 +63,7 @@ def portal_link(request: HttpRequest, patient_id: str):
         pk = uuid.UUID(patient_id)
     except ValueError:
         raise Http404("no such patient") from None
-    if not Patient.objects.filter(practice=request.auth, pk=pk).exists():
+    if not Patient.objects.filter(practice=practice_of(request), pk=pk).exists():
         raise Http404("no such patient")
     url = tokens.public_url(f"/portal/{tokens.portal_token(pk)}")
     return Status(201, {"url": url, "expires_in_days": tokens.PORTAL_MAX_AGE.days})

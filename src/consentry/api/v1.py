@@ -6,11 +6,11 @@ import uuid
 from enum import StrEnum
 from typing import Literal
 
-from django.http import Http404, HttpRequest
+from django.http import Http404
 from ninja import Field, NinjaAPI, Schema, Status
 from ninja.errors import ValidationError
-from ninja.security import HttpBearer
 
+from consentry.api.auth import ApiKeyAuth, actor_of, practice_of
 from consentry.api.schemas import In
 from consentry.consent import ledger
 from consentry.consent import services as consent
@@ -19,11 +19,10 @@ from consentry.consent.rules import Channel, Kind, LineType, MarketingConsent, R
 from consentry.consent.rules import Status as DeliveryStatus
 from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import REQUEST_KINDS, create_message
-from consentry.patients.models import Category, ContactKind, Patient, Practice
+from consentry.patients.models import Category, ContactKind, Patient
 from consentry.patients.services import (
     InvalidInput,
     PhoneInput,
-    api_key_for,
     create_category,
     create_patient,
     normalize_address,
@@ -31,17 +30,6 @@ from consentry.patients.services import (
     set_notification_channels,
     update_patient,
 )
-
-
-class ApiKeyAuth(HttpBearer):
-    def authenticate(self, request: HttpRequest, token: str) -> Practice | None:
-        key = api_key_for(token)
-        if key is None:
-            return None
-        request.practice = key.practice  # type: ignore[attr-defined]
-        # Who acts, in the ledger and in conversations: the API key, by its label.
-        request.actor = f"api:{key.label or 'key'}"  # type: ignore[attr-defined]
-        return key.practice
 
 
 api = NinjaAPI(
@@ -76,9 +64,6 @@ def invalid_input(request, exc: InvalidInput):
         status=422,
     )
 
-
-def _practice(request) -> Practice:
-    return request.auth
 
 
 # --- patients --------------------------------------------------------------
@@ -159,7 +144,7 @@ def _patient_out(patient: Patient) -> dict:
 @api.post("/patients", response={201: PatientOut}, tags=["patients"])
 def patients_create(request, payload: PatientIn):
     patient = create_patient(
-        practice=_practice(request),
+        practice=practice_of(request),
         first_name=payload.first_name,
         last_name=payload.last_name,
         phones=[PhoneInput(p.number, p.line_type) for p in payload.phones],
@@ -173,7 +158,7 @@ def patients_create(request, payload: PatientIn):
         notification_overrides=payload.notification_overrides,
         channel_opt_outs=payload.channel_opt_outs,
         source=Source.API,
-        actor="api",
+        actor=actor_of(request),
     )
     return Status(201, _patient_out(patient))
 
@@ -195,7 +180,7 @@ def patients_update(request, patient_id: str, payload: PatientPatch):
         notification_overrides=payload.notification_overrides,
         channel_opt_outs=payload.channel_opt_outs,
         source=Source.API,
-        actor="api",
+        actor=actor_of(request),
     )
     return _patient_out(patient)
 
@@ -206,7 +191,7 @@ def _owned_or_404(model, request, object_id: str, **filters):
         pk = uuid.UUID(object_id)
     except ValueError:
         raise Http404(f"no such {model._meta.verbose_name}") from None
-    obj = model.objects.filter(practice=_practice(request), pk=pk, **filters).first()
+    obj = model.objects.filter(practice=practice_of(request), pk=pk, **filters).first()
     if obj is None:
         raise Http404(f"no such {model._meta.verbose_name}")
     return obj
@@ -228,7 +213,7 @@ class ContactStatusOut(Schema):
 
 @api.get("/contacts/status", response=ContactStatusOut, tags=["consent"])
 def contacts_status(request, address: str):
-    practice = _practice(request)
+    practice = practice_of(request)
     normalized = normalize_address(address, region=practice.region, field="address")
     status = ledger.address_status(practice.pk, normalized)
     if "@" in normalized:
@@ -251,14 +236,14 @@ class BlockOut(Schema):
 
 
 def _set_block(request, number: str, categories: list[str]) -> dict:
-    practice = _practice(request)
+    practice = practice_of(request)
     normalized = normalize_phone(number, region=practice.region, field="number").number
     known = set(Category.objects.filter(practice=practice).values_list("key", flat=True))
     unknown = sorted(set(categories) - known)
     if unknown:
         raise InvalidInput("categories", f"unknown category: {', '.join(unknown)}")
     consent.set_block(
-        practice=practice, number=normalized, categories=categories, source=Source.API, actor="api",
+        practice=practice, number=normalized, categories=categories, source=Source.API, actor=actor_of(request),
         evidence={"via": "api"},
     )
     return {"number": normalized, "categories": sorted(set(categories))}
@@ -268,7 +253,7 @@ def _set_block(request, number: str, categories: list[str]) -> dict:
 def blocks_list(request):
     return [
         {"number": n, "categories": c}
-        for n, c in Block.objects.filter(practice=_practice(request)).order_by("number").values_list("number", "categories")
+        for n, c in Block.objects.filter(practice=practice_of(request)).order_by("number").values_list("number", "categories")
     ]
 
 
@@ -284,7 +269,7 @@ def blocks_update(request, number: str, payload: BlockCategoriesIn):
 
 @api.delete("/blocks/{number}", response={204: None}, tags=["consent"])
 def blocks_delete(request, number: str):
-    practice = _practice(request)
+    practice = practice_of(request)
     normalized = normalize_phone(number, region=practice.region, field="number").number
     if not Block.objects.filter(practice=practice, number=normalized).exists():
         raise Http404("that number is not blocked")
@@ -321,19 +306,19 @@ def _category_out(c: Category) -> dict:
 
 @api.get("/categories", response=list[CategoryOut], tags=["categories"])
 def categories_list(request):
-    return [_category_out(c) for c in Category.objects.filter(practice=_practice(request)).order_by("pk")]
+    return [_category_out(c) for c in Category.objects.filter(practice=practice_of(request)).order_by("pk")]
 
 
 @api.post("/categories", response={201: CategoryOut}, tags=["categories"])
 def categories_create(request, payload: CategoryIn):
-    category = create_category(practice=_practice(request), key=payload.key, marketing=payload.marketing,
+    category = create_category(practice=practice_of(request), key=payload.key, marketing=payload.marketing,
                                notification_channels=payload.notification_channels)
     return Status(201, _category_out(category))
 
 
 @api.put("/categories/{key}", response=CategoryOut, tags=["categories"])
 def categories_update(request, key: str, payload: CategoryGridIn):
-    category = Category.objects.filter(practice=_practice(request), key=key).first()
+    category = Category.objects.filter(practice=practice_of(request), key=key).first()
     if category is None:
         raise Http404("no such category")
     return _category_out(set_notification_channels(
@@ -418,12 +403,12 @@ def messages_create(request, payload: MessageIn):
     the same key and body answer with the first message, never a second send."""
     content = payload.content.model_dump(exclude_none=True)
     planned = create_message(
-        practice=_practice(request),
+        practice=practice_of(request),
         kind=payload.kind,
         category=payload.category,
         patient_ids=payload.patient_ids,
         content=content,
-        actor="api",
+        actor=actor_of(request),
         idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
     )
     rows = [tuple(getattr(d, f) for f in DELIVERY_FIELDS) for d in planned.deliveries]
