@@ -3,16 +3,35 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Every version the venv gets, the test extra's included, is pinned with its hashes in $(LOCK).
+LOCK   := requirements.lock
+# Editing pyproject.toml or the lock changes the stamp's name, so the next `make` reinstalls.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test test-sqlite test-postgres install browser bench clean
+.PHONY: run test test-sqlite test-postgres install lock browser bench clean
 
-$(STAMP): pyproject.toml
+# The locked versions exactly (pip refuses any file whose hash is not in the lock), then
+# Consentry itself, editable, with no dependency of its own: they all came from the lock.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(PIP) --require-hashes -r $(LOCK)
+	$(PIP) --no-deps -e .
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 install: $(STAMP)
+
+## Regenerate requirements.lock from pyproject.toml (with the test extra) after editing its
+## dependencies; `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release allowed.
+## uv lives in a throwaway venv ($(LOCKVENV)), never in .venv. The exact command:
+##   uv pip compile pyproject.toml --extra test --python-version 3.11 \
+##     --python-platform x86_64-unknown-linux-gnu --generate-hashes -o requirements.lock
+LOCKVENV ?= /tmp/lockvenv
+LOCK_ARGS ?=
+lock:
+	test -x $(LOCKVENV)/bin/uv || { $(PYTHON) -m venv $(LOCKVENV) && $(LOCKVENV)/bin/python -m pip install -q "uv==0.13.9"; }
+	$(LOCKVENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet $(LOCK_ARGS) -o $(LOCK)
 
 ## Start the demo: SQLite, sandbox provider, web + worker on http://127.0.0.1:$(PORT)
 run: install
