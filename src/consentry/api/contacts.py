@@ -17,8 +17,9 @@ from consentry.api.schemas import MAX_SEQ, In
 from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, Source, Subject
+from consentry.errors import InvalidInput
 from consentry.patients.models import Practice
-from consentry.patients.services import InvalidInput, normalize_address
+from consentry.patients.services import normalize_address
 
 router = Router(tags=["consent"])
 

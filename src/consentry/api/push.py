@@ -15,8 +15,8 @@ from ninja import Field, Query, Router, Schema, Status
 
 from consentry.api.auth import practice_of
 from consentry.api.schemas import MAX_OFFSET, In
+from consentry.errors import InvalidInput
 from consentry.patients.models import Patient
-from consentry.patients.services import InvalidInput
 from consentry.providers import webpush
 from consentry.providers.models import InAppNotice, PushSubscription
 

@@ -17,11 +17,11 @@ from consentry.consent import services as consent
 from consentry.consent.models import Block, Source
 from consentry.consent.rules import Channel, Kind, LineType, MarketingConsent, Reason
 from consentry.consent.rules import Status as DeliveryStatus
+from consentry.errors import InvalidInput
 from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import REQUEST_KINDS, create_message
 from consentry.patients.models import Category, ContactKind, Patient
 from consentry.patients.services import (
-    InvalidInput,
     PhoneInput,
     create_category,
     create_patient,
@@ -30,7 +30,6 @@ from consentry.patients.services import (
     set_notification_channels,
     update_patient,
 )
-
 
 api = NinjaAPI(
     title="Consentry",

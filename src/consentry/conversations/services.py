@@ -28,12 +28,12 @@ from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, SmsState, Source, Subject
 from consentry.consent.rules import Channel, Kind, Reason, address_block_reason
+from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
 from consentry.messaging.models import Delivery
 from consentry.messaging.planning import MAX_SMS_CHARS, category_for, create_direct_message
 from consentry.messaging.templating import sms_prefix
 from consentry.patients.models import PatientContact, Practice
-from consentry.patients.services import InvalidInput
 
 from .models import Conversation, ConversationEntry, Direction, Flag
 

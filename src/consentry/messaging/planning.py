@@ -22,18 +22,18 @@ from django.db import IntegrityError, connection, transaction
 from consentry.consent.rules import (
     AUTOMATED_KINDS,
     QUIET_HOURS_KINDS,
-    FrequencyCap,
     Category,
     Channel,
+    FrequencyCap,
     Kind,
     SendRequest,
     SendWindow,
     Status,
     decide,
 )
+from consentry.errors import InvalidInput
 from consentry.patients.models import Category as CategoryRow
 from consentry.patients.models import PatientContact, Practice
-from consentry.patients.services import InvalidInput
 
 from . import recipients, templating
 from .models import Delivery, Message

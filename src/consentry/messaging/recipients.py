@@ -17,8 +17,8 @@ from django.db import connection
 
 from consentry.consent.models import Block, ContactConsent, EmailState, SmsState
 from consentry.consent.rules import Channel, ConsentState, LineType, MarketingConsent, Phone, Recipient, Status
+from consentry.errors import InvalidInput
 from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact
-from consentry.patients.services import InvalidInput
 
 from .models import Delivery, Message
 

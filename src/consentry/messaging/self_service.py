@@ -17,8 +17,9 @@ from consentry.consent import ledger, tokens
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, ResubscribeRequest, Source
 from consentry.consent.rules import Channel, Kind
+from consentry.errors import InvalidInput
 from consentry.patients.models import Practice
-from consentry.patients.services import InvalidInput, normalize_email
+from consentry.patients.services import normalize_email
 
 from .planning import create_direct_message
 

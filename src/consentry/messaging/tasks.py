@@ -351,14 +351,15 @@ class Dispatch:
 
     def hand_on(self, ids: list[int], sender, slot: datetime) -> None:
         """The sender is busy for a while: the rest goes on at its reserved instant, and this worker
-        is free for other practices meanwhile. They are not due before that instant: the outcome
-        check of a task that began long ago (a broadcast paced over hours) must not take them for
-        deliveries whose task stopped, and dispatch them again."""
-        Delivery.objects.filter(
-            Q(not_before__isnull=True) | Q(not_before__lt=slot),
-            pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True,
-        ).update(not_before=slot)
-        dispatch_deliveries.using(run_after=slot).enqueue(ids, [sender.key, slot.isoformat()])
+        is free for other practices meanwhile. They are not due before that instant (the recovery
+        sweep must not take a broadcast paced over hours for deliveries whose task stopped), and
+        the new task is written in the same transaction: no moment leaves them without one."""
+        with transaction.atomic():
+            Delivery.objects.filter(
+                Q(not_before__isnull=True) | Q(not_before__lt=slot),
+                pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True,
+            ).update(not_before=slot)
+            dispatch_deliveries.using(run_after=slot).enqueue(ids, [sender.key, slot.isoformat()])
         self.count("paced", len(ids))
 
 

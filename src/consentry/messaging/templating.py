@@ -23,7 +23,7 @@ from django.template.loader import render_to_string
 from django.utils.html import conditional_escape, strip_tags
 
 from consentry.consent import tokens
-from consentry.patients.services import InvalidInput
+from consentry.errors import InvalidInput
 
 TOKENS = ("first_name", "last_name", "practice_name", "practice_phone")
 FILTERS = frozenset({"default", "upper", "lower", "title", "capfirst"})

@@ -15,6 +15,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from consentry.consent.categories import BUILTIN_CATEGORIES
+from consentry.errors import InvalidInput
 
 from .models import (
     ApiKey,
@@ -30,15 +31,6 @@ from .models import (
 
 LINE_TYPES = ("mobile", "landline", "voip", "unknown")
 CHANNELS = ("in_app", "sms", "voice", "email")
-
-
-class InvalidInput(Exception):
-    """Bad input, named by the field it came from. Nothing was written."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

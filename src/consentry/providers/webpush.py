@@ -35,7 +35,7 @@ from django.core.validators import URLValidator
 from django_tasks import task
 from py_vapid import Vapid
 
-from consentry.patients.services import InvalidInput
+from consentry.errors import InvalidInput
 
 from .models import InAppNotice, PushSubscription
 

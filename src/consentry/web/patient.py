@@ -21,10 +21,10 @@ from django.views.decorators.http import require_http_methods
 
 from consentry.consent import ledger, tokens
 from consentry.consent.models import ContactConsent, EmailState, SmsState
+from consentry.errors import InvalidInput
 from consentry.messaging import self_service
 from consentry.messaging.self_service import Click, NotUnsubscribed, TooSoon, UnknownPractice
 from consentry.patients.models import ContactKind, Patient
-from consentry.patients.services import InvalidInput
 
 GONE = "This link belongs to a practice that no longer uses this service."
 

@@ -38,9 +38,10 @@ from django.views.decorators.http import require_GET, require_POST
 from twilio.request_validator import RequestValidator
 
 from consentry.consent.ledger import consent_state
+from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
 from consentry.patients.models import Practice
-from consentry.patients.services import InvalidInput, normalize_phone
+from consentry.patients.services import normalize_phone
 from consentry.providers.base import provider_name
 from consentry.providers.models import SandboxMessage
 from consentry.web import webhooks

@@ -11,11 +11,12 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from consentry.errors import InvalidInput
 from consentry.keywords.inbound import handle_inbound_sms
 from consentry.messaging.models import Delivery
 from consentry.messaging.status import apply_twilio_status
 from consentry.patients.models import Practice
-from consentry.patients.services import InvalidInput, normalize_phone
+from consentry.patients.services import normalize_phone
 
 log = logging.getLogger("consentry.webhooks")
 

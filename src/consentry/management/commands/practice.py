@@ -8,8 +8,9 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from consentry.errors import InvalidInput
 from consentry.patients.models import Practice
-from consentry.patients.services import InvalidInput, create_practice, normalize_phone, update_practice
+from consentry.patients.services import create_practice, normalize_phone, update_practice
 
 
 def parse_send_window(text: str) -> tuple[datetime.time, datetime.time]:
