@@ -14,7 +14,7 @@ from ninja import Field, Query, Router, Schema
 
 from consentry.api.auth import actor_of, practice_of
 from consentry.api.schemas import MAX_SEQ, In
-from consentry.consent import ledger
+from consentry.consent import ledger, selectors
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, Source, Subject
 from consentry.errors import InvalidInput
@@ -76,7 +76,7 @@ class OptOutOut(Schema):
 
 
 def _status(practice: Practice, address: str) -> dict:
-    status = ledger.address_status(practice.pk, address)
+    status = selectors.address_status(practice.pk, address)
     if "@" in address:
         return {"address": address, "sms": None, "email": status.email, "blocked_categories": None}
     return {"address": address, "sms": status.sms, "email": None, "blocked_categories": status.blocked_categories}
@@ -108,19 +108,12 @@ def contacts_history(
     """
     practice = practice_of(request)
     normalized = normalize_address(address, region=practice.region, field="address")
-    page = list(
-        ConsentEvent.objects.filter(practice=practice, address=normalized, seq__gt=after_seq).order_by("seq")[
-            : limit + 1
-        ]
-    )
-    more = len(page) > limit
-    page = page[:limit]
-    notes = ledger.notes(page)
+    history = selectors.address_history(practice.pk, normalized, after_seq=after_seq, limit=limit)
     return {
         "address": normalized,
         "status": _status(practice, normalized),
-        "events": [_event_out(e, notes) for e in page],
-        "next_after_seq": page[-1].seq if more else None,
+        "events": [_event_out(e, history.notes) for e in history.events],
+        "next_after_seq": history.next_after_seq,
     }
 
 

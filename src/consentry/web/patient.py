@@ -19,12 +19,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from consentry.consent import ledger, tokens
-from consentry.consent.models import ContactConsent, EmailState, SmsState
+from consentry.consent import selectors, tokens
 from consentry.errors import InvalidInput
 from consentry.messaging import self_service
 from consentry.messaging.self_service import Click, NotUnsubscribed, TooSoon, UnknownPractice
-from consentry.patients.models import ContactKind, Patient
+from consentry.patients.models import Patient
 
 GONE = "This link belongs to a practice that no longer uses this service."
 
@@ -97,12 +96,12 @@ def portal(request: HttpRequest, token: str) -> HttpResponse:
     if patient is None:
         return invalid(request, GONE, 404)
     practice = patient.practice
-    points = [link.contact_point for link in patient.contacts.select_related("contact_point").order_by("pk")]
+    phones, emails = selectors.patient_addresses(patient)
     context: dict = {"practice": practice, "patient": patient}
     status = 200
     if request.method == "POST":
         wanted = request.POST.get("resubscribe", "")
-        if wanted not in {p.address for p in points if p.kind == ContactKind.EMAIL}:
+        if wanted not in {e.address for e in emails}:
             context["error"], status = "That address is not one of yours.", 400
         else:
             try:
@@ -113,27 +112,7 @@ def portal(request: HttpRequest, token: str) -> HttpResponse:
                                             "Please check your inbox, or try again tomorrow."), 429
             except (NotUnsubscribed, InvalidInput) as exc:
                 context["notice"] = str(getattr(exc, "message", exc))
-    state = ledger.consent_state(practice.pk, [p.address for p in points])
-    since = dict(
-        ContactConsent.objects.filter(practice=practice, address__in=[p.address for p in points], sms=SmsState.OPTED_OUT)
-        .values_list("address", "last_event__created_at")
-    )
-    context["phones"] = [
-        {
-            "number": p.address,
-            "opted_out": p.address in state.sms_opted_out,
-            "since": since.get(p.address),
-            "textable": p.valid and p.line_type != "landline",
-            "opt_in_link": opt_in_link(practice.texting_number),
-        }
-        for p in points if p.kind == ContactKind.PHONE
-    ]
-    context["emails"] = [
-        {
-            "address": p.address,
-            "state": EmailState.BOUNCED if p.address in state.email_bounced
-            else EmailState.UNSUBSCRIBED if p.address in state.email_unsubscribed else EmailState.SUBSCRIBED,
-        }
-        for p in points if p.kind == ContactKind.EMAIL
-    ]
+    context["phones"] = phones
+    context["opt_in_link"] = opt_in_link(practice.texting_number)
+    context["emails"] = emails
     return render(request, "patient/portal.html", context, status=status)

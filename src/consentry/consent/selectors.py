@@ -1,0 +1,75 @@
+"""Reads of consent for people to look at: an address's status and history, a patient's addresses.
+
+The API, the patient portal and the staff app show the same facts from here;
+``ledger.consent_state()`` remains the read that ``decide()`` takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from consentry.patients.models import ContactKind, Patient
+
+from . import ledger
+from .ledger import AddressStatus, address_status
+from .models import ConsentEvent, ContactConsent, EmailState, SmsState
+
+__all__ = ["AddressStatus", "address_status", "History", "address_history", "PhoneView", "EmailView",
+           "patient_addresses"]
+
+
+@dataclass(frozen=True)
+class History:
+    """One page of an address's ledger events, oldest first, with their notes."""
+
+    events: list[ConsentEvent]
+    notes: dict[int, str]  # event id -> the note it names (decrypted)
+    next_after_seq: int | None  # pass as ``after_seq`` for the next page; None on the last
+
+
+def address_history(practice_id, address: str, *, after_seq: int = 0, limit: int = 500) -> History:
+    page = list(
+        ConsentEvent.objects.filter(practice_id=practice_id, address=address, seq__gt=after_seq).order_by("seq")[
+            : limit + 1
+        ]
+    )
+    more = len(page) > limit
+    page = page[:limit]
+    return History(page, ledger.notes(page), page[-1].seq if more else None)
+
+
+@dataclass(frozen=True)
+class PhoneView:
+    number: str
+    opted_out: bool
+    since: datetime | None  # when it opted out
+    textable: bool  # a valid number on a line that takes texts
+
+
+@dataclass(frozen=True)
+class EmailView:
+    address: str
+    state: EmailState
+
+
+def patient_addresses(patient: Patient) -> tuple[list[PhoneView], list[EmailView]]:
+    """The patient's phones and emails, in the order they were given, each with what it can receive."""
+    points = [link.contact_point for link in patient.contacts.select_related("contact_point").order_by("pk")]
+    addresses = [p.address for p in points]
+    state = ledger.consent_state(patient.practice_id, addresses)
+    since = dict(
+        ContactConsent.objects.filter(practice_id=patient.practice_id, address__in=addresses, sms=SmsState.OPTED_OUT)
+        .values_list("address", "last_event__created_at")
+    )
+    phones = [
+        PhoneView(p.address, p.address in state.sms_opted_out, since.get(p.address),
+                  p.valid and p.line_type != "landline")
+        for p in points if p.kind == ContactKind.PHONE
+    ]
+    emails = [
+        EmailView(p.address, EmailState.BOUNCED if p.address in state.email_bounced
+                  else EmailState.UNSUBSCRIBED if p.address in state.email_unsubscribed else EmailState.SUBSCRIBED)
+        for p in points if p.kind == ContactKind.EMAIL
+    ]
+    return phones, emails
