@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import transaction
 from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
 from consentry.api.auth import practice_of
 from consentry.api.schemas import MAX_OFFSET, In
-from consentry.errors import InvalidInput
 from consentry.patients.models import Patient
 from consentry.providers import webpush
 from consentry.providers.models import InAppNotice, PushSubscription
@@ -84,19 +82,8 @@ def push_public_key(request):
 @router.post("/patients/{patient_id}/push-subscriptions", response={201: SubscriptionOut})
 def push_subscriptions_create(request, patient_id: str, payload: SubscriptionIn):
     """Register a browser's subscription. The same endpoint again updates its keys, never duplicates it."""
-    patient = _patient(request, patient_id)
-    endpoint, p256dh, auth = webpush.clean_subscription(payload.endpoint, payload.keys.p256dh, payload.keys.auth)
-    with transaction.atomic():
-        existing = PushSubscription.objects.select_for_update().filter(patient=patient, endpoint=endpoint).first()
-        if existing is None:
-            if PushSubscription.objects.filter(patient=patient).count() >= webpush.MAX_SUBSCRIPTIONS_PER_PATIENT:
-                raise InvalidInput(
-                    "endpoint",
-                    f"this patient has {webpush.MAX_SUBSCRIPTIONS_PER_PATIENT} subscriptions already: delete one first",
-                )
-        subscription, _ = PushSubscription.objects.update_or_create(
-            patient=patient, endpoint=endpoint, defaults={"p256dh": p256dh, "auth": auth}
-        )
+    subscription = webpush.subscribe(patient=_patient(request, patient_id), endpoint=payload.endpoint,
+                                     p256dh=payload.keys.p256dh, auth=payload.keys.auth)
     return Status(201, _subscription_out(subscription))
 
 

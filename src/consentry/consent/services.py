@@ -6,7 +6,8 @@ import json
 
 from django.db import transaction
 
-from consentry.patients.models import Patient, Practice
+from consentry.errors import InvalidInput
+from consentry.patients.models import Category, Patient, Practice
 
 from . import address_lock, ledger
 from .models import Block, ConsentEvent, ContactConsent, EmailState, SmsState, Source, Subject
@@ -88,8 +89,14 @@ def staff_opt_out(*, practice: Practice, address: str, reason: str, actor: str) 
 def set_block(
     *, practice: Practice, number: str, categories: list[str], source: str, actor: str, evidence: dict | None = None
 ) -> ConsentEvent | None:
-    """Set the categories a number is blocked for; an empty list removes the block."""
+    """Set the categories a number is blocked for; an empty list removes the block.
+
+    Every category must be one of the practice's (``InvalidInput`` otherwise, and nothing changes).
+    """
     wanted = sorted(set(categories))
+    known = set(Category.objects.filter(practice=practice).values_list("key", flat=True))
+    if unknown := sorted(set(wanted) - known):
+        raise InvalidInput("categories", f"unknown category: {', '.join(unknown)}")
     ledger.lock(practice.pk)
     address_lock.for_change(practice.pk, number)
     current = Block.objects.filter(practice=practice, number=number).values_list("categories", flat=True).first()

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator
+from django.db import transaction
 from django_tasks import task
 from py_vapid import Vapid
 
@@ -128,6 +129,24 @@ def clean_subscription(endpoint: str, p256dh: str, auth: str) -> tuple[str, str,
     if secret is None or len(secret) != 16:
         raise InvalidInput("keys.auth", "must be the 16-byte auth secret, base64url")
     return endpoint, _b64url_encode(point), _b64url_encode(secret)
+
+
+def subscribe(*, patient, endpoint: str, p256dh: str, auth: str) -> PushSubscription:
+    """Register a browser's subscription for the patient; the same endpoint again updates its keys.
+
+    At most ``MAX_SUBSCRIPTIONS_PER_PATIENT`` per patient: past that, ``InvalidInput`` (delete one first).
+    """
+    endpoint, p256dh, auth = clean_subscription(endpoint, p256dh, auth)
+    with transaction.atomic():
+        existing = PushSubscription.objects.select_for_update().filter(patient=patient, endpoint=endpoint).first()
+        if existing is None and PushSubscription.objects.filter(patient=patient).count() >= MAX_SUBSCRIPTIONS_PER_PATIENT:
+            raise InvalidInput(
+                "endpoint", f"this patient has {MAX_SUBSCRIPTIONS_PER_PATIENT} subscriptions already: delete one first"
+            )
+        subscription, _ = PushSubscription.objects.update_or_create(
+            patient=patient, endpoint=endpoint, defaults={"p256dh": p256dh, "auth": auth}
+        )
+    return subscription
 
 
 def _check_endpoint(endpoint: str) -> None:
