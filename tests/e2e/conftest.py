@@ -122,6 +122,47 @@ class Service:
         return bodies
 
 
+def wait_healthy(base: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    """Until ``base``'s /healthz answers; fails with the process's output if it stopped first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                return
+        except OSError as exc:
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.poll() is not None and process.stdout else ""
+                raise AssertionError(f"consentry serve did not start:\n{output}") from exc
+            time.sleep(0.1)
+
+
+# Recovery at a test's pace: a killed worker counts as dead after 1.5 s, a lost delivery after 2.
+FAST_RECOVERY = {
+    "CONSENTRY_BEAT_SECONDS": "0.2",
+    "CONSENTRY_SWEEP_SECONDS": "0.5",
+    "CONSENTRY_WORKER_DEAD_SECONDS": "1.5",
+    "CONSENTRY_REDISPATCH_AFTER_SECONDS": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def twilio_api():
+    """Twilio's REST API on loopback, for the services of one module."""
+    from tests.conftest import TWILIO_ACCOUNT
+    from tests.fakes.twilio import start_fake_twilio
+
+    fake, server = start_fake_twilio(TWILIO_ACCOUNT, TWILIO_TOKEN)
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+def twilio_env(service_env: dict, twilio, *, outcome_timeout: float, **more: str) -> dict:
+    """A service that texts through the loopback Twilio, with fast recovery and this outcome timeout."""
+    return {**service_env, "CONSENTRY_PROVIDER": "twilio", "CONSENTRY_TWILIO_API_BASE": twilio.url,
+            "CONSENTRY_OUTCOME_TIMEOUT_SECONDS": str(outcome_timeout), **FAST_RECOVERY, **more}
+
+
 def start_service(env, *serve_args, practice_args=()) -> tuple[Service, subprocess.Popen]:
     """A practice (created with ``practice_args`` too) and a running `consentry serve` (with
     ``serve_args``) on this environment's database."""
@@ -134,16 +175,7 @@ def start_service(env, *serve_args, practice_args=()) -> tuple[Service, subproce
     env = {"CONSENTRY_PUBLIC_URL": base, **env}
     server = subprocess.Popen([*CLI, "serve", "--port", str(port), *serve_args], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
-                break
-        except OSError as exc:
-            if server.poll() is not None or time.monotonic() > deadline:
-                output = server.stdout.read() if server.poll() is not None else ""
-                raise AssertionError(f"consentry serve did not start:\n{output}") from exc
-            time.sleep(0.2)
+    wait_healthy(base, server)
     return Service(base, created["api_key"], created["id"]), server
 
 

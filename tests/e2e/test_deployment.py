@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import http.client
 import subprocess
-import time
 import urllib.parse
 
 import pytest
 
-from tests.e2e.conftest import CLI, cli, free_port, start_service
+from tests.e2e.conftest import CLI, cli, free_port, start_service, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -84,14 +83,7 @@ def test_x_forwarded_proto_from_anyone_but_the_trusted_proxy_is_ignored(producti
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert _get(base, "/healthz").status == 200
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "consentry serve did not start"
-                time.sleep(0.2)
+        wait_healthy(base, server)
         spoofed = _get(base, "/", Host="messages.example.org", **{"X-Forwarded-Proto": "https"})
         assert spoofed.status == 301 and spoofed.getheader("Strict-Transport-Security") is None
     finally:

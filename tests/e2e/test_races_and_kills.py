@@ -27,8 +27,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import TWILIO_ACCOUNT, summary
-from tests.e2e.conftest import CLI, cli, start_service
-from tests.fakes.twilio import start_fake_twilio
+from tests.e2e.conftest import CLI, cli, start_service, twilio_env, wait_healthy
 
 pytestmark = [
     pytest.mark.e2e,
@@ -45,30 +44,15 @@ OUTCOME_TIMEOUT = 4
 
 
 @pytest.fixture(scope="module")
-def twilio():
-    from tests.conftest import TWILIO_TOKEN
-
-    fake, server = start_fake_twilio(TWILIO_ACCOUNT, TWILIO_TOKEN)
-    fake.delay = 0.005  # a provider call takes a little time: the window a STOP could slip into
-    yield fake
-    server.shutdown()
-    server.server_close()
+def twilio(twilio_api):
+    twilio_api.delay = 0.005  # a provider call takes a little time: the window a STOP could slip into
+    return twilio_api
 
 
 @pytest.fixture(scope="module")
 def env(service_env, twilio):
-    return {
-        **service_env,
-        "CONSENTRY_PROVIDER": "twilio",
-        "CONSENTRY_TWILIO_API_BASE": twilio.url,
-        "CONSENTRY_OUTCOME_TIMEOUT_SECONDS": str(OUTCOME_TIMEOUT),
-        "CONSENTRY_BEAT_SECONDS": "0.2",
-        "CONSENTRY_SWEEP_SECONDS": "0.5",
-        "CONSENTRY_WORKER_DEAD_SECONDS": "1.5",
-        "CONSENTRY_REDISPATCH_AFTER_SECONDS": "2",
-        "CONSENTRY_DISPATCH_BATCH": "40",
-        "CONSENTRY_LOG_LEVEL": "ERROR",
-    }
+    return twilio_env(service_env, twilio, outcome_timeout=OUTCOME_TIMEOUT, CONSENTRY_DISPATCH_BATCH="40",
+                      CONSENTRY_LOG_LEVEL="ERROR")
 
 
 @pytest.fixture(scope="module")
@@ -191,16 +175,8 @@ def test_no_text_reaches_the_provider_after_its_stop_and_none_twice(service, env
 def _serve(env, port) -> subprocess.Popen:
     server = subprocess.Popen([*CLI, "serve", "--port", str(port), "--no-worker"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            import urllib.request
-
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return server
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "consentry serve did not start again"
-            time.sleep(0.1)
+    wait_healthy(f"http://127.0.0.1:{port}", server)
+    return server
 
 
 def test_kills_of_the_web_process_and_workers_lose_no_stop_and_leave_nothing_pending(service, env, twilio, request):

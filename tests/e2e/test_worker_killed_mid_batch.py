@@ -17,9 +17,8 @@ import time
 
 import pytest
 
-from tests.conftest import TWILIO_ACCOUNT, TWILIO_TOKEN
-from tests.e2e.conftest import CLI, cli, start_service
-from tests.fakes.twilio import start_fake_twilio
+from tests.conftest import TWILIO_ACCOUNT
+from tests.e2e.conftest import CLI, cli, start_service, twilio_env
 
 pytestmark = pytest.mark.e2e
 
@@ -28,27 +27,14 @@ OUTCOME_TIMEOUT = 3  # seconds
 
 
 @pytest.fixture(scope="module")
-def twilio():
-    fake, server = start_fake_twilio(TWILIO_ACCOUNT, TWILIO_TOKEN)
-    yield fake
-    server.shutdown()
-    server.server_close()
+def twilio(twilio_api):
+    return twilio_api
 
 
 @pytest.fixture(scope="module")
 def env(service_env, twilio):
-    return {
-        **service_env,
-        "CONSENTRY_PROVIDER": "twilio",
-        "CONSENTRY_TWILIO_API_BASE": twilio.url,
-        "CONSENTRY_OUTCOME_TIMEOUT_SECONDS": str(OUTCOME_TIMEOUT),
-        "CONSENTRY_PROVIDER_TIMEOUT": "60",
-        # The recovery sweep, at a test's pace: the killed worker counts as dead after 2 s.
-        "CONSENTRY_BEAT_SECONDS": "0.2",
-        "CONSENTRY_SWEEP_SECONDS": "0.5",
-        "CONSENTRY_WORKER_DEAD_SECONDS": "2",
-        "CONSENTRY_REDISPATCH_AFTER_SECONDS": "3",
-    }
+    # No answer for a minute is a hung call; the outcome of one not answered is unknown after 3 s.
+    return twilio_env(service_env, twilio, outcome_timeout=OUTCOME_TIMEOUT, CONSENTRY_PROVIDER_TIMEOUT="60")
 
 
 @pytest.fixture(scope="module")
