@@ -176,7 +176,8 @@ def run_database(args) -> None:
     from django_tasks_db.models import DBTaskResult
 
     from consentry.messaging.models import Delivery, DeliveryEvent
-    from consentry.messaging.planning import create_message, enqueue_dispatch
+    from consentry.messaging.planning import create_message
+    from consentry.messaging.tasks import enqueue_dispatch
     from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact
     from consentry.patients.services import create_practice
     from consentry.providers.models import SandboxMessage

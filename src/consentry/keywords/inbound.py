@@ -19,7 +19,7 @@ from consentry.consent import services as consent
 from consentry.consent.models import SmsState, Source
 from consentry.conversations import services as conversations
 from consentry.conversations.models import Conversation, Direction
-from consentry.messaging.planning import create_keyword_reply
+from consentry.messaging.direct import create_keyword_reply
 from consentry.patients.models import KeywordMode, Practice, ReasonableMeans
 from consentry.patients.services import normalize_phone
 

@@ -16,113 +16,30 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple, Sequence
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from consentry.consent.rules import (
     AUTOMATED_KINDS,
-    QUIET_HOURS_KINDS,
-    Category,
     Channel,
     FrequencyCap,
     Kind,
     SendRequest,
-    SendWindow,
     Status,
     decide,
 )
 from consentry.errors import InvalidInput
-from consentry.patients.models import Category as CategoryRow
-from consentry.patients.models import PatientContact, Practice
+from consentry.patients.models import Practice
 
 from . import recipients, templating
+from .categories import category_from_row, category_row, send_window
+from .content import clean_content
 from .models import Delivery, Message
+from .tasks import enqueue_dispatch
 
 PLAN_CHUNK = 2000
 PHONE_CHANNELS = (Channel.SMS, Channel.VOICE)
 SENDING = (Status.PENDING, Status.DEFERRED)
 REQUEST_KINDS = (Kind.AUTOMATION, Kind.BROADCAST, Kind.MANUAL, Kind.NOTIFICATION)
-MAX_SMS_CHARS = templating.MAX_SMS_CHARS
-MAX_TEXT_CHARS = 100_000
-
-
-def category_row(practice: Practice, key: str) -> CategoryRow:
-    row = CategoryRow.objects.filter(practice=practice, key=key).first()
-    if row is None:
-        raise InvalidInput("category", f"unknown category {key!r}")
-    return row
-
-
-def category_for(practice: Practice, key: str) -> Category:
-    return category_from_row(category_row(practice, key))
-
-
-def send_window(practice: Practice, kind: Kind, category: CategoryRow) -> SendWindow | None:
-    """The quiet-hours window that applies, or None (staff messages, exempt types)."""
-    if kind not in QUIET_HOURS_KINDS or category.quiet_hours_exempt:
-        return None
-    return SendWindow(practice.send_window_start, practice.send_window_end)
-
-
-def category_from_row(row: CategoryRow) -> Category:
-    return Category(
-        key=row.key,
-        marketing=row.marketing,
-        notification_channels=frozenset(Channel(c) for c in row.notification_channels),
-        patient_can_disable=row.patient_can_disable,
-    )
-
-
-def clean_content(kind: Kind, content: dict, *, sms_prefix: str = "") -> tuple[dict, frozenset[Channel]]:
-    """Validate the content and return it with the channels it can be sent on.
-
-    ``sms_prefix`` is what every text starts with (the practice's name): it
-    counts towards a text's length.
-    """
-    if not isinstance(content, dict):
-        raise InvalidInput("content", "must be an object with sms, voice and/or email")
-    cleaned: dict = {}
-    for key in ("sms", "voice", "in_app"):
-        value = content.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise InvalidInput(f"content.{key}", "must be text")
-        if value.strip():
-            limit = MAX_SMS_CHARS - len(sms_prefix) if key == "sms" else MAX_TEXT_CHARS
-            if len(value) > limit:
-                why = f" (texts start with {sms_prefix!r})" if key == "sms" and sms_prefix else ""
-                raise InvalidInput(f"content.{key}", f"is longer than {limit} characters{why}")
-            templating.check(value, f"content.{key}")
-            cleaned[key] = value
-    email = content.get("email")
-    if email is not None:
-        if not isinstance(email, dict):
-            raise InvalidInput("content.email", "must be an object with subject, text and html")
-        subject, text, html = (email.get(k) or "" for k in ("subject", "text", "html"))
-        if not all(isinstance(v, str) for v in (subject, text, html)):
-            raise InvalidInput("content.email", "subject, text and html must be text")
-        if text.strip() or html.strip():
-            if not subject.strip():
-                raise InvalidInput("content.email.subject", "an email needs a subject")
-            if max(len(subject), len(text), len(html)) > MAX_TEXT_CHARS:
-                raise InvalidInput("content.email", f"is longer than {MAX_TEXT_CHARS} characters")
-            templating.check(subject, "content.email.subject")
-            templating.check(text, "content.email.text")
-            templating.check(html, "content.email.html")
-            cleaned["email"] = {"subject": subject, "text": text, "html": html}
-    unknown = set(content) - {"sms", "voice", "email", "in_app"}
-    if unknown:
-        raise InvalidInput("content", f"unknown channel(s): {', '.join(sorted(unknown))}")
-    if not cleaned:
-        raise InvalidInput("content", "no content for any channel: write sms, voice or email content")
-    if "in_app" in cleaned and kind != Kind.NOTIFICATION:
-        raise InvalidInput("content.in_app", "in-app content is only for notifications")
-    channels = {Channel(k) for k in cleaned}
-    if kind == Kind.NOTIFICATION and cleaned.keys() - {"voice"}:
-        # The portal shows a notification's own in-app text, else its text or email.
-        channels.add(Channel.IN_APP)
-    return cleaned, frozenset(channels)
 
 
 class DeliveryRow(NamedTuple):
@@ -318,45 +235,3 @@ def _datetime_from_db(value) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def enqueue_dispatch(delivery_ids: list[int], run_after: datetime | None = None) -> None:
-    """One dispatch task per batch of deliveries, written in the caller's transaction."""
-    from .tasks import dispatch_deliveries
-
-    task = dispatch_deliveries.using(run_after=run_after) if run_after else dispatch_deliveries
-    size = settings.CONSENTRY_DISPATCH_BATCH
-    for start in range(0, len(delivery_ids), size):
-        task.enqueue(delivery_ids[start : start + size])
-
-
-def create_direct_message(
-    *, practice: Practice, kind: Kind, channel: Channel, address: str, content: dict, actor: str,
-    category: str = "system",
-) -> Delivery:
-    """One message to one address (not to patients), through the normal delivery path.
-
-    The delivery is linked to the earliest patient with that address, if any,
-    for the personalization tokens and the patient's history.
-    """
-    with transaction.atomic():
-        message = Message.objects.create(
-            practice=practice, kind=kind, category=category, content=json.dumps(content), actor=actor,
-        )
-        patient_id = (
-            PatientContact.objects.filter(contact_point__practice=practice, contact_point__address=address)
-            .order_by("patient__created_at").values_list("patient_id", flat=True).first()
-        )
-        delivery = Delivery.objects.create(
-            message=message, practice=practice, patient_id=patient_id, channel=channel, address=address
-        )
-        enqueue_dispatch([delivery.pk])
-    return delivery
-
-
-def create_keyword_reply(*, practice: Practice, number: str, body: str, actor: str) -> Delivery:
-    """The confirmation or HELP text that answers a keyword, through the normal delivery path.
-
-    Its kind exempts it from the opt-out it confirms (CTIA: one confirmation
-    after an opt-out is allowed, and expected).
-    """
-    return create_direct_message(practice=practice, kind=Kind.KEYWORD_REPLY, channel=Channel.SMS, address=number,
-                                 content={"sms": body}, actor=actor)

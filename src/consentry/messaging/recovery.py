@@ -38,7 +38,7 @@ from django_tasks_db.models import DBTaskResult, get_date_max
 from consentry.consent.rules import Reason, Status
 
 from .models import Delivery, DeliveryEvent, WorkerBeat
-from .planning import enqueue_dispatch
+from .tasks import enqueue_dispatch
 from .status import move
 
 log = logging.getLogger("consentry.recovery")

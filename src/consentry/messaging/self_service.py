@@ -21,7 +21,7 @@ from consentry.errors import InvalidInput
 from consentry.patients.models import Practice
 from consentry.patients.services import normalize_email
 
-from .planning import create_direct_message
+from .direct import create_direct_message
 
 
 class UnknownPractice(Exception):

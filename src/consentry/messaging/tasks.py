@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import uuid
 from dataclasses import dataclass
-from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -16,11 +16,13 @@ from django_tasks import task
 
 from consentry.consent import address_lock, ledger
 from consentry.consent.rules import Channel, Kind, Reason, Status, address_block_reason, window_opens
+from consentry.patients.models import Practice
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
-from . import pacing, templating
+from . import pacing
 from .models import Delivery, DeliveryEvent, Message
-from .planning import category_for, category_from_row, category_row, enqueue_dispatch, send_window
+from .categories import category_from_row, category_row, send_window
+from .rendering import Person, render
 from .status import handed_over, move, move_many
 
 log = logging.getLogger("consentry.dispatch")
@@ -56,17 +58,17 @@ class Claimed:
               "recipient_timezone", "patient__first_name", "patient__last_name")
 
     pk: int
-    message_id: object
-    practice_id: object
-    patient_id: object
+    message_id: uuid.UUID
+    practice_id: uuid.UUID
+    patient_id: uuid.UUID | None  # none for a text to a number no patient has (a STOP's confirmation)
     channel: str
     address: str
     not_before: datetime | None
     recipient_timezone: str
     first_name: str | None
     last_name: str | None
-    practice: object = None
-    message: object = None
+    practice: Practice | None = None  # given by Dispatch.attach, from one read per practice
+    message: Message | None = None
     attempted_at: datetime | None = None
 
     @property
@@ -288,8 +290,6 @@ class Dispatch:
 
     def attach(self, deliveries: list[Claimed]) -> None:
         """Give each delivery its practice, message and category from one read per kind of row."""
-        from consentry.patients.models import Practice
-
         if missing := {d.practice_id for d in deliveries} - set(self.practices):
             self.practices.update(Practice.objects.in_bulk(missing))
         if missing := {d.message_id for d in deliveries} - set(self.messages):
@@ -423,57 +423,16 @@ def retry_delay(attempt: int) -> timedelta:
 
 @task()
 def expire_unknown_outcomes(delivery_ids: list[int]) -> dict:
-    """Settle these deliveries as the recovery sweep would (tasks of this name queued by earlier versions)."""
-    from .recovery import settle_deliveries
+    """Superseded by every worker's recovery sweep (recovery.py), which settles these deliveries too.
 
-    return settle_deliveries(datetime.now(UTC), ids=delivery_ids)
-
-
-class Person(NamedTuple):
-    """Who a delivery is for, as far as the personalization tokens go."""
-
-    first_name: str
-    last_name: str
-
-
-def render(delivery: Delivery, category=None, content: dict | None = None, person=None) -> Outbound:
-    """What the provider is handed: the content personalized for this recipient, in its channel's form.
-
-    ``person`` (first and last name) defaults to the delivery's patient.
+    Kept so that tasks of this name queued by earlier versions still finish cleanly.
     """
-    message, practice, channel = delivery.message, delivery.practice, delivery.channel
-    person = person if person is not None or delivery.patient_id is None else getattr(delivery, "patient", None)
-    content = json.loads(message.content) if content is None else content
-    values = templating.values_for(practice, person)
-    subject = html = ""
-    headers: dict = {}
-    if channel == Channel.EMAIL:
-        category = category or category_for(practice, message.category)
-        email = templating.email(
-            practice, person, delivery.address, content["email"],
-            with_unsubscribe=message.kind == Kind.BROADCAST or category.marketing,
-        )
-        subject, body, html, headers = email.subject, email.text, email.html, email.headers
-        sender = practice.email_from or f"{practice.name} <noreply@localhost>"
-    elif channel == Channel.IN_APP:
-        body = content.get("in_app") or content.get("sms") or content.get("email", {}).get("text", "")
-        body = templating.personalize(body, values)
-        subject = templating.personalize(content.get("email", {}).get("subject", ""), values)
-        sender = practice.name
-    else:
-        body = templating.personalize(content[channel], values)
-        if channel == Channel.SMS:
-            body = templating.sms_text(practice, body)
-        sender = practice.texting_number
-    return Outbound(
-        practice_id=str(practice.pk),
-        delivery_id=delivery.pk,
-        channel=channel,
-        to=delivery.address or str(delivery.patient_id),
-        sender=sender,
-        body=body,
-        subject=subject,
-        html=html,
-        headers=headers,
-        category=message.category,
-    )
+    return {"superseded_by": "the recovery sweep"}
+
+
+def enqueue_dispatch(delivery_ids: list[int], run_after: datetime | None = None) -> None:
+    """One dispatch task per batch of deliveries, written in the caller's transaction."""
+    task = dispatch_deliveries.using(run_after=run_after) if run_after else dispatch_deliveries
+    size = settings.CONSENTRY_DISPATCH_BATCH
+    for start in range(0, len(delivery_ids), size):
+        task.enqueue(delivery_ids[start : start + size])

@@ -1,0 +1,63 @@
+"""What a provider is handed: a delivery's content personalized for its recipient, in its channel's form."""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from consentry.consent.rules import Channel, Kind
+from consentry.providers.base import Outbound
+
+from . import templating
+from .categories import category_for
+from .models import Delivery
+
+
+class Person(NamedTuple):
+    """Who a delivery is for, as far as the personalization tokens go."""
+
+    first_name: str
+    last_name: str
+
+
+def render(delivery: Delivery, category=None, content: dict | None = None, person=None) -> Outbound:
+    """What the provider is handed: the content personalized for this recipient, in its channel's form.
+
+    ``person`` (first and last name) defaults to the delivery's patient.
+    """
+    message, practice, channel = delivery.message, delivery.practice, delivery.channel
+    person = person if person is not None or delivery.patient_id is None else getattr(delivery, "patient", None)
+    content = json.loads(message.content) if content is None else content
+    values = templating.values_for(practice, person)
+    subject = html = ""
+    headers: dict = {}
+    if channel == Channel.EMAIL:
+        category = category or category_for(practice, message.category)
+        email = templating.email(
+            practice, person, delivery.address, content["email"],
+            with_unsubscribe=message.kind == Kind.BROADCAST or category.marketing,
+        )
+        subject, body, html, headers = email.subject, email.text, email.html, email.headers
+        sender = practice.email_from or f"{practice.name} <noreply@localhost>"
+    elif channel == Channel.IN_APP:
+        body = content.get("in_app") or content.get("sms") or content.get("email", {}).get("text", "")
+        body = templating.personalize(body, values)
+        subject = templating.personalize(content.get("email", {}).get("subject", ""), values)
+        sender = practice.name
+    else:
+        body = templating.personalize(content[channel], values)
+        if channel == Channel.SMS:
+            body = templating.sms_text(practice, body)
+        sender = practice.texting_number
+    return Outbound(
+        practice_id=str(practice.pk),
+        delivery_id=delivery.pk,
+        channel=channel,
+        to=delivery.address or str(delivery.patient_id),
+        sender=sender,
+        body=body,
+        subject=subject,
+        html=html,
+        headers=headers,
+        category=message.category,
+    )
