@@ -81,7 +81,7 @@ def test_a_family_sharing_a_phone_has_one_conversation_that_lists_every_patient(
 
 
 def help_reply_body(practice):
-    from consentry.keywords.inbound import help_reply
+    from consentry.conversations.inbound import help_reply
 
     return help_reply(practice)
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from consentry.consent import ledger
 from consentry.consent.models import ConsentEvent
-from consentry.keywords.inbound import opt_in_confirmation, opt_out_confirmation
+from consentry.conversations.inbound import opt_in_confirmation, opt_out_confirmation
 from consentry.keywords.models import InboundMessage
 from consentry.providers.models import SandboxMessage
 from consentry.web.sandbox import post_to_twilio_webhook, twilio_inbound_params

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from consentry.conversations.inbound import handle_inbound_sms
 from consentry.errors import InvalidInput
-from consentry.keywords.inbound import handle_inbound_sms
 from consentry.messaging.models import Delivery
 from consentry.messaging.status import apply_twilio_status
 from consentry.patients.models import Practice

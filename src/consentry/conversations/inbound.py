@@ -17,15 +17,15 @@ from django.db import IntegrityError, transaction
 from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import SmsState, Source
-from consentry.conversations import services as conversations
-from consentry.conversations.models import Conversation, Direction
+from consentry.keywords.classify import KeywordKind, classify_in, normalize
+from consentry.keywords.models import InboundMessage
+from consentry.keywords.reasonable import assess
 from consentry.messaging.direct import create_keyword_reply
 from consentry.patients.models import KeywordMode, Practice, ReasonableMeans
 from consentry.patients.services import normalize_phone
 
-from .classify import KeywordKind, classify_in, normalize
-from .models import InboundMessage
-from .reasonable import assess
+from . import services as conversations
+from .models import Conversation, Direction
 
 
 @dataclass(frozen=True)
