@@ -9,7 +9,7 @@ LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test test-sqlite test-postgres install lock browser bench clean
+.PHONY: run test lint test-sqlite test-postgres install lock browser bench clean
 
 # The locked versions exactly (pip refuses any file whose hash is not in the lock), then
 # Consentry itself, editable, with no dependency of its own: they all came from the lock.
@@ -48,8 +48,13 @@ test: install
 browser:
 	@scripts/chromium.sh >/dev/null || echo "!! Chromium unavailable: the browser tests will be skipped" >&2
 
-test-sqlite: install browser
+## Lint, types and import contracts (also the first step of `make test`, and the pre-commit hook)
+lint: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test-sqlite: install browser lint
 	@echo "== tests on SQLite"
 	$(BIN)/pytest
 

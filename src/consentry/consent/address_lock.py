@@ -22,8 +22,10 @@ from contextlib import contextmanager
 
 from django.db import connection
 
+from .rules import PracticeId
 
-def key(practice_id, address: str) -> int:
+
+def key(practice_id: PracticeId, address: str) -> int:
     """A signed 64-bit key for the address at the practice (two addresses may share one: they then wait for each
     other, which is only slower)."""
     digest = hashlib.blake2b(f"{practice_id}\x00{address}".encode(), digest_size=8).digest()
@@ -34,14 +36,14 @@ def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def for_change(practice_id, address: str) -> None:
+def for_change(practice_id: PracticeId, address: str) -> None:
     """Hold the address exclusively until the current transaction ends (a consent change is about to read it)."""
     if _postgres():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key(practice_id, address)])
 
 
-def for_handovers(pairs: Iterable[tuple[object, str]]) -> None:
+def for_handovers(pairs: Iterable[tuple[PracticeId, str]]) -> None:
     """Hold these addresses shared until the current transaction ends (a batch checked and stored in it)."""
     if not _postgres():
         return
@@ -52,7 +54,7 @@ def for_handovers(pairs: Iterable[tuple[object, str]]) -> None:
 
 
 @contextmanager
-def handing_over(practice_id, address: str) -> Iterator[None]:
+def handing_over(practice_id: PracticeId, address: str) -> Iterator[None]:
     """Hold the address shared across transactions, from the check until the provider call has returned.
 
     A session lock: the take commits inside it (so a killed worker's hand-over

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Iterable
+from typing import Any, Iterable
 
 from django.db import transaction
 
@@ -19,7 +19,10 @@ from consentry import text
 from consentry.patients.models import Patient, Practice
 
 from .models import Block, ConsentEvent, ConsentNote, ContactConsent, EmailState, SmsState, Subject
-from .rules import ConsentState
+from .rules import ConsentState, PracticeId
+
+# What a ledger event keeps as evidence: JSON, names and ids only (free text goes in a note).
+Evidence = dict[str, Any]
 
 GENESIS = "0" * 64
 # SQLite accepts 32766 bound parameters; stay far below on every backend.
@@ -27,7 +30,8 @@ IN_CHUNK = 2000
 
 
 def _canonical(
-    *, practice_id, seq, subject, address, state, source, actor, evidence, created_at, prev_hash
+    *, practice_id: PracticeId, seq: int, subject: str, address: str, state: str, source: str, actor: str,
+    evidence: Evidence, created_at: datetime, prev_hash: str
 ) -> bytes:
     payload = {
         "practice": str(practice_id),
@@ -61,11 +65,11 @@ def event_hash(event: ConsentEvent) -> str:
     ).hexdigest()
 
 
-def patient_subject(patient_id) -> str:
+def patient_subject(patient_id: object) -> str:
     return f"patient:{patient_id}"
 
 
-def lock(practice_id) -> None:
+def lock(practice_id: PracticeId) -> None:
     """Serialize consent changes of one practice until the transaction ends.
 
     Take it before reading the state a change depends on ("already opted
@@ -85,7 +89,7 @@ def record(
     state: str,
     source: str,
     actor: str,
-    evidence: dict | None = None,
+    evidence: Evidence | None = None,
     note: str = "",
     now: datetime | None = None,
 ) -> ConsentEvent:
@@ -153,7 +157,7 @@ def _patient_id(address: str) -> str:
 # --- reads -----------------------------------------------------------------
 
 
-def consent_state(practice_id, addresses: Iterable[str]) -> ConsentState:
+def consent_state(practice_id: PracticeId, addresses: Iterable[str]) -> ConsentState:
     """The consent state of these addresses, for ``decide()``."""
     addresses = list(dict.fromkeys(addresses))
     opted_out: set[str] = set()
@@ -187,7 +191,7 @@ class AddressStatus:
     blocked_categories: list[str]
 
 
-def address_status(practice_id, address: str) -> AddressStatus:
+def address_status(practice_id: PracticeId, address: str) -> AddressStatus:
     row = ContactConsent.objects.filter(practice_id=practice_id, address=address).values("sms", "email").first()
     block = Block.objects.filter(practice_id=practice_id, number=address).values_list("categories", flat=True).first()
     return AddressStatus(
@@ -217,7 +221,7 @@ class ChainReport:
     problem: str = ""
 
 
-def verify_chain(practice_id) -> ChainReport:
+def verify_chain(practice_id: PracticeId) -> ChainReport:
     """Recompute every hash of the practice's ledger; report the first broken link."""
     expected_prev, expected_seq, checked = GENESIS, 1, 0
     for event in ConsentEvent.objects.filter(practice_id=practice_id).order_by("seq").iterator(chunk_size=2000):
@@ -241,7 +245,7 @@ class Projection:
     do_not_contact: dict[str, bool]  # patient id -> the flag
 
 
-def replay_projection(practice_id) -> Projection:
+def replay_projection(practice_id: PracticeId) -> Projection:
     """The projection that the ledger alone implies: every subject it records, replayed in order.
 
     Patients with no event of a subject keep its default (marketing consent
@@ -275,7 +279,7 @@ def replay_projection(practice_id) -> Projection:
     return projection
 
 
-def current_projection(practice_id) -> Projection:
+def current_projection(practice_id: PracticeId) -> Projection:
     """The projection as the tables hold it now."""
     patients = Patient.objects.filter(practice_id=practice_id).values_list("pk", "marketing_consent", "do_not_contact")
     marketing, do_not_contact = {}, {}
@@ -290,6 +294,6 @@ def current_projection(practice_id) -> Projection:
     )
 
 
-def projection_matches(practice_id) -> bool:
+def projection_matches(practice_id: PracticeId) -> bool:
     """The tables agree with the ledger on every subject (``consentry audit verify`` checks it)."""
     return replay_projection(practice_id) == current_projection(practice_id)

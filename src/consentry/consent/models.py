@@ -12,6 +12,8 @@ made behind the database's back is found by ``ledger.verify_chain``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 from consentry.crypto import EncryptedTextField
@@ -45,14 +47,14 @@ class Source(models.TextChoices):
     API = "api"
 
 
-class ConsentEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class ConsentEventQuerySet(models.QuerySet["ConsentEvent"]):
+    def update(self, **kwargs: Any) -> int:
         raise LedgerIsAppendOnly("consent events are never updated")
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         raise LedgerIsAppendOnly("consent events are never deleted")
 
-    def bulk_update(self, *args, **kwargs):
+    def bulk_update(self, *args: Any, **kwargs: Any) -> int:
         raise LedgerIsAppendOnly("consent events are never updated")
 
 
@@ -76,13 +78,13 @@ class ConsentEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["practice", "seq"], name="consent_event_chain")]
         indexes = [models.Index(fields=["practice", "address", "seq"], name="consent_event_address")]
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise LedgerIsAppendOnly("consent events are never updated")
         kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise LedgerIsAppendOnly("consent events are never deleted")
 
 

@@ -12,11 +12,12 @@ as the README's (docs/architecture.md explains the layers around it).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 
@@ -136,6 +137,10 @@ KIND_POLICY: Mapping[Kind, KindPolicy] = {
 # neither waits for quiet hours nor counts against a frequency cap.
 QUIET_HOURS_KINDS = frozenset(kind for kind, policy in KIND_POLICY.items() if policy.quiet_hours)
 AUTOMATED_KINDS = frozenset(kind for kind, policy in KIND_POLICY.items() if policy.frequency_cap)
+
+
+# A practice's id as the callers hold it: the model's UUID, or its text.
+PracticeId = uuid.UUID | str
 
 
 def choices(vocabulary: type[StrEnum], *, blank: bool = False) -> list[tuple[str, str]]:
@@ -422,7 +427,10 @@ def _plan_channel(
 _REFUSAL_RANK = {Reason.NO_TEXT_CAPABLE_PHONE: 1, Reason.PHONE_INVALID: 2}
 
 
-def _address_checks(kind, category, channel, phones, emails, state, cap=None):
+def _address_checks(
+    kind: Kind, category: Category, channel: Channel, phones: tuple[Phone, ...], emails: tuple[str, ...],
+    state: ConsentState, cap: FrequencyCap | None = None,
+) -> Iterator[tuple[str, Reason | None]]:
     if channel == Channel.EMAIL:
         for email in emails:
             yield email, address_block_reason(
@@ -443,7 +451,10 @@ def _address_checks(kind, category, channel, phones, emails, state, cap=None):
             yield phone.number, reason
 
 
-def _first_reachable(kind, category, content, phones, emails, state, cap=None) -> list[Planned]:
+def _first_reachable(
+    kind: Kind, category: Category, content: frozenset[Channel], phones: tuple[Phone, ...], emails: tuple[str, ...],
+    state: ConsentState, cap: FrequencyCap | None = None,
+) -> list[Planned]:
     """At most one message: text, else call, else email (Artera's hierarchy).
 
     A call goes out only when no phone can take the text (a landline, an
@@ -475,7 +486,10 @@ def active_notification_channels(category: Category, recipient: Recipient) -> li
     return active
 
 
-def _all_active(request: SendRequest, recipient: Recipient, phones, state, cap=None) -> list[Planned]:
+def _all_active(
+    request: SendRequest, recipient: Recipient, phones: tuple[Phone, ...], state: ConsentState,
+    cap: FrequencyCap | None = None,
+) -> list[Planned]:
     kind, category = request.kind, request.category
     active = set(active_notification_channels(category, recipient))
     planned = []

@@ -14,6 +14,7 @@ from consentry.patients.models import ContactKind, Patient
 from . import ledger
 from .ledger import AddressStatus, address_status
 from .models import ConsentEvent, ContactConsent, EmailState, SmsState
+from .rules import PracticeId
 
 __all__ = ["AddressStatus", "address_status", "History", "address_history", "PhoneView", "EmailView",
            "patient_addresses"]
@@ -28,7 +29,7 @@ class History:
     next_after_seq: int | None  # pass as ``after_seq`` for the next page; None on the last
 
 
-def address_history(practice_id, address: str, *, after_seq: int = 0, limit: int = 500) -> History:
+def address_history(practice_id: PracticeId, address: str, *, after_seq: int = 0, limit: int = 500) -> History:
     page = list(
         ConsentEvent.objects.filter(practice_id=practice_id, address=address, seq__gt=after_seq).order_by("seq")[
             : limit + 1

@@ -10,6 +10,7 @@ from consentry.errors import InvalidInput
 from consentry.patients.models import Category, Patient, Practice
 
 from . import address_lock, ledger
+from .ledger import Evidence
 from .models import Block, ConsentEvent, ContactConsent, EmailState, SmsState, Source, Subject
 
 
@@ -32,13 +33,13 @@ def _current(practice: Practice, address: str, field: str, default: str) -> str:
 
 
 def record_sms_opt_out(
-    *, practice: Practice, number: str, source: str, actor: str, evidence: dict | None = None, note: str = ""
+    *, practice: Practice, number: str, source: str, actor: str, evidence: Evidence | None = None, note: str = ""
 ) -> ConsentEvent | None:
     return _record_sms(practice, number, SmsState.OPTED_OUT, source, actor, evidence, note)
 
 
 def record_sms_opt_in(
-    *, practice: Practice, number: str, source: str, actor: str, evidence: dict | None = None
+    *, practice: Practice, number: str, source: str, actor: str, evidence: Evidence | None = None
 ) -> ConsentEvent | None:
     if source not in SMS_OPT_IN_SOURCES:
         raise ConsentRefused("only the person can opt a phone back in, by texting START or UNSTOP")
@@ -46,7 +47,9 @@ def record_sms_opt_in(
 
 
 @transaction.atomic
-def _record_sms(practice, number, state, source, actor, evidence, note) -> ConsentEvent | None:
+def _record_sms(
+    practice: Practice, number: str, state: SmsState, source: str, actor: str, evidence: Evidence | None, note: str
+) -> ConsentEvent | None:
     if _current(practice, number, "sms", SmsState.OPTED_IN) == state:
         return None
     return ledger.record(
@@ -57,7 +60,7 @@ def _record_sms(practice, number, state, source, actor, evidence, note) -> Conse
 
 @transaction.atomic
 def record_email_state(
-    *, practice: Practice, email: str, state: EmailState, source: str, actor: str, evidence: dict | None = None,
+    *, practice: Practice, email: str, state: EmailState, source: str, actor: str, evidence: Evidence | None = None,
     note: str = "", keep_bounced: bool = False,
 ) -> ConsentEvent | None:
     """Set an email address's state; ``keep_bounced``: a bounced address stays bounced (it already gets nothing)."""
@@ -87,7 +90,7 @@ def staff_opt_out(*, practice: Practice, address: str, reason: str, actor: str) 
 
 @transaction.atomic
 def set_block(
-    *, practice: Practice, number: str, categories: list[str], source: str, actor: str, evidence: dict | None = None
+    *, practice: Practice, number: str, categories: list[str], source: str, actor: str, evidence: Evidence | None = None
 ) -> ConsentEvent | None:
     """Set the categories a number is blocked for; an empty list removes the block.
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
 
 from consentry.crypto import fernet
+
+from .rules import PracticeId
 
 UNSUBSCRIBE = "unsubscribe"
 RESUBSCRIBE = "resubscribe"
@@ -32,14 +35,14 @@ class BadToken(Exception):
     """The token was altered, is of another kind, or has expired."""
 
 
-def _seal(kind: str, ref, email: str, issued_at: datetime | None = None) -> str:
+def _seal(kind: str, ref: str | int, email: str, issued_at: datetime | None = None) -> str:
     data = json.dumps([kind, ref, email]).encode()
     if issued_at is not None:  # an older link, for tests of expiry
         return fernet().encrypt_at_time(data, int(issued_at.timestamp())).decode()
     return fernet().encrypt(data).decode()
 
 
-def _open(token: str, kind: str, max_age: timedelta | None):
+def _open(token: str, kind: str, max_age: timedelta | None) -> tuple[Any, str]:
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise BadToken("this link is not valid")
     ttl = int(max_age.total_seconds()) if max_age else None
@@ -51,10 +54,11 @@ def _open(token: str, kind: str, max_age: timedelta | None):
         raise BadToken("this link is not valid or has expired") from exc
     if not (isinstance(value, list) and len(value) == 3 and value[0] == kind and isinstance(value[2], str)):
         raise BadToken("this link is not valid")
-    return value[1], value[2]
+    ref, email = value[1], value[2]
+    return ref, email
 
 
-def unsubscribe_token(practice_id, email: str) -> str:
+def unsubscribe_token(practice_id: PracticeId, email: str) -> str:
     return _seal(UNSUBSCRIBE, str(practice_id), email)
 
 
@@ -72,7 +76,7 @@ def read_resubscribe_token(token: str) -> tuple[int, str]:
     return _open(token, RESUBSCRIBE, RESUBSCRIBE_MAX_AGE)
 
 
-def portal_token(patient_id, issued_at: datetime | None = None) -> str:
+def portal_token(patient_id: uuid.UUID | str, issued_at: datetime | None = None) -> str:
     return _seal(PORTAL, str(patient_id), "", issued_at)
 
 
@@ -91,11 +95,11 @@ def public_url(path: str) -> str:
     return base + path
 
 
-def unsubscribe_url(practice_id, email: str) -> str:
+def unsubscribe_url(practice_id: PracticeId, email: str) -> str:
     return public_url(f"/email/unsubscribe/{unsubscribe_token(practice_id, email)}")
 
 
-def unsubscribe_mailto(practice_id, email: str) -> str:
+def unsubscribe_mailto(practice_id: PracticeId, email: str) -> str:
     """mailto: that unsubscribes when mail arrives there; the token rides in the subject."""
     subject = quote(f"unsubscribe {unsubscribe_token(practice_id, email)}")
     return f"mailto:{settings.CONSENTRY_UNSUBSCRIBE_MAILBOX}?subject={subject}"

@@ -102,7 +102,7 @@ class ContactPoint(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="contact_points")
     address = models.CharField(max_length=254)
     kind = models.CharField(max_length=5, choices=ContactKind.choices)
-    line_type = models.CharField(max_length=10, choices=choices(LineType), default=LineType.UNKNOWN)
+    line_type = models.CharField(max_length=10, choices=choices(LineType), default=LineType.UNKNOWN.value)
     valid = models.BooleanField(default=True)
     # The phone's time zone when its number tells one (area code), else blank.
     timezone = models.CharField(max_length=64, blank=True, default="")
@@ -121,7 +121,7 @@ class Patient(models.Model):
     timezone = models.CharField(max_length=64, blank=True, default="")
     do_not_contact = models.BooleanField(default=False)
     marketing_consent = models.CharField(
-        max_length=7, choices=choices(MarketingConsent), default=MarketingConsent.UNKNOWN
+        max_length=7, choices=choices(MarketingConsent), default=MarketingConsent.UNKNOWN.value
     )
     preferred_phone = models.ForeignKey(
         ContactPoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
