@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+import uuid
+from typing import Any
+
+from django.http import Http404, HttpRequest
 from ninja.security import HttpBearer
 
 from consentry.patients.models import Practice
@@ -30,3 +33,16 @@ def practice_of(request: HttpRequest) -> Practice:
 def actor_of(request: HttpRequest) -> str:
     """Who acts, as recorded: ``api:<the key's label>``."""
     return request.actor  # type: ignore[attr-defined]
+
+
+def owned_or_404(model: Any, request: HttpRequest, object_id: str, **filters: Any) -> Any:
+    """The practice's object with this id; anything else (malformed, another practice's, absent) is a 404,
+    never a 403 that would confirm it exists."""
+    try:
+        pk = uuid.UUID(object_id)
+    except ValueError:
+        raise Http404(f"no such {model._meta.verbose_name}") from None
+    obj = model.objects.filter(practice=practice_of(request), pk=pk, **filters).first()
+    if obj is None:
+        raise Http404(f"no such {model._meta.verbose_name}")
+    return obj

@@ -29,9 +29,8 @@ HISTORY_PAGE_MAX = 5000
 PRINTABLE = r"^[^\x00]*$"
 
 
-
-class StatusOut(Schema):
-    """The same shape as ``GET /contacts/status``."""
+class ContactStatusOut(Schema):
+    """Whether an address can be reached: a phone's texts and blocks, or an email's subscription."""
 
     address: str
     sms: Literal["opted_in", "opted_out"] | None
@@ -56,7 +55,7 @@ class EventOut(Schema):
 
 class HistoryOut(Schema):
     address: str
-    status: StatusOut
+    status: ContactStatusOut
     events: list[EventOut]
     # Pass as ``after_seq`` for the next page; null on the last page.
     next_after_seq: int | None
@@ -72,7 +71,7 @@ class OptOutOut(Schema):
     address: str
     changed: bool  # False: the address could already not be reached (opted out, unsubscribed or bounced)
     event: EventOut | None
-    status: StatusOut
+    status: ContactStatusOut
 
 
 def _status(practice: Practice, address: str) -> dict:
@@ -88,6 +87,14 @@ def _event_out(event: ConsentEvent, notes: dict[int, str]) -> dict:
         "source": event.source, "actor": event.actor, "evidence": event.evidence, "note": notes.get(event.pk),
         "hash": event.hash, "prev_hash": event.prev_hash,
     }
+
+
+@router.get("/status", response=ContactStatusOut)
+def contacts_status(request, address: str = Query(..., max_length=320)):
+    """Can this phone be texted, this email written to? ``sms``/``blocked_categories`` for a phone, ``email`` for an
+    email address; an address with no consent change has the defaults (texts and email allowed)."""
+    practice = practice_of(request)
+    return _status(practice, normalize_address(address, region=practice.region, field="address"))
 
 
 @router.get("/history", response=HistoryOut)

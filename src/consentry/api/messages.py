@@ -1,0 +1,114 @@
+"""Messages: one request to reach patients, answered with the deliveries decided for each."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.http import Http404
+from ninja import Field, Router, Schema, Status
+
+from consentry.api.auth import actor_of, owned_or_404, practice_of
+from consentry.api.schemas import In
+from consentry.consent.rules import Channel, Kind, Reason
+from consentry.consent.rules import Status as DeliveryStatus
+from consentry.messaging.models import Delivery, Message
+from consentry.messaging.planning import REQUEST_KINDS, create_message
+
+router = Router(tags=["messages"])
+
+# The kinds of message a request may ask for (the others are the service's own: keyword replies, opt-in emails).
+RequestKind = StrEnum("RequestKind", {kind.name: kind.value for kind in REQUEST_KINDS})  # type: ignore[misc]
+
+
+class EmailContent(In):
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+
+
+class ContentIn(In):
+    model_config = {"extra": "forbid"}
+    sms: str | None = None
+    voice: str | None = None
+    email: EmailContent | None = None
+    in_app: str | None = None
+
+
+class MessageIn(In):
+    kind: RequestKind
+    category: str
+    patient_ids: list[str] = Field(min_length=1, max_length=200_000)
+    content: ContentIn
+
+
+class DeliveryOut(Schema):
+    patient_id: str | None
+    channel: Channel
+    address: str | None
+    status: DeliveryStatus
+    reason: Reason | None
+    not_before: str | None = None  # not sent before (UTC, ISO 8601): quiet hours, a backoff, the sender's pace
+
+
+class MessageOut(Schema):
+    id: str
+    kind: Kind
+    category: str
+    created_at: str
+    deliveries: list[DeliveryOut]
+    warnings: dict[str, list[str]] = Field(default_factory=dict)
+
+
+def _deliveries_out(rows) -> list[dict]:
+    return [
+        {
+            "patient_id": str(patient_id) if patient_id else None,
+            "channel": channel,
+            "address": address or None,
+            "status": status,
+            "reason": reason or None,
+            "not_before": not_before.isoformat() if not_before else None,
+        }
+        for patient_id, channel, address, status, reason, not_before in rows
+    ]
+
+
+def _message_out(message: Message, rows, warnings=None) -> dict:
+    return {
+        "id": str(message.pk),
+        "kind": message.kind,
+        "category": message.category,
+        "created_at": message.created_at.isoformat(),
+        "deliveries": _deliveries_out(rows),
+        "warnings": warnings or {},
+    }
+
+
+DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason", "not_before")
+
+
+@router.post("", response={202: MessageOut})
+def messages_create(request, payload: MessageIn):
+    """Send a message. An ``Idempotency-Key`` header makes a retried request safe:
+    the same key and body answer with the first message, never a second send."""
+    content = payload.content.model_dump(exclude_none=True)
+    planned = create_message(
+        practice=practice_of(request),
+        kind=payload.kind,
+        category=payload.category,
+        patient_ids=payload.patient_ids,
+        content=content,
+        actor=actor_of(request),
+        idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+    )
+    rows = [tuple(getattr(d, f) for f in DELIVERY_FIELDS) for d in planned.deliveries]
+    return Status(202, _message_out(planned.message, rows, planned.warnings))
+
+
+@router.get("/{message_id}", response=MessageOut)
+def messages_get(request, message_id: str):
+    message = owned_or_404(Message, request, message_id)
+    if message.kind in ("keyword_reply", "consent_request"):  # the service's own messages
+        raise Http404("no such message")
+    rows = Delivery.objects.filter(message=message).order_by("pk").values_list(*DELIVERY_FIELDS)
+    return _message_out(message, rows)

@@ -1,0 +1,135 @@
+"""Patients: create, read, update (their phones, emails and consent flags go through the services)."""
+
+from __future__ import annotations
+
+from ninja import Field, Router, Schema, Status
+
+from consentry.api.auth import actor_of, owned_or_404, practice_of
+from consentry.api.schemas import In
+from consentry.consent.models import Source
+from consentry.consent.rules import LineType, MarketingConsent
+from consentry.patients.models import ContactKind, Patient
+from consentry.patients.services import PhoneInput, create_patient, update_patient
+
+router = Router(tags=["patients"])
+
+
+class PhoneIn(In):
+    number: str = Field(max_length=40)
+    line_type: LineType = LineType.UNKNOWN
+
+
+class PatientIn(In):
+    first_name: str = Field(max_length=100)
+    last_name: str = Field("", max_length=100)
+    phones: list[PhoneIn] = Field(default_factory=list, max_length=20)
+    emails: list[str] = Field(default_factory=list, max_length=20)
+    preferred_phone: str | None = Field(None, max_length=40)
+    do_not_contact: bool = False
+    marketing_consent: MarketingConsent = MarketingConsent.UNKNOWN
+    timezone: str = Field("", max_length=64)
+    external_id: str = Field("", max_length=128)
+    language: str = Field("en", max_length=16)
+    notification_overrides: dict[str, dict[str, bool]] = Field(default_factory=dict)
+    channel_opt_outs: list[str] = Field(default_factory=list, max_length=4)
+
+
+class PatientPatch(In):
+    """Only the fields sent change. ``preferred_phone: null`` clears the preference."""
+
+    model_config = {"extra": "forbid"}
+    preferred_phone: str | None = Field(None, max_length=40)
+    do_not_contact: bool | None = None
+    marketing_consent: MarketingConsent | None = None
+    notification_overrides: dict[str, dict[str, bool]] | None = None
+    channel_opt_outs: list[str] | None = Field(None, max_length=4)
+
+
+class PhoneOut(Schema):
+    number: str
+    line_type: LineType
+    valid: bool
+
+
+class PatientOut(Schema):
+    id: str
+    first_name: str
+    last_name: str
+    phones: list[PhoneOut]
+    emails: list[str]
+    preferred_phone: str | None
+    do_not_contact: bool
+    marketing_consent: MarketingConsent
+    timezone: str
+    external_id: str
+    notification_overrides: dict[str, dict[str, bool]]
+    channel_opt_outs: list[str]
+
+
+def _patient_out(patient: Patient) -> dict:
+    points = [link.contact_point for link in patient.contacts.select_related("contact_point")]
+    return {
+        "id": str(patient.pk),
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "phones": [
+            {"number": p.address, "line_type": p.line_type, "valid": p.valid} for p in points if p.kind == ContactKind.PHONE
+        ],
+        "emails": [p.address for p in points if p.kind == ContactKind.EMAIL],
+        "preferred_phone": patient.preferred_phone.address if patient.preferred_phone else None,
+        "do_not_contact": patient.do_not_contact,
+        "marketing_consent": patient.marketing_consent,
+        "timezone": patient.timezone,
+        "external_id": patient.external_id,
+        "notification_overrides": patient.notification_overrides,
+        "channel_opt_outs": patient.channel_opt_outs,
+    }
+
+
+@router.post("", response={201: PatientOut})
+def patients_create(request, payload: PatientIn):
+    patient = create_patient(
+        practice=practice_of(request),
+        first_name=payload.first_name,
+        last_name=payload.last_name,
+        phones=[PhoneInput(p.number, p.line_type) for p in payload.phones],
+        emails=payload.emails,
+        preferred_phone=payload.preferred_phone,
+        do_not_contact=payload.do_not_contact,
+        marketing_consent=payload.marketing_consent,
+        timezone=payload.timezone,
+        external_id=payload.external_id,
+        language=payload.language,
+        notification_overrides=payload.notification_overrides,
+        channel_opt_outs=payload.channel_opt_outs,
+        source=Source.API,
+        actor=actor_of(request),
+    )
+    return Status(201, _patient_out(patient))
+
+
+@router.get("/{patient_id}", response=PatientOut)
+def patients_get(request, patient_id: str):
+    return _patient_out(_get_patient(request, patient_id))
+
+
+@router.patch("/{patient_id}", response=PatientOut)
+def patients_update(request, patient_id: str, payload: PatientPatch):
+    sent = payload.model_fields_set
+    patient = update_patient(
+        patient=_get_patient(request, patient_id),
+        preferred_phone=payload.preferred_phone,
+        clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
+        do_not_contact=payload.do_not_contact,
+        marketing_consent=payload.marketing_consent,
+        notification_overrides=payload.notification_overrides,
+        channel_opt_outs=payload.channel_opt_outs,
+        source=Source.API,
+        actor=actor_of(request),
+    )
+    return _patient_out(patient)
+
+
+
+def _get_patient(request, patient_id: str) -> Patient:
+    return owned_or_404(Patient, request, patient_id)
