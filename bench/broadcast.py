@@ -90,7 +90,7 @@ def run(args, tmp: Path) -> None:
     from consentry.messaging.models import Delivery
     from consentry.messaging.planning import create_message
     from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact
-    from consentry.patients.services import create_practice
+    from consentry.patients.practices import create_practice
 
     print(f"broadcast planning benchmark, Python {sys.version.split()[0]}, SQLite {connection.Database.sqlite_version}")
     print(f"database: {tmp / 'bench.sqlite3'}")

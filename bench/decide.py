@@ -45,7 +45,6 @@ from consentry.consent.rules import (  # noqa: E402
     decide,
 )
 
-
 category = builtin_category
 
 

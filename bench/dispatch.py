@@ -179,7 +179,7 @@ def run_database(args) -> None:
     from consentry.messaging.planning import create_message
     from consentry.messaging.tasks import enqueue_dispatch
     from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact
-    from consentry.patients.services import create_practice
+    from consentry.patients.practices import create_practice
     from consentry.providers.models import SandboxMessage
 
     call_command("migrate", verbosity=0, interactive=False)

@@ -10,7 +10,8 @@ import pytest
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
-from consentry.patients.services import PhoneInput, create_patient, create_practice
+from consentry.patients.practices import create_practice
+from consentry.patients.services import PhoneInput, create_patient
 
 TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
 TWILIO_ACCOUNT = "AC" + "1" * 32

@@ -11,7 +11,7 @@ from consentry.consent.models import ConsentEvent
 from consentry.conversations.models import Conversation, ConversationEntry
 from consentry.keywords.models import InboundMessage
 from consentry.messaging.models import Delivery, Message
-from consentry.patients.services import update_practice
+from consentry.patients.practices import update_practice
 from consentry.providers.models import SandboxMessage
 from tests.conftest import Api, drain_worker, make_patient, make_practice, send_sms_webhook
 

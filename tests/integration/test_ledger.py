@@ -215,7 +215,7 @@ def test_audit_export_writes_every_subject_with_its_evidence_in_csv_and_json(cli
     import io
     import json
 
-    from consentry.patients.services import update_practice
+    from consentry.patients.practices import update_practice
     from tests.conftest import send_sms_webhook
 
     patient = make_patient(practice, phones=[(PHONE, "mobile")], emails=["a@example.com"], marketing_consent="yes",

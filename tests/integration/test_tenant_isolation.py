@@ -48,7 +48,7 @@ from consentry.consent.models import ConsentEvent, ResubscribeRequest
 from consentry.conversations.models import Conversation
 from consentry.messaging.models import Delivery
 from consentry.patients.models import ApiKey, Category, Patient, Practice
-from consentry.patients.services import issue_api_key
+from consentry.patients.practices import issue_api_key
 from tests.conftest import (
     TWILIO_TOKEN,
     Api,

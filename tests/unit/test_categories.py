@@ -1,10 +1,10 @@
 """The built-in categories match DESIGN.md "Categories" (and seed 004's default channels)."""
 
 import pytest
-from tests.unit.factories import category
 
 from consentry.consent.categories import BUILTIN_CATEGORIES
 from consentry.consent.rules import Channel
+from tests.unit.factories import category
 
 E, S, A = Channel.EMAIL, Channel.SMS, Channel.IN_APP
 

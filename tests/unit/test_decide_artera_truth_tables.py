@@ -16,6 +16,8 @@ is run for both kinds.
 """
 
 import pytest
+
+from consentry.consent.rules import Status
 from tests.unit.factories import (
     EMAIL,
     EMAIL_CH,
@@ -30,8 +32,6 @@ from tests.unit.factories import (
     run,
     state,
 )
-
-from consentry.consent.rules import Status
 
 PROFILES = {
     "text_phone_only": recipient(phones=[mobile()]),

@@ -6,6 +6,7 @@ call, else email). The full Artera truth tables are in
 test_decide_artera_truth_tables.py.
 """
 
+from consentry.consent.rules import MarketingConsent, Reason
 from tests.unit.factories import (
     EMAIL,
     EMAIL_2,
@@ -25,8 +26,6 @@ from tests.unit.factories import (
     sent_rows,
     state,
 )
-
-from consentry.consent.rules import MarketingConsent, Reason
 
 AUTOMATION = "automation"
 

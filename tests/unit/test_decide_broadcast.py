@@ -6,6 +6,7 @@ at most one message per recipient (text, else call, else email). Seed 000:
 no broadcast email to an unsubscribed address.
 """
 
+from consentry.consent.rules import MarketingConsent, Reason
 from tests.unit.factories import (
     EMAIL,
     EMAIL_2,
@@ -23,8 +24,6 @@ from tests.unit.factories import (
     sent_rows,
     state,
 )
-
-from consentry.consent.rules import MarketingConsent, Reason
 
 BROADCAST = "broadcast"
 

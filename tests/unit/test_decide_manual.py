@@ -8,6 +8,7 @@ a warning rather than a block (seed 002: "we will give you the option of
 whether or not to proceed").
 """
 
+from consentry.consent.rules import MarketingConsent, Reason
 from tests.unit.factories import (
     EMAIL,
     EMAIL_CH,
@@ -24,8 +25,6 @@ from tests.unit.factories import (
     sent_rows,
     state,
 )
-
-from consentry.consent.rules import MarketingConsent, Reason
 
 MANUAL = "manual"
 

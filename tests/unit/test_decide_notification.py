@@ -10,6 +10,7 @@ stops marketing notifications. Do-not-contact is ignored, the preferred phone
 is used.
 """
 
+from consentry.consent.rules import Category, Channel, MarketingConsent, Planned, Reason, Status
 from tests.unit.factories import (
     EMAIL,
     EMAIL_CH,
@@ -28,8 +29,6 @@ from tests.unit.factories import (
     sent_rows,
     state,
 )
-
-from consentry.consent.rules import Category, Channel, MarketingConsent, Planned, Reason, Status
 
 NOTIFICATION = "notification"
 

@@ -8,6 +8,20 @@ provider call (where a keyword reply is exempt from the opt-out it confirms).
 """
 
 import pytest
+
+from consentry.consent.rules import (
+    Channel,
+    ConsentState,
+    Kind,
+    LineType,
+    MarketingConsent,
+    Phone,
+    Planned,
+    Reason,
+    Status,
+    address_block_reason,
+    decide,
+)
 from tests.unit.factories import (
     EMAIL,
     EMAIL_CH,
@@ -25,20 +39,6 @@ from tests.unit.factories import (
     run,
     send_request,
     state,
-)
-
-from consentry.consent.rules import (
-    Channel,
-    ConsentState,
-    Kind,
-    LineType,
-    MarketingConsent,
-    Phone,
-    Planned,
-    Reason,
-    Status,
-    address_block_reason,
-    decide,
 )
 
 # --- one scenario per reason code -----------------------------------------------------------

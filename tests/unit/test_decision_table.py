@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from consentry.consent.rules import (
-    KIND_POLICY,
     AUTOMATED_KINDS,
+    KIND_POLICY,
     QUIET_HOURS_KINDS,
     Kind,
     Selection,

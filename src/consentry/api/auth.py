@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest
 from ninja.security import HttpBearer
 
 from consentry.patients.models import Practice
-from consentry.patients.services import api_key_for
+from consentry.patients.practices import api_key_for
 
 
 class ApiKeyAuth(HttpBearer):

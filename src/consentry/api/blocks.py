@@ -9,7 +9,7 @@ from consentry.api.auth import actor_of, practice_of
 from consentry.api.schemas import In
 from consentry.consent import services as consent
 from consentry.consent.models import Block, Source
-from consentry.patients.services import normalize_phone
+from consentry.patients.addresses import normalize_phone
 
 router = Router(tags=["consent"])
 

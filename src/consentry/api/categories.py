@@ -7,8 +7,8 @@ from ninja import Field, Router, Schema, Status
 
 from consentry.api.auth import practice_of
 from consentry.api.schemas import In
+from consentry.patients.categories import create_category, set_notification_channels
 from consentry.patients.models import Category
-from consentry.patients.services import create_category, set_notification_channels
 
 router = Router(tags=["categories"])
 

@@ -18,8 +18,8 @@ from consentry.consent import ledger, selectors
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, Source, Subject
 from consentry.errors import InvalidInput
+from consentry.patients.addresses import normalize_address
 from consentry.patients.models import Practice
-from consentry.patients.services import normalize_address
 
 router = Router(tags=["consent"])
 

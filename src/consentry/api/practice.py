@@ -15,7 +15,7 @@ from ninja import Field, Router, Schema
 from consentry.api.auth import practice_of
 from consentry.api.schemas import In
 from consentry.patients.models import Practice
-from consentry.patients.services import update_practice
+from consentry.patients.practices import update_practice
 from consentry.providers.base import provider_name
 
 router = Router(tags=["practice"])

@@ -9,7 +9,6 @@ from pydantic import ValidationInfo, field_validator
 
 from consentry import text
 
-
 # Bounds of numeric query parameters: past them a database raises (integers
 # wider than 64 bits), so they are a 422 instead.
 MAX_OFFSET = 1_000_000_000

@@ -21,8 +21,8 @@ from consentry.keywords.classify import KeywordKind, classify_in, normalize
 from consentry.keywords.models import InboundMessage
 from consentry.keywords.reasonable import assess
 from consentry.messaging.direct import create_keyword_reply
+from consentry.patients.addresses import normalize_phone
 from consentry.patients.models import KeywordMode, Practice, ReasonableMeans
-from consentry.patients.services import normalize_phone
 
 from . import services as conversations
 from .models import Conversation, Direction

@@ -30,10 +30,10 @@ from consentry.consent.models import ConsentEvent, SmsState, Source, Subject
 from consentry.consent.rules import Channel, Kind, Reason, address_block_reason
 from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
-from consentry.messaging.models import Delivery
 from consentry.messaging.categories import category_for
 from consentry.messaging.content import MAX_SMS_CHARS
 from consentry.messaging.direct import create_direct_message
+from consentry.messaging.models import Delivery
 from consentry.messaging.templating import sms_prefix
 from consentry.patients.models import PatientContact, Practice
 

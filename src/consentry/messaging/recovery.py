@@ -38,8 +38,8 @@ from django_tasks_db.models import DBTaskResult, get_date_max
 from consentry.consent.rules import Reason, Status
 
 from .models import Delivery, DeliveryEvent, WorkerBeat
-from .tasks import enqueue_dispatch
 from .status import move
+from .tasks import enqueue_dispatch
 
 log = logging.getLogger("consentry.recovery")
 

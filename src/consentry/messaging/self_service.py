@@ -18,8 +18,8 @@ from consentry.consent import services as consent
 from consentry.consent.models import EmailState, ResubscribeRequest, Source
 from consentry.consent.rules import Channel, Kind
 from consentry.errors import InvalidInput
+from consentry.patients.addresses import normalize_email
 from consentry.patients.models import Practice
-from consentry.patients.services import normalize_email
 
 from .direct import create_direct_message
 

@@ -20,8 +20,8 @@ from consentry.patients.models import Practice
 from consentry.providers.base import Outbound, ProviderError, provider_for
 
 from . import pacing
-from .models import Delivery, DeliveryEvent, Message
 from .categories import category_from_row, category_row, send_window
+from .models import Delivery, DeliveryEvent, Message
 from .rendering import Person, render
 from .status import handed_over, move, move_many
 

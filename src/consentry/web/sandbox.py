@@ -40,8 +40,8 @@ from twilio.request_validator import RequestValidator
 from consentry.consent.ledger import consent_state
 from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
+from consentry.patients.addresses import normalize_phone
 from consentry.patients.models import Practice
-from consentry.patients.services import normalize_phone
 from consentry.providers.base import provider_name
 from consentry.providers.models import SandboxMessage
 from consentry.web import webhooks

@@ -15,8 +15,8 @@ from consentry.conversations.inbound import handle_inbound_sms
 from consentry.errors import InvalidInput
 from consentry.messaging.models import Delivery
 from consentry.messaging.status import apply_twilio_status
+from consentry.patients.addresses import normalize_phone
 from consentry.patients.models import Practice
-from consentry.patients.services import normalize_phone
 
 log = logging.getLogger("consentry.webhooks")
 

@@ -9,8 +9,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from consentry.errors import InvalidInput
+from consentry.patients.addresses import normalize_phone
 from consentry.patients.models import Practice
-from consentry.patients.services import create_practice, normalize_phone, update_practice
+from consentry.patients.practices import create_practice, update_practice
 
 
 def parse_send_window(text: str) -> tuple[datetime.time, datetime.time]:

@@ -58,9 +58,8 @@ class Command(BaseCommand):
     def handle(self, *, host, port, threads, no_worker, **options):
         from waitress import serve
 
-        from consentry.wsgi import application
-
         from consentry.web.demo import startup_banner
+        from consentry.wsgi import application
 
         if banner := startup_banner():
             self.stderr.write(banner)

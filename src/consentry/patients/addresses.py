@@ -1,0 +1,73 @@
+"""Addresses as people type them, made canonical: E.164 phones, lowercased emails, time zones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+import phonenumbers.timezone
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from consentry.errors import InvalidInput
+
+LINE_TYPES = ("mobile", "landline", "voip", "unknown")
+
+
+@dataclass(frozen=True)
+class NormalizedPhone:
+    number: str  # E.164
+    valid: bool
+    timezone: str = ""  # when the numbering plan places the number in one zone
+
+
+def normalize_phone(raw: str, *, region: str = "US", field: str = "number") -> NormalizedPhone:
+    """E.164 for anything that can be a phone number; refuse what cannot.
+
+    A number that has the shape of a phone number but is not assigned (the
+    numbering plan says no such number exists) is kept and marked invalid, so
+    the decision engine can report ``phone_invalid`` instead of dropping it.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput(field, "a phone number is required")
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidInput(field, f"not a phone number: {raw!r}") from exc
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidInput(field, f"not a phone number: {raw!r}")
+    zones = phonenumbers.timezone.time_zones_for_number(parsed)
+    return NormalizedPhone(
+        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.is_valid_number(parsed),
+        zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else "",
+    )
+
+
+def normalize_email(raw: str, *, field: str = "email") -> str:
+    if not isinstance(raw, str):
+        raise InvalidInput(field, "an email address is required")
+    email = raw.strip().lower()
+    if len(email) > 254:  # RFC 5321: a forward path is at most 256 octets with its <>
+        raise InvalidInput(field, "an email address is at most 254 characters")
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise InvalidInput(field, f"not an email address: {raw!r}") from exc
+    return email
+
+
+def normalize_address(raw: str, *, region: str = "US", field: str = "address") -> str:
+    """A phone number or an email address, normalized."""
+    if isinstance(raw, str) and "@" in raw:
+        return normalize_email(raw, field=field)
+    return normalize_phone(raw, region=region, field=field).number
+
+
+def validate_timezone(name: str, *, field: str = "timezone") -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(field, f"unknown time zone {name!r}") from exc
+    return name

@@ -1,0 +1,186 @@
+"""Practices (the tenants): onboarding, settings, and the API keys that act for them."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+
+from django.db import transaction
+
+from consentry.consent.categories import BUILTIN_CATEGORIES
+from consentry.errors import InvalidInput
+
+from .addresses import normalize_email, normalize_phone, validate_timezone
+from .categories import CHANNELS
+from .models import ApiKey, Category, KeywordMode, Practice, ReasonableMeans
+
+
+def hash_api_key(key: str) -> str:
+    # API keys are 256-bit random strings, so a plain SHA-256 is enough: there
+    # is nothing to brute-force that a slow hash would protect.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def issue_api_key(*, practice: Practice, label: str = "") -> str:
+    key = "csk_" + secrets.token_urlsafe(32)
+    ApiKey.objects.create(practice=practice, key_hash=hash_api_key(key), label=label)
+    return key
+
+
+def api_key_for(key: str) -> ApiKey | None:
+    """The live API key row (with its practice) for a presented key, or None."""
+    return (
+        ApiKey.objects.select_related("practice")
+        .filter(key_hash=hash_api_key(key), revoked_at__isnull=True)
+        .first()
+    )
+
+
+KEYWORD_LANGUAGES = ("es",)  # besides English, which is always on
+MAX_RATE_PER_SECOND = 10_000.0
+
+
+def _rate(value, field: str) -> float | None:
+    if value is None or value == "":
+        return None  # the provider's default
+    if isinstance(value, bool):
+        raise InvalidInput(field, "must be a number of messages per second")
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(field, "must be a number of messages per second") from None
+    if not 0 < rate <= MAX_RATE_PER_SECOND:
+        raise InvalidInput(field, f"must be more than 0 and at most {MAX_RATE_PER_SECOND:g}")
+    return rate
+
+
+def _time(value, field: str):
+    if isinstance(value, datetime.time):
+        return value
+    try:
+        return datetime.time.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(field, f"expected HH:MM, got {value!r}") from None
+
+
+def clean_practice_settings(values: dict, *, region: str = "US") -> dict:
+    """Check the settings a practice admin may change; return them as model fields.
+
+    Every value is checked before anything is written, whatever the interface
+    (API, command line).
+    """
+    cleaned: dict = {}
+    for field, value in values.items():
+        if field == "name":
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidInput("name", "a practice name is required")
+            if len(value.strip()) > 200:
+                raise InvalidInput("name", "is at most 200 characters")
+            cleaned["name"] = value.strip()
+        elif field == "timezone":
+            cleaned["timezone"] = validate_timezone(value)
+        elif field == "contact_phone":
+            cleaned["contact_phone"] = normalize_phone(value, region=region, field=field).number
+        elif field == "email_from":
+            cleaned["email_from"] = normalize_email(value, field=field) if value else ""
+        elif field == "send_window":
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise InvalidInput("send_window", "expected [start, end] as HH:MM")
+            cleaned["send_window_start"] = _time(value[0], "send_window")
+            cleaned["send_window_end"] = _time(value[1], "send_window")
+        elif field == "keyword_mode":
+            if value not in KeywordMode.values:
+                raise InvalidInput(field, f"must be one of {', '.join(KeywordMode.values)}")
+            cleaned[field] = value
+        elif field == "reasonable_means":
+            if value not in ReasonableMeans.values:
+                raise InvalidInput(field, f"must be one of {', '.join(ReasonableMeans.values)}")
+            cleaned[field] = value
+        elif field == "keyword_languages":
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise InvalidInput(field, "must be a list of language codes")
+            wanted = sorted({v.strip().lower() for v in value} - {"en"})
+            unknown = set(wanted) - set(KEYWORD_LANGUAGES)
+            if unknown:
+                raise InvalidInput(field, f"unsupported: {', '.join(sorted(unknown))} "
+                                          f"(supported besides English: {', '.join(KEYWORD_LANGUAGES)})")
+            cleaned[field] = wanted
+        elif field in ("sms_rate_per_second", "email_rate_per_second"):
+            cleaned[field] = _rate(value, field)
+        elif field == "frequency_caps":
+            if not isinstance(value, bool):
+                raise InvalidInput(field, "must be true or false")
+            cleaned[field] = value
+        elif field in ("frequency_cap_per_day", "frequency_cap_per_week"):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+                raise InvalidInput(field, "must be a whole number from 1 to 100")
+            cleaned[field] = value
+        else:
+            raise InvalidInput(field, "is not a practice setting")
+    return cleaned
+
+
+@transaction.atomic
+def create_practice(
+    *,
+    name: str,
+    texting_number: str,
+    twilio_auth_token: str = "",
+    twilio_account_sid: str = "",
+    timezone: str = "America/New_York",
+    region: str = "US",
+    contact_phone: str = "",
+    email_from: str = "",
+    send_window: tuple | None = None,
+    **settings,
+) -> tuple[Practice, str]:
+    """Create a practice with the built-in categories and one API key (returned once).
+
+    ``settings`` are any of ``clean_practice_settings``'s fields.
+    """
+    if not name or not name.strip():
+        raise InvalidInput("name", "a practice name is required")
+    number = normalize_phone(texting_number, region=region, field="texting_number").number
+    values = {"name": name, "timezone": timezone, **settings}
+    if contact_phone:
+        values["contact_phone"] = contact_phone
+    if email_from:
+        values["email_from"] = email_from
+    if send_window:
+        values["send_window"] = send_window
+    cleaned = clean_practice_settings(values, region=region)
+    if Practice.objects.filter(texting_number=number).exists():
+        raise InvalidInput("texting_number", f"{number} already belongs to a practice")
+    cleaned.setdefault("contact_phone", number)
+    practice = Practice.objects.create(
+        texting_number=number,
+        region=region,
+        twilio_account_sid=twilio_account_sid,
+        # Every inbound webhook is signature-checked; a practice that has not
+        # connected Twilio yet gets a random token that the sandbox signs with.
+        twilio_auth_token=twilio_auth_token or secrets.token_hex(16),
+        **cleaned,
+    )
+    Category.objects.bulk_create(
+        Category(
+            practice=practice,
+            key=key,
+            marketing=marketing,
+            notification_channels=[c for c in CHANNELS if c in channels],
+            patient_can_disable=can_disable,
+        )
+        for key, (marketing, channels, can_disable) in BUILTIN_CATEGORIES.items()
+    )
+    return practice, issue_api_key(practice=practice, label="initial")
+
+
+@transaction.atomic
+def update_practice(practice: Practice, values: dict) -> Practice:
+    """Change a practice's settings; all are checked first, and nothing is written on an error."""
+    cleaned = clean_practice_settings(values, region=practice.region)
+    if cleaned:
+        for field, value in cleaned.items():
+            setattr(practice, field, value)
+        practice.save(update_fields=list(cleaned))
+    return practice
