@@ -1,5 +1,6 @@
 """Contacts API: an address's consent history read from the ledger, and staff opt-out on request."""
 
+import json
 from datetime import datetime
 
 import pytest
@@ -305,7 +306,7 @@ def test_a_bad_opt_out_request_is_a_422_naming_the_field_and_records_nothing(api
 ])
 def test_there_is_no_way_for_staff_to_opt_a_phone_back_in(practice, api, method, path):
     assert _opt_out(api, PHONE).json()["changed"] is True
-    response = getattr(api.client, method)(f"/api/v1{path}", '{"address": "%s", "reason": "x"}' % PHONE,
+    response = getattr(api.client, method)(f"/api/v1{path}", json.dumps({"address": PHONE, "reason": "x"}),
                                            content_type="application/json")
     assert response.status_code in (404, 405)
     assert ledger.address_status(practice.pk, PHONE).sms == "opted_out"

@@ -7,8 +7,8 @@ directly and look at the ``Decision`` that comes back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Iterable, Mapping
 
 from consentry.consent.categories import BUILTIN_CATEGORIES, builtin_category
 from consentry.consent.rules import (

@@ -11,7 +11,9 @@ MAX_SMS_CHARS = templating.MAX_SMS_CHARS
 MAX_TEXT_CHARS = 100_000
 
 
-def clean_content(kind: Kind, content: dict, *, sms_prefix: str = "") -> tuple[dict, frozenset[Channel]]:
+def clean_content(  # noqa: C901 (one check after another, each naming its field)
+    kind: Kind, content: dict, *, sms_prefix: str = ""
+) -> tuple[dict, frozenset[Channel]]:
     """Validate the content and return it with the channels it can be sent on.
 
     ``sms_prefix`` is what every text starts with (the practice's name): it

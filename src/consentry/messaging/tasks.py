@@ -72,7 +72,7 @@ class Claimed:
     attempted_at: datetime | None = None
 
     @property
-    def person(self) -> "Person | None":
+    def person(self) -> Person | None:
         return None if self.patient_id is None else Person(self.first_name or "", self.last_name or "")
 
     def model(self) -> Delivery:

@@ -64,7 +64,7 @@ def _time(value, field: str):
         raise InvalidInput(field, f"expected HH:MM, got {value!r}") from None
 
 
-def clean_practice_settings(values: dict, *, region: str = "US") -> dict:
+def clean_practice_settings(values: dict, *, region: str = "US") -> dict:  # noqa: C901 (one branch per setting)
     """Check the settings a practice admin may change; return them as model fields.
 
     Every value is checked before anything is written, whatever the interface
