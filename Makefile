@@ -48,9 +48,10 @@ test: install
 browser:
 	@scripts/chromium.sh >/dev/null || echo "!! Chromium unavailable: the browser tests will be skipped" >&2
 
-## Lint, types and import contracts (also the first step of `make test`, and the pre-commit hook)
+## Lint, formatting, types and import contracts (the first step of `make test`, and the pre-commit hook)
 lint: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -48,8 +48,20 @@ CONTENT = {
 }
 TARGET_RATIO = 3.0
 DELIVERY_COLUMNS = (
-    "message_id", "practice_id", "patient_id", "channel", "address", "status", "reason", "recipient_timezone",
-    "provider_ref", "error", "attempted_at", "sent_at", "delivered_at", "updated_at",
+    "message_id",
+    "practice_id",
+    "patient_id",
+    "channel",
+    "address",
+    "status",
+    "reason",
+    "recipient_timezone",
+    "provider_ref",
+    "error",
+    "attempted_at",
+    "sent_at",
+    "delivered_at",
+    "updated_at",
 )
 
 
@@ -63,11 +75,17 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of plan and raw, best kept (default 1)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--keep", action="store_true", help="keep the temporary database directory")
-    ap.add_argument("--analyze", action="store_true",
-                    help="run ANALYZE after loading the data, so SQLite's planner has statistics "
-                         "(a fresh database, like a new deployment, has none)")
-    ap.add_argument("--profile", metavar="FILE",
-                    help="also plan once under cProfile, save the stats to FILE and print the top functions")
+    ap.add_argument(
+        "--analyze",
+        action="store_true",
+        help="run ANALYZE after loading the data, so SQLite's planner has statistics "
+        "(a fresh database, like a new deployment, has none)",
+    )
+    ap.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also plan once under cProfile, save the stats to FILE and print the top functions",
+    )
     args = ap.parse_args(argv)
 
     tmp = _setup.django_on_temp_sqlite()
@@ -99,10 +117,13 @@ def run(args, tmp: Path) -> None:
     t0 = time.perf_counter()
     pop = _setup.population(args.n, args.seed)
     # No quiet hours: the figures must not depend on the hour the benchmark runs at.
-    practice, _key = create_practice(name="Bench Dental", texting_number="+12025550100",
-                                     send_window=(clock_time(0, 0), clock_time(0, 0)))
-    points = [ContactPoint(practice=practice, address=p.number, kind=ContactKind.PHONE, line_type=p.line_type, valid=p.valid)
-              for p in pop.phones.values()]
+    practice, _key = create_practice(
+        name="Bench Dental", texting_number="+12025550100", send_window=(clock_time(0, 0), clock_time(0, 0))
+    )
+    points = [
+        ContactPoint(practice=practice, address=p.number, kind=ContactKind.PHONE, line_type=p.line_type, valid=p.valid)
+        for p in pop.phones.values()
+    ]
     points += [ContactPoint(practice=practice, address=e, kind=ContactKind.EMAIL) for e in pop.emails]
     with transaction.atomic():
         ContactPoint.objects.bulk_create(points, batch_size=2000)
@@ -110,23 +131,34 @@ def run(args, tmp: Path) -> None:
         patients, links = [], []
         for spec in pop.patients:
             pk = uuid.uuid4()
-            patients.append(Patient(
-                id=pk, practice=practice, first_name=spec.first_name, last_name="Bench",
-                external_id=f"pms-{spec.index}", do_not_contact=spec.do_not_contact,
-                marketing_consent=spec.marketing_consent,
-                preferred_phone_id=point_id[spec.preferred_phone] if spec.preferred_phone else None,
-                channel_opt_outs=spec.channel_opt_outs, notification_overrides=spec.notification_overrides,
-            ))
+            patients.append(
+                Patient(
+                    id=pk,
+                    practice=practice,
+                    first_name=spec.first_name,
+                    last_name="Bench",
+                    external_id=f"pms-{spec.index}",
+                    do_not_contact=spec.do_not_contact,
+                    marketing_consent=spec.marketing_consent,
+                    preferred_phone_id=point_id[spec.preferred_phone] if spec.preferred_phone else None,
+                    channel_opt_outs=spec.channel_opt_outs,
+                    notification_overrides=spec.notification_overrides,
+                )
+            )
             addresses = [p.number for p in spec.phones] + spec.emails
-            links += [PatientContact(patient_id=pk, contact_point_id=point_id[a], position=i) for i, a in enumerate(addresses)]
+            links += [
+                PatientContact(patient_id=pk, contact_point_id=point_id[a], position=i) for i, a in enumerate(addresses)
+            ]
         Patient.objects.bulk_create(patients, batch_size=2000)
         PatientContact.objects.bulk_create(links, batch_size=2000)
     all_ids = [str(p.id) for p in patients]
     del patients, links, points
     t_pop = time.perf_counter() - t0
     print(f"population: {_setup.describe(pop)}")
-    print(f"  bulk-created {len(all_ids):,} patients, {len(point_id):,} contact points, "
-          f"{PatientContact.objects.count():,} patient-contact links in {t_pop:.1f} s")
+    print(
+        f"  bulk-created {len(all_ids):,} patients, {len(point_id):,} contact points, "
+        f"{PatientContact.objects.count():,} patient-contact links in {t_pop:.1f} s"
+    )
 
     # --- 2. consent state through the ledger ---------------------------------
     c = pop.consent
@@ -140,8 +172,10 @@ def run(args, tmp: Path) -> None:
     for subject, address, state in events:
         ledger.record(practice=practice, subject=subject, address=address, state=state, source="import", actor="bench")
     t_ledger = time.perf_counter() - t0
-    print(f"  ledger.record: {len(events):,} consent events (one transaction each) in {t_ledger:.1f} s, "
-          f"{len(events) / t_ledger:,.0f} events/s, {t_ledger / len(events) * 1e3:.2f} ms/event")
+    print(
+        f"  ledger.record: {len(events):,} consent events (one transaction each) in {t_ledger:.1f} s, "
+        f"{len(events) / t_ledger:,.0f} events/s, {t_ledger / len(events) * 1e3:.2f} ms/event"
+    )
     del pop
     if args.analyze:
         with connection.cursor() as cur:
@@ -159,7 +193,9 @@ def run(args, tmp: Path) -> None:
         gc.collect()
 
     def plan():
-        return create_message(practice=practice, kind="broadcast", category="recall", patient_ids=all_ids, content=CONTENT)
+        return create_message(
+            practice=practice, kind="broadcast", category="recall", patient_ids=all_ids, content=CONTENT
+        )
 
     # --- 3a. plan under query capture (also the warm-up and the source of the raw rows) ---
     with CaptureQueriesContext(connection) as captured:
@@ -169,11 +205,13 @@ def run(args, tmp: Path) -> None:
     n_tasks = DBTaskResult.objects.count()
     mix = Counter(
         (status, reason or "-", channel)
-        for status, reason, channel in Delivery.objects.filter(message_id=message_id).values_list("status", "reason", "channel")
+        for status, reason, channel in Delivery.objects.filter(message_id=message_id).values_list(
+            "status", "reason", "channel"
+        )
     )
     with connection.cursor() as cur:
         cur.execute(
-            f'SELECT message_id, practice_id, patient_id, channel, address, status, reason, recipient_timezone '
+            f"SELECT message_id, practice_id, patient_id, channel, address, status, reason, recipient_timezone "
             f'FROM "{delivery_table}" '
             "WHERE message_id = %s ORDER BY id",
             [message_id.hex],
@@ -235,8 +273,10 @@ def run(args, tmp: Path) -> None:
 
     # --- report ---------------------------------------------------------------
     pending = sum(v for (status, _, _), v in mix.items() if status == "pending")
-    print(f"\nbroadcast to {len(all_ids):,} patients -> {n_deliveries:,} deliveries "
-          f"({pending:,} pending), {n_tasks:,} dispatch tasks")
+    print(
+        f"\nbroadcast to {len(all_ids):,} patients -> {n_deliveries:,} deliveries "
+        f"({pending:,} pending), {n_tasks:,} dispatch tasks"
+    )
     print("  deliveries by status / reason / channel:")
     for (status, reason, channel), v in sorted(mix.items(), key=lambda kv: -kv[1]):
         print(f"    {status:<8} {reason:<24} {channel:<6} {v:>9,}  {v / n_deliveries:6.1%}")
@@ -247,12 +287,18 @@ def run(args, tmp: Path) -> None:
 
     best = f"best of {args.repeat}" if args.repeat > 1 else "one run"
     print(f"\n{'':<34}{'time':>9}{'deliveries/s':>14}{'peak (tracemalloc)':>20}{'time traced':>13}")
-    print(f"  {'plan: create_message(...)':<32}{t_plan:>8.2f}s{n_deliveries / t_plan:>14,.0f}{mb(peak_plan):>20}{tm_plan:>12.2f}s")
-    print(f"  {'raw: executemany, 1 transaction':<32}{t_raw:>8.2f}s{n_deliveries / t_raw:>14,.0f}{mb(peak_raw):>20}{tm_raw:>12.2f}s")
+    print(
+        f"  {'plan: create_message(...)':<32}{t_plan:>8.2f}s{n_deliveries / t_plan:>14,.0f}{mb(peak_plan):>20}{tm_plan:>12.2f}s"
+    )
+    print(
+        f"  {'raw: executemany, 1 transaction':<32}{t_raw:>8.2f}s{n_deliveries / t_raw:>14,.0f}{mb(peak_raw):>20}{tm_raw:>12.2f}s"
+    )
     ratio = t_plan / t_raw
     verdict = "within" if ratio <= TARGET_RATIO else "MISSES"
-    print(f"  ratio plan/raw: time {ratio:.2f}x ({verdict} the {TARGET_RATIO:.0f}x target), "
-          f"peak memory {peak_plan / max(peak_raw, 1):.1f}x   [times: {best}, untraced]")
+    print(
+        f"  ratio plan/raw: time {ratio:.2f}x ({verdict} the {TARGET_RATIO:.0f}x target), "
+        f"peak memory {peak_plan / max(peak_raw, 1):.1f}x   [times: {best}, untraced]"
+    )
 
     if args.profile:
         import cProfile

@@ -51,8 +51,12 @@ category = builtin_category
 # One realistic, transactional request per kind (a marketing category would
 # mostly short-circuit on PMS marketing consent, which flatters the figures).
 REQUESTS = {
-    Kind.AUTOMATION: SendRequest(Kind.AUTOMATION, category("recall"), frozenset({Channel.SMS, Channel.VOICE, Channel.EMAIL})),
-    Kind.BROADCAST: SendRequest(Kind.BROADCAST, category("recall"), frozenset({Channel.SMS, Channel.VOICE, Channel.EMAIL})),
+    Kind.AUTOMATION: SendRequest(
+        Kind.AUTOMATION, category("recall"), frozenset({Channel.SMS, Channel.VOICE, Channel.EMAIL})
+    ),
+    Kind.BROADCAST: SendRequest(
+        Kind.BROADCAST, category("recall"), frozenset({Channel.SMS, Channel.VOICE, Channel.EMAIL})
+    ),
     Kind.MANUAL: SendRequest(Kind.MANUAL, category("payment_due"), frozenset({Channel.SMS, Channel.EMAIL})),
     Kind.NOTIFICATION: SendRequest(
         Kind.NOTIFICATION, category("appointment_reminder"), frozenset({Channel.SMS, Channel.EMAIL, Channel.IN_APP})
@@ -88,8 +92,6 @@ def to_state(c: _setup.ConsentSpec) -> ConsentState:
         email_bounced=frozenset(c.email_bounced),
         blocks={number: frozenset(cats) for number, cats in c.blocks.items()},
     )
-
-
 
 
 def baseline(request, recipient, state, now, count):

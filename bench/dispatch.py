@@ -51,11 +51,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 TARGET = 0.5  # our rate / baseline rate, at least
 POLL_SECONDS = 0.05
 SMS = "Hi {{first_name}}, it's time for your check-up. Reply to book, STOP to opt out."
-WORKER = [sys.executable, "-m", "consentry.cli", "worker", "--batch", "--interval", "0",
-          "--no-startup-delay", "--no-reload", "-v", "0"]
+WORKER = [
+    sys.executable,
+    "-m",
+    "consentry.cli",
+    "worker",
+    "--batch",
+    "--interval",
+    "0",
+    "--no-startup-delay",
+    "--no-reload",
+    "-v",
+    "0",
+]
 # Long-running workers, polling every 10 ms, told to stop once the deliveries are out.
-RUNNING_WORKER = [sys.executable, "-m", "consentry.cli", "worker", "--interval", "0.01",
-                  "--no-startup-delay", "--no-reload"]
+RUNNING_WORKER = [
+    sys.executable,
+    "-m",
+    "consentry.cli",
+    "worker",
+    "--interval",
+    "0.01",
+    "--no-startup-delay",
+    "--no-reload",
+]
 
 
 # --- orchestration (no Django in this process) -------------------------------
@@ -64,12 +83,19 @@ RUNNING_WORKER = [sys.executable, "-m", "consentry.cli", "worker", "--interval",
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=5000, help="pending deliveries (default 5,000)")
-    ap.add_argument("--postgres", action="store_true",
-                    help="also run on a fresh PostgreSQL database (scripts/postgres.sh's server, "
-                         "or the server of DATABASE_URL when it is a PostgreSQL URL)")
+    ap.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also run on a fresh PostgreSQL database (scripts/postgres.sh's server, "
+        "or the server of DATABASE_URL when it is a PostgreSQL URL)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind, best kept (default 1)")
-    ap.add_argument("--batch", type=int, default=None,
-                    help="deliveries per dispatch task (CONSENTRY_DISPATCH_BATCH; default: the setting's)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="deliveries per dispatch task (CONSENTRY_DISPATCH_BATCH; default: the setting's)",
+    )
     ap.add_argument("--profile", metavar="FILE", help="also profile one in-process drain (see above)")
     ap.add_argument("--keep", action="store_true", help="keep the databases")
     # Internal: one database's whole run, and a baseline process.
@@ -92,8 +118,13 @@ def main(argv=None) -> None:
     data_dir = ROOT / "var" / "bench" / f"dispatch-{stamp}-{os.getpid()}"
     data_dir.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
-    env.update(CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(data_dir), CONSENTRY_LOG_LEVEL="WARNING",
-               CONSENTRY_PROVIDER="sandbox", DJANGO_SETTINGS_MODULE="consentry.settings")
+    env.update(
+        CONSENTRY_DEMO="1",
+        CONSENTRY_DATA_DIR=str(data_dir),
+        CONSENTRY_LOG_LEVEL="WARNING",
+        CONSENTRY_PROVIDER="sandbox",
+        DJANGO_SETTINGS_MODULE="consentry.settings",
+    )
     if args.batch is not None:
         env["CONSENTRY_DISPATCH_BATCH"] = str(args.batch)
 
@@ -129,15 +160,19 @@ def main(argv=None) -> None:
 
     print(f"\n===== summary: {args.n:,} deliveries, deliveries/s, best of {args.repeat} =====")
     print(f"{'':<22}{'with start-up':^30}{'processes already running':^42}")
-    print(f"{'database':<12}{'processes':>10}{'dispatch':>10}{'baseline':>10}{'ratio':>8}"
-          f"{'dispatch':>12}{'baseline':>10}{'ratio':>8}  target {TARGET:.0%} of baseline")
+    print(
+        f"{'database':<12}{'processes':>10}{'dispatch':>10}{'baseline':>10}{'ratio':>8}"
+        f"{'dispatch':>12}{'baseline':>10}{'ratio':>8}  target {TARGET:.0%} of baseline"
+    )
     for label, s in summaries:
         for row in s["rows"]:
             ratio = row["ours"] / row["baseline"]
             net = row["net_ours"] / row["net_baseline"]
-            print(f"{label:<12}{row['procs']:>10}{row['ours']:>10,.0f}{row['baseline']:>10,.0f}{ratio:>8.2f}"
-                  f"{row['net_ours']:>12,.0f}{row['net_baseline']:>10,.0f}{net:>8.2f}  "
-                  f"{'met' if net >= TARGET else 'MISSED'}")
+            print(
+                f"{label:<12}{row['procs']:>10}{row['ours']:>10,.0f}{row['baseline']:>10,.0f}{ratio:>8.2f}"
+                f"{row['net_ours']:>12,.0f}{row['net_baseline']:>10,.0f}{net:>8.2f}  "
+                f"{'met' if net >= TARGET else 'MISSED'}"
+            )
 
 
 def _create_pg_database(base_url: str) -> tuple[str, str]:
@@ -194,31 +229,50 @@ def run_database(args) -> None:
             fsync = cur.fetchone()[0]
             cur.execute("SHOW synchronous_commit")
             sync = cur.fetchone()[0]
-        where = f"PostgreSQL {version} (fsync={fsync}, synchronous_commit={sync}), {settings.DATABASES['default']['NAME']}"
+        where = (
+            f"PostgreSQL {version} (fsync={fsync}, synchronous_commit={sync}), {settings.DATABASES['default']['NAME']}"
+        )
     print(f"dispatch benchmark, Python {sys.version.split()[0]}, {where}", flush=True)
 
     # --- 1-2. the practice, its patients and one planned broadcast --------------
     t0 = time.perf_counter()
-    practice, _key = create_practice(name="Bench Dental", texting_number="+12025550100",
-                                     send_window=(clock_time(0, 0), clock_time(0, 0)))
+    practice, _key = create_practice(
+        name="Bench Dental", texting_number="+12025550100", send_window=(clock_time(0, 0), clock_time(0, 0))
+    )
     with transaction.atomic():
         points = ContactPoint.objects.bulk_create(
-            [ContactPoint(practice=practice, address=f"+1202{5550200 + i:07d}", kind=ContactKind.PHONE,
-                          line_type="mobile", valid=True) for i in range(args.n)],
+            [
+                ContactPoint(
+                    practice=practice,
+                    address=f"+1202{5550200 + i:07d}",
+                    kind=ContactKind.PHONE,
+                    line_type="mobile",
+                    valid=True,
+                )
+                for i in range(args.n)
+            ],
             batch_size=2000,
         )
         if points[0].pk is None:  # SQLite before 3.35 returns no ids from bulk_create
             points = list(ContactPoint.objects.filter(practice=practice).order_by("address"))
         patients = Patient.objects.bulk_create(
-            [Patient(id=uuid.uuid4(), practice=practice, first_name=f"Patient{i}", last_name="Bench")
-             for i in range(args.n)], batch_size=2000,
+            [
+                Patient(id=uuid.uuid4(), practice=practice, first_name=f"Patient{i}", last_name="Bench")
+                for i in range(args.n)
+            ],
+            batch_size=2000,
         )
         PatientContact.objects.bulk_create(
             [PatientContact(patient=p, contact_point=c, position=0) for p, c in zip(patients, points, strict=True)],
             batch_size=2000,
         )
-    planned = create_message(practice=practice, kind="broadcast", category="recall",
-                             patient_ids=[str(p.pk) for p in patients], content={"sms": SMS})
+    planned = create_message(
+        practice=practice,
+        kind="broadcast",
+        category="recall",
+        patient_ids=[str(p.pk) for p in patients],
+        content={"sms": SMS},
+    )
     message_id = planned.message.pk
     deliveries = Delivery.objects.filter(message_id=message_id)
     ids = list(deliveries.order_by("pk").values_list("pk", flat=True))
@@ -226,8 +280,11 @@ def run_database(args) -> None:
     n_tasks = DBTaskResult.objects.ready().count()
     if pending != args.n or len(ids) != args.n:
         raise SystemExit(f"expected {args.n:,} pending deliveries, planned {len(ids):,} ({pending:,} pending)")
-    print(f"planned {args.n:,} pending SMS deliveries in {n_tasks} dispatch tasks "
-          f"({settings.CONSENTRY_DISPATCH_BATCH} per task) in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(
+        f"planned {args.n:,} pending SMS deliveries in {n_tasks} dispatch tasks "
+        f"({settings.CONSENTRY_DISPATCH_BATCH} per task) in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     del patients, points, planned
 
     env = dict(os.environ)
@@ -240,8 +297,17 @@ def run_database(args) -> None:
             DeliveryEvent.objects.filter(delivery__message_id=message_id).delete()
             SandboxMessage.objects.all().delete()
             DBTaskResult.objects.all().delete()
-            deliveries.update(status="pending", reason="", provider_ref="", error="", attempted_at=None,
-                              attempts=0, sent_at=None, delivered_at=None, updated_at=now)
+            deliveries.update(
+                status="pending",
+                reason="",
+                provider_ref="",
+                error="",
+                attempted_at=None,
+                attempts=0,
+                sent_at=None,
+                delivered_at=None,
+                updated_at=now,
+            )
             if enqueue:
                 enqueue_dispatch(ids)  # what planning does in its transaction
         with connection.cursor() as cur:
@@ -269,9 +335,11 @@ def run_database(args) -> None:
             elif not running:
                 failed = DBTaskResult.objects.filter(status="FAILED").values_list("traceback", flat=True).first()
                 later = DBTaskResult.objects.filter(status="READY").count()
-                raise SystemExit(f"the processes exited with {still_pending():,} deliveries still pending "
-                                 f"(exit codes {[p.returncode for p in procs]}, {later} tasks not ready yet)"
-                                 + (f"; a task failed:\n{failed}" if failed else ""))
+                raise SystemExit(
+                    f"the processes exited with {still_pending():,} deliveries still pending "
+                    f"(exit codes {[p.returncode for p in procs]}, {later} tasks not ready yet)"
+                    + (f"; a task failed:\n{failed}" if failed else "")
+                )
         for p in procs:
             if p.wait(timeout=120) != 0:
                 raise SystemExit(f"{p.args} exited with {p.returncode}")
@@ -282,8 +350,10 @@ def run_database(args) -> None:
         """Start the processes, wait until each says ``ready``, then ``go()``; seconds from then until
         none of the deliveries is pending. What a running service does, without process start-up."""
         logs = [data_dir_of_run / f"proc-{k}.log" for k in range(len(commands))]
-        procs = [subprocess.Popen(c, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-                 for c, log in zip(commands, logs, strict=True)]
+        procs = [
+            subprocess.Popen(c, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+            for c, log in zip(commands, logs, strict=True)
+        ]
         deadline = time.monotonic() + 120
         while not all(log.exists() and ready in log.read_text() for log in logs):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -309,8 +379,9 @@ def run_database(args) -> None:
 
     def dispatch_running(procs: int) -> float:
         reset(enqueue=False)
-        elapsed = drain_running([[*RUNNING_WORKER, "--worker-id", f"bench-{k}"] for k in range(procs)],
-                                "Starting worker", enqueue_now)
+        elapsed = drain_running(
+            [[*RUNNING_WORKER, "--worker-id", f"bench-{k}"] for k in range(procs)], "Starting worker", enqueue_now
+        )
         if Counter(deliveries.values_list("status", flat=True)) != Counter({"delivered": args.n}):
             raise SystemExit("expected every delivery delivered")
         return elapsed
@@ -350,15 +421,21 @@ def run_database(args) -> None:
     subprocess.run(WORKER, env=env, check=True)
     startup_worker = time.perf_counter() - t
     t = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--_message", str(uuid.uuid4()), "--_baseline", "0/1"], env=env, check=True)
+    subprocess.run(
+        [sys.executable, __file__, "--_message", str(uuid.uuid4()), "--_baseline", "0/1"], env=env, check=True
+    )
     startup_baseline = time.perf_counter() - t
 
     # --- 3-4. timed runs, interleaved ---------------------------------------------
     best: dict = {}
     for _ in range(args.repeat):
         for procs in (1, 2):
-            for kind, fn in (("ours", dispatch_run), ("baseline", baseline_run),
-                             ("ours running", dispatch_running), ("baseline running", baseline_running)):
+            for kind, fn in (
+                ("ours", dispatch_run),
+                ("baseline", baseline_run),
+                ("ours running", dispatch_running),
+                ("baseline running", baseline_running),
+            ):
                 elapsed = fn(procs)
                 best[kind, procs] = min(best.get((kind, procs), float("inf")), elapsed)
 
@@ -371,19 +448,32 @@ def run_database(args) -> None:
         print(f"  {'dispatch: consentry worker':<30}{procs:>10}{ours:>8.2f}s{args.n / ours:>14,.0f}")
         print(f"  {'baseline: 1 UPDATE/transaction':<30}{procs:>10}{base:>8.2f}s{args.n / base:>14,.0f}")
         ratio = base / ours
-        print(f"  {'ratio dispatch/baseline rate':<30}{procs:>10}{ratio:>9.2f}  "
-              f"({'meets' if ratio >= TARGET else 'MISSES'} the target of {TARGET:.1f})")
+        print(
+            f"  {'ratio dispatch/baseline rate':<30}{procs:>10}{ratio:>9.2f}  "
+            f"({'meets' if ratio >= TARGET else 'MISSES'} the target of {TARGET:.1f})"
+        )
         # Workers are long-lived: processes already running when the work appears is the rate a
         # running service drains at.
         net_ours, net_base = best["ours running", procs], best["baseline running", procs]
         print(f"  {'running: dispatch':<30}{procs:>10}{net_ours:>8.2f}s{args.n / net_ours:>14,.0f}")
         print(f"  {'running: baseline':<30}{procs:>10}{net_base:>8.2f}s{args.n / net_base:>14,.0f}")
-        print(f"  {'ratio, processes running':<30}{procs:>10}{net_base / net_ours:>9.2f}  "
-              f"({'meets' if net_base / net_ours >= TARGET else 'MISSES'} the target of {TARGET:.1f})")
-        rows.append({"procs": procs, "ours": args.n / ours, "baseline": args.n / base,
-                     "net_ours": args.n / net_ours, "net_baseline": args.n / net_base})
-    print(f"  [{runs}; times from the processes' start until no delivery is pending, "
-          "to the last delivery's updated_at]", flush=True)
+        print(
+            f"  {'ratio, processes running':<30}{procs:>10}{net_base / net_ours:>9.2f}  "
+            f"({'meets' if net_base / net_ours >= TARGET else 'MISSES'} the target of {TARGET:.1f})"
+        )
+        rows.append(
+            {
+                "procs": procs,
+                "ours": args.n / ours,
+                "baseline": args.n / base,
+                "net_ours": args.n / net_ours,
+                "net_baseline": args.n / net_base,
+            }
+        )
+    print(
+        f"  [{runs}; times from the processes' start until no delivery is pending, to the last delivery's updated_at]",
+        flush=True,
+    )
     Path(args.run).write_text(json.dumps({"rows": rows, "startup": [startup_worker, startup_baseline]}))
 
     if args.profile:
@@ -394,8 +484,10 @@ def run_database(args) -> None:
             _worker().run()
             plain = min(plain, time.perf_counter() - t)
             connection.close()
-        print(f"\none worker draining in this process, no profiler ({runs}): {plain:.2f} s, "
-              f"{args.n / plain:,.0f} deliveries/s, {plain / args.n * 1e6:,.0f} µs per delivery")
+        print(
+            f"\none worker draining in this process, no profiler ({runs}): {plain:.2f} s, "
+            f"{args.n / plain:,.0f} deliveries/s, {plain / args.n * 1e6:,.0f} µs per delivery"
+        )
         reset(enqueue=True)
         profile_drain(args.profile, args.n, n_tasks)
         reset(enqueue=True)
@@ -415,8 +507,7 @@ def baseline_process(args) -> None:
     shard, shards = (int(x) for x in args.baseline.split("/"))
     table = Delivery._meta.db_table
     with connection.cursor() as cur:
-        cur.execute(f"SELECT id FROM {table} WHERE message_id = %s ORDER BY id",
-                    [_db_uuid(connection, args.message)])
+        cur.execute(f"SELECT id FROM {table} WHERE message_id = %s ORDER BY id", [_db_uuid(connection, args.message)])
         ids = [row[0] for row in cur.fetchall()]
     size = -(-len(ids) // shards)
     if args.go:  # ready, then wait for the signal: timed without the process's start-up
@@ -440,8 +531,16 @@ def _db_uuid(connection, value: str):
 def _worker():
     from django_tasks_db.management.commands.db_worker import Worker
 
-    return Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
-                  max_tasks=None, worker_id="bench-profile", excluded_queue_names=[])
+    return Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="bench-profile",
+        excluded_queue_names=[],
+    )
 
 
 # Functions whose cumulative time is reported (a regular expression on "file:function").
@@ -487,8 +586,10 @@ def profile_drain(path: str, n: int, n_tasks: int) -> None:
         key = f"{filename}:{func}"
         prev = by_name.get(key, (0, 0.0, 0.0))
         by_name[key] = (prev[0] + calls, prev[1] + tottime, prev[2] + cumtime)
-    print(f"\none worker draining in this process under cProfile: {elapsed:.2f} s for {n:,} deliveries "
-          f"and {n_tasks} tasks ({elapsed / n * 1e6:,.0f} µs per delivery with profiling overhead); stats in {path}")
+    print(
+        f"\none worker draining in this process under cProfile: {elapsed:.2f} s for {n:,} deliveries "
+        f"and {n_tasks} tasks ({elapsed / n * 1e6:,.0f} µs per delivery with profiling overhead); stats in {path}"
+    )
     print(f"  {'':<40}{'calls':>9}{'cum. s':>9}{'µs/delivery':>13}{'share':>8}")
     for label, pattern in PROFILED:
         rx = re.compile(pattern)
@@ -533,9 +634,11 @@ def count_queries(n: int) -> None:
     elapsed = time.perf_counter() - t
     total = sum(kinds.values())
     in_sql = sum(seconds.values())
-    print(f"\nSQL statements while one worker drains {n:,} deliveries: {total:,} ({total / n:.1f} per delivery); "
-          f"{in_sql:.2f} s of {elapsed:.2f} s inside the database driver's execute ({in_sql / elapsed:.0%}; "
-          "commits are not included)")
+    print(
+        f"\nSQL statements while one worker drains {n:,} deliveries: {total:,} ({total / n:.1f} per delivery); "
+        f"{in_sql:.2f} s of {elapsed:.2f} s inside the database driver's execute ({in_sql / elapsed:.0%}; "
+        "commits are not included)"
+    )
     print(f"  {'statements':>10}{'per delivery':>14}{'µs/delivery':>13}  statement")
     for kind, count in kinds.most_common():
         print(f"  {count:>10,}{count / n:>14.2f}{seconds[kind] / n * 1e6:>13,.0f}  {kind}")
@@ -543,8 +646,10 @@ def count_queries(n: int) -> None:
         connection.close()
         time.sleep(1.5)  # the statistics collector reports a closed backend's counts within a second
         done = _pg_commits(connection) - commits
-        print(f"  {done:,} transactions committed on the server ({done / n:.2f} per delivery; "
-              "PostgreSQL logs no BEGIN or COMMIT statement)")
+        print(
+            f"  {done:,} transactions committed on the server ({done / n:.2f} per delivery; "
+            "PostgreSQL logs no BEGIN or COMMIT statement)"
+        )
 
 
 def _pg_commits(connection) -> int | None:

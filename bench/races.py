@@ -27,10 +27,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args()
     url = subprocess.run([ROOT / "scripts" / "postgres.sh"], capture_output=True, text=True, check=True).stdout.strip()
-    env = {**os.environ, "DATABASE_URL": url, "CONSENTRY_RACE_RECIPIENTS": str(args.recipients),
-           "CONSENTRY_RACE_STOPS": str(args.stops), "CONSENTRY_KILL_ROUNDS": str(args.rounds)}
-    return subprocess.call([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-                            "tests/e2e/test_races_and_kills.py"], cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "CONSENTRY_RACE_RECIPIENTS": str(args.recipients),
+        "CONSENTRY_RACE_STOPS": str(args.stops),
+        "CONSENTRY_KILL_ROUNDS": str(args.rounds),
+    }
+    return subprocess.call(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "tests/e2e/test_races_and_kills.py"],
+        cwd=ROOT,
+        env=env,
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,14 @@ def drain_worker() -> int:
     from django_tasks_db.utils import exclusive_transaction
 
     worker = Worker(
-        queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
-        max_tasks=None, worker_id="test-worker", excluded_queue_names=[],
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test-worker",
+        excluded_queue_names=[],
     )
     while True:
         with exclusive_transaction():
@@ -58,7 +64,9 @@ def drain_worker() -> int:
                 return worker._run_tasks
             task_result.claim(worker.worker_id)
         worker.run_task(task_result)
-        failed = DBTaskResult.objects.filter(pk=task_result.pk, status="FAILED").values_list("traceback", flat=True).first()
+        failed = (
+            DBTaskResult.objects.filter(pk=task_result.pk, status="FAILED").values_list("traceback", flat=True).first()
+        )
         if failed:
             raise AssertionError(f"task failed:\n{failed}")
 
@@ -146,10 +154,26 @@ def smtp(settings, practice):
     controller.stop()
 
 
-def send_sms_webhook(client: Client, *, body: str, sender: str, to: str = "+14155550100", sid: str = "SM1",
-                     token: str = TWILIO_TOKEN, signature: str | None = None, extra: dict | None = None):
-    params = {"From": sender, "To": to, "Body": body, "MessageSid": sid, "AccountSid": "AC1", "NumMedia": "0",
-              **(extra or {})}
+def send_sms_webhook(
+    client: Client,
+    *,
+    body: str,
+    sender: str,
+    to: str = "+14155550100",
+    sid: str = "SM1",
+    token: str = TWILIO_TOKEN,
+    signature: str | None = None,
+    extra: dict | None = None,
+):
+    params = {
+        "From": sender,
+        "To": to,
+        "Body": body,
+        "MessageSid": sid,
+        "AccountSid": "AC1",
+        "NumMedia": "0",
+        **(extra or {}),
+    }
     url = "http://testserver/webhooks/twilio/sms"
     sig = signature if signature is not None else twilio_signature(url, params, token)
     return client.post("/webhooks/twilio/sms", params, HTTP_X_TWILIO_SIGNATURE=sig)

@@ -50,7 +50,9 @@ ENCRYPTION_KEYS_CONFIGURED = [
 ]
 ENCRYPTION_KEYS = ENCRYPTION_KEYS_CONFIGURED or [_derived_fernet_key(SECRET_KEY)]
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()
+]
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -128,9 +130,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=1073741824;"
         ),
     }
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("CONSENTRY_TEST_SQLITE", "")} if os.environ.get(
-        "CONSENTRY_TEST_SQLITE"
-    ) else {}
+    DATABASES["default"]["TEST"] = (
+        {"NAME": os.environ.get("CONSENTRY_TEST_SQLITE", "")} if os.environ.get("CONSENTRY_TEST_SQLITE") else {}
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

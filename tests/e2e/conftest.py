@@ -35,7 +35,9 @@ def cli(args, env, check=True):
 @pytest.fixture(scope="module")
 def service_env(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(tmp_path_factory.mktemp("data")), CONSENTRY_LOG_LEVEL="WARNING")
+    env.update(
+        CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(tmp_path_factory.mktemp("data")), CONSENTRY_LOG_LEVEL="WARNING"
+    )
     base_url = os.environ.get("DATABASE_URL", "")
     dropped = None
     if base_url.startswith("postgres"):
@@ -91,7 +93,9 @@ class Service:
     practice_id: str
 
     def api(self, method, path, body=None):
-        return http(method, f"{self.base}/api/v1{path}", json_body=body, headers={"Authorization": f"Bearer {self.key}"})
+        return http(
+            method, f"{self.base}/api/v1{path}", json_body=body, headers={"Authorization": f"Bearer {self.key}"}
+        )
 
     def text_in(self, sender, body, sid, token=TWILIO_TOKEN, signature=None):
         form = {"From": sender, "To": TEXTING_NUMBER, "Body": body, "MessageSid": sid, "AccountSid": "AC1"}
@@ -159,22 +163,49 @@ def twilio_api():
 
 def twilio_env(service_env: dict, twilio, *, outcome_timeout: float, **more: str) -> dict:
     """A service that texts through the loopback Twilio, with fast recovery and this outcome timeout."""
-    return {**service_env, "CONSENTRY_PROVIDER": "twilio", "CONSENTRY_TWILIO_API_BASE": twilio.url,
-            "CONSENTRY_OUTCOME_TIMEOUT_SECONDS": str(outcome_timeout), **FAST_RECOVERY, **more}
+    return {
+        **service_env,
+        "CONSENTRY_PROVIDER": "twilio",
+        "CONSENTRY_TWILIO_API_BASE": twilio.url,
+        "CONSENTRY_OUTCOME_TIMEOUT_SECONDS": str(outcome_timeout),
+        **FAST_RECOVERY,
+        **more,
+    }
 
 
 def start_service(env, *serve_args, practice_args=()) -> tuple[Service, subprocess.Popen]:
     """A practice (created with ``practice_args`` too) and a running `consentry serve` (with
     ``serve_args``) on this environment's database."""
-    created = json.loads(cli(["practice", "create", "--name", "Oak Clinic", "--texting-number", TEXTING_NUMBER,
-                              "--twilio-auth-token", TWILIO_TOKEN, "--send-window", "00:00-00:00", "--json",
-                              *practice_args], env).stdout)
+    created = json.loads(
+        cli(
+            [
+                "practice",
+                "create",
+                "--name",
+                "Oak Clinic",
+                "--texting-number",
+                TEXTING_NUMBER,
+                "--twilio-auth-token",
+                TWILIO_TOKEN,
+                "--send-window",
+                "00:00-00:00",
+                "--json",
+                *practice_args,
+            ],
+            env,
+        ).stdout
+    )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # The links it puts in emails and on pages lead back to it.
     env = {"CONSENTRY_PUBLIC_URL": base, **env}
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port), *serve_args], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), *serve_args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     wait_healthy(base, server)
     return Service(base, created["api_key"], created["id"]), server
 
@@ -190,8 +221,15 @@ def service(service_env):
 # --- a real browser -----------------------------------------------------------------------------------------------
 
 # Chromium's own calls home are refused on a closed network: it is told not to make them.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,8 +240,10 @@ def chromium():
     """The machine's Chromium under Playwright, found (or installed) by scripts/chromium.sh."""
     found = subprocess.run([ROOT / "scripts" / "chromium.sh"], capture_output=True, text=True, timeout=600)
     if found.returncode != 0:
-        why = (f"!! THE BROWSER TESTS DID NOT RUN: no Chromium on this machine ({found.stderr.strip()}). "
-               "Install Debian's chromium, or set CONSENTRY_CHROMIUM to a Chromium's path.")
+        why = (
+            f"!! THE BROWSER TESTS DID NOT RUN: no Chromium on this machine ({found.stderr.strip()}). "
+            "Install Debian's chromium, or set CONSENTRY_CHROMIUM to a Chromium's path."
+        )
         if os.environ.get("CONSENTRY_REQUIRE_BROWSER") == "1":
             pytest.fail(why)
         pytest.skip(why)

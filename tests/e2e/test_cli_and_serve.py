@@ -25,11 +25,25 @@ def _run(args, env, check=True):
 
 
 def test_practice_create_prints_id_and_api_key_as_json(env):
-    result = _run(["practice", "create", "--name", "Oak Clinic", "--texting-number", "+14155550100",
-                   "--twilio-auth-token", "tok", "--json"], env)
+    result = _run(
+        [
+            "practice",
+            "create",
+            "--name",
+            "Oak Clinic",
+            "--texting-number",
+            "+14155550100",
+            "--twilio-auth-token",
+            "tok",
+            "--json",
+        ],
+        env,
+    )
     body = json.loads(result.stdout)
     assert set(body) == {"id", "api_key"} and body["api_key"].startswith("csk_")
-    again = _run(["practice", "create", "--name", "Other", "--texting-number", "+14155550100", "--json"], env, check=False)
+    again = _run(
+        ["practice", "create", "--name", "Other", "--texting-number", "+14155550100", "--json"], env, check=False
+    )
     assert again.returncode != 0 and "texting_number" in again.stderr
     bad = _run(["practice", "create", "--name", "Other", "--texting-number", "12", "--json"], env, check=False)
     assert bad.returncode != 0 and "texting_number" in bad.stderr
@@ -44,8 +58,11 @@ def test_a_placeholder_secret_is_refused_outside_debug(env):
     worker = _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], strict, check=False)
     assert worker.returncode != 0
     assert "SECRET_KEY is the placeholder" in worker.stderr
-    strict.update(SECRET_KEY="x" * 50, CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=",
-                  CONSENTRY_PROVIDER="twilio")
+    strict.update(
+        SECRET_KEY="x" * 50,
+        CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=",
+        CONSENTRY_PROVIDER="twilio",
+    )
     assert _run(["check"], strict).returncode == 0
     worker = _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], strict)
     assert worker.returncode == 0 and "DEMO MODE" not in worker.stderr
@@ -65,12 +82,20 @@ def test_a_demo_process_says_at_start_up_that_nothing_is_secure(env):
 
 
 def test_serve_is_a_working_service_in_one_process(service):
-    status, patient = service.api("POST", "/patients", {"first_name": "Zoe", "phones": [{"number": "+14155550177", "line_type": "mobile"}]})
+    status, patient = service.api(
+        "POST", "/patients", {"first_name": "Zoe", "phones": [{"number": "+14155550177", "line_type": "mobile"}]}
+    )
     assert status == 201
-    status, message = service.api("POST", "/messages", {
-        "kind": "manual", "category": "document_shared", "patient_ids": [patient["id"]],
-        "content": {"sms": "Forms to sign: https://example.com/f"},
-    })
+    status, message = service.api(
+        "POST",
+        "/messages",
+        {
+            "kind": "manual",
+            "category": "document_shared",
+            "patient_ids": [patient["id"]],
+            "content": {"sms": "Forms to sign: https://example.com/f"},
+        },
+    )
     assert status == 202
     assert service.settled(message["id"]) == [("sms", "delivered", None)], "the embedded worker did not deliver"
     assert service.outbox("+14155550177") == ["Oak Clinic: Forms to sign: https://example.com/f"]
@@ -84,11 +109,26 @@ def test_demo_loads_a_practice_and_prints_a_working_key(env):
 
 
 def test_practice_create_takes_a_send_window_and_refuses_a_bad_one(env):
-    ok = _run(["practice", "create", "--name", "Night Clinic", "--texting-number", "+14155550177",
-               "--send-window", "07:30-20:00", "--json"], env)
+    ok = _run(
+        [
+            "practice",
+            "create",
+            "--name",
+            "Night Clinic",
+            "--texting-number",
+            "+14155550177",
+            "--send-window",
+            "07:30-20:00",
+            "--json",
+        ],
+        env,
+    )
     assert json.loads(ok.stdout)["api_key"]
-    bad = _run(["practice", "create", "--name", "X", "--texting-number", "+14155550178", "--send-window", "late",
-                "--json"], env, check=False)
+    bad = _run(
+        ["practice", "create", "--name", "X", "--texting-number", "+14155550178", "--send-window", "late", "--json"],
+        env,
+        check=False,
+    )
     assert bad.returncode != 0 and "send_window" in bad.stderr
     # Nothing was created for the refused one: the number is still free.
     again = _run(["practice", "create", "--name", "X", "--texting-number", "+14155550178", "--json"], env)

@@ -58,8 +58,9 @@ def test_the_same_stop_arriving_at_once_records_one_opt_out_and_sends_one_confir
 
 def test_staff_opt_outs_of_one_address_at_once_record_one_change(service):
     for address in ("+14155553199", "ava.race@example.com"):
-        answers = _at_once(lambda i, a=address: service.api("POST", "/contacts/opt-out",
-                                                            {"address": a, "reason": f"asked, #{i}"}))
+        answers = _at_once(
+            lambda i, a=address: service.api("POST", "/contacts/opt-out", {"address": a, "reason": f"asked, #{i}"})
+        )
         assert [status for status, _ in answers] == [200] * THREADS, answers
         assert sorted(body["changed"] for _, body in answers) == [False] * (THREADS - 1) + [True]
         assert len(_history(service, address)) == 1

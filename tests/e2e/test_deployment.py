@@ -20,9 +20,13 @@ PUBLIC = "https://messages.example.org"
 def production_env(service_env):
     """README's production settings (an https public URL, real secrets, a real provider), no demo."""
     env = {k: v for k, v in service_env.items() if k not in ("CONSENTRY_DEMO", "DEBUG")}
-    env.update(SECRET_KEY="k" * 20 + "Zq9-x7Lm2Pw8Rt4Yv6Bn1Hc3Jd5Kf0Gs", CONSENTRY_PROVIDER="twilio",
-               CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=",
-               CONSENTRY_PUBLIC_URL=PUBLIC, ALLOWED_HOSTS="messages.example.org,127.0.0.1")
+    env.update(
+        SECRET_KEY="k" * 20 + "Zq9-x7Lm2Pw8Rt4Yv6Bn1Hc3Jd5Kf0Gs",
+        CONSENTRY_PROVIDER="twilio",
+        CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=",
+        CONSENTRY_PUBLIC_URL=PUBLIC,
+        ALLOWED_HOSTS="messages.example.org,127.0.0.1",
+    )
     return env
 
 
@@ -75,12 +79,15 @@ def test_patient_pages_are_never_cached_and_carry_a_content_security_policy(prod
     assert "unsafe-inline" not in policy
 
 
-
 def test_x_forwarded_proto_from_anyone_but_the_trusted_proxy_is_ignored(production_env):
     env = {**production_env, "CONSENTRY_TRUSTED_PROXY": "192.0.2.10"}  # the proxy is elsewhere, not us
     port = free_port()
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port), "--no-worker"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--no-worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, server)

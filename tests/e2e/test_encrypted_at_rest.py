@@ -34,37 +34,55 @@ def _database_text(env) -> bytes:
         import psycopg
 
         with psycopg.connect(url) as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
-            )]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+                )
+            ]
             return "\n".join(
                 row[0] for table in tables for row in conn.execute(f'SELECT CAST(t AS text) FROM "{table}" t')
             ).encode()
     path = Path(env["CONSENTRY_DATA_DIR"]) / "consentry.sqlite3"
-    return b"".join(Path(f"{path}{suffix}").read_bytes() for suffix in ("", "-wal", "-shm")
-                    if os.path.exists(f"{path}{suffix}"))
+    return b"".join(
+        Path(f"{path}{suffix}").read_bytes() for suffix in ("", "-wal", "-shm") if os.path.exists(f"{path}{suffix}")
+    )
 
 
 def test_no_message_text_is_stored_in_the_clear(service, service_env):
-    status, patient = service.api("POST", "/patients", {
-        "first_name": FIRST_NAME, "phones": [{"number": PHONE, "line_type": "mobile"}],
-        "emails": ["philomena@example.com"],
-    })
+    status, patient = service.api(
+        "POST",
+        "/patients",
+        {
+            "first_name": FIRST_NAME,
+            "phones": [{"number": PHONE, "line_type": "mobile"}],
+            "emails": ["philomena@example.com"],
+        },
+    )
     assert status == 201, patient
-    status, message = service.api("POST", "/messages", {
-        "kind": "manual", "category": "document_shared", "patient_ids": [patient["id"]],
-        "content": {"sms": SECRETS["sms"],
-                    "email": {"subject": SECRETS["email_subject"], "text": SECRETS["email_text"]}},
-    })
+    status, message = service.api(
+        "POST",
+        "/messages",
+        {
+            "kind": "manual",
+            "category": "document_shared",
+            "patient_ids": [patient["id"]],
+            "content": {
+                "sms": SECRETS["sms"],
+                "email": {"subject": SECRETS["email_subject"], "text": SECRETS["email_text"]},
+            },
+        },
+    )
     assert status == 202, message
     assert {s for _, s, _ in service.settled(message["id"])} == {"delivered"}
     assert service.text_in(PHONE, SECRETS["reply"], "SM3001")[0] == 200
     # Opted out at once, with the reply as the ledger's evidence: by reference, not by its words.
     assert service.api("PATCH", "/practice", {"reasonable_means": "auto"})[0] == 200
     assert service.text_in(PHONE, f"Please stop texting me. {SECRETS['stop_reply']}", "SM3002")[0] == 200
-    status, opt_out = service.api("POST", "/contacts/opt-out", {"address": OTHER_PHONE,
-                                                                "reason": SECRETS["staff_reason"]})
+    status, opt_out = service.api(
+        "POST", "/contacts/opt-out", {"address": OTHER_PHONE, "reason": SECRETS["staff_reason"]}
+    )
     assert status == 200 and opt_out["event"]["note"] == SECRETS["staff_reason"], opt_out
 
     # The words did pass through: the sandbox shows them, decrypted, and the conversation has the reply.

@@ -22,9 +22,16 @@ def _patient(service, **fields):
 
 
 def _send(service, patient_id, content, kind="broadcast", category="announcement"):
-    status, body = service.api("POST", "/messages", {
-        "kind": kind, "category": category, "patient_ids": [patient_id], "content": content,
-    })
+    status, body = service.api(
+        "POST",
+        "/messages",
+        {
+            "kind": kind,
+            "category": category,
+            "patient_ids": [patient_id],
+            "content": content,
+        },
+    )
     assert status == 202, body
     return service.settled(body["id"])
 
@@ -162,13 +169,28 @@ def test_the_portal_shows_an_opted_out_phone_with_its_way_back_in(service, page)
 def test_no_page_breaks_its_content_security_policy(service, page):
     """The policy forbids inline script and foreign sources: every page, the API docs included, works under it."""
     refused = []
-    page.on("console", lambda message: refused.append(f"{page.url}: {message.text}")
-            if "Content Security Policy" in message.text else None)
-    patient_id = _patient(service, phones=[{"number": "+14155550189", "line_type": "mobile"}],
-                          emails=["csp@example.com"])
-    _send(service, patient_id, {"email": {"subject": "Flu shots", "text": "Flu shots are in.",
-                                          "html": "<p style='color:#333'>Flu <b>shots</b> are in.</p>"}},
-          kind="manual", category="document_shared")
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(f"{page.url}: {message.text}") if "Content Security Policy" in message.text else None
+        ),
+    )
+    patient_id = _patient(
+        service, phones=[{"number": "+14155550189", "line_type": "mobile"}], emails=["csp@example.com"]
+    )
+    _send(
+        service,
+        patient_id,
+        {
+            "email": {
+                "subject": "Flu shots",
+                "text": "Flu shots are in.",
+                "html": "<p style='color:#333'>Flu <b>shots</b> are in.</p>",
+            }
+        },
+        kind="manual",
+        category="document_shared",
+    )
     status, link = service.api("POST", f"/patients/{patient_id}/portal-link")
     assert status == 201, link
     for url in (f"{service.base}/sandbox/", link["url"], f"{service.base}/api/v1/docs"):

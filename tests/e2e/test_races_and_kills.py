@@ -31,8 +31,10 @@ from tests.e2e.conftest import CLI, cli, start_service, twilio_env, wait_healthy
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-                       reason="!! races and kills run in the PostgreSQL pass (several processes on one server)"),
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="!! races and kills run in the PostgreSQL pass (several processes on one server)",
+    ),
 ]
 
 RECIPIENTS = int(os.environ.get("CONSENTRY_RACE_RECIPIENTS", 240))
@@ -54,8 +56,9 @@ def twilio(twilio_api):
 
 @pytest.fixture(scope="module")
 def env(service_env, twilio):
-    return twilio_env(service_env, twilio, outcome_timeout=OUTCOME_TIMEOUT, CONSENTRY_DISPATCH_BATCH="40",
-                      CONSENTRY_LOG_LEVEL="ERROR")
+    return twilio_env(
+        service_env, twilio, outcome_timeout=OUTCOME_TIMEOUT, CONSENTRY_DISPATCH_BATCH="40", CONSENTRY_LOG_LEVEL="ERROR"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +71,21 @@ def service(env):
 
 
 def _worker(env) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, "worker", "--interval", "0.05", "--no-startup-delay"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [*CLI, "worker", "--interval", "0.05", "--no-startup-delay"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _patients(service, count: int, first: int) -> tuple[list[str], list[str]]:
     ids, numbers = [], []
     for i in range(first, first + count):
         number = f"+1415{i:07d}"  # 415-200-0000 and up: a valid exchange for any size
-        status, body = service.api("POST", "/patients", {"first_name": f"P{i}",
-                                                         "phones": [{"number": number, "line_type": "mobile"}]})
+        status, body = service.api(
+            "POST", "/patients", {"first_name": f"P{i}", "phones": [{"number": number, "line_type": "mobile"}]}
+        )
         assert status == 201, body
         ids.append(body["id"])
         numbers.append(number)
@@ -85,8 +93,11 @@ def _patients(service, count: int, first: int) -> tuple[list[str], list[str]]:
 
 
 def _broadcast(service, patient_ids) -> str:
-    status, body = service.api("POST", "/messages", {"kind": "broadcast", "category": "announcement",
-                                                     "patient_ids": patient_ids, "content": {"sms": BROADCAST}})
+    status, body = service.api(
+        "POST",
+        "/messages",
+        {"kind": "broadcast", "category": "announcement", "patient_ids": patient_ids, "content": {"sms": BROADCAST}},
+    )
     assert status == 202, body
     return body["id"]
 
@@ -165,9 +176,12 @@ def test_no_text_reaches_the_provider_after_its_stop_and_none_twice(service, env
     late = [(n, at) for n in answered if (out := _opted_out_at(service, n)) for at in received.get(n, []) if at > out]
     twice = [n for n, ats in received.items() if len(ats) > 1]
     stuck = counts.get("pending", 0) + counts.get("deferred", 0)
-    summary(request, f"races: {RECIPIENTS} recipients, {WORKERS} workers, {len(answered)} STOPs raced, "
-            f"{sum(map(len, received.values()))} texts at Twilio, {counts.get('skipped', 0)} skipped; "
-            f"sends after opt-out: {len(late)}, duplicates: {len(twice)}, stuck: {stuck}")
+    summary(
+        request,
+        f"races: {RECIPIENTS} recipients, {WORKERS} workers, {len(answered)} STOPs raced, "
+        f"{sum(map(len, received.values()))} texts at Twilio, {counts.get('skipped', 0)} skipped; "
+        f"sends after opt-out: {len(late)}, duplicates: {len(twice)}, stuck: {stuck}",
+    )
     assert len(answered) == STOPS
     assert all(_opted_out_at(service, n) for n in answered)
     assert late == [] and twice == [] and stuck == 0
@@ -176,8 +190,12 @@ def test_no_text_reaches_the_provider_after_its_stop_and_none_twice(service, env
 
 
 def _serve(env, port) -> subprocess.Popen:
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port), "--no-worker"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--no-worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_healthy(f"http://127.0.0.1:{port}", server)
     return server
 
@@ -230,10 +248,13 @@ def test_kills_of_the_web_process_and_workers_lose_no_stop_and_leave_nothing_pen
     finally:
         web.kill()
         web.wait(timeout=10)
-    summary(request, f"kills: {kills} SIGKILLs over {KILL_ROUNDS} rounds ({pending_at_first_kill} of {RECIPIENTS} texts "
-            f"still to go at the first), {len(stops.answered)} STOPs sent, "
-            f"{len(answered)} answered 200; STOPs lost: {len(missing)}, duplicates: {len(twice)}, stuck: {stuck}, "
-            f"final {settled_in:.1f} s after the last restart, chain {'ok' if verify[0]['ok'] else 'BROKEN'}")
+    summary(
+        request,
+        f"kills: {kills} SIGKILLs over {KILL_ROUNDS} rounds ({pending_at_first_kill} of {RECIPIENTS} texts "
+        f"still to go at the first), {len(stops.answered)} STOPs sent, "
+        f"{len(answered)} answered 200; STOPs lost: {len(missing)}, duplicates: {len(twice)}, stuck: {stuck}, "
+        f"final {settled_in:.1f} s after the last restart, chain {'ok' if verify[0]['ok'] else 'BROKEN'}",
+    )
     assert missing == [] and twice == [] and stuck == 0
     assert verify[0]["ok"] and verify[0]["projection_matches"]
     assert settled_in <= OUTCOME_TIMEOUT + 15 + DRAIN_SECONDS

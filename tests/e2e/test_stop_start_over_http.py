@@ -12,16 +12,24 @@ PHONE = "+14155550111"
 
 
 def _patient(service, number, first_name="Ava"):
-    status, body = service.api("POST", "/patients", {"first_name": first_name, "phones": [{"number": number, "line_type": "mobile"}]})
+    status, body = service.api(
+        "POST", "/patients", {"first_name": first_name, "phones": [{"number": number, "line_type": "mobile"}]}
+    )
     assert status == 201, body
     return body["id"]
 
 
 def _remind(service, patient_id):
-    status, body = service.api("POST", "/messages", {
-        "kind": "automation", "category": "appointment_reminder", "patient_ids": [patient_id],
-        "content": {"sms": "Reminder: 9am tomorrow"},
-    })
+    status, body = service.api(
+        "POST",
+        "/messages",
+        {
+            "kind": "automation",
+            "category": "appointment_reminder",
+            "patient_ids": [patient_id],
+            "content": {"sms": "Reminder: 9am tomorrow"},
+        },
+    )
     assert status == 202, body
     return service.settled(body["id"])
 
@@ -52,9 +60,16 @@ def test_a_stop_reaches_every_patient_sharing_the_phone(service):
     family_phone = "+14155550155"
     kids = [_patient(service, family_phone, name) for name in ("Ben", "Cleo", "Dev")]
     assert service.text_in(family_phone, "QUIT", "SM10")[0] == 200
-    status, body = service.api("POST", "/messages", {
-        "kind": "broadcast", "category": "announcement", "patient_ids": kids, "content": {"sms": "Closed Monday"},
-    })
+    status, body = service.api(
+        "POST",
+        "/messages",
+        {
+            "kind": "broadcast",
+            "category": "announcement",
+            "patient_ids": kids,
+            "content": {"sms": "Closed Monday"},
+        },
+    )
     assert status == 202
     assert service.settled(body["id"]) == [("sms", "skipped", "sms_opted_out")] * 3
 
@@ -63,7 +78,9 @@ def test_the_ledger_of_the_running_service_verifies_and_exports(service, service
     assert service.text_in("+14155550166", "STOP", "SM20")[0] == 200
     [report] = json.loads(cli(["audit", "verify", "--practice", service.practice_id, "--json"], service_env).stdout)
     assert report["ok"] and report["checked"] >= 1 and report["projection_matches"]
-    exported = json.loads(cli(["audit", "export", "--practice", service.practice_id, "--format", "json"], service_env).stdout)
+    exported = json.loads(
+        cli(["audit", "export", "--practice", service.practice_id, "--format", "json"], service_env).stdout
+    )
     stop = next(e for e in exported if e["address"] == "+14155550166")
     assert (stop["subject"], stop["state"], stop["source"]) == ("sms", "opted_out", "sms_keyword")
     assert stop["evidence"]["message_sid"] == "SM20"

@@ -48,8 +48,12 @@ def service(env, tmp_path_factory):
 
 
 def _worker(env, log):
-    return subprocess.Popen([*CLI, "worker", "--interval", "0.05"], env={**env, "CONSENTRY_LOG_LEVEL": "INFO"}, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [*CLI, "worker", "--interval", "0.05"],
+        env={**env, "CONSENTRY_LOG_LEVEL": "INFO"},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _deliveries(service, message_id) -> dict[str, tuple[str, str]]:
@@ -61,13 +65,21 @@ def _deliveries(service, message_id) -> dict[str, tuple[str, str]]:
 def test_a_killed_worker_leaves_no_double_send_and_no_lost_delivery(service, env, twilio, tmp_path):
     patient_ids = []
     for i, number in enumerate(NUMBERS):
-        status, patient = service.api("POST", "/patients", {"first_name": f"P{i}",
-                                                            "phones": [{"number": number, "line_type": "mobile"}]})
+        status, patient = service.api(
+            "POST", "/patients", {"first_name": f"P{i}", "phones": [{"number": number, "line_type": "mobile"}]}
+        )
         assert status == 201, patient
         patient_ids.append(patient["id"])
-    status, message = service.api("POST", "/messages", {"kind": "broadcast", "category": "announcement",
-                                                        "patient_ids": patient_ids,
-                                                        "content": {"sms": "Flu shots are in."}})
+    status, message = service.api(
+        "POST",
+        "/messages",
+        {
+            "kind": "broadcast",
+            "category": "announcement",
+            "patient_ids": patient_ids,
+            "content": {"sms": "Flu shots are in."},
+        },
+    )
     assert status == 202, message
     # The worker takes them in the order they were planned (the API lists them in that order).
     first_number, second_number, third_number = _deliveries(service, message["id"])
@@ -91,7 +103,11 @@ def test_a_killed_worker_leaves_no_double_send_and_no_lost_delivery(service, env
     try:
         deadline = time.monotonic() + OUTCOME_TIMEOUT + 30
         while ("pending", None) in (rows := _deliveries(service, message["id"])).values():
-            assert second.poll() is None and time.monotonic() < deadline, (rows, twilio.requests, (tmp_path / "second.log").read_text())
+            assert second.poll() is None and time.monotonic() < deadline, (
+                rows,
+                twilio.requests,
+                (tmp_path / "second.log").read_text(),
+            )
             time.sleep(0.1)
     finally:
         second.terminate()

@@ -51,8 +51,11 @@ class Browser:
         point = self.private_key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        return {"endpoint": self.endpoint, "expirationTime": None,
-                "keys": {"p256dh": b64url(point), "auth": b64url(self.auth_secret)}}
+        return {
+            "endpoint": self.endpoint,
+            "expirationTime": None,
+            "keys": {"p256dh": b64url(point), "auth": b64url(self.auth_secret)},
+        }
 
 
 @dataclass
@@ -101,8 +104,9 @@ class FakePushService:
         if path in self.answers:
             return self.answers[path]
         try:
-            plain = http_ece.decrypt(body, private_key=browser.private_key, auth_secret=browser.auth_secret,
-                                     version="aes128gcm")
+            plain = http_ece.decrypt(
+                body, private_key=browser.private_key, auth_secret=browser.auth_secret, version="aes128gcm"
+            )
             payload = json.loads(plain)
         except Exception as exc:  # noqa: BLE001 (any failure to decrypt is the sender's fault)
             self.rejections.append((path, f"cannot decrypt: {exc!r}"))

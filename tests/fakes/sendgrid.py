@@ -31,8 +31,19 @@ class FakeSendGrid:
         if path != "/v3/mail/send":
             return 404, {}, {"errors": [{"message": "Not Found", "field": None, "help": None}]}
         if headers.get("Authorization") != f"Bearer {self.api_key}":
-            return 401, {}, {"errors": [{"message": "The provided authorization grant is invalid, expired, or revoked",
-                                         "field": None, "help": None}]}
+            return (
+                401,
+                {},
+                {
+                    "errors": [
+                        {
+                            "message": "The provided authorization grant is invalid, expired, or revoked",
+                            "field": None,
+                            "help": None,
+                        }
+                    ]
+                },
+            )
         message = json.loads(body)
         self.requests.append(message)
         if self.errors:

@@ -83,19 +83,41 @@ class FakeTwilio:
             return 201, None, {}
         now = formatdate(usegmt=True)
         common = {
-            "sid": sid, "account_sid": self.account_sid, "to": to, "from": form["From"], "status": "queued",
-            "date_created": now, "date_updated": now, "api_version": "2010-04-01", "price": None,
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "to": to,
+            "from": form["From"],
+            "status": "queued",
+            "date_created": now,
+            "date_updated": now,
+            "api_version": "2010-04-01",
+            "price": None,
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/{resource}/{sid}.json",
         }
         if resource == "Messages":
-            return 201, {**common, "body": form.get("Body", ""), "num_segments": "1", "direction": "outbound-api",
-                         "error_code": None, "error_message": None, "messaging_service_sid": None}, {}
+            return (
+                201,
+                {
+                    **common,
+                    "body": form.get("Body", ""),
+                    "num_segments": "1",
+                    "direction": "outbound-api",
+                    "error_code": None,
+                    "error_message": None,
+                    "messaging_service_sid": None,
+                },
+                {},
+            )
         return 201, {**common, "direction": "outbound-api", "parent_call_sid": None, "duration": None}, {}
 
 
 def _error(status: int, code: int, message: str) -> dict:
-    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status}
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
 
 
 def start_fake_twilio(account_sid: str, auth_token: str) -> tuple[FakeTwilio, ThreadingHTTPServer]:

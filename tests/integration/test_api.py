@@ -31,8 +31,12 @@ def _patient(api, **overrides):
 def _message(api, patient_ids, kind="automation", category="appointment_reminder", content=None):
     return api.post(
         "/messages",
-        {"kind": kind, "category": category, "patient_ids": patient_ids,
-         "content": content or {"sms": "See you tomorrow at 9", "email": {"subject": "Reminder", "text": "See you"}}},
+        {
+            "kind": kind,
+            "category": category,
+            "patient_ids": patient_ids,
+            "content": content or {"sms": "See you tomorrow at 9", "email": {"subject": "Reminder", "text": "See you"}},
+        },
     )
 
 
@@ -42,8 +46,9 @@ def test_requests_without_a_valid_key_are_refused(client):
 
 
 def test_create_patient_normalizes_addresses(api):
-    body = _patient(api, preferred_phone="415-555-0111", timezone="America/Chicago", external_id="pms-1",
-                    marketing_consent="yes")
+    body = _patient(
+        api, preferred_phone="415-555-0111", timezone="America/Chicago", external_id="pms-1", marketing_consent="yes"
+    )
     assert body["phones"] == [{"number": PHONE, "line_type": "mobile", "valid": True}]
     assert body["emails"] == ["ava.rivera@example.com"]
     assert body["preferred_phone"] == PHONE
@@ -114,17 +119,31 @@ def test_another_practices_objects_answer_404(api):
 def test_contact_status_reports_sms_email_and_blocks(api, practice):
     _patient(api)
     assert api.get("/contacts/status", address="(415) 555-0111").json() == {
-        "address": PHONE, "sms": "opted_in", "email": None, "blocked_categories": [],
+        "address": PHONE,
+        "sms": "opted_in",
+        "email": None,
+        "blocked_categories": [],
     }
     consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
     assert api.post("/blocks", {"number": PHONE, "categories": ["recall"]}).status_code == 201
     assert api.get("/contacts/status", address=PHONE).json() == {
-        "address": PHONE, "sms": "opted_out", "email": None, "blocked_categories": ["recall"],
+        "address": PHONE,
+        "sms": "opted_out",
+        "email": None,
+        "blocked_categories": ["recall"],
     }
-    consent.record_email_state(practice=practice, email="ava.rivera@example.com", state=EmailState.BOUNCED,
-                               source=Source.ESP_WEBHOOK, actor="esp")
+    consent.record_email_state(
+        practice=practice,
+        email="ava.rivera@example.com",
+        state=EmailState.BOUNCED,
+        source=Source.ESP_WEBHOOK,
+        actor="esp",
+    )
     assert api.get("/contacts/status", address="AVA.Rivera@example.com").json() == {
-        "address": "ava.rivera@example.com", "sms": None, "email": "bounced", "blocked_categories": None,
+        "address": "ava.rivera@example.com",
+        "sms": None,
+        "email": "bounced",
+        "blocked_categories": None,
     }
     response = api.get("/contacts/status", address="nonsense")
     assert response.status_code == 422 and response.json()["detail"][0]["field"] == "address"
@@ -132,9 +151,13 @@ def test_contact_status_reports_sms_email_and_blocks(api, practice):
 
 def test_blocks_can_be_added_updated_and_removed(api):
     assert api.post("/blocks", {"number": "415 555 0111", "categories": ["recall"]}).json() == {
-        "number": PHONE, "categories": ["recall"],
+        "number": PHONE,
+        "categories": ["recall"],
     }
-    assert api.put(f"/blocks/{PHONE}", {"categories": ["recall", "survey"]}).json()["categories"] == ["recall", "survey"]
+    assert api.put(f"/blocks/{PHONE}", {"categories": ["recall", "survey"]}).json()["categories"] == [
+        "recall",
+        "survey",
+    ]
     assert api.get("/blocks").json() == [{"number": PHONE, "categories": ["recall", "survey"]}]
     assert api.delete(f"/blocks/{PHONE}").status_code == 204
     assert api.get("/blocks").json() == []
@@ -152,11 +175,18 @@ def test_blocks_refuse_unknown_categories_and_bad_numbers(api):
 
 def test_create_message_returns_one_delivery_per_recipient_and_channel_decided(api, practice):
     ava = _patient(api)
-    landline = _patient(api, first_name="Dora", phones=[{"number": "+14155550122", "line_type": "landline"}],
-                        emails=["dora@example.com"])
+    landline = _patient(
+        api,
+        first_name="Dora",
+        phones=[{"number": "+14155550122", "line_type": "landline"}],
+        emails=["dora@example.com"],
+    )
     consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
-    response = _message(api, [ava["id"], landline["id"]],
-                        content={"sms": "Reminder", "voice": "This is a reminder", "email": {"subject": "R", "text": "x"}})
+    response = _message(
+        api,
+        [ava["id"], landline["id"]],
+        content={"sms": "Reminder", "voice": "This is a reminder", "email": {"subject": "R", "text": "x"}},
+    )
     assert response.status_code == 202
     body = response.json()
     by_patient = {}
@@ -164,7 +194,8 @@ def test_create_message_returns_one_delivery_per_recipient_and_channel_decided(a
         by_patient.setdefault(d["patient_id"], []).append((d["channel"], d["address"], d["status"], d["reason"]))
     assert by_patient[ava["id"]] == [("sms", PHONE, "skipped", "sms_opted_out"), ("voice", PHONE, "pending", None)]
     assert by_patient[landline["id"]] == [
-        ("sms", "+14155550122", "skipped", "no_text_capable_phone"), ("voice", "+14155550122", "pending", None),
+        ("sms", "+14155550122", "skipped", "no_text_capable_phone"),
+        ("voice", "+14155550122", "pending", None),
     ]
     assert api.get(f"/messages/{body['id']}").json()["deliveries"] == body["deliveries"]
 
@@ -202,8 +233,9 @@ def test_bad_message_requests_are_422_naming_the_field_and_write_nothing(api, ch
 
 def test_unknown_content_channels_are_refused(api):
     patient = _patient(api)
-    response = api.post("/messages", {"kind": "manual", "category": "recall", "patient_ids": [patient["id"]],
-                                      "content": {"fax": "hi"}})
+    response = api.post(
+        "/messages", {"kind": "manual", "category": "recall", "patient_ids": [patient["id"]], "content": {"fax": "hi"}}
+    )
     assert response.status_code == 422
     assert not Message.objects.exists()
 
@@ -218,12 +250,21 @@ def test_openapi_and_docs_are_served(client):
 
 
 def test_patient_preferences_can_be_changed_and_drive_decisions(api):
-    ava = _patient(api, phones=[{"number": "+14155550122", "line_type": "landline"},
-                                {"number": PHONE, "line_type": "mobile"}])
-    response = api.client.patch(f"/api/v1/patients/{ava['id']}", json.dumps({
-        "preferred_phone": "+14155550122", "notification_overrides": {"appointment_reminder": {"sms": False}},
-        "channel_opt_outs": ["email"], "do_not_contact": True,
-    }), content_type="application/json")
+    ava = _patient(
+        api, phones=[{"number": "+14155550122", "line_type": "landline"}, {"number": PHONE, "line_type": "mobile"}]
+    )
+    response = api.client.patch(
+        f"/api/v1/patients/{ava['id']}",
+        json.dumps(
+            {
+                "preferred_phone": "+14155550122",
+                "notification_overrides": {"appointment_reminder": {"sms": False}},
+                "channel_opt_outs": ["email"],
+                "do_not_contact": True,
+            }
+        ),
+        content_type="application/json",
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["preferred_phone"] == "+14155550122" and body["do_not_contact"] is True
@@ -231,12 +272,14 @@ def test_patient_preferences_can_be_changed_and_drive_decisions(api):
     assert ConsentEvent.objects.filter(subject="do_not_contact", state="on").count() == 1
     planned = _message(api, [ava["id"]], kind="notification").json()["deliveries"]
     assert [(d["channel"], d["status"], d["reason"]) for d in planned] == [
-        ("sms", "skipped", "channel_off_for_type"), ("email", "skipped", "channel_opted_out_by_patient"),
+        ("sms", "skipped", "channel_off_for_type"),
+        ("email", "skipped", "channel_opted_out_by_patient"),
     ]
     planned = _message(api, [ava["id"]], content={"sms": "x", "voice": "y"}).json()["deliveries"]
     assert planned[0]["reason"] == "do_not_contact"
-    cleared = api.client.patch(f"/api/v1/patients/{ava['id']}", json.dumps({"preferred_phone": None}),
-                               content_type="application/json").json()
+    cleared = api.client.patch(
+        f"/api/v1/patients/{ava['id']}", json.dumps({"preferred_phone": None}), content_type="application/json"
+    ).json()
     assert cleared["preferred_phone"] is None and cleared["do_not_contact"] is True
 
 
@@ -252,8 +295,9 @@ def test_patient_preferences_can_be_changed_and_drive_decisions(api):
 )
 def test_bad_preference_changes_are_422_and_change_nothing(api, patch, field):
     ava = _patient(api)
-    response = api.client.patch(f"/api/v1/patients/{ava['id']}", json.dumps({"do_not_contact": True, **patch}),
-                                content_type="application/json")
+    response = api.client.patch(
+        f"/api/v1/patients/{ava['id']}", json.dumps({"do_not_contact": True, **patch}), content_type="application/json"
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == field
     assert api.get(f"/patients/{ava['id']}").json() == ava
@@ -270,7 +314,8 @@ def test_the_notification_grid_starts_from_the_defaults_and_admins_change_it(api
     ava = _patient(api)
     planned = _message(api, [ava["id"]], kind="notification").json()["deliveries"]
     assert [(d["channel"], d["status"], d["reason"]) for d in planned] == [
-        ("sms", "skipped", "channel_off_for_type"), ("email", "pending", None),
+        ("sms", "skipped", "channel_off_for_type"),
+        ("email", "pending", None),
     ]
     assert api.put("/categories/appointment_reminder", {"notification_channels": ["fax"]}).status_code == 422
     assert api.put("/categories/nope", {"notification_channels": ["sms"]}).status_code == 404
@@ -320,10 +365,16 @@ def test_idempotency_keys_belong_to_one_practice(api):
     _, other_key = make_practice(name="Elm", number="+14155550900")
     other = Api(other_key)
     ava, bea = _patient(api), _patient(other, first_name="Bea")
-    a = api.post("/messages", {"kind": "manual", "category": "recall", "patient_ids": [ava["id"]],
-                               "content": {"sms": "x"}}, HTTP_IDEMPOTENCY_KEY="same")
-    b = other.post("/messages", {"kind": "manual", "category": "recall", "patient_ids": [bea["id"]],
-                                 "content": {"sms": "x"}}, HTTP_IDEMPOTENCY_KEY="same")
+    a = api.post(
+        "/messages",
+        {"kind": "manual", "category": "recall", "patient_ids": [ava["id"]], "content": {"sms": "x"}},
+        HTTP_IDEMPOTENCY_KEY="same",
+    )
+    b = other.post(
+        "/messages",
+        {"kind": "manual", "category": "recall", "patient_ids": [bea["id"]], "content": {"sms": "x"}},
+        HTTP_IDEMPOTENCY_KEY="same",
+    )
     assert a.status_code == b.status_code == 202 and a.json()["id"] != b.json()["id"]
 
 
@@ -360,8 +411,12 @@ def test_every_change_made_through_the_api_names_the_key_that_made_it(api, pract
 
     patient = _patient(api, marketing_consent="yes", phones=[{"number": "+14155550111", "line_type": "mobile"}])
     assert api.post("/blocks", {"number": "+14155550111", "categories": ["recall"]}).status_code == 201
-    assert api.client.patch(f"/api/v1/patients/{patient['id']}", '{"do_not_contact": true}',
-                            content_type="application/json").status_code == 200
+    assert (
+        api.client.patch(
+            f"/api/v1/patients/{patient['id']}", '{"do_not_contact": true}', content_type="application/json"
+        ).status_code
+        == 200
+    )
     _message(api, [patient["id"]], kind="manual", content={"sms": "Forms to sign"})
     actors = set(ConsentEvent.objects.filter(practice=practice).values_list("actor", flat=True))
     assert actors == {"api:initial"}  # the key's label; never a bare "api"

@@ -71,8 +71,9 @@ class InTestTransaction:
 
 
 # A fixed seed (one per operation, derived from it) and derandomized generation: every run sends the same requests.
-schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", InTestTransaction(application),
-                                        config=schemathesis.Config.from_dict({"seed": 8128}))
+schema = schemathesis.openapi.from_wsgi(
+    "/api/v1/openapi.json", InTestTransaction(application), config=schemathesis.Config.from_dict({"seed": 8128})
+)
 OPERATIONS = schema.raw_schema["paths"]
 
 
@@ -112,9 +113,11 @@ class Tally:
         self.undeclared: dict[int, set[str]] = defaultdict(set)
 
     def line(self) -> str:
-        return (f"API fuzz: {self.requests} requests over {len(self.operations)} operations "
-                f"({self.poisoned} with a lone surrogate), {self.server_errors} server errors, "
-                f"{self.schema_violations} schema violations")
+        return (
+            f"API fuzz: {self.requests} requests over {len(self.operations)} operations "
+            f"({self.poisoned} with a lone surrogate), {self.server_errors} server errors, "
+            f"{self.schema_violations} schema violations"
+        )
 
     def undeclared_line(self) -> str:
         found = ", ".join(f"{status} on {len(ops)}" for status, ops in sorted(self.undeclared.items()))
@@ -131,8 +134,9 @@ def tally(request):
 
 @pytest.fixture
 def tenant(db):
-    return make_tenant("Oak Clinic", "+14155550100", "Ottilie", "+14155550121", "ottilie@example.com",
-                       "oak_newsletter", ["recall"])
+    return make_tenant(
+        "Oak Clinic", "+14155550100", "Ottilie", "+14155550121", "ottilie@example.com", "oak_newsletter", ["recall"]
+    )
 
 
 def _is_probe(case) -> bool:
@@ -174,8 +178,12 @@ def _send(case, tally: Tally):
 def _on_real_objects(case, tenant):
     """The same request, for the practice's real objects: past the lookups, into the handlers."""
     return case.operation.Case(
-        method=case.method, path_parameters={name: PATH_VALUES[name](tenant) for name in case.path_parameters},
-        query=case.query, headers=case.headers, body=case.body, media_type=case.media_type,
+        method=case.method,
+        path_parameters={name: PATH_VALUES[name](tenant) for name in case.path_parameters},
+        query=case.query,
+        headers=case.headers,
+        body=case.body,
+        media_type=case.media_type,
     )
 
 
@@ -184,13 +192,26 @@ def _poisoned(case, path_parameters):
     if not isinstance(case.body, dict) or case.meta is None or not case.meta.generation.mode.is_positive:
         return None
     declared = _declared_properties(case)
-    body = {k: (v + LONE if isinstance(v, str) and k in declared else
-                [x + LONE if isinstance(x, str) else x for x in v] if isinstance(v, list) and k in declared else v)
-            for k, v in case.body.items()}
+    body = {
+        k: (
+            v + LONE
+            if isinstance(v, str) and k in declared
+            else [x + LONE if isinstance(x, str) else x for x in v]
+            if isinstance(v, list) and k in declared
+            else v
+        )
+        for k, v in case.body.items()
+    }
     if body == case.body:
         return None
-    return case.operation.Case(method=case.method, path_parameters=path_parameters, query=case.query,
-                               headers=case.headers, body=body, media_type=case.media_type)
+    return case.operation.Case(
+        method=case.method,
+        path_parameters=path_parameters,
+        query=case.query,
+        headers=case.headers,
+        body=body,
+        media_type=case.media_type,
+    )
 
 
 def _declared_properties(case) -> set[str]:
@@ -203,8 +224,9 @@ def _declared_properties(case) -> set[str]:
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+)
 def test_no_request_is_a_server_error_and_every_answer_is_as_documented(case, tenant, tally):
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {tenant.key}"}
     _send(case, tally)
@@ -219,5 +241,5 @@ def test_no_request_is_a_server_error_and_every_answer_is_as_documented(case, te
         tally.poisoned += 1
         response = _send(poisoned, tally)
         assert response.status_code == 422, (
-            f"{case.operation.label} took a lone surrogate with {response.status_code}: {response.content[:300]!r}")
-
+            f"{case.operation.label} took a lone surrogate with {response.status_code}: {response.content[:300]!r}"
+        )

@@ -38,11 +38,20 @@ def _opt_out(api, address, reason="patient asked by phone"):
 
 def _rehash(practice, event: dict) -> str:
     """An event's hash recomputed from the API's answer alone, as an auditor would."""
-    return ledger.event_hash(ConsentEvent(
-        practice_id=practice.pk, seq=event["seq"], subject=event["subject"], address=PHONE, state=event["state"],
-        source=event["source"], actor=event["actor"], evidence=event["evidence"],
-        created_at=datetime.fromisoformat(event["at"]), prev_hash=event["prev_hash"],
-    ))
+    return ledger.event_hash(
+        ConsentEvent(
+            practice_id=practice.pk,
+            seq=event["seq"],
+            subject=event["subject"],
+            address=PHONE,
+            state=event["state"],
+            source=event["source"],
+            actor=event["actor"],
+            evidence=event["evidence"],
+            created_at=datetime.fromisoformat(event["at"]),
+            prev_hash=event["prev_hash"],
+        )
+    )
 
 
 def test_history_shows_every_change_of_a_phone_in_order_with_its_evidence(client, practice, api, twilio):
@@ -52,8 +61,15 @@ def test_history_shows_every_change_of_a_phone_in_order_with_its_evidence(client
     drain_worker()
     # The carrier holds an opt-out we never saw: Twilio refuses the next text with 21610.
     twilio.errors[PHONE] = (400, 21610, "Attempt to send to unsubscribed recipient")
-    sent = api.post("/messages", {"kind": "manual", "category": "document_shared", "patient_ids": [str(patient.pk)],
-                                  "content": {"sms": "Forms to sign"}})
+    sent = api.post(
+        "/messages",
+        {
+            "kind": "manual",
+            "category": "document_shared",
+            "patient_ids": [str(patient.pk)],
+            "content": {"sms": "Forms to sign"},
+        },
+    )
     assert sent.status_code == 202
     drain_worker()
     del twilio.errors[PHONE]
@@ -95,11 +111,22 @@ def test_history_shows_every_change_of_a_phone_in_order_with_its_evidence(client
 
 
 def test_history_of_an_email_address_lists_its_subscription_changes(practice, api):
-    consent.record_email_state(practice=practice, email=EMAIL, state=EmailState.UNSUBSCRIBED,
-                               source=Source.ONE_CLICK_UNSUBSCRIBE, actor=EMAIL,
-                               evidence={"ip": "203.0.113.9", "user_agent": "Mail/1.0"})
-    consent.record_email_state(practice=practice, email=EMAIL, state=EmailState.SUBSCRIBED,
-                               source=Source.RESUBSCRIBE_CLICK, actor=EMAIL, evidence={"ip": "203.0.113.10"})
+    consent.record_email_state(
+        practice=practice,
+        email=EMAIL,
+        state=EmailState.UNSUBSCRIBED,
+        source=Source.ONE_CLICK_UNSUBSCRIBE,
+        actor=EMAIL,
+        evidence={"ip": "203.0.113.9", "user_agent": "Mail/1.0"},
+    )
+    consent.record_email_state(
+        practice=practice,
+        email=EMAIL,
+        state=EmailState.SUBSCRIBED,
+        source=Source.RESUBSCRIBE_CLICK,
+        actor=EMAIL,
+        evidence={"ip": "203.0.113.10"},
+    )
     history = _history(api, "Ava.Rivera@Example.com")
     assert history["address"] == EMAIL
     assert history["status"] == {"address": EMAIL, "sms": None, "email": "subscribed", "blocked_categories": None}
@@ -110,8 +137,9 @@ def test_history_of_an_email_address_lists_its_subscription_changes(practice, ap
 
 
 def test_history_lists_only_the_addresses_own_events(practice, api):
-    patient = make_patient(practice, "Ava", phones=[(PHONE, "mobile")], emails=[EMAIL], do_not_contact=True,
-                           marketing_consent="yes")
+    patient = make_patient(
+        practice, "Ava", phones=[(PHONE, "mobile")], emails=[EMAIL], do_not_contact=True, marketing_consent="yes"
+    )
     consent.record_sms_opt_out(practice=practice, number=OTHER_PHONE, source=Source.SMS_KEYWORD, actor=OTHER_PHONE)
     consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
     # The patient's own flags are in the ledger, but they are not events of the phone or the email.
@@ -123,8 +151,9 @@ def test_history_lists_only_the_addresses_own_events(practice, api):
 def test_another_practices_events_never_appear(client, practice, api):
     other, other_key = make_practice(name="Elm Clinic", number="+14155550900")
     _text(client, "STOP", "SM1", to=other.texting_number)
-    consent.record_email_state(practice=other, email=EMAIL, state=EmailState.BOUNCED, source=Source.ESP_WEBHOOK,
-                               actor="esp")
+    consent.record_email_state(
+        practice=other, email=EMAIL, state=EmailState.BOUNCED, source=Source.ESP_WEBHOOK, actor="esp"
+    )
     assert ConsentEvent.objects.filter(practice=other).count() == 2
 
     mine = _history(api, PHONE)
@@ -148,19 +177,31 @@ def test_an_unknown_address_has_an_empty_history_and_the_default_status(api):
     assert _history(api, "nobody@example.com")["status"]["email"] == "subscribed"
 
 
-@pytest.mark.parametrize("params", [
-    {"address": "nonsense"}, {"address": "not@an@email"}, {"address": ""}, {"address": "+1 415"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"address": "nonsense"},
+        {"address": "not@an@email"},
+        {"address": ""},
+        {"address": "+1 415"},
+    ],
+)
 def test_a_malformed_address_is_a_422_naming_it(api, params):
     response = api.get("/contacts/history", **params)
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "address"
 
 
-@pytest.mark.parametrize("params", [
-    {}, {"address": PHONE, "limit": 0}, {"address": PHONE, "limit": 5001}, {"address": PHONE, "after_seq": -1},
-    {"address": PHONE, "limit": "ten"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"address": PHONE, "limit": 0},
+        {"address": PHONE, "limit": 5001},
+        {"address": PHONE, "after_seq": -1},
+        {"address": PHONE, "limit": "ten"},
+    ],
+)
 def test_bad_history_parameters_are_a_422(api, params):
     response = api.get("/contacts/history", **params)
     assert response.status_code == 422
@@ -226,8 +267,15 @@ def test_staff_opt_out_of_a_phone_is_recorded_as_staff_with_the_reason(client, p
     assert ledger.verify_chain(practice.pk).ok and ledger.projection_matches(practice.pk)
 
     # Texts to the number stop at once; no confirmation text is sent for a staff opt-out.
-    planned = api.post("/messages", {"kind": "manual", "category": "document_shared",
-                                     "patient_ids": [str(patient.pk)], "content": {"sms": "Forms"}}).json()
+    planned = api.post(
+        "/messages",
+        {
+            "kind": "manual",
+            "category": "document_shared",
+            "patient_ids": [str(patient.pk)],
+            "content": {"sms": "Forms"},
+        },
+    ).json()
     assert [(d["status"], d["reason"]) for d in planned["deliveries"]] == [("skipped", "sms_opted_out")]
     drain_worker()
     assert not Delivery.objects.filter(status__in=["sent", "delivered"]).exists()
@@ -256,15 +304,19 @@ def test_staff_opt_out_of_an_email_unsubscribes_it(practice, api):
     assert body["status"] == {"address": EMAIL, "sms": None, "email": "unsubscribed", "blocked_categories": None}
     event = ConsentEvent.objects.get(subject="email", address=EMAIL)
     assert (event.state, event.source, event.actor, ledger.notes([event])) == (
-        "unsubscribed", "staff", "api:initial", {event.pk: "asked at check-in"},
+        "unsubscribed",
+        "staff",
+        "api:initial",
+        {event.pk: "asked at check-in"},
     )
     assert _opt_out(api, EMAIL).json()["changed"] is False
     assert ConsentEvent.objects.count() == 1
 
 
 def test_staff_opt_out_leaves_a_bounced_email_bounced(practice, api):
-    consent.record_email_state(practice=practice, email=EMAIL, state=EmailState.BOUNCED, source=Source.ESP_WEBHOOK,
-                               actor="esp")
+    consent.record_email_state(
+        practice=practice, email=EMAIL, state=EmailState.BOUNCED, source=Source.ESP_WEBHOOK, actor="esp"
+    )
     body = _opt_out(api, EMAIL).json()
     assert (body["changed"], body["status"]["email"]) == (False, "bounced")
     assert ConsentEvent.objects.count() == 1
@@ -278,18 +330,21 @@ def test_staff_opt_out_at_one_practice_does_not_touch_another(practice, api):
     assert _opt_out(api, PHONE).json()["changed"] is True
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"address": "nonsense", "reason": "asked"}, "address"),
-    ({"address": "a@b", "reason": "asked"}, "address"),
-    ({"address": PHONE, "reason": "   "}, "reason"),
-    ({"address": PHONE, "reason": ""}, "reason"),
-    ({"address": PHONE}, "reason"),
-    ({"reason": "asked"}, "address"),
-    ({"address": PHONE, "reason": "x" * 501}, "reason"),
-    ({"address": PHONE, "reason": "a\x00b"}, "reason"),
-    ({"address": PHONE, "reason": 5}, "reason"),
-    ({"address": PHONE, "reason": "asked", "state": "opted_in"}, "state"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"address": "nonsense", "reason": "asked"}, "address"),
+        ({"address": "a@b", "reason": "asked"}, "address"),
+        ({"address": PHONE, "reason": "   "}, "reason"),
+        ({"address": PHONE, "reason": ""}, "reason"),
+        ({"address": PHONE}, "reason"),
+        ({"reason": "asked"}, "address"),
+        ({"address": PHONE, "reason": "x" * 501}, "reason"),
+        ({"address": PHONE, "reason": "a\x00b"}, "reason"),
+        ({"address": PHONE, "reason": 5}, "reason"),
+        ({"address": PHONE, "reason": "asked", "state": "opted_in"}, "state"),
+    ],
+)
 def test_a_bad_opt_out_request_is_a_422_naming_the_field_and_records_nothing(api, body, field):
     response = api.post("/contacts/opt-out", body)
     assert response.status_code == 422, response.content
@@ -298,16 +353,26 @@ def test_a_bad_opt_out_request_is_a_422_naming_the_field_and_records_nothing(api
     assert not ConsentEvent.objects.exists()
 
 
-@pytest.mark.parametrize("method, path", [
-    ("post", "/contacts/opt-in"), ("post", "/contacts/opt_in"), ("post", "/contacts/optin"),
-    ("post", "/contacts/start"), ("post", "/contacts/unstop"), ("post", "/contacts/subscribe"),
-    ("put", "/contacts/opt-out"), ("delete", "/contacts/opt-out"), ("patch", "/contacts/opt-out"),
-    ("post", "/contacts/status"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("post", "/contacts/opt-in"),
+        ("post", "/contacts/opt_in"),
+        ("post", "/contacts/optin"),
+        ("post", "/contacts/start"),
+        ("post", "/contacts/unstop"),
+        ("post", "/contacts/subscribe"),
+        ("put", "/contacts/opt-out"),
+        ("delete", "/contacts/opt-out"),
+        ("patch", "/contacts/opt-out"),
+        ("post", "/contacts/status"),
+    ],
+)
 def test_there_is_no_way_for_staff_to_opt_a_phone_back_in(practice, api, method, path):
     assert _opt_out(api, PHONE).json()["changed"] is True
-    response = getattr(api.client, method)(f"/api/v1{path}", json.dumps({"address": PHONE, "reason": "x"}),
-                                           content_type="application/json")
+    response = getattr(api.client, method)(
+        f"/api/v1{path}", json.dumps({"address": PHONE, "reason": "x"}), content_type="application/json"
+    )
     assert response.status_code in (404, 405)
     assert ledger.address_status(practice.pk, PHONE).sms == "opted_out"
     # Nor through the ledger's service: staff (and every source but the phone's own keyword) is refused.
@@ -321,13 +386,21 @@ def test_only_the_person_opts_back_in_after_a_staff_opt_out(client, practice, ap
     _opt_out(api, PHONE)
     _text(client, "START", "SM1")
     history = _history(api, PHONE)
-    assert [(e["state"], e["source"]) for e in history["events"]] == [("opted_out", "staff"), ("opted_in", "sms_keyword")]
+    assert [(e["state"], e["source"]) for e in history["events"]] == [
+        ("opted_out", "staff"),
+        ("opted_in", "sms_keyword"),
+    ]
     assert history["status"]["sms"] == "opted_in"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.dictionaries(st.sampled_from(["address", "reason", "other"]),
-                            st.none() | st.booleans() | st.integers() | st.text(max_size=40), max_size=3))
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["address", "reason", "other"]),
+        st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+        max_size=3,
+    )
+)
 def test_random_opt_out_bodies_never_500(api, body):
     assert api.post("/contacts/opt-out", body).status_code in (200, 422)
 

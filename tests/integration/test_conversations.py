@@ -67,13 +67,16 @@ def test_a_family_sharing_a_phone_has_one_conversation_that_lists_every_patient(
     conversation = _only_conversation(api)
     assert conversation["phone"] == PHONE
     assert conversation["patients"] == [
-        {"id": str(mother.pk), "first_name": "Ana"}, {"id": str(son.pk), "first_name": "Ben"},
+        {"id": str(mother.pk), "first_name": "Ana"},
+        {"id": str(son.pk), "first_name": "Ben"},
     ]
     assert (conversation["flag"], conversation["sms"], conversation["opted_out"]) == ("", "opted_in", False)
     detail = _detail(api, conversation["id"])
     [help_text] = _outbox()
     assert _lines(detail) == [
-        ("inbound", "Is Ben's appointment at 3?"), ("inbound", "HELP"), ("outbound", help_reply_body(practice)),
+        ("inbound", "Is Ben's appointment at 3?"),
+        ("inbound", "HELP"),
+        ("outbound", help_reply_body(practice)),
     ]
     assert help_text.endswith(detail["entries"][2]["body"]) and detail["entries"][2]["delivery_status"] == "delivered"
     assert conversation["last_entry"]["direction"] == "outbound"
@@ -244,7 +247,9 @@ def test_a_staff_reply_to_an_opted_out_number_is_refused_and_sends_nothing(clien
     drain_worker()
     assert len(_outbox()) == 1
     assert (Delivery.objects.count(), Message.objects.count(), ConversationEntry.objects.count()) == (
-        deliveries, messages, entries
+        deliveries,
+        messages,
+        entries,
     )
     detail = _detail(api, conversation["id"])
     assert [e["direction"] for e in detail["entries"]] == ["inbound", "system", "outbound"]
@@ -283,7 +288,9 @@ def test_a_carrier_opt_out_shows_in_the_conversation_from_the_ledger(client, pra
     detail = _detail(api, conversation_id)
     assert detail["opted_out"] is True
     assert [(e["direction"], e["id"] is None) for e in detail["entries"]] == [
-        ("inbound", False), ("outbound", False), ("system", True),
+        ("inbound", False),
+        ("outbound", False),
+        ("system", True),
     ]
     assert "carrier" in detail["entries"][2]["body"]
     assert _only_conversation(api)["sms"] == "opted_out"
@@ -371,8 +378,15 @@ def test_a_reply_as_long_as_a_text_allows_goes_out_whole(client, practice, api):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(st.none(), st.integers(), st.text(max_size=40), st.lists(st.text(max_size=5), max_size=3),
-                      st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2)))
+@given(
+    body=st.one_of(
+        st.none(),
+        st.integers(),
+        st.text(max_size=40),
+        st.lists(st.text(max_size=5), max_size=3),
+        st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+    )
+)
 def test_random_reply_bodies_never_500(client, practice, api, body):
     conversation = Conversation.objects.get_or_create(practice=practice, phone=PHONE)[0]
     response = api.post(f"/conversations/{conversation.pk}/replies", {"body": body})

@@ -18,7 +18,10 @@ PHONE = "+14155550111"
 
 def _remind(practice, patients, kind="automation", category="appointment_reminder", content=None):
     return create_message(
-        practice=practice, kind=kind, category=category, patient_ids=[p.pk for p in patients],
+        practice=practice,
+        kind=kind,
+        category=category,
+        patient_ids=[p.pk for p in patients],
         content=content or {"sms": "See you at 9", "email": {"subject": "Reminder", "text": "See you at 9"}},
     )
 
@@ -32,8 +35,12 @@ def test_the_worker_hands_pending_deliveries_to_the_sandbox_and_records_delivery
     assert delivery.status == "delivered"
     assert delivery.sent_at and delivery.delivered_at and delivery.provider_ref.startswith("SB")
     sent = SandboxMessage.objects.get()
-    assert (sent.channel, sent.to, sent.sender, sent.body) == ("sms", PHONE, practice.texting_number,
-                                                             "Oak Clinic: See you at 9")
+    assert (sent.channel, sent.to, sent.sender, sent.body) == (
+        "sms",
+        PHONE,
+        practice.texting_number,
+        "Oak Clinic: See you at 9",
+    )
 
 
 def test_deliveries_and_their_tasks_are_written_together(practice, settings):
@@ -149,11 +156,16 @@ def test_a_provider_that_cannot_send_fails_the_delivery_with_its_code(practice, 
 def test_notifications_go_to_every_active_channel_including_in_app(practice):
     patient = make_patient(practice, phones=[(PHONE, "mobile")], emails=["ava@example.com"])
     planned = create_message(
-        practice=practice, kind="notification", category="message_received", patient_ids=[patient.pk],
+        practice=practice,
+        kind="notification",
+        category="message_received",
+        patient_ids=[patient.pk],
         content={"sms": "You have a new message", "email": {"subject": "New message", "text": "Sign in to read it"}},
     )
     assert [(d.channel, d.status, d.reason) for d in planned.deliveries] == [
-        ("in_app", "pending", ""), ("sms", "skipped", "channel_off_for_type"), ("email", "pending", ""),
+        ("in_app", "pending", ""),
+        ("sms", "skipped", "channel_off_for_type"),
+        ("email", "pending", ""),
     ]
     drain_worker()
     assert list(SandboxMessage.objects.values_list("channel", flat=True)) == ["email"]
@@ -194,21 +206,41 @@ def test_planning_reads_every_kind_of_consent_from_the_ledger_projection(practic
     resubscribed = make_patient(practice, first_name="E", phones=[("+14155550133", "mobile")])
     consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
     consent.set_block(practice=practice, number="+14155550122", categories=["recall"], source=Source.STAFF, actor="a")
-    consent.record_email_state(practice=practice, email="c@example.com", state="unsubscribed",
-                               source=Source.ONE_CLICK_UNSUBSCRIBE, actor="c@example.com")
-    consent.record_email_state(practice=practice, email="d@example.com", state="bounced",
-                               source=Source.ESP_WEBHOOK, actor="esp")
+    consent.record_email_state(
+        practice=practice,
+        email="c@example.com",
+        state="unsubscribed",
+        source=Source.ONE_CLICK_UNSUBSCRIBE,
+        actor="c@example.com",
+    )
+    consent.record_email_state(
+        practice=practice, email="d@example.com", state="bounced", source=Source.ESP_WEBHOOK, actor="esp"
+    )
     consent.record_sms_opt_out(practice=practice, number="+14155550133", source=Source.SMS_KEYWORD, actor="x")
     consent.record_sms_opt_in(practice=practice, number="+14155550133", source=Source.SMS_KEYWORD, actor="x")
-    planned = _remind(practice, [opted_out, blocked, unsubscribed, bounced, resubscribed], kind="broadcast",
-                      category="recall", content={"sms": "Check-up time", "email": {"subject": "Check-up", "text": "x"}})
+    planned = _remind(
+        practice,
+        [opted_out, blocked, unsubscribed, bounced, resubscribed],
+        kind="broadcast",
+        category="recall",
+        content={"sms": "Check-up time", "email": {"subject": "Check-up", "text": "x"}},
+    )
     by_patient = {}
     for d in planned.deliveries:
         by_patient.setdefault(d.patient_id, []).append((d.channel, d.status, d.reason))
-    assert by_patient[str(opted_out.pk)] == [("sms", "skipped", "sms_opted_out"), ("email", "skipped", "no_reachable_channel")]
+    assert by_patient[str(opted_out.pk)] == [
+        ("sms", "skipped", "sms_opted_out"),
+        ("email", "skipped", "no_reachable_channel"),
+    ]
     assert by_patient[str(blocked.pk)] == [("sms", "skipped", "blocked_for_category"), ("email", "pending", "")]
-    assert by_patient[str(unsubscribed.pk)] == [("sms", "skipped", "no_reachable_channel"), ("email", "skipped", "email_unsubscribed")]
-    assert by_patient[str(bounced.pk)] == [("sms", "skipped", "no_reachable_channel"), ("email", "skipped", "email_bounced")]
+    assert by_patient[str(unsubscribed.pk)] == [
+        ("sms", "skipped", "no_reachable_channel"),
+        ("email", "skipped", "email_unsubscribed"),
+    ]
+    assert by_patient[str(bounced.pk)] == [
+        ("sms", "skipped", "no_reachable_channel"),
+        ("email", "skipped", "email_bounced"),
+    ]
     assert by_patient[str(resubscribed.pk)] == [("sms", "pending", "")]
 
 
@@ -254,8 +286,10 @@ def stops_the_next_phone(practice, monkeypatch):
 
 
 def _two_phones(practice):
-    patients = [make_patient(practice, "A", phones=[("+14155550111", "mobile")]),
-                make_patient(practice, "B", phones=[("+14155550112", "mobile")])]
+    patients = [
+        make_patient(practice, "A", phones=[("+14155550111", "mobile")]),
+        make_patient(practice, "B", phones=[("+14155550112", "mobile")]),
+    ]
     _remind(practice, patients, content={"sms": "Flu shots are in"})
 
 
@@ -277,5 +311,7 @@ def test_a_task_dispatches_its_deliveries_in_chunks_with_history(practice, setti
     assert SandboxMessage.objects.count() == 5
     for delivery in Delivery.objects.all():
         assert delivery.status == "delivered" and delivery.provider_ref.startswith("SB")
-        assert list(delivery.events.values_list("status", "provider_status")) == [("sent", "accepted"),
-                                                                                  ("delivered", "delivered")]
+        assert list(delivery.events.values_list("status", "provider_status")) == [
+            ("sent", "accepted"),
+            ("delivered", "delivered"),
+        ]

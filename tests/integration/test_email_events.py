@@ -52,8 +52,9 @@ def sendgrid(sendgrid, settings):
 
 def _send(practice, address=AVA):
     patient = make_patient(practice, emails=[address])
-    create_message(practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk],
-                   content=CONTENT)
+    create_message(
+        practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk], content=CONTENT
+    )
     drain_worker()
     delivery = Delivery.objects.get(patient=patient)
     assert delivery.status == "sent" and delivery.provider_ref
@@ -76,10 +77,14 @@ def sg_event(kind, delivery, **fields):
     """One event as SendGrid's event webhook posts it; anymail's id rides along as a custom arg."""
     n = next(_ids)
     return {
-        "email": delivery.address, "timestamp": 1735732800 + n, "event": kind,
-        "smtp-id": f"<fake{n}@ismtpd-0001>", "sg_event_id": f"ZGVsaXZlcmVkLTAtNDQ1{n:07d}",
+        "email": delivery.address,
+        "timestamp": 1735732800 + n,
+        "event": kind,
+        "smtp-id": f"<fake{n}@ismtpd-0001>",
+        "sg_event_id": f"ZGVsaXZlcmVkLTAtNDQ1{n:07d}",
         "sg_message_id": f"fake{n:018d}.filterdrecv-5645d9c87f-2ddh8-1-64F2A1B3-3.0",
-        "anymail_id": delivery.provider_ref, **fields,
+        "anymail_id": delivery.provider_ref,
+        **fields,
     }
 
 
@@ -96,8 +101,9 @@ def _email_state(practice, address=AVA):
 
 def test_delivered_moves_the_delivery(client, practice, sendgrid):
     delivery = _send(practice)
-    response = _post_events(client, [sg_event("processed", delivery),
-                                     sg_event("delivered", delivery, response="250 2.0.0 OK  1735732800 ")])
+    response = _post_events(
+        client, [sg_event("processed", delivery), sg_event("delivered", delivery, response="250 2.0.0 OK  1735732800 ")]
+    )
     assert response.status_code == 200
     delivery.refresh_from_db()
     assert delivery.status == "delivered" and delivery.delivered_at is not None
@@ -108,8 +114,9 @@ def test_delivered_moves_the_delivery(client, practice, sendgrid):
 def test_a_hard_bounce_fails_the_delivery_and_bounces_the_address(client, practice, sendgrid):
     delivery = _send(practice)
     reason = "550 5.1.1 The email account that you tried to reach does not exist."
-    bounce = sg_event("bounce", delivery, type="bounce", status="5.1.1", reason=reason,
-                      bounce_classification="Invalid Address")
+    bounce = sg_event(
+        "bounce", delivery, type="bounce", status="5.1.1", reason=reason, bounce_classification="Invalid Address"
+    )
     assert _post_events(client, [bounce]).status_code == 200
 
     delivery.refresh_from_db()
@@ -125,15 +132,21 @@ def test_a_hard_bounce_fails_the_delivery_and_bounces_the_address(client, practi
 
     # The next email to the address is not sent.
     patient = delivery.patient
-    planned = create_message(practice=practice, kind="manual", category="document_shared",
-                             patient_ids=[patient.pk], content=CONTENT)
+    planned = create_message(
+        practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk], content=CONTENT
+    )
     assert [(d.channel, d.status, d.reason) for d in planned.deliveries] == [("email", "skipped", "email_bounced")]
 
 
 def test_a_block_by_the_receiving_server_fails_the_delivery_but_keeps_the_address(client, practice, sendgrid):
     delivery = _send(practice)
-    blocked = sg_event("bounce", delivery, type="blocked", status="5.7.1",
-                       reason="550 5.7.1 Service unavailable; client host blocked using Spamhaus")
+    blocked = sg_event(
+        "bounce",
+        delivery,
+        type="blocked",
+        status="5.7.1",
+        reason="550 5.7.1 Service unavailable; client host blocked using Spamhaus",
+    )
     assert _post_events(client, [blocked]).status_code == 200
     delivery.refresh_from_db()
     assert delivery.status == "failed" and "Spamhaus" in delivery.error
@@ -176,8 +189,9 @@ def test_an_esp_unsubscribe_unsubscribes_the_address(client, practice, sendgrid)
 
 def test_a_deferral_is_history_only(client, practice, sendgrid):
     delivery = _send(practice)
-    events = [sg_event("deferred", delivery, response="451 4.7.1 Greylisted, try again later", attempt=str(n))
-              for n in (1, 2)]
+    events = [
+        sg_event("deferred", delivery, response="451 4.7.1 Greylisted, try again later", attempt=str(n)) for n in (1, 2)
+    ]
     assert _post_events(client, events).status_code == 200
     delivery.refresh_from_db()
     assert delivery.status == "sent"
@@ -243,11 +257,18 @@ def test_without_a_configured_secret_every_webhook_is_refused(client, practice, 
     assert _history(delivery) == [("sent", "accepted")]
 
 
-@pytest.mark.parametrize("body", [
-    b"not json", b"{\"event\": \"delivered\"}", b"[{\"email\": \"ava@example.com\"}]", b"[\"delivered\"]",
-    b"[{\"event\": \"delivered\", \"timestamp\": \"yesterday\"}]", b"\xff\xfe",
-    b"[{\"event\": \"delivered\", \"timestamp\": 1e300}]",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"event": "delivered"}',
+        b'[{"email": "ava@example.com"}]',
+        b'["delivered"]',
+        b'[{"event": "delivered", "timestamp": "yesterday"}]',
+        b"\xff\xfe",
+        b'[{"event": "delivered", "timestamp": 1e300}]',
+    ],
+)
 def test_a_body_sendgrid_would_never_send_is_a_400(client, practice, sendgrid, body):
     delivery = _send(practice)
     assert _post_events(client, body).status_code == 400
@@ -263,8 +284,16 @@ json_values = st.recursive(
 )
 event_like = st.fixed_dictionaries(
     {"event": st.sampled_from(["delivered", "bounce", "deferred", "dropped", "spamreport", "unsubscribe", "open"])},
-    optional={"anymail_id": json_values, "sg_event_id": json_values, "reason": json_values, "type": json_values,
-              "timestamp": json_values, "attempt": json_values, "email": json_values, "response": json_values},
+    optional={
+        "anymail_id": json_values,
+        "sg_event_id": json_values,
+        "reason": json_values,
+        "type": json_values,
+        "timestamp": json_values,
+        "attempt": json_values,
+        "email": json_values,
+        "response": json_values,
+    },
 )
 
 
@@ -291,15 +320,19 @@ def test_random_events_about_a_real_delivery_never_500(client, practice, sendgri
 def signing_key(settings, sendgrid):
     key = ec.generate_private_key(ec.SECP256R1())
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    settings.ANYMAIL = {**{k: v for k, v in settings.ANYMAIL.items() if k != "WEBHOOK_SECRET"},
-                        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": base64.b64encode(public).decode()}
+    settings.ANYMAIL = {
+        **{k: v for k, v in settings.ANYMAIL.items() if k != "WEBHOOK_SECRET"},
+        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": base64.b64encode(public).decode(),
+    }
     return key
 
 
 def _signed(key, body: bytes, timestamp="1735732800") -> dict:
     signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    return {"HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE": base64.b64encode(signature).decode(),
-            "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_TIMESTAMP": timestamp}
+    return {
+        "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE": base64.b64encode(signature).decode(),
+        "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_TIMESTAMP": timestamp,
+    }
 
 
 def test_a_signed_event_webhook_needs_no_basic_auth(client, practice, signing_key):
@@ -344,8 +377,9 @@ def smtp(settings, practice):
 
 def _send_failing(practice):
     patient = make_patient(practice, emails=[AVA])
-    create_message(practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk],
-                   content=CONTENT)
+    create_message(
+        practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk], content=CONTENT
+    )
     drain_worker()
     return Delivery.objects.get(patient=patient)
 
@@ -372,19 +406,22 @@ def test_an_smtp_refusal_about_us_not_the_address_leaves_it_subscribed(practice,
     assert not ConsentEvent.objects.filter(practice=practice).exists()
 
 
-@pytest.mark.parametrize(("code", "reply", "bounced"), [
-    (550, "5.1.1 The email account that you tried to reach does not exist.", True),  # Gmail
-    (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", True),  # Outlook
-    (553, "5.1.3 The recipient address <a@@b> is not a valid RFC-5321 address.", True),
-    (550, "Unrouteable address", True),  # Exim, no enhanced code
-    (550, "No such user here", True),
-    (551, "User not local; please try <forward@example.org>", True),
-    (550, "5.7.1 Relaying denied", False),
-    (553, "sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", False),  # qmail
-    (554, "5.7.1 Service unavailable; Client host blocked using zen.spamhaus.org", False),
-    (552, "5.2.2 Mailbox full", False),
-    (450, "4.1.1 User unknown (try again later)", False),  # not permanent
-])
+@pytest.mark.parametrize(
+    ("code", "reply", "bounced"),
+    [
+        (550, "5.1.1 The email account that you tried to reach does not exist.", True),  # Gmail
+        (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", True),  # Outlook
+        (553, "5.1.3 The recipient address <a@@b> is not a valid RFC-5321 address.", True),
+        (550, "Unrouteable address", True),  # Exim, no enhanced code
+        (550, "No such user here", True),
+        (551, "User not local; please try <forward@example.org>", True),
+        (550, "5.7.1 Relaying denied", False),
+        (553, "sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", False),  # qmail
+        (554, "5.7.1 Service unavailable; Client host blocked using zen.spamhaus.org", False),
+        (552, "5.2.2 Mailbox full", False),
+        (450, "4.1.1 User unknown (try again later)", False),  # not permanent
+    ],
+)
 def test_which_smtp_refusals_are_hard_bounces(code, reply, bounced):
     assert address_refused_for_good(code, reply.encode()) is bounced
 
@@ -398,14 +435,22 @@ def _inbound_parse_form(subject: str, sender=f"Ava Rivera <{AVA}>") -> dict:
         "Received: by mx0031p1las1.sendgrid.net with SMTP id 7TbG4vB3qA Wed, 01 Jan 2025 12:00:00 +0000 (UTC)\n"
         f"From: {sender}\nTo: {MAILBOX}\nSubject: {subject}\n"
         "Date: Wed, 1 Jan 2025 12:00:00 +0000\nMessage-ID: <CAF1x2y3z@mail.example.com>\n"
-        "MIME-Version: 1.0\nContent-Type: text/plain; charset=\"UTF-8\"\n"
+        'MIME-Version: 1.0\nContent-Type: text/plain; charset="UTF-8"\n'
     )
     return {
-        "headers": headers, "dkim": "{@example.com : pass}", "to": MAILBOX, "from": sender, "subject": subject,
-        "text": "This message was sent to unsubscribe.\n", "sender_ip": "209.85.220.41",
-        "envelope": json.dumps({"to": [MAILBOX], "from": AVA}), "charsets": json.dumps(
-            {"to": "UTF-8", "from": "UTF-8", "subject": "UTF-8", "text": "UTF-8"}),
-        "SPF": "pass", "spam_score": "0.1", "spam_report": "Spam detection software...", "attachments": "0",
+        "headers": headers,
+        "dkim": "{@example.com : pass}",
+        "to": MAILBOX,
+        "from": sender,
+        "subject": subject,
+        "text": "This message was sent to unsubscribe.\n",
+        "sender_ip": "209.85.220.41",
+        "envelope": json.dumps({"to": [MAILBOX], "from": AVA}),
+        "charsets": json.dumps({"to": "UTF-8", "from": "UTF-8", "subject": "UTF-8", "text": "UTF-8"}),
+        "SPF": "pass",
+        "spam_score": "0.1",
+        "spam_report": "Spam detection software...",
+        "attachments": "0",
     }
 
 

@@ -22,8 +22,10 @@ BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"
 
 
 def _broadcast(api, patients, content=NEWS, kind="broadcast", category="announcement"):
-    response = api.post("/messages", {"kind": kind, "category": category,
-                                      "patient_ids": [str(p.pk) for p in patients], "content": content})
+    response = api.post(
+        "/messages",
+        {"kind": kind, "category": category, "patient_ids": [str(p.pk) for p in patients], "content": content},
+    )
     assert response.status_code == 202, response.content
     drain_worker()
     return response.json()
@@ -68,14 +70,19 @@ def test_a_get_only_shows_a_page_with_a_button(practice, unsubscribe_path):
 
 def test_a_one_click_post_unsubscribes_at_once_without_cookie_or_redirect(practice, unsubscribe_path):
     client = Client(enforce_csrf_checks=True)  # a mail client: no session, no CSRF token
-    response = client.post(unsubscribe_path, {"List-Unsubscribe": "One-Click"}, HTTP_USER_AGENT=BROWSER,
-                           REMOTE_ADDR="203.0.113.7")
+    response = client.post(
+        unsubscribe_path, {"List-Unsubscribe": "One-Click"}, HTTP_USER_AGENT=BROWSER, REMOTE_ADDR="203.0.113.7"
+    )
     assert response.status_code == 200  # RFC 8058: no redirect
     assert "You are unsubscribed" in response.content.decode()
     assert _email_state(practice) == EmailState.UNSUBSCRIBED
     [event] = _events(practice)
-    assert (event.subject, event.state, event.source, event.actor) == ("email", "unsubscribed",
-                                                                       "one_click_unsubscribe", AVA)
+    assert (event.subject, event.state, event.source, event.actor) == (
+        "email",
+        "unsubscribed",
+        "one_click_unsubscribe",
+        AVA,
+    )
     assert event.evidence == {"ip": "203.0.113.7", "user_agent": BROWSER, "via": "one_click"}
 
     # Idempotent: the same POST again changes nothing more.
@@ -89,11 +96,11 @@ def test_a_multipart_one_click_post_works_too(practice, unsubscribe_path):
     assert response.status_code == 200 and _email_state(practice) == EmailState.UNSUBSCRIBED
 
 
-def test_after_unsubscribing_broadcasts_stop_and_care_notices_still_arrive(api, practice, ava, unsubscribe_path,
-                                                                           smtp):
+def test_after_unsubscribing_broadcasts_stop_and_care_notices_still_arrive(api, practice, ava, unsubscribe_path, smtp):
     # As Gmail sends it: application/x-www-form-urlencoded.
-    response = Client().post(unsubscribe_path, "List-Unsubscribe=One-Click",
-                             content_type="application/x-www-form-urlencoded")
+    response = Client().post(
+        unsubscribe_path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 200
     body = _broadcast(api, [ava])
     assert [(d["status"], d["reason"]) for d in body["deliveries"]] == [("skipped", "email_unsubscribed")]
@@ -117,8 +124,13 @@ def _tampered(token: str) -> str:
 def test_tampered_and_foreign_tokens_change_nothing(practice, unsubscribe_path, method):
     token = unsubscribe_path.rsplit("/", 1)[1]
     resubscribe = tokens.resubscribe_token(1, AVA)  # a genuine token of another kind
-    for bad, status in [(_tampered(token), 400), (token[:-5], 400), (resubscribe, 400), ("x" * 3000, 400),
-                        (tokens.unsubscribe_token(uuid.uuid4(), AVA), 404)]:
+    for bad, status in [
+        (_tampered(token), 400),
+        (token[:-5], 400),
+        (resubscribe, 400),
+        ("x" * 3000, 400),
+        (tokens.unsubscribe_token(uuid.uuid4(), AVA), 404),
+    ]:
         response = getattr(Client(), method)(f"/email/unsubscribe/{bad}", {"List-Unsubscribe": "One-Click"})
         assert response.status_code == status, bad
     assert _email_state(practice) == EmailState.SUBSCRIBED and not _events(practice)
@@ -142,8 +154,9 @@ def test_a_token_names_one_practice_and_address_only(api, practice, ava):
 
 
 def _unsubscribe(practice, address=AVA):
-    record_email_state(practice=practice, email=address, state=EmailState.UNSUBSCRIBED,
-                       source="one_click_unsubscribe", actor=address)
+    record_email_state(
+        practice=practice, email=address, state=EmailState.UNSUBSCRIBED, source="one_click_unsubscribe", actor=address
+    )
 
 
 def _resubscribe_path(message) -> str:
@@ -173,8 +186,12 @@ def test_resubscribe_is_a_double_opt_in_recorded_with_ip_and_user_agent(api, pra
     event = _events(practice)[-1]
     assert (event.state, event.source, event.actor) == ("subscribed", "resubscribe_click", AVA)
     request = ResubscribeRequest.objects.get()
-    assert event.evidence == {"ip": "198.51.100.4", "user_agent": BROWSER, "resubscribe_request": request.pk,
-                              "requested_by": "api:initial"}
+    assert event.evidence == {
+        "ip": "198.51.100.4",
+        "user_agent": BROWSER,
+        "resubscribe_request": request.pk,
+        "requested_by": "api:initial",
+    }
     assert request.confirmed_at is not None
     # Confirming twice records nothing more.
     Client().post(path)
@@ -223,7 +240,11 @@ def test_tampered_resubscribe_links_change_nothing(practice, ava):
     _unsubscribe(practice)
     request = ResubscribeRequest.objects.create(practice=practice, email=AVA, requested_by="api:initial")
     token = tokens.resubscribe_token(request.pk, AVA)
-    for bad in (_tampered(token), tokens.unsubscribe_token(practice.pk, AVA), tokens.resubscribe_token(request.pk, "eve@example.com")):
+    for bad in (
+        _tampered(token),
+        tokens.unsubscribe_token(practice.pk, AVA),
+        tokens.resubscribe_token(request.pk, "eve@example.com"),
+    ):
         assert Client().post(f"/email/resubscribe/{bad}").status_code in (400, 404)
     assert _email_state(practice) == EmailState.UNSUBSCRIBED
 

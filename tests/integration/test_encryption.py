@@ -26,8 +26,13 @@ def test_rotation_re_encrypts_everything_with_the_new_key(practice, settings):
     practice.twilio_auth_token = "secret-token"
     practice.save()
     patient = make_patient(practice, phones=[("+14155550111", "mobile")])
-    create_message(practice=practice, kind="manual", category="recall", patient_ids=[patient.pk],
-                   content={"sms": "Your biopsy results are ready"})
+    create_message(
+        practice=practice,
+        kind="manual",
+        category="recall",
+        patient_ids=[patient.pk],
+        content={"sms": "Your biopsy results are ready"},
+    )
     [before] = _raw("SELECT content FROM messaging_message")
     assert "biopsy" not in before
 

@@ -14,8 +14,14 @@ NOON = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)  # noon in New York: inside the 
 
 
 def _broadcast(practice, patients, now, kind="broadcast"):
-    return create_message(practice=practice, kind=kind, category="announcement", patient_ids=[p.pk for p in patients],
-                          content={"sms": "Closed Monday"}, now=now)
+    return create_message(
+        practice=practice,
+        kind=kind,
+        category="announcement",
+        patient_ids=[p.pk for p in patients],
+        content={"sms": "Closed Monday"},
+        now=now,
+    )
 
 
 def _rows(planned):
@@ -37,7 +43,9 @@ def test_caps_are_off_by_default(practice):
 def test_a_family_phone_gets_one_automated_text_a_day(capped):
     kids = [make_patient(capped, first_name=n, phones=[(PHONE, "mobile")]) for n in "ABC"]
     assert sorted(_rows(_broadcast(capped, kids, NOON))) == [
-        ("pending", ""), ("skipped", "frequency_cap"), ("skipped", "frequency_cap"),
+        ("pending", ""),
+        ("skipped", "frequency_cap"),
+        ("skipped", "frequency_cap"),
     ]
     # Later the same day: capped. The next day: allowed again.
     assert _rows(_broadcast(capped, kids[:1], NOON + timedelta(hours=3))) == [("skipped", "frequency_cap")]

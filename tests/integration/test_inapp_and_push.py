@@ -31,7 +31,9 @@ def vapid_key():
 
 
 def _public(key: ec.EllipticCurvePrivateKey) -> str:
-    return b64url(key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+    return b64url(
+        key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
 
 
 @pytest.fixture
@@ -63,8 +65,10 @@ def _notify(api, patient, text="Dr. Lee replied to your question", subject="New 
     content = {"in_app": text}
     if subject:
         content["email"] = {"subject": subject, "text": text}
-    response = api.post("/messages", {"kind": "notification", "category": "message_received",
-                                      "patient_ids": [str(patient.pk)], "content": content})
+    response = api.post(
+        "/messages",
+        {"kind": "notification", "category": "message_received", "patient_ids": [str(patient.pk)], "content": content},
+    )
     assert response.status_code == 202, response.content
     return response.json()
 
@@ -86,7 +90,11 @@ def test_a_notification_is_stored_for_the_portal_and_pushed_encrypted_to_the_bro
     assert _in_app_status() == ["delivered"]
     notice = InAppNotice.objects.get()
     assert (notice.patient_id, notice.category, notice.subject, notice.body, notice.read_at) == (
-        patient.pk, "message_received", "New message from your care team", "Dr. Lee replied to your question", None,
+        patient.pk,
+        "message_received",
+        "New message from your care team",
+        "Dr. Lee replied to your question",
+        None,
     )
     assert notice.delivery_id == Delivery.objects.get(channel="in_app").pk
     assert not SandboxMessage.objects.filter(channel="in_app").exists()
@@ -214,8 +222,9 @@ def test_an_endpoint_whose_name_resolves_to_this_machine_is_never_pushed_to(api,
     assert push_service.requests == []
 
 
-def test_a_name_that_answers_differently_when_connecting_still_never_leads_here(api, patient, push_service,
-                                                                                monkeypatch):
+def test_a_name_that_answers_differently_when_connecting_still_never_leads_here(
+    api, patient, push_service, monkeypatch
+):
     """DNS rebinding: the endpoint's name first resolves to an internet address, then to this machine.
     The name is resolved once and the checked address is the one connected to."""
     import socket
@@ -260,8 +269,9 @@ def test_a_redirect_from_the_push_service_is_not_followed(api, patient, push_ser
     assert push_service.requests == []  # the push went nowhere after the redirect
 
 
-def test_a_push_signed_with_another_key_is_refused_by_the_push_service_and_recorded(api, patient, push_service,
-                                                                                     settings):
+def test_a_push_signed_with_another_key_is_refused_by_the_push_service_and_recorded(
+    api, patient, push_service, settings
+):
     browser = push_service.subscribe()
     _subscribe(api, patient, browser)
     settings.CONSENTRY_VAPID_PRIVATE_KEY = b64url(os.urandom(31) + b"\x01")  # not the key browsers subscribed with
@@ -361,8 +371,10 @@ def test_a_subscription_can_be_deleted(api, patient, push_service):
 
 
 def _valid_keys():
-    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     )
     return {"p256dh": b64url(point), "auth": b64url(os.urandom(16))}
 
@@ -416,8 +428,10 @@ def test_a_loopback_http_endpoint_needs_the_setting(api, patient, settings):
 def test_a_well_formed_https_endpoint_with_standard_padding_is_accepted_and_normalized(api, patient):
     keys = _valid_keys()
     padded = {"p256dh": keys["p256dh"] + "=", "auth": keys["auth"] + "=="}
-    response = api.post(f"/patients/{patient.pk}/push-subscriptions",
-                        {"endpoint": "https://fcm.googleapis.com/fcm/send/abc:def", "keys": padded})
+    response = api.post(
+        f"/patients/{patient.pk}/push-subscriptions",
+        {"endpoint": "https://fcm.googleapis.com/fcm/send/abc:def", "keys": padded},
+    )
     assert response.status_code == 201, response.content
     assert PushSubscription.objects.values_list("p256dh", "auth").get() == (keys["p256dh"], keys["auth"])
 
@@ -426,8 +440,10 @@ def test_a_patient_has_at_most_twenty_subscriptions(api, patient):
     for i in range(20):
         body = {"endpoint": f"https://push.example.com/v1/{i}", "keys": _valid_keys()}
         assert api.post(f"/patients/{patient.pk}/push-subscriptions", body).status_code == 201
-    refused = api.post(f"/patients/{patient.pk}/push-subscriptions",
-                       {"endpoint": "https://push.example.com/v1/20", "keys": _valid_keys()})
+    refused = api.post(
+        f"/patients/{patient.pk}/push-subscriptions",
+        {"endpoint": "https://push.example.com/v1/20", "keys": _valid_keys()},
+    )
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "endpoint"
     assert PushSubscription.objects.count() == 20
     # A known endpoint is still welcome (its keys are refreshed).
@@ -487,15 +503,17 @@ _key_text = st.text(max_size=100) | st.binary(min_size=0, max_size=70).map(b64ur
 
 @hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    endpoint=st.text(max_size=60) | st.text(max_size=40).map(lambda t: "https://push.example.com/" + t)
+    endpoint=st.text(max_size=60)
+    | st.text(max_size=40).map(lambda t: "https://push.example.com/" + t)
     | st.text(max_size=30).map(lambda t: "https://" + t),
     p256dh=_key_text,
     auth=_key_text,
 )
 def test_random_subscriptions_never_500_and_a_refusal_stores_nothing(api, patient, endpoint, p256dh, auth):
     before = PushSubscription.objects.count()
-    response = api.post(f"/patients/{patient.pk}/push-subscriptions",
-                        {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}})
+    response = api.post(
+        f"/patients/{patient.pk}/push-subscriptions", {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
+    )
     assert response.status_code in (201, 422)
     if response.status_code == 422:
         assert PushSubscription.objects.count() == before

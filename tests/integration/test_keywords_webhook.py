@@ -74,7 +74,9 @@ def test_every_opt_out_keyword_records_an_opt_out_with_its_evidence(client, prac
     assert event.evidence["keyword"] == keyword
 
 
-@pytest.mark.parametrize("body", ["stop", " Stop. ", "STOP!!!", "\tstop\n", "Opt out", "opt  OUT", "¡STOP!", "unsubscribe."])
+@pytest.mark.parametrize(
+    "body", ["stop", " Stop. ", "STOP!!!", "\tstop\n", "Opt out", "opt  OUT", "¡STOP!", "unsubscribe."]
+)
 def test_keywords_match_the_whole_message_ignoring_case_whitespace_and_punctuation(client, practice, body):
     send_sms_webhook(client, body=body, sender=PHONE)
     assert _opted_out(practice)
@@ -158,8 +160,10 @@ def test_a_replayed_webhook_is_processed_once(client, practice):
 def test_a_stop_whose_message_id_was_seen_at_another_practice_is_no_replay(client, practice):
     # Message ids are unique within a provider account, and every practice has its own account.
     other, _ = make_practice(name="Elm", number="+14155550900")
-    assert send_sms_webhook(client, body="Hello", sender="+14155550199", to="+14155550900", sid="SMshared"
-                            ).status_code == 200
+    assert (
+        send_sms_webhook(client, body="Hello", sender="+14155550199", to="+14155550900", sid="SMshared").status_code
+        == 200
+    )
     assert send_sms_webhook(client, body="STOP", sender=PHONE, sid="SMshared").status_code == 200
     assert _opted_out(practice) and not _opted_out(other)
     assert InboundMessage.objects.filter(provider_ref="SMshared").count() == 2
@@ -173,16 +177,26 @@ def test_a_stop_whose_message_id_was_seen_at_another_practice_is_no_replay(clien
 def test_a_stop_from_a_number_no_patient_has_yet_waits_for_it(client, practice):
     send_sms_webhook(client, body="STOP", sender=PHONE)
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
-    planned = create_message(practice=practice, kind="manual", category="recall", patient_ids=[patient.pk],
-                             content={"sms": "Time for a check-up"})
+    planned = create_message(
+        practice=practice,
+        kind="manual",
+        category="recall",
+        patient_ids=[patient.pk],
+        content={"sms": "Time for a check-up"},
+    )
     assert [(d.channel, d.status, d.reason) for d in planned.deliveries] == [("sms", "skipped", "sms_opted_out")]
 
 
 def test_a_stop_from_a_shared_phone_stops_every_patient_who_shares_it(client, practice):
     kids = [make_patient(practice, first_name=n, phones=[(PHONE, "mobile")]) for n in ("Ava", "Ben", "Cleo")]
     send_sms_webhook(client, body="STOP", sender=PHONE)
-    planned = create_message(practice=practice, kind="broadcast", category="announcement",
-                             patient_ids=[k.pk for k in kids], content={"sms": "Closed Monday"})
+    planned = create_message(
+        practice=practice,
+        kind="broadcast",
+        category="announcement",
+        patient_ids=[k.pk for k in kids],
+        content={"sms": "Closed Monday"},
+    )
     assert {(d.status, d.reason) for d in planned.deliveries} == {("skipped", "sms_opted_out")}
     assert len(planned.deliveries) == 3
 

@@ -17,15 +17,23 @@ PHONE = "+14155550111"
 
 def _opt_out(practice, number=PHONE, source=Source.SMS_KEYWORD):
     return consent.record_sms_opt_out(
-        practice=practice, number=number, source=source, actor=number, evidence={"message_sid": "SM1", "keyword": "STOP"}
+        practice=practice,
+        number=number,
+        source=source,
+        actor=number,
+        evidence={"message_sid": "SM1", "keyword": "STOP"},
     )
 
 
 def test_a_consent_change_is_an_event_with_source_actor_evidence_and_previous_hash(practice):
     first = _opt_out(practice)
     second = consent.record_email_state(
-        practice=practice, email="a@example.com", state=EmailState.UNSUBSCRIBED,
-        source=Source.ONE_CLICK_UNSUBSCRIBE, actor="a@example.com", evidence={"ip": "203.0.113.9"},
+        practice=practice,
+        email="a@example.com",
+        state=EmailState.UNSUBSCRIBED,
+        source=Source.ONE_CLICK_UNSUBSCRIBE,
+        actor="a@example.com",
+        evidence={"ip": "203.0.113.9"},
     )
     assert (first.seq, first.prev_hash) == (1, ledger.GENESIS)
     assert (second.seq, second.prev_hash) == (2, first.hash)
@@ -203,11 +211,20 @@ def _rehash(practice, row: dict) -> str:
     """An exported event's hash recomputed from the export alone, as an auditor would."""
     from datetime import datetime
 
-    return ledger.event_hash(ConsentEvent(
-        practice_id=practice.pk, seq=int(row["seq"]), subject=row["subject"], address=row["address"],
-        state=row["state"], source=row["source"], actor=row["actor"], evidence=row["evidence"],
-        created_at=datetime.fromisoformat(row["created_at"]), prev_hash=row["prev_hash"],
-    ))
+    return ledger.event_hash(
+        ConsentEvent(
+            practice_id=practice.pk,
+            seq=int(row["seq"]),
+            subject=row["subject"],
+            address=row["address"],
+            state=row["state"],
+            source=row["source"],
+            actor=row["actor"],
+            evidence=row["evidence"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            prev_hash=row["prev_hash"],
+        )
+    )
 
 
 def test_audit_export_writes_every_subject_with_its_evidence_in_csv_and_json(client, practice, api):
@@ -218,15 +235,21 @@ def test_audit_export_writes_every_subject_with_its_evidence_in_csv_and_json(cli
     from consentry.patients.practices import update_practice
     from tests.conftest import send_sms_webhook
 
-    patient = make_patient(practice, phones=[(PHONE, "mobile")], emails=["a@example.com"], marketing_consent="yes",
-                           do_not_contact=True)
+    patient = make_patient(
+        practice, phones=[(PHONE, "mobile")], emails=["a@example.com"], marketing_consent="yes", do_not_contact=True
+    )
     update_practice(practice, {"reasonable_means": "auto"})
     assert send_sms_webhook(client, body="please stop texting me", sender=PHONE, sid="SMrm").status_code == 200
     assert api.post("/contacts/opt-out", {"address": "+14155550122", "reason": "asked by phone"}).status_code == 200
     assert api.post("/blocks", {"number": PHONE, "categories": ["recall"]}).status_code == 201
-    consent.record_email_state(practice=practice, email="a@example.com", state=EmailState.UNSUBSCRIBED,
-                               source=Source.ONE_CLICK_UNSUBSCRIBE, actor="a@example.com",
-                               evidence={"ip": "203.0.113.9", "user_agent": "Mail/1.0"})
+    consent.record_email_state(
+        practice=practice,
+        email="a@example.com",
+        state=EmailState.UNSUBSCRIBED,
+        source=Source.ONE_CLICK_UNSUBSCRIBE,
+        actor="a@example.com",
+        evidence={"ip": "203.0.113.9", "user_agent": "Mail/1.0"},
+    )
     other, _ = make_practice(name="Elm Clinic", number="+14155550900")
     _opt_out(other, number="+14155550133")
 

@@ -28,12 +28,21 @@ def _metric(text: str, name: str, **labels) -> float | None:
 
 def test_health_says_the_database_answers_and_how_old_the_worker_beat_and_the_queue_are(client, practice):
     body = client.get("/healthz").json()
-    assert body == {"ok": True, "database": "ok", "worker_heartbeat_age_seconds": None,
-                    "oldest_due_delivery_age_seconds": None}
+    assert body == {
+        "ok": True,
+        "database": "ok",
+        "worker_heartbeat_age_seconds": None,
+        "oldest_due_delivery_age_seconds": None,
+    }
     beat("w1", now=datetime.now(UTC) - timedelta(seconds=30))
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
-    create_message(practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk],
-                   content={"sms": "Forms to sign"})
+    create_message(
+        practice=practice,
+        kind="manual",
+        category="document_shared",
+        patient_ids=[patient.pk],
+        content={"sms": "Forms to sign"},
+    )
     Delivery.objects.update(updated_at=datetime.now(UTC) - timedelta(seconds=90))
     body = client.get("/healthz").json()
     assert 29 <= body["worker_heartbeat_age_seconds"] < 60
@@ -43,8 +52,13 @@ def test_health_says_the_database_answers_and_how_old_the_worker_beat_and_the_qu
 def test_metrics_count_deliveries_by_status_and_reason_the_queue_opt_outs_and_webhook_latency(client, practice):
     patients = [make_patient(practice, n, phones=[(p, "mobile")]) for n, p in (("Ava", PHONE), ("Ben", OTHER))]
     assert send_sms_webhook(client, body="STOP", sender=OTHER).status_code == 200
-    create_message(practice=practice, kind="manual", category="document_shared",
-                   patient_ids=[p.pk for p in patients], content={"sms": "Forms to sign"})
+    create_message(
+        practice=practice,
+        kind="manual",
+        category="document_shared",
+        patient_ids=[p.pk for p in patients],
+        content={"sms": "Forms to sign"},
+    )
     text = client.get("/metrics").content.decode()
     assert _metric(text, "consentry_deliveries", status="skipped", reason="sms_opted_out") == 1
     # The STOP's confirmation and the text to Ava wait for a worker.
@@ -69,5 +83,6 @@ def test_metrics_need_the_token_or_a_direct_local_request(practice, settings):
     settings.CONSENTRY_METRICS_TOKEN = "s3cret-metrics-token"
     assert from_afar.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert from_afar.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-metrics-token").status_code == 200
-    assert b"consentry_deliveries" in from_afar.get("/metrics",
-                                                    HTTP_AUTHORIZATION="Bearer s3cret-metrics-token").content
+    assert (
+        b"consentry_deliveries" in from_afar.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-metrics-token").content
+    )

@@ -15,8 +15,19 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
     max_leaves=12,
 )
-PATIENT_KEYS = ["first_name", "last_name", "phones", "emails", "preferred_phone", "do_not_contact",
-                "marketing_consent", "timezone", "external_id", "notification_overrides", "channel_opt_outs"]
+PATIENT_KEYS = [
+    "first_name",
+    "last_name",
+    "phones",
+    "emails",
+    "preferred_phone",
+    "do_not_contact",
+    "marketing_consent",
+    "timezone",
+    "external_id",
+    "notification_overrides",
+    "channel_opt_outs",
+]
 MESSAGE_KEYS = ["kind", "category", "patient_ids", "content"]
 
 
@@ -93,10 +104,16 @@ def test_signed_webhooks_with_any_bytes_in_the_body_never_500(client, practice, 
 
     from tests.conftest import twilio_signature
 
-    body = (f"From=%2B14155550111&To=%2B14155550100&MessageSid=SMraw&AccountSid=AC1&Body={quote_from_bytes(raw)}"
-            "&Extra=%ED%BF%BF")
+    body = (
+        f"From=%2B14155550111&To=%2B14155550100&MessageSid=SMraw&AccountSid=AC1&Body={quote_from_bytes(raw)}"
+        "&Extra=%ED%BF%BF"
+    )
     params = QueryDict(body).dict()  # what the view will see and check the signature against
     signature = twilio_signature("http://testserver/webhooks/twilio/sms", params)
-    response = client.post("/webhooks/twilio/sms", body, content_type="application/x-www-form-urlencoded",
-                           HTTP_X_TWILIO_SIGNATURE=signature)
+    response = client.post(
+        "/webhooks/twilio/sms",
+        body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_TWILIO_SIGNATURE=signature,
+    )
     assert response.status_code in (200, 400)

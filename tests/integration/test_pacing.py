@@ -19,8 +19,13 @@ NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 def _broadcast(practice, count, first="+1415555"):
     patients = [make_patient(practice, f"P{i}", phones=[(f"{first}{1000 + i}", "mobile")]) for i in range(count)]
-    return create_message(practice=practice, kind="broadcast", category="announcement",
-                          patient_ids=[p.pk for p in patients], content={"sms": "Flu shots are in."})
+    return create_message(
+        practice=practice,
+        kind="broadcast",
+        category="announcement",
+        patient_ids=[p.pk for p in patients],
+        content={"sms": "Flu shots are in."},
+    )
 
 
 def test_reservations_are_spaced_by_the_senders_rate(practice):
@@ -110,7 +115,9 @@ def test_a_broadcast_paced_for_longer_than_the_outcome_timeout_is_not_dispatched
         time.sleep(max(0.0, (task.run_after - datetime.now(UTC)).total_seconds()))
         drain_worker()
     assert sorted(SandboxMessage.objects.values_list("to", flat=True)) == [
-        "+14155551000", "+14155551001", "+14155551002"
+        "+14155551000",
+        "+14155551001",
+        "+14155551002",
     ]
     assert set(Delivery.objects.filter(practice=practice).values_list("status", "attempts")) == {("delivered", 0)}
     assert not DBTaskResult.objects.filter(status="READY").exists()

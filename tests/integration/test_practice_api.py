@@ -99,7 +99,11 @@ def test_every_editable_setting_can_be_changed_at_once(practice, api):
     assert {k: body[k] for k in changes} == expected
     assert _get(api) == body
     stored = Practice.objects.get(pk=practice.pk)
-    assert (stored.name, stored.timezone, stored.reasonable_means) == ("Oak Family Clinic", "America/Los_Angeles", "auto")
+    assert (stored.name, stored.timezone, stored.reasonable_means) == (
+        "Oak Family Clinic",
+        "America/Los_Angeles",
+        "auto",
+    )
     assert (stored.send_window_start.isoformat(), stored.send_window_end.isoformat()) == ("08:30:00", "20:00:00")
     assert (stored.frequency_caps, stored.frequency_cap_per_day, stored.frequency_cap_per_week) == (True, 2, 5)
 
@@ -120,23 +124,54 @@ def test_null_rates_go_back_to_the_providers_default_and_an_empty_sender_is_remo
 
 
 BAD = [
-    ("name", ""), ("name", "   "), ("name", "x" * 201), ("name", "a\x00b"), ("name", None), ("name", 5),
-    ("timezone", "Mars/Olympus_Mons"), ("timezone", "../etc"), ("timezone", ""), ("timezone", None),
-    ("contact_phone", "not a phone"), ("contact_phone", ""), ("contact_phone", None),
-    ("email_from", "front desk"), ("email_from", None),
-    ("send_window", ["8am", "9pm"]), ("send_window", ["08:00"]), ("send_window", "08:00-21:00"),
-    ("send_window", ["08:00", "21:00", "22:00"]), ("send_window", [8, 21]), ("send_window", None),
-    ("keyword_mode", "carrier"), ("keyword_mode", None),
-    ("keyword_languages", ["fr"]), ("keyword_languages", "es"), ("keyword_languages", [1]),
+    ("name", ""),
+    ("name", "   "),
+    ("name", "x" * 201),
+    ("name", "a\x00b"),
+    ("name", None),
+    ("name", 5),
+    ("timezone", "Mars/Olympus_Mons"),
+    ("timezone", "../etc"),
+    ("timezone", ""),
+    ("timezone", None),
+    ("contact_phone", "not a phone"),
+    ("contact_phone", ""),
+    ("contact_phone", None),
+    ("email_from", "front desk"),
+    ("email_from", None),
+    ("send_window", ["8am", "9pm"]),
+    ("send_window", ["08:00"]),
+    ("send_window", "08:00-21:00"),
+    ("send_window", ["08:00", "21:00", "22:00"]),
+    ("send_window", [8, 21]),
+    ("send_window", None),
+    ("keyword_mode", "carrier"),
+    ("keyword_mode", None),
+    ("keyword_languages", ["fr"]),
+    ("keyword_languages", "es"),
+    ("keyword_languages", [1]),
     ("keyword_languages", None),
-    ("reasonable_means", "ignore"), ("reasonable_means", ""), ("reasonable_means", None),
+    ("reasonable_means", "ignore"),
+    ("reasonable_means", ""),
+    ("reasonable_means", None),
     ("reasonable_means", ["auto"]),
-    ("sms_rate_per_second", 0), ("sms_rate_per_second", -1), ("sms_rate_per_second", 10_001),
-    ("sms_rate_per_second", "fast"), ("sms_rate_per_second", "2"), ("sms_rate_per_second", True),
+    ("sms_rate_per_second", 0),
+    ("sms_rate_per_second", -1),
+    ("sms_rate_per_second", 10_001),
+    ("sms_rate_per_second", "fast"),
+    ("sms_rate_per_second", "2"),
+    ("sms_rate_per_second", True),
     ("email_rate_per_second", 0),
-    ("frequency_caps", "yes"), ("frequency_caps", "true"), ("frequency_caps", 1), ("frequency_caps", None),
-    ("frequency_cap_per_day", 0), ("frequency_cap_per_day", 101), ("frequency_cap_per_day", 1.5),
-    ("frequency_cap_per_day", "2"), ("frequency_cap_per_day", True), ("frequency_cap_per_week", -3),
+    ("frequency_caps", "yes"),
+    ("frequency_caps", "true"),
+    ("frequency_caps", 1),
+    ("frequency_caps", None),
+    ("frequency_cap_per_day", 0),
+    ("frequency_cap_per_day", 101),
+    ("frequency_cap_per_day", 1.5),
+    ("frequency_cap_per_day", "2"),
+    ("frequency_cap_per_day", True),
+    ("frequency_cap_per_week", -3),
     ("frequency_cap_per_week", None),
 ]
 
@@ -152,10 +187,20 @@ def test_a_bad_value_is_a_422_naming_the_field_and_nothing_changes(practice, api
     assert _get(api) == before
 
 
-@pytest.mark.parametrize("field", [
-    "texting_number", "region", "twilio_auth_token", "twilio_account_sid", "sms_provider", "id", "created_at",
-    "quiet_hours", "send_window_start",
-])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "texting_number",
+        "region",
+        "twilio_auth_token",
+        "twilio_account_sid",
+        "sms_provider",
+        "id",
+        "created_at",
+        "quiet_hours",
+        "send_window_start",
+    ],
+)
 def test_an_unknown_or_read_only_field_is_a_422(practice, api, field):
     before = _get(api)
     response = _patch(api, {"name": "Renamed Clinic", field: "+14155550999"})
@@ -213,9 +258,22 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
 )
-FIELDS = ["name", "timezone", "contact_phone", "email_from", "send_window", "keyword_mode", "keyword_languages",
-          "reasonable_means", "sms_rate_per_second", "email_rate_per_second", "frequency_caps",
-          "frequency_cap_per_day", "frequency_cap_per_week", "texting_number"]
+FIELDS = [
+    "name",
+    "timezone",
+    "contact_phone",
+    "email_from",
+    "send_window",
+    "keyword_mode",
+    "keyword_languages",
+    "reasonable_means",
+    "sms_rate_per_second",
+    "email_rate_per_second",
+    "frequency_caps",
+    "frequency_cap_per_day",
+    "frequency_cap_per_week",
+    "texting_number",
+]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -14,16 +14,32 @@ pytestmark = pytest.mark.django_db
 
 def _create(*args) -> Practice:
     out = StringIO()
-    call_command("practice", "create", "--name", "Oak Clinic", "--texting-number", "(415) 555-0100", "--json",
-                 *args, stdout=out)
+    call_command(
+        "practice", "create", "--name", "Oak Clinic", "--texting-number", "(415) 555-0100", "--json", *args, stdout=out
+    )
     return Practice.objects.get(pk=json.loads(out.getvalue())["id"])
 
 
 def test_create_takes_the_policy_languages_rates_and_quiet_hours():
-    practice = _create("--reasonable-means", "auto", "--keyword-languages", "es", "--sms-rate", "30",
-                       "--email-rate", "10", "--send-window", "09:00-20:00", "--keyword-mode", "provider")
+    practice = _create(
+        "--reasonable-means",
+        "auto",
+        "--keyword-languages",
+        "es",
+        "--sms-rate",
+        "30",
+        "--email-rate",
+        "10",
+        "--send-window",
+        "09:00-20:00",
+        "--keyword-mode",
+        "provider",
+    )
     assert (practice.texting_number, practice.reasonable_means, practice.keyword_languages) == (
-        "+14155550100", "auto", ["es"])
+        "+14155550100",
+        "auto",
+        ["es"],
+    )
     assert (practice.sms_rate_per_second, practice.email_rate_per_second) == (30, 10)
     assert (practice.send_window_start, practice.send_window_end) == (time(9), time(20))
     assert practice.keyword_mode == "provider"
@@ -44,19 +60,22 @@ def test_update_changes_only_what_it_is_given_by_id_or_number():
     assert practice.name == "Oak & Elm Clinic" and practice.reasonable_means == "auto"
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--keyword-languages", "fr"], "unsupported: fr"),
-    (["--sms-rate", "0"], "sms_rate_per_second"),
-    (["--send-window", "8-21"], "HH:MM-HH:MM"),
-    (["--timezone", "Mars/Olympus"], "unknown time zone"),
-    ([], "nothing to change"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--keyword-languages", "fr"], "unsupported: fr"),
+        (["--sms-rate", "0"], "sms_rate_per_second"),
+        (["--send-window", "8-21"], "HH:MM-HH:MM"),
+        (["--timezone", "Mars/Olympus"], "unknown time zone"),
+        ([], "nothing to change"),
+    ],
+)
 def test_a_bad_update_is_refused_and_changes_nothing(args, words):
     practice = _create()
     with pytest.raises(CommandError, match=words):
-        call_command("practice", "update", str(practice.pk), "--reasonable-means", "auto", *args,
-                     stdout=StringIO()) if args else call_command("practice", "update", str(practice.pk),
-                                                                   stdout=StringIO())
+        call_command(
+            "practice", "update", str(practice.pk), "--reasonable-means", "auto", *args, stdout=StringIO()
+        ) if args else call_command("practice", "update", str(practice.pk), stdout=StringIO())
     practice.refresh_from_db()
     assert practice.reasonable_means == "flag"
 

@@ -40,8 +40,9 @@ def _apply(practice, patients, step):
     elif kind == "sms_in":
         consent.record_sms_opt_in(practice=practice, number=target, source=Source.SMS_KEYWORD, actor=target)
     elif kind == "email":
-        consent.record_email_state(practice=practice, email=target, state=value[0], source=Source.ESP_WEBHOOK,
-                                   actor="esp")
+        consent.record_email_state(
+            practice=practice, email=target, state=value[0], source=Source.ESP_WEBHOOK, actor="esp"
+        )
     elif kind == "block":
         consent.set_block(practice=practice, number=target, categories=value[0], source=Source.STAFF, actor="staff")
     elif kind == "marketing":
@@ -63,9 +64,13 @@ def test_a_projection_rebuilt_from_the_ledger_equals_the_live_one_after_any_chan
     assert ledger.projection_matches(practice.pk) and ledger.verify_chain(practice.pk).ok
 
 
-@pytest.mark.parametrize("tamper", [
-    {"do_not_contact": True}, {"marketing_consent": "yes"},
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"do_not_contact": True},
+        {"marketing_consent": "yes"},
+    ],
+)
 def test_a_patient_flag_changed_behind_the_ledger_is_found(practice, tamper):
     patient = make_patient(practice, phones=[(PHONES[0], "mobile")])
     consent.set_marketing_consent(patient=patient, value="no", source=Source.PMS_SYNC, actor="pms")

@@ -124,8 +124,15 @@ class SandboxAdapter(Adapter):
 
     def arrived(self):
         return [
-            Arrived(ref=row.ref, to=[row.to], sender=_sender(row.channel, row.sender), body=row.body,
-                    subject=row.subject, html=row.html, headers=row.headers)
+            Arrived(
+                ref=row.ref,
+                to=[row.to],
+                sender=_sender(row.channel, row.sender),
+                body=row.body,
+                subject=row.subject,
+                html=row.html,
+                headers=row.headers,
+            )
             for row in SandboxMessage.objects.filter(practice_id=self.practice.pk).order_by("pk")
         ]
 
@@ -137,8 +144,13 @@ class InAppAdapter(Adapter):
     def arrived(self):
         names = dict(Practice.objects.values_list("pk", "name"))
         return [
-            Arrived(ref=f"IN{notice.pk:032d}", to=[str(notice.patient_id)], sender=("", names[notice.practice_id]),
-                    body=notice.body, subject=notice.subject)
+            Arrived(
+                ref=f"IN{notice.pk:032d}",
+                to=[str(notice.patient_id)],
+                sender=("", names[notice.practice_id]),
+                body=notice.body,
+                subject=notice.subject,
+            )
             for notice in InAppNotice.objects.filter(practice_id=self.practice.pk).order_by("pk")
         ]
 
@@ -191,15 +203,17 @@ class SMTPAdapter(RemoteAdapter):
             message = received.message()
             [sender] = message["From"].addresses
             html = message.get_body(("html",))
-            arrived.append(Arrived(
-                ref=message["Message-ID"],
-                to=[*received.rcpt_tos, *(a.addr_spec for a in message["To"].addresses)],
-                sender=(sender.display_name, sender.addr_spec),
-                body=_wire_text(message.get_body(("plain",)).get_content()),
-                subject=str(message["Subject"]),
-                html=_wire_text(html.get_content()) if html is not None else "",
-                headers={name: str(value) for name, value in message.items()},
-            ))
+            arrived.append(
+                Arrived(
+                    ref=message["Message-ID"],
+                    to=[*received.rcpt_tos, *(a.addr_spec for a in message["To"].addresses)],
+                    sender=(sender.display_name, sender.addr_spec),
+                    body=_wire_text(message.get_body(("plain",)).get_content()),
+                    subject=str(message["Subject"]),
+                    html=_wire_text(html.get_content()) if html is not None else "",
+                    headers={name: str(value) for name, value in message.items()},
+                )
+            )
         return arrived
 
     def make_unreachable(self, settings):
@@ -222,13 +236,17 @@ class AnymailAdapter(RemoteAdapter):
         for sent in self.fake.accepted:
             content = {part["type"]: part["value"] for part in sent["content"]}
             [personalization] = sent["personalizations"]
-            arrived.append(Arrived(
-                ref=personalization["custom_args"]["anymail_id"],
-                to=[to["email"] for to in personalization["to"]],
-                sender=(sent["from"].get("name", ""), sent["from"]["email"]),
-                body=content["text/plain"], subject=sent["subject"], html=content.get("text/html", ""),
-                headers=sent.get("headers", {}),
-            ))
+            arrived.append(
+                Arrived(
+                    ref=personalization["custom_args"]["anymail_id"],
+                    to=[to["email"] for to in personalization["to"]],
+                    sender=(sent["from"].get("name", ""), sent["from"]["email"]),
+                    body=content["text/plain"],
+                    subject=sent["subject"],
+                    html=content.get("text/html", ""),
+                    headers=sent.get("headers", {}),
+                )
+            )
         return arrived
 
     def make_unreachable(self, settings):
@@ -236,21 +254,32 @@ class AnymailAdapter(RemoteAdapter):
         return "anymail_unreachable"
 
     def refuse(self, to, status):
-        words = {400: "Does not contain a valid address.", 413: "Payload Too Large",
-                 429: "too many requests"}.get(status, "Internal Server Error")
+        words = {400: "Does not contain a valid address.", 413: "Payload Too Large", 429: "too many requests"}.get(
+            status, "Internal Server Error"
+        )
         self.fake.errors.append((status, {"errors": [{"message": words, "field": None, "help": None}]}))
         return f"anymail_{status}", words
 
 
-ADAPTERS: dict[str, type[Adapter]] = {a.name: a for a in (SandboxAdapter, TwilioAdapter, SMTPAdapter, AnymailAdapter,
-                                                           InAppAdapter)}
+ADAPTERS: dict[str, type[Adapter]] = {
+    a.name: a for a in (SandboxAdapter, TwilioAdapter, SMTPAdapter, AnymailAdapter, InAppAdapter)
+}
 
 # Providers that hand messages to a remote service, and how its refusals must read:
 # (provider, the remote's status: HTTP or SMTP reply code, whether trying again later may work).
 REMOTE_REFUSALS = [
-    ("twilio", 400, False), ("twilio", 429, True), ("twilio", 500, True), ("twilio", 503, True),
-    ("smtp", 550, False), ("smtp", 554, False), ("smtp", 450, True), ("smtp", 451, True),
-    ("anymail", 400, False), ("anymail", 413, False), ("anymail", 429, True), ("anymail", 500, True),
+    ("twilio", 400, False),
+    ("twilio", 429, True),
+    ("twilio", 500, True),
+    ("twilio", 503, True),
+    ("smtp", 550, False),
+    ("smtp", 554, False),
+    ("smtp", 450, True),
+    ("smtp", 451, True),
+    ("anymail", 400, False),
+    ("anymail", 413, False),
+    ("anymail", 429, True),
+    ("anymail", 500, True),
     ("anymail", 503, True),
 ]
 REMOTE = sorted({name for name, _, _ in REMOTE_REFUSALS})
@@ -282,11 +311,22 @@ def adapter(request, practice):
 def _outbound(adapter, channel, *, body=BODY, subject=SUBJECT, html=HTML, headers=None, to=None):
     """What the worker hands a provider for this channel (the practice's sender, as the worker renders it)."""
     practice = adapter.practice
-    common = {"practice_id": str(practice.pk), "delivery_id": next(_delivery_ids), "channel": channel,
-              "to": to or adapter.address(channel), "body": body}
+    common = {
+        "practice_id": str(practice.pk),
+        "delivery_id": next(_delivery_ids),
+        "channel": channel,
+        "to": to or adapter.address(channel),
+        "body": body,
+    }
     if channel == "email":
-        return Outbound(**common, sender=f"{practice.name} <noreply@localhost>", subject=subject, html=html,
-                        headers=headers or {}, category="document_shared")
+        return Outbound(
+            **common,
+            sender=f"{practice.name} <noreply@localhost>",
+            subject=subject,
+            html=html,
+            headers=headers or {},
+            category="document_shared",
+        )
     if channel == "in_app":
         return Outbound(**common, sender=practice.name, subject=subject, category="message_received")
     return Outbound(**common, sender=practice.texting_number, category="document_shared")
@@ -407,8 +447,12 @@ def test_an_unreachable_remote_is_a_transient_error(adapter, settings):
     assert (unreachable.value.code, unreachable.value.transient) == (code, True)
 
 
-@pytest.mark.parametrize(("adapter", "status", "transient"), REMOTE_REFUSALS, indirect=["adapter"],
-                         ids=[f"{name}-{status}" for name, status, _ in REMOTE_REFUSALS])
+@pytest.mark.parametrize(
+    ("adapter", "status", "transient"),
+    REMOTE_REFUSALS,
+    indirect=["adapter"],
+    ids=[f"{name}-{status}" for name, status, _ in REMOTE_REFUSALS],
+)
 def test_a_refusal_says_whether_trying_again_may_work(adapter, status, transient):
     outbound = _outbound(adapter, adapter.primary)
     code, words = adapter.refuse(outbound.to, status)
@@ -424,8 +468,11 @@ def test_a_refusal_says_whether_trying_again_may_work(adapter, status, transient
 
 PLANS = {
     "sms": {"kind": "manual", "category": "document_shared", "content": {"sms": BODY}},
-    "email": {"kind": "manual", "category": "document_shared",
-              "content": {"email": {"subject": SUBJECT, "text": BODY, "html": HTML}}},
+    "email": {
+        "kind": "manual",
+        "category": "document_shared",
+        "content": {"email": {"subject": SUBJECT, "text": BODY, "html": HTML}},
+    },
     "in_app": {"kind": "notification", "category": "message_received", "content": {"in_app": BODY}},
 }
 

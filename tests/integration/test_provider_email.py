@@ -17,21 +17,35 @@ pytestmark = [
 ]
 
 AVA = "ava@example.com"
-CONTENT = {"email": {"subject": "Forms to sign", "text": "Hi Ava, two forms are waiting.",
-                     "html": "<p>Hi Ava, <b>two forms</b> are waiting.</p>"}}
+CONTENT = {
+    "email": {
+        "subject": "Forms to sign",
+        "text": "Hi Ava, two forms are waiting.",
+        "html": "<p>Hi Ava, <b>two forms</b> are waiting.</p>",
+    }
+}
 
 
 def _send(practice, patient, content=CONTENT):
-    planned = create_message(practice=practice, kind="manual", category="document_shared",
-                             patient_ids=[patient.pk], content=content)
+    planned = create_message(
+        practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk], content=content
+    )
     assert [(d.channel, d.status) for d in planned.deliveries] == [("email", "pending")]
     drain_worker()
     return Delivery.objects.get()
 
 
 def _outbound(practice, to=AVA, subject="Hello", body="Hi", html=""):
-    return Outbound(practice_id=str(practice.pk), delivery_id=1, channel="email", to=to,
-                    sender=f"{practice.name} <noreply@localhost>", body=body, subject=subject, html=html)
+    return Outbound(
+        practice_id=str(practice.pk),
+        delivery_id=1,
+        channel="email",
+        to=to,
+        sender=f"{practice.name} <noreply@localhost>",
+        body=body,
+        subject=subject,
+        html=html,
+    )
 
 
 def _history(delivery):
@@ -76,7 +90,9 @@ def test_the_practice_address_is_the_sender_and_text_only_mail_gets_an_html_part
     assert smtp.received[0].mail_from == "frontdesk@oak-clinic.example"
     assert message.get_body(("plain",)).get_content().startswith("Thank you.\r\n")
     assert "<p>Thank you.</p>" in message.get_body(("html",)).get_content()
-    assert delivery.provider_ref == message["Message-ID"] and delivery.provider_ref.endswith("@mail.oak-clinic.example>")
+    assert delivery.provider_ref == message["Message-ID"] and delivery.provider_ref.endswith(
+        "@mail.oak-clinic.example>"
+    )
 
 
 def test_a_practice_name_with_a_comma_stays_one_sender(practice, smtp):
@@ -144,8 +160,20 @@ def test_an_email_goes_to_sendgrids_mail_send_api(practice, sendgrid):
 
 
 def test_a_request_sendgrid_refuses_fails_the_delivery(practice, sendgrid):
-    sendgrid.errors.append((400, {"errors": [{"message": "Does not contain a valid address.",
-                                              "field": "personalizations.0.to.0.email", "help": None}]}))
+    sendgrid.errors.append(
+        (
+            400,
+            {
+                "errors": [
+                    {
+                        "message": "Does not contain a valid address.",
+                        "field": "personalizations.0.to.0.email",
+                        "help": None,
+                    }
+                ]
+            },
+        )
+    )
     patient = make_patient(practice, emails=[AVA])
     delivery = _send(practice, patient)
     assert delivery.status == "failed"

@@ -24,8 +24,13 @@ PHONE = "+14155550111"
 
 def _send(practice, number=PHONE):
     patient = make_patient(practice, phones=[(number, "mobile")])
-    create_message(practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk],
-                   content={"sms": "Forms to sign"})
+    create_message(
+        practice=practice,
+        kind="manual",
+        category="document_shared",
+        patient_ids=[patient.pk],
+        content={"sms": "Forms to sign"},
+    )
     drain_worker()
     return Delivery.objects.get(patient=patient)
 
@@ -36,7 +41,8 @@ def test_a_reset_while_waiting_for_the_answer_is_an_unknown_outcome_never_resent
     delivery = _send(practice)
     assert (delivery.status, delivery.attempted_at is not None) == ("pending", True)
     assert ("pending", "outcome_unknown") in DeliveryEvent.objects.filter(delivery=delivery).values_list(
-        "status", "error_code")
+        "status", "error_code"
+    )
     assert dispatch_one(delivery.pk) == "not_pending"  # no task hands it over again
     settings.CONSENTRY_OUTCOME_TIMEOUT_SECONDS = 0
     sweep()
@@ -51,8 +57,9 @@ def test_a_refused_connection_is_retried_and_the_text_goes_once(practice, twilio
     settings.CONSENTRY_TWILIO_API_BASE = "http://127.0.0.1:9"  # nothing listens there: refused at once
     delivery = _send(practice)
     assert (delivery.status, delivery.attempts, delivery.attempted_at) == ("pending", 1, None)
-    assert DeliveryEvent.objects.filter(delivery=delivery, provider_status="retry",
-                                        error_code="twilio_unreachable").exists()
+    assert DeliveryEvent.objects.filter(
+        delivery=delivery, provider_status="retry", error_code="twilio_unreachable"
+    ).exists()
     settings.CONSENTRY_TWILIO_API_BASE = url  # Twilio is back, and the backoff is over
     Delivery.objects.filter(pk=delivery.pk).update(not_before=datetime.now(UTC))
     assert dispatch_one(delivery.pk) == "sent"  # as its retry task will, when it comes
@@ -84,8 +91,11 @@ def test_a_slow_answer_within_the_timeout_is_a_normal_send(practice, twilio, set
 
 def test_server_errors_are_retried_until_the_text_goes_once(practice, twilio, settings):
     settings.CONSENTRY_RETRY_BASE_SECONDS = 0
-    twilio.failures[PHONE] = [(500, 20500, "Internal Server Error"), (502, 20500, "Bad Gateway"),
-                              (503, 20503, "Service Unavailable")]
+    twilio.failures[PHONE] = [
+        (500, 20500, "Internal Server Error"),
+        (502, 20500, "Bad Gateway"),
+        (503, 20503, "Service Unavailable"),
+    ]
     delivery = _send(practice)
     assert (delivery.status, delivery.attempts) == ("sent", 3)
     accepted = [r for r in twilio.messages() if "sid" in r]

@@ -1,6 +1,5 @@
 """Twilio SMS and voice through the official client against a loopback fake of Twilio's API."""
 
-
 import pytest
 
 from consentry.consent import ledger
@@ -40,8 +39,13 @@ def test_a_text_goes_to_twilios_messages_resource_from_the_practice_number(pract
 
 def test_a_call_speaks_the_message_with_the_practice_name_first(practice, twilio):
     patient = make_patient(practice, phones=[(LANDLINE, "landline")])
-    _send(practice, patient, {"sms": "Reminder", "voice": "Your appointment is tomorrow at nine."},
-          kind="automation", category="appointment_reminder")
+    _send(
+        practice,
+        patient,
+        {"sms": "Reminder", "voice": "Your appointment is tomorrow at nine."},
+        kind="automation",
+        category="appointment_reminder",
+    )
     [call] = twilio.calls()
     assert call["form"]["To"] == LANDLINE
     twiml = call["form"]["Twiml"]
@@ -70,8 +74,12 @@ def test_status_callbacks_move_the_delivery_and_keep_its_history(client, practic
     delivery.refresh_from_db()
     assert delivery.status == "delivered" and delivery.delivered_at is not None
     assert _history(delivery) == [
-        ("sent", "accepted"), ("sent", "queued"), ("sent", "sending"), ("sent", "sent"),
-        ("delivered", "delivered"), ("sent", "sent"),
+        ("sent", "accepted"),
+        ("sent", "queued"),
+        ("sent", "sending"),
+        ("sent", "sent"),
+        ("delivered", "delivered"),
+        ("sent", "sent"),
     ]
 
 
@@ -158,7 +166,9 @@ def test_a_transient_error_is_retried_with_backoff_and_then_succeeds(practice, t
     assert (delivery.status, delivery.attempts) == ("sent", 2)
     assert len(twilio.messages()) == 3
     assert list(DeliveryEvent.objects.filter(delivery=delivery).values_list("provider_status", "error_code")) == [
-        ("retry", "20500"), ("retry", "20429"), ("accepted", ""),
+        ("retry", "20500"),
+        ("retry", "20429"),
+        ("accepted", ""),
     ]
 
 

@@ -23,6 +23,7 @@ def default_window(practice):
     practice.send_window_start, practice.send_window_end = time(8, 0), time(21, 0)  # the product's default
     practice.save()
 
+
 NY = ZoneInfo("America/New_York")
 NY_PHONE = "+12125550111"  # a Manhattan area code: the phone says where the patient is
 
@@ -32,8 +33,9 @@ def _local(text: str, zone=NY) -> datetime:
 
 
 def _remind(practice, patient, now, kind="automation", category="appointment_reminder"):
-    return create_message(practice=practice, kind=kind, category=category, patient_ids=[patient.pk],
-                          content={"sms": "Reminder"}, now=now)
+    return create_message(
+        practice=practice, kind=kind, category=category, patient_ids=[patient.pk], content={"sms": "Reminder"}, now=now
+    )
 
 
 def test_a_reminder_at_2230_patient_local_is_deferred_to_0800_and_sent_then(practice):
@@ -131,8 +133,12 @@ def test_staff_messages_are_not_deferred(practice):
 
 
 def test_a_type_exempt_from_quiet_hours_goes_at_once(practice, api):
-    assert api.put("/categories/appointment_cancelled", {"notification_channels": ["email", "sms"],
-                                                         "quiet_hours_exempt": True}).status_code == 200
+    assert (
+        api.put(
+            "/categories/appointment_cancelled", {"notification_channels": ["email", "sms"], "quiet_hours_exempt": True}
+        ).status_code
+        == 200
+    )
     patient = make_patient(practice, phones=[(NY_PHONE, "mobile")])
     [row] = _remind(practice, patient, now=_local("2026-03-10 23:30"), category="appointment_cancelled").deliveries
     assert row.status == "pending"

@@ -20,8 +20,13 @@ PHONE = "+14155550111"
 def queued(practice):
     """A text whose dispatch task a worker has claimed."""
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
-    create_message(practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk],
-                   content={"sms": "Forms to sign"})
+    create_message(
+        practice=practice,
+        kind="manual",
+        category="document_shared",
+        patient_ids=[patient.pk],
+        content={"sms": "Forms to sign"},
+    )
     task = DBTaskResult.objects.get(task_path__endswith=".dispatch_deliveries")
     return task
 

@@ -27,16 +27,22 @@ PHONE = "+14155550111"
 
 def _opted_out_with_a_text_in_the_outbox(practice):
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
-    create_message(practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk],
-                   content={"sms": "Your lab results are ready"}, actor="test")
+    create_message(
+        practice=practice,
+        kind="manual",
+        category="document_shared",
+        patient_ids=[patient.pk],
+        content={"sms": "Your lab results are ready"},
+        actor="test",
+    )
     drain_worker()
     consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
 
 
-@pytest.mark.parametrize("sms_provider", ["", "twilio"])  # "": the default (sandbox); twilio: email still defaults to it
-def test_outside_a_demo_the_sandbox_pages_outbox_and_reply_are_404_and_change_nothing(
-    practice, settings, sms_provider
-):
+@pytest.mark.parametrize(
+    "sms_provider", ["", "twilio"]
+)  # "": the default (sandbox); twilio: email still defaults to it
+def test_outside_a_demo_the_sandbox_pages_outbox_and_reply_are_404_and_change_nothing(practice, settings, sms_provider):
     settings.DEMO_MODE = False
     practice.sms_provider = sms_provider
     practice.save()

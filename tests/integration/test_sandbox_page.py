@@ -51,8 +51,10 @@ def csrf_token(html: str) -> str:
 
 def reply(client: Client, practice, body: str, sender: str = PHONE, form: str = ANCHOR):
     token = csrf_token(page(client))
-    return client.post("/sandbox/reply", {"csrfmiddlewaretoken": token, "form": form, "from": sender,
-                                          "practice": str(practice.pk), "body": body})
+    return client.post(
+        "/sandbox/reply",
+        {"csrfmiddlewaretoken": token, "form": form, "from": sender, "practice": str(practice.pk), "body": body},
+    )
 
 
 def opted_out(practice, number=PHONE) -> bool:
@@ -64,8 +66,10 @@ def nothing_changed():
 
 
 def text(api, patient, body):
-    response = api.post("/messages", {"kind": "manual", "category": "document_shared",
-                                      "patient_ids": [patient.pk.hex], "content": {"sms": body}})
+    response = api.post(
+        "/messages",
+        {"kind": "manual", "category": "document_shared", "patient_ids": [patient.pk.hex], "content": {"sms": body}},
+    )
     assert response.status_code == 202, response.content
     drain_worker()
 
@@ -98,8 +102,11 @@ def test_stop_typed_on_the_phone_opts_out_and_the_confirmation_arrives_in_its_th
     assert drain_worker() == 1  # the confirmation
     thread = column(page(client), ANCHOR)
     assert escape(opt_out_confirmation(practice)) in thread
-    assert thread.index("Your forms are ready") < thread.index(">STOP<") < thread.index(
-        escape(opt_out_confirmation(practice)))
+    assert (
+        thread.index("Your forms are ready")
+        < thread.index(">STOP<")
+        < thread.index(escape(opt_out_confirmation(practice)))
+    )
     assert f"{practice.name}: opted out of texts" in thread
     assert "opt-out keyword" in thread
 
@@ -116,7 +123,9 @@ def test_start_typed_on_the_phone_opts_back_in(practice):
     assert escape(opt_in_confirmation(practice)) in thread
     assert f"{practice.name}: opted in to texts" in thread
     assert list(SandboxMessage.objects.filter(to=PHONE).values_list("body", flat=True)) == [
-        opt_out_confirmation(practice), opt_in_confirmation(practice)]
+        opt_out_confirmation(practice),
+        opt_in_confirmation(practice),
+    ]
 
 
 def test_a_reply_that_is_no_keyword_shows_in_the_thread_and_changes_no_consent(practice):
@@ -141,8 +150,15 @@ def test_a_new_number_can_text_the_practice_and_gets_its_own_column(practice):
 
 def test_calls_show_in_the_phones_thread(api, practice):
     patient = make_patient(practice, phones=[("+14155550122", "landline")])
-    response = api.post("/messages", {"kind": "manual", "category": "document_shared",
-                                      "patient_ids": [patient.pk.hex], "content": {"voice": "Your results are in"}})
+    response = api.post(
+        "/messages",
+        {
+            "kind": "manual",
+            "category": "document_shared",
+            "patient_ids": [patient.pk.hex],
+            "content": {"voice": "Your results are in"},
+        },
+    )
     assert response.status_code == 202, response.content
     drain_worker()
     thread = column(page(browser()), "phone-14155550122")
@@ -152,16 +168,21 @@ def test_calls_show_in_the_phones_thread(api, practice):
 def test_emails_show_in_their_inbox_with_the_html_part_in_a_sandboxed_frame(api, practice):
     patient = make_patient(practice, emails=["ava@example.com"])
     html = '<p>Hello <b>Ava</b></p><script>alert("x")</script>'
-    response = api.post("/messages", {
-        "kind": "manual", "category": "document_shared", "patient_ids": [patient.pk.hex],
-        "content": {"email": {"subject": "Forms & consent", "text": "Your forms are ready", "html": html}},
-    })
+    response = api.post(
+        "/messages",
+        {
+            "kind": "manual",
+            "category": "document_shared",
+            "patient_ids": [patient.pk.hex],
+            "content": {"email": {"subject": "Forms & consent", "text": "Your forms are ready", "html": html}},
+        },
+    )
     assert response.status_code == 202, response.content
     drain_worker()
     sent = SandboxMessage.objects.get(channel="email")
     assert "<b>Ava</b>" in sent.html  # the sandbox keeps the HTML part it was handed
     full = page(browser())
-    inbox = full[full.index('aria-label="Inbox ava@example.com"'):]
+    inbox = full[full.index('aria-label="Inbox ava@example.com"') :]
     inbox = inbox[: inbox.index("</section>")]
     assert "Forms &amp; consent" in inbox and "Your forms are ready" in inbox and practice.name in inbox
     frame = re.search(r'<iframe sandbox="" [^>]*srcdoc="([^"]*)"', inbox)
@@ -172,10 +193,15 @@ def test_emails_show_in_their_inbox_with_the_html_part_in_a_sandboxed_frame(api,
 
 def test_a_broadcast_email_shows_its_unsubscribe_headers(api, practice):
     patient = make_patient(practice, emails=["ava@example.com"])
-    response = api.post("/messages", {
-        "kind": "broadcast", "category": "announcement", "patient_ids": [patient.pk.hex],
-        "content": {"email": {"subject": "Flu shots", "text": "Flu shots are in."}},
-    })
+    response = api.post(
+        "/messages",
+        {
+            "kind": "broadcast",
+            "category": "announcement",
+            "patient_ids": [patient.pk.hex],
+            "content": {"email": {"subject": "Flu shots", "text": "Flu shots are in."}},
+        },
+    )
     assert response.status_code == 202, response.content
     drain_worker()
     headers = SandboxMessage.objects.get(channel="email").headers
@@ -197,8 +223,9 @@ def test_the_page_and_the_reply_are_404_unless_the_sandbox_is_the_default_provid
     settings.CONSENTRY_PROVIDER = "twilio"
     client = browser()
     assert client.get("/sandbox/").status_code == 404
-    response = client.post("/sandbox/reply", {"form": ANCHOR, "from": PHONE, "practice": str(practice.pk),
-                                              "body": "STOP"})
+    response = client.post(
+        "/sandbox/reply", {"form": ANCHOR, "from": PHONE, "practice": str(practice.pk), "body": "STOP"}
+    )
     assert response.status_code == 404
     assert nothing_changed() and not opted_out(practice)
 
@@ -206,8 +233,9 @@ def test_the_page_and_the_reply_are_404_unless_the_sandbox_is_the_default_provid
 def test_a_reply_without_the_csrf_token_is_refused(practice):
     client = browser()
     page(client)
-    response = client.post("/sandbox/reply", {"form": ANCHOR, "from": PHONE, "practice": str(practice.pk),
-                                              "body": "STOP"})
+    response = client.post(
+        "/sandbox/reply", {"form": ANCHOR, "from": PHONE, "practice": str(practice.pk), "body": "STOP"}
+    )
     assert response.status_code == 403
     assert nothing_changed() and not opted_out(practice)
 
@@ -230,8 +258,14 @@ def test_a_reply_without_the_csrf_token_is_refused(practice):
 def test_bad_replies_say_what_is_wrong_and_change_nothing(practice, change, message):
     client = browser()
     token = csrf_token(page(client))
-    fields = {"csrfmiddlewaretoken": token, "form": ANCHOR, "from": PHONE, "practice": str(practice.pk),
-              "body": "STOP", **change}
+    fields = {
+        "csrfmiddlewaretoken": token,
+        "form": ANCHOR,
+        "from": PHONE,
+        "practice": str(practice.pk),
+        "body": "STOP",
+        **change,
+    }
     response = client.post("/sandbox/reply", fields)
     assert response.status_code == 400
     assert message in response.content.decode()

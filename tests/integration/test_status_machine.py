@@ -20,8 +20,13 @@ PAIRS = list(itertools.product(Status, repeat=2))
 @pytest.fixture
 def delivery(practice):
     patient = make_patient(practice, phones=[("+14155550111", "mobile")])
-    create_message(practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk],
-                   content={"sms": "Forms to sign"})
+    create_message(
+        practice=practice,
+        kind="manual",
+        category="document_shared",
+        patient_ids=[patient.pk],
+        content={"sms": "Forms to sign"},
+    )
     return Delivery.objects.select_related("practice").get()
 
 
@@ -34,8 +39,14 @@ def _in(delivery, status):
 def test_the_table_reads_like_a_deliverys_life():
     waiting = {Status.PENDING, Status.DEFERRED}
     for status in waiting:
-        assert TRANSITIONS[status] == {Status.DEFERRED, Status.SENT, Status.SKIPPED, Status.DELIVERED,
-                                       Status.UNDELIVERED, Status.FAILED}
+        assert TRANSITIONS[status] == {
+            Status.DEFERRED,
+            Status.SENT,
+            Status.SKIPPED,
+            Status.DELIVERED,
+            Status.UNDELIVERED,
+            Status.FAILED,
+        }
     assert TRANSITIONS[Status.SENT] == {Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}
     assert all(not TRANSITIONS[s] for s in (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.SKIPPED))
     assert not any(can_move(s, Status.PENDING) for s in Status)  # nothing goes back to waiting

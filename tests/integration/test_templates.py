@@ -21,8 +21,10 @@ PERSONAL = {
 
 
 def _post(api, patients, content, kind="broadcast", category="announcement"):
-    return api.post("/messages", {"kind": kind, "category": category, "patient_ids": [str(p.pk) for p in patients],
-                                  "content": content})
+    return api.post(
+        "/messages",
+        {"kind": kind, "category": category, "patient_ids": [str(p.pk) for p in patients], "content": content},
+    )
 
 
 def _sent_mail(smtp):
@@ -59,8 +61,10 @@ def test_texts_start_with_the_practice_name_once(api, practice):
     assert _post(api, [ben], {"sms": "Oak Clinic: closed Monday."}).status_code == 202
     drain_worker()
     bodies = dict(SandboxMessage.objects.values_list("to", "body"))
-    assert bodies == {"+14155550111": "Oak Clinic: Hi Ava, flu shots are in.",
-                      "+14155550112": "Oak Clinic: closed Monday."}
+    assert bodies == {
+        "+14155550111": "Oak Clinic: Hi Ava, flu shots are in.",
+        "+14155550112": "Oak Clinic: closed Monday.",
+    }
 
 
 @pytest.mark.parametrize(
@@ -142,8 +146,10 @@ def test_broadcast_and_marketing_email_carry_one_click_unsubscribe(api, practice
     assert f'<a href="{https}"' in message.get_body(("html",)).get_content()
 
 
-@pytest.mark.parametrize("kind, category", [("automation", "appointment_reminder"), ("manual", "payment_due"),
-                                            ("notification", "document_shared")])
+@pytest.mark.parametrize(
+    "kind, category",
+    [("automation", "appointment_reminder"), ("manual", "payment_due"), ("notification", "document_shared")],
+)
 def test_transactional_email_has_no_unsubscribe(api, practice, smtp, kind, category):
     ava = make_patient(practice, "Ava", emails=[AVA])
     content = {"email": PERSONAL}
@@ -156,7 +162,7 @@ def test_transactional_email_has_no_unsubscribe(api, practice, smtp, kind, categ
 
 
 @pytest.mark.parametrize("html", [False, True])
-@pytest.mark.parametrize("name", ["Ava", "<i>Al</i> & Co", "O'Brien \"Jr\"", "Zoë 🦷", ""])
+@pytest.mark.parametrize("name", ["Ava", "<i>Al</i> & Co", 'O\'Brien "Jr"', "Zoë 🦷", ""])
 def test_filling_in_tokens_gives_what_the_template_engine_gives(name, html):
     from django.template import Context
 

@@ -90,9 +90,20 @@ class Tenant:
     @property
     def markers(self) -> list[str]:
         """What would show that an answer carries this practice's data."""
-        return [str(self.practice.pk), self.practice.name, self.practice.texting_number, str(self.patient.pk),
-                self.patient.first_name, self.own_phone, self.own_email, self.category, self.message_id,
-                self.conversation_id, self.endpoint, *self.texts]
+        return [
+            str(self.practice.pk),
+            self.practice.name,
+            self.practice.texting_number,
+            str(self.patient.pk),
+            self.patient.first_name,
+            self.own_phone,
+            self.own_email,
+            self.category,
+            self.message_id,
+            self.conversation_id,
+            self.endpoint,
+            *self.texts,
+        ]
 
 
 def _ok(response, status: int) -> dict:
@@ -102,56 +113,109 @@ def _ok(response, status: int) -> dict:
 
 def push_keys() -> dict:
     """The keys of a browser's PushSubscription: a P-256 point and a 16-byte secret, base64url."""
-    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
     b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
     return {"p256dh": b64(point), "auth": b64(os.urandom(16))}
 
 
-def make_tenant(name: str, number: str, first_name: str, own_phone: str, own_email: str, category: str,
-                blocked: list[str], twilio_token: str = TWILIO_TOKEN) -> Tenant:
+def make_tenant(
+    name: str,
+    number: str,
+    first_name: str,
+    own_phone: str,
+    own_email: str,
+    category: str,
+    blocked: list[str],
+    twilio_token: str = TWILIO_TOKEN,
+) -> Tenant:
     """A practice with a patient (its own phone and email, and the shared ones), and one object of every kind."""
     practice, key = make_practice(name, number)
     if twilio_token != TWILIO_TOKEN:
         practice.twilio_auth_token = twilio_token
         practice.save(update_fields=["twilio_auth_token"])
     api = Api(key)
-    patient = make_patient(practice, first_name, phones=[(own_phone, "mobile"), (SHARED_PHONE, "mobile")],
-                           emails=[own_email, SHARED_EMAIL])
+    patient = make_patient(
+        practice, first_name, phones=[(own_phone, "mobile"), (SHARED_PHONE, "mobile")], emails=[own_email, SHARED_EMAIL]
+    )
     _ok(api.post("/categories", {"key": category, "notification_channels": ["email"]}), 201)
     for phone in (own_phone, SHARED_PHONE):
         _ok(api.post("/blocks", {"number": phone, "categories": blocked}), 201)
     sms, notice, inbound = f"{first_name}, your forms are ready", f"Dr. Lee answered {first_name}", f"{first_name} here"
-    message = _ok(api.post("/messages", {
-        "kind": "manual", "category": "document_shared", "patient_ids": [str(patient.pk)],
-        "content": {"sms": sms, "email": {"subject": "Forms", "text": sms}},
-    }), 202)
-    _ok(api.post("/messages", {"kind": "notification", "category": "message_received",
-                               "patient_ids": [str(patient.pk)], "content": {"in_app": notice}}), 202)
+    message = _ok(
+        api.post(
+            "/messages",
+            {
+                "kind": "manual",
+                "category": "document_shared",
+                "patient_ids": [str(patient.pk)],
+                "content": {"sms": sms, "email": {"subject": "Forms", "text": sms}},
+            },
+        ),
+        202,
+    )
+    _ok(
+        api.post(
+            "/messages",
+            {
+                "kind": "notification",
+                "category": "message_received",
+                "patient_ids": [str(patient.pk)],
+                "content": {"in_app": notice},
+            },
+        ),
+        202,
+    )
     drain_worker()
-    assert send_sms_webhook(Client(), body=inbound, sender=own_phone, to=number, sid=f"SM{first_name}",
-                            token=twilio_token).status_code == 200
+    assert (
+        send_sms_webhook(
+            Client(), body=inbound, sender=own_phone, to=number, sid=f"SM{first_name}", token=twilio_token
+        ).status_code
+        == 200
+    )
     endpoint = f"https://push.example.com/{first_name.lower()}"
-    subscription = _ok(api.post(f"/patients/{patient.pk}/push-subscriptions",
-                                {"endpoint": endpoint, "keys": push_keys()}), 201)
+    subscription = _ok(
+        api.post(f"/patients/{patient.pk}/push-subscriptions", {"endpoint": endpoint, "keys": push_keys()}), 201
+    )
     return Tenant(
-        practice=practice, key=key, api=api, patient=patient, own_phone=own_phone, own_email=own_email,
-        category=category, blocked=blocked, message_id=message["id"],
+        practice=practice,
+        key=key,
+        api=api,
+        patient=patient,
+        own_phone=own_phone,
+        own_email=own_email,
+        category=category,
+        blocked=blocked,
+        message_id=message["id"],
         conversation_id=str(Conversation.objects.get(practice=practice, phone=own_phone).pk),
-        subscription_id=subscription["id"], endpoint=endpoint, texts=[sms, notice, inbound],
+        subscription_id=subscription["id"],
+        endpoint=endpoint,
+        texts=[sms, notice, inbound],
     )
 
 
 @pytest.fixture
 def a(db) -> Tenant:
-    return make_tenant("Oak Clinic", "+14155550100", "Ottilie", "+14155550121", "ottilie@example.com", "oak_newsletter",
-                       ["recall"])
+    return make_tenant(
+        "Oak Clinic", "+14155550100", "Ottilie", "+14155550121", "ottilie@example.com", "oak_newsletter", ["recall"]
+    )
 
 
 @pytest.fixture
 def b(a) -> Tenant:
-    b = make_tenant("Elm Clinic", "+14155550200", "Berenike", "+14155550122", "berenike@example.com", "elm_lab_results",
-                    ["survey"], twilio_token=B_TWILIO_TOKEN)
+    b = make_tenant(
+        "Elm Clinic",
+        "+14155550200",
+        "Berenike",
+        "+14155550122",
+        "berenike@example.com",
+        "elm_lab_results",
+        ["survey"],
+        twilio_token=B_TWILIO_TOKEN,
+    )
     # B's own consent decisions about the shared person, which A must never see or undo.
     _ok(b.api.post("/contacts/opt-out", {"address": SHARED_PHONE, "reason": "asked at the desk"}), 200)
     _ok(b.api.post("/contacts/opt-out", {"address": SHARED_EMAIL, "reason": "asked at the desk"}), 200)
@@ -202,8 +266,6 @@ def assert_no_leak(tenant: Tenant, response, request_text: str, what: str) -> No
     assert not leaked, f"{what} answered {response.status_code} with {tenant.practice.name}'s {leaked}: {text[:300]}"
 
 
-
-
 # --- every operation of the API, and what it is sent ----------------------------------------------------------------
 
 
@@ -231,11 +293,13 @@ NOTHING = lambda b: Call()  # noqa: E731
 # What each operation is sent: a plausible request for B's objects (the path parameters are B's, from PATH_VALUES).
 # An operation that is not here fails every test below, by name: a new endpoint must say what it is sent.
 REQUESTS: dict[str, Callable[[Tenant], Call]] = {
-    "POST /patients": lambda b: Call({"first_name": "Cy", "phones": [{"number": SHARED_PHONE}],
-                                      "emails": [SHARED_EMAIL]}),
+    "POST /patients": lambda b: Call(
+        {"first_name": "Cy", "phones": [{"number": SHARED_PHONE}], "emails": [SHARED_EMAIL]}
+    ),
     "GET /patients/{patient_id}": NOTHING,
-    "PATCH /patients/{patient_id}": lambda b: Call({"do_not_contact": True, "marketing_consent": "no",
-                                                    "channel_opt_outs": ["email"]}),
+    "PATCH /patients/{patient_id}": lambda b: Call(
+        {"do_not_contact": True, "marketing_consent": "no", "channel_opt_outs": ["email"]}
+    ),
     "GET /contacts/status": lambda b: Call(query={"address": SHARED_PHONE}),
     "GET /contacts/history": lambda b: Call(query={"address": SHARED_PHONE}),
     "POST /contacts/opt-out": lambda b: Call({"address": SHARED_EMAIL, "reason": "asked by phone"}),
@@ -247,8 +311,14 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     "GET /categories": NOTHING,
     "POST /categories": lambda b: Call({"key": b.category, "notification_channels": ["sms"]}),
     "PUT /categories/{key}": lambda b: Call({"notification_channels": ["sms"], "quiet_hours_exempt": True}),
-    "POST /messages": lambda b: Call({"kind": "manual", "category": "document_shared",
-                                      "patient_ids": [str(b.patient.pk)], "content": {"sms": "Results are in"}}),
+    "POST /messages": lambda b: Call(
+        {
+            "kind": "manual",
+            "category": "document_shared",
+            "patient_ids": [str(b.patient.pk)],
+            "content": {"sms": "Results are in"},
+        }
+    ),
     "GET /messages/{message_id}": NOTHING,
     "GET /conversations": lambda b: Call(query={"limit": 500}),
     "GET /conversations/{conversation_id}": NOTHING,
@@ -257,8 +327,9 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     "GET /practice": NOTHING,
     "PATCH /practice": lambda b: Call({"name": "Renamed Clinic", "frequency_caps": True}),
     "GET /push/public-key": NOTHING,
-    "POST /patients/{patient_id}/push-subscriptions": lambda b: Call({"endpoint": "https://push.example.com/new",
-                                                                      "keys": push_keys()}),
+    "POST /patients/{patient_id}/push-subscriptions": lambda b: Call(
+        {"endpoint": "https://push.example.com/new", "keys": push_keys()}
+    ),
     "GET /patients/{patient_id}/push-subscriptions": NOTHING,
     "DELETE /patients/{patient_id}/push-subscriptions/{subscription_id}": NOTHING,
     "GET /patients/{patient_id}/notices": NOTHING,
@@ -384,8 +455,11 @@ def test_without_a_valid_key_every_operation_is_refused_with_401(request, b):
             assert_no_leak(b, response, call.text + (authorization or ""), f"{call.label} with {variant}")
     assert not failures, "\n".join(failures)
     assert_unchanged(before, b.practice, "requests without a valid key")
-    summary(request, f"Tenant isolation: {tried} requests ({tried // len(keys)} operations x {len(keys)} missing or "
-                     f"malformed keys), all refused with 401")
+    summary(
+        request,
+        f"Tenant isolation: {tried} requests ({tried // len(keys)} operations x {len(keys)} missing or "
+        f"malformed keys), all refused with 401",
+    )
 
 
 # --- practice A's key on B's objects --------------------------------------------------------------------------------
@@ -515,8 +589,11 @@ def test_practice_a_key_gets_404_for_every_object_of_b_and_only_its_own_data_els
         isolated(check)
     assert not failures, "\n".join(failures)
     assert_unchanged(before, b.practice, "practice A's requests")
-    summary(request, f"Tenant isolation: practice A's key got 404 for all {names_b} operations that name B's objects "
-                     f"and saw only its own data in the {own} others; B's rows unchanged")
+    summary(
+        request,
+        f"Tenant isolation: practice A's key got 404 for all {names_b} operations that name B's objects "
+        f"and saw only its own data in the {own} others; B's rows unchanged",
+    )
 
 
 # --- the pages and webhooks that answer without an API key ----------------------------------------------------------
@@ -524,7 +601,7 @@ def test_practice_a_key_gets_404_for_every_object_of_b_and_only_its_own_data_els
 
 def _tampered(token: str) -> str:
     middle = len(token) // 2
-    return token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1:]
+    return token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
 
 
 def _page(client, method, url, **data):
@@ -539,7 +616,11 @@ def test_a_link_made_for_b_shows_and_changes_only_b_and_a_forged_one_is_400_or_4
         "resubscribe": f"/email/resubscribe/{tokens.resubscribe_token(request_id, SHARED_EMAIL)}",
         "portal": f"/portal/{tokens.portal_token(b.patient.pk)}",
     }
-    forms = {"unsubscribe": {"List-Unsubscribe": "One-Click"}, "resubscribe": {}, "portal": {"resubscribe": SHARED_EMAIL}}
+    forms = {
+        "unsubscribe": {"List-Unsubscribe": "One-Click"},
+        "resubscribe": {},
+        "portal": {"resubscribe": SHARED_EMAIL},
+    }
     for kind, url in links.items():
         for method in ("get", "post"):
             response = _page(Client(), method, url, **forms[kind])
@@ -553,15 +634,25 @@ def test_a_link_made_for_b_shows_and_changes_only_b_and_a_forged_one_is_400_or_4
 
     b_before = rows_of(b.practice)
     forged = {
-        "unsubscribe": [_tampered(links["unsubscribe"].rsplit("/", 1)[1]), tokens.resubscribe_token(request_id, SHARED_EMAIL),
-                        tokens.unsubscribe_token("not-a-practice", SHARED_EMAIL), "x" * 3000, "%00",
-                        tokens.portal_token(b.patient.pk)],
-        "resubscribe": [_tampered(links["resubscribe"].rsplit("/", 1)[1]),
-                        tokens.resubscribe_token(request_id, a.own_email),  # B's request, another address
-                        tokens.resubscribe_token(10**9, SHARED_EMAIL),
-                        tokens.unsubscribe_token(b.practice.pk, SHARED_EMAIL)],
-        "portal": [_tampered(links["portal"].rsplit("/", 1)[1]),
-                   tokens.unsubscribe_token(b.practice.pk, SHARED_EMAIL), tokens.resubscribe_token(request_id, "")],
+        "unsubscribe": [
+            _tampered(links["unsubscribe"].rsplit("/", 1)[1]),
+            tokens.resubscribe_token(request_id, SHARED_EMAIL),
+            tokens.unsubscribe_token("not-a-practice", SHARED_EMAIL),
+            "x" * 3000,
+            "%00",
+            tokens.portal_token(b.patient.pk),
+        ],
+        "resubscribe": [
+            _tampered(links["resubscribe"].rsplit("/", 1)[1]),
+            tokens.resubscribe_token(request_id, a.own_email),  # B's request, another address
+            tokens.resubscribe_token(10**9, SHARED_EMAIL),
+            tokens.unsubscribe_token(b.practice.pk, SHARED_EMAIL),
+        ],
+        "portal": [
+            _tampered(links["portal"].rsplit("/", 1)[1]),
+            tokens.unsubscribe_token(b.practice.pk, SHARED_EMAIL),
+            tokens.resubscribe_token(request_id, ""),
+        ],
     }
     prefixes = {"unsubscribe": "/email/unsubscribe/", "resubscribe": "/email/resubscribe/", "portal": "/portal/"}
     for kind, bad_tokens in forged.items():
@@ -576,23 +667,42 @@ def test_a_link_made_for_b_shows_and_changes_only_b_and_a_forged_one_is_400_or_4
     assert_unchanged(b_before, b.practice, "forged links")
 
 
-@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailInsecureWebhookWarning",
-                            "ignore::anymail.exceptions.AnymailNotSupportedWarning")
+@pytest.mark.filterwarnings(
+    "ignore::anymail.exceptions.AnymailInsecureWebhookWarning", "ignore::anymail.exceptions.AnymailNotSupportedWarning"
+)
 def test_a_webhook_signed_for_one_practice_never_acts_for_the_other(a, b, settings):
     settings.CONSENTRY_PUBLIC_URL = ""
     before = {t.practice.pk: rows_of(t.practice) for t in (a, b)}
     url = "http://testserver/webhooks/twilio/sms"
 
     def sms(to, token, sender=SHARED_PHONE, body="START"):
-        params = {"From": sender, "To": to, "Body": body, "MessageSid": "SMforged", "AccountSid": "AC1", "NumMedia": "0"}
-        return Client().post("/webhooks/twilio/sms", params, HTTP_X_TWILIO_SIGNATURE=twilio_signature(url, params, token))
+        params = {
+            "From": sender,
+            "To": to,
+            "Body": body,
+            "MessageSid": "SMforged",
+            "AccountSid": "AC1",
+            "NumMedia": "0",
+        }
+        return Client().post(
+            "/webhooks/twilio/sms", params, HTTP_X_TWILIO_SIGNATURE=twilio_signature(url, params, token)
+        )
 
     # START would opt the shared phone back in at B: only B's own signature may say so.
     assert sms(b.practice.texting_number, TWILIO_TOKEN).status_code == 403  # A's token, B's number
     assert sms(a.practice.texting_number, B_TWILIO_TOKEN).status_code == 403  # B's token, A's number
-    assert Client().post("/webhooks/twilio/sms", {"From": SHARED_PHONE, "To": b.practice.texting_number,
-                                                  "Body": "START", "MessageSid": "SMx"}).status_code == 403
-    ref = Delivery.objects.filter(practice=b.practice).exclude(provider_ref="").values_list("provider_ref", flat=True)[0]
+    assert (
+        Client()
+        .post(
+            "/webhooks/twilio/sms",
+            {"From": SHARED_PHONE, "To": b.practice.texting_number, "Body": "START", "MessageSid": "SMx"},
+        )
+        .status_code
+        == 403
+    )
+    ref = (
+        Delivery.objects.filter(practice=b.practice).exclude(provider_ref="").values_list("provider_ref", flat=True)[0]
+    )
     status = {"MessageSid": ref, "MessageStatus": "undelivered", "ErrorCode": "30003"}
     status_url = "http://testserver/webhooks/twilio/status"
     for token in (TWILIO_TOKEN, "", "x" * 40):
@@ -600,18 +710,32 @@ def test_a_webhook_signed_for_one_practice_never_acts_for_the_other(a, b, settin
         assert Client().post("/webhooks/twilio/status", status, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 403
 
     # The ESP's webhooks: refused without the configured secret, and without the ESP's credentials once it is set.
-    event = [{"event": "spamreport", "email": SHARED_EMAIL, "sg_message_id": ref, "sg_event_id": "e1",
-              "timestamp": 1700000000}]
-    mail = {"headers": f"Subject: unsubscribe {tokens.unsubscribe_token(a.practice.pk, SHARED_EMAIL)}\n",
-            "to": "unsubscribe@example.com"}
+    event = [
+        {
+            "event": "spamreport",
+            "email": SHARED_EMAIL,
+            "sg_message_id": ref,
+            "sg_event_id": "e1",
+            "timestamp": 1700000000,
+        }
+    ]
+    mail = {
+        "headers": f"Subject: unsubscribe {tokens.unsubscribe_token(a.practice.pk, SHARED_EMAIL)}\n",
+        "to": "unsubscribe@example.com",
+    }
     settings.ANYMAIL = {k: v for k, v in settings.ANYMAIL.items() if k != "WEBHOOK_SECRET"}
-    assert Client().post("/webhooks/anymail/sendgrid/tracking/", json.dumps(event),
-                         content_type="application/json").status_code == 403
+    assert (
+        Client()
+        .post("/webhooks/anymail/sendgrid/tracking/", json.dumps(event), content_type="application/json")
+        .status_code
+        == 403
+    )
     assert Client().post("/webhooks/anymail/sendgrid/inbound/", mail).status_code == 403
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "sendgrid:secret"}
     wrong = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"sendgrid:guess").decode()}
-    assert Client().post("/webhooks/anymail/sendgrid/tracking/", json.dumps(event), content_type="application/json",
-                         **wrong).status_code in (400, 403)
+    assert Client().post(
+        "/webhooks/anymail/sendgrid/tracking/", json.dumps(event), content_type="application/json", **wrong
+    ).status_code in (400, 403)
     assert Client().post("/webhooks/anymail/sendgrid/inbound/", mail, **wrong).status_code in (400, 403)
 
     for tenant in (a, b):
@@ -626,10 +750,16 @@ def test_a_webhook_signed_for_one_practice_never_acts_for_the_other(a, b, settin
 def test_outside_a_demo_the_sandbox_and_the_index_show_no_practice_data(a, b, settings):
     settings.DEMO_MODE, settings.DEBUG = False, False
     before = {t.practice.pk: rows_of(t.practice) for t in (a, b)}
-    for method, url, data in [("get", "/sandbox/", {}), ("get", "/sandbox/outbox", {}),
-                              ("get", f"/sandbox/outbox?to={quote(SHARED_PHONE)}", {}),
-                              ("post", "/sandbox/reply", {"form": "new", "from": SHARED_PHONE,
-                                                          "practice": str(b.practice.pk), "body": "START"})]:
+    for method, url, data in [
+        ("get", "/sandbox/", {}),
+        ("get", "/sandbox/outbox", {}),
+        ("get", f"/sandbox/outbox?to={quote(SHARED_PHONE)}", {}),
+        (
+            "post",
+            "/sandbox/reply",
+            {"form": "new", "from": SHARED_PHONE, "practice": str(b.practice.pk), "body": "START"},
+        ),
+    ]:
         response = _page(Client(), method, url, **data)
         assert response.status_code == 404, (url, response.status_code)
         for tenant in (a, b):

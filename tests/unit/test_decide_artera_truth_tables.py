@@ -205,12 +205,8 @@ def test_opted_out_text_phone_and_email(kind, content, expected):
             [("sms", MOBILE, "skipped", "phone_invalid"), ("voice", MOBILE, "skipped", "phone_invalid")],
             id="text+call",
         ),
-        pytest.param(
-            "text+email", [("sms", MOBILE, "skipped", "phone_invalid"), SEND_EMAIL], id="text+email"
-        ),
-        pytest.param(
-            "call+email", [("voice", MOBILE, "skipped", "phone_invalid"), SEND_EMAIL], id="call+email"
-        ),
+        pytest.param("text+email", [("sms", MOBILE, "skipped", "phone_invalid"), SEND_EMAIL], id="text+email"),
+        pytest.param("call+email", [("voice", MOBILE, "skipped", "phone_invalid"), SEND_EMAIL], id="call+email"),
         pytest.param(
             "text+call+email",
             [

@@ -70,9 +70,7 @@ def test_broadcast_respects_blocked_communications_category():
     who = recipient(phones=[mobile()])
     blocked = state(blocks={MOBILE: ["recall"]})
 
-    assert rows(run(BROADCAST, "recall", [SMS], who, blocked)) == [
-        ("sms", MOBILE, "skipped", "blocked_for_category")
-    ]
+    assert rows(run(BROADCAST, "recall", [SMS], who, blocked)) == [("sms", MOBILE, "skipped", "blocked_for_category")]
     # The same number still gets a broadcast of another category.
     assert sent_rows(run(BROADCAST, "announcement", [SMS], who, blocked)) == [("sms", MOBILE)]
 

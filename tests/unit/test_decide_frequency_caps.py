@@ -20,8 +20,9 @@ CAP = FrequencyCap(per_day=1, per_week=3)
 
 
 def _decide(kind, recent, cap=CAP, channels=(Channel.SMS,)):
-    request = SendRequest(kind=kind, category=category("recall"), content_channels=frozenset(channels),
-                          frequency_cap=cap)
+    request = SendRequest(
+        kind=kind, category=category("recall"), content_channels=frozenset(channels), frequency_cap=cap
+    )
     return decide(request, PATIENT, ConsentState(recent_sends=recent), NOW)
 
 
@@ -46,12 +47,14 @@ def test_staff_messages_are_never_capped():
 def test_a_capped_number_lets_the_message_go_by_email_instead():
     decision = _decide(Kind.AUTOMATION, {PHONE: (1, 1)}, channels=(Channel.SMS, Channel.EMAIL))
     assert [(p.channel, p.status, p.reason) for p in decision.deliveries] == [
-        (Channel.SMS, Status.SKIPPED, Reason.FREQUENCY_CAP), (Channel.EMAIL, Status.PENDING, None),
+        (Channel.SMS, Status.SKIPPED, Reason.FREQUENCY_CAP),
+        (Channel.EMAIL, Status.PENDING, None),
     ]
 
 
 def test_consent_reasons_come_before_the_cap():
     state = ConsentState(sms_opted_out=frozenset({PHONE}), recent_sends={PHONE: (1, 1)})
-    request = SendRequest(kind=Kind.AUTOMATION, category=category("recall"),
-                          content_channels=frozenset({Channel.SMS}), frequency_cap=CAP)
+    request = SendRequest(
+        kind=Kind.AUTOMATION, category=category("recall"), content_channels=frozenset({Channel.SMS}), frequency_cap=CAP
+    )
     assert decide(request, PATIENT, state, NOW).deliveries[0].reason == Reason.SMS_OPTED_OUT

@@ -160,9 +160,7 @@ def test_notification_follows_the_practice_grid_not_the_builtin_default():
 
 
 def test_notification_patient_override_turns_a_channel_off_for_one_type():
-    who = recipient(
-        phones=[mobile()], emails=[EMAIL], overrides={("appointment_reminder", "email"): False}
-    )
+    who = recipient(phones=[mobile()], emails=[EMAIL], overrides={("appointment_reminder", "email"): False})
 
     reminder = run(NOTIFICATION, "appointment_reminder", [SMS, EMAIL_CH], who)
     assert rows(reminder) == [
@@ -195,9 +193,7 @@ def test_notification_patient_channel_opt_out_blocks_that_channel_for_all_types(
 
 
 def test_notification_patient_channel_opt_out_beats_an_override_that_turns_it_on():
-    who = recipient(
-        emails=[EMAIL], channel_opt_outs=[EMAIL_CH], overrides={("appointment_confirmed", "email"): True}
-    )
+    who = recipient(emails=[EMAIL], channel_opt_outs=[EMAIL_CH], overrides={("appointment_confirmed", "email"): True})
     decision = run(NOTIFICATION, "appointment_confirmed", [EMAIL_CH], who)
 
     assert rows(decision) == [("email", None, "skipped", "channel_opted_out_by_patient")]
@@ -241,9 +237,7 @@ def test_system_notification_ignores_a_patient_channel_opt_out():
         notification_channels=frozenset({Channel.IN_APP, Channel.EMAIL}),
         patient_can_disable=False,
     )
-    who = recipient(
-        emails=[EMAIL], channel_opt_outs=[EMAIL_CH], overrides={("system", "email"): False}
-    )
+    who = recipient(emails=[EMAIL], channel_opt_outs=[EMAIL_CH], overrides={("system", "email"): False})
     decision = run(NOTIFICATION, system, [IN_APP, EMAIL_CH], who)
 
     assert sent_rows(decision) == [("in_app", None), ("email", EMAIL)]

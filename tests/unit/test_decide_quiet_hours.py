@@ -25,8 +25,9 @@ PATIENT = Recipient(patient_id=1, phones=(Phone("+12125550111"),), emails=("a@ex
 
 
 def _request(kind, channels=(Channel.SMS,), window=WINDOW, key="appointment_reminder"):
-    return SendRequest(kind=kind, category=category(key), content_channels=frozenset(channels), window=window,
-                       default_timezone="UTC")
+    return SendRequest(
+        kind=kind, category=category(key), content_channels=frozenset(channels), window=window, default_timezone="UTC"
+    )
 
 
 def _at(local: str, zone=NY) -> datetime:
@@ -74,8 +75,13 @@ def test_the_patients_zone_decides_not_the_practices():
 
 def test_without_a_zone_of_their_own_the_practice_zone_applies():
     nowhere = Recipient(patient_id=3, phones=(Phone("+14155550111"),))
-    request = SendRequest(kind=Kind.AUTOMATION, category=category("recall"), content_channels=frozenset({Channel.SMS}),
-                          window=WINDOW, default_timezone="Europe/London")
+    request = SendRequest(
+        kind=Kind.AUTOMATION,
+        category=category("recall"),
+        content_channels=frozenset({Channel.SMS}),
+        window=WINDOW,
+        default_timezone="Europe/London",
+    )
     decision = decide(request, nowhere, ConsentState(), datetime(2026, 11, 23, 23, 0, tzinfo=UTC))
     assert decision.deliveries[0].not_before == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
@@ -90,7 +96,8 @@ def test_in_app_notices_are_not_held_back():
     request = _request(Kind.NOTIFICATION, channels=(Channel.IN_APP, Channel.EMAIL), key="message_received")
     decision = decide(request, PATIENT, ConsentState(), _at("2026-11-23 22:30"))
     assert [(p.channel, p.status) for p in decision.deliveries] == [
-        (Channel.IN_APP, Status.PENDING), (Channel.EMAIL, Status.DEFERRED),
+        (Channel.IN_APP, Status.PENDING),
+        (Channel.EMAIL, Status.DEFERRED),
     ]
 
 

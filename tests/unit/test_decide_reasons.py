@@ -62,18 +62,14 @@ REASON_SCENARIOS = {
     Reason.NO_MARKETING_CONSENT: lambda: run(
         "broadcast", "marketing", [EMAIL_CH], recipient(emails=[EMAIL], marketing=MarketingConsent.NO)
     ),
-    Reason.PHONE_INVALID: lambda: run(
-        "manual", "appointment_reminder", [SMS], recipient(phones=[mobile(valid=False)])
-    ),
+    Reason.PHONE_INVALID: lambda: run("manual", "appointment_reminder", [SMS], recipient(phones=[mobile(valid=False)])),
     Reason.NO_TEXT_CAPABLE_PHONE: lambda: run(
         "automation", "appointment_reminder", [SMS], recipient(phones=[landline()])
     ),
     Reason.NO_REACHABLE_CHANNEL: lambda: run(
         "automation", "appointment_reminder", [EMAIL_CH], recipient(phones=[mobile()])
     ),
-    Reason.CHANNEL_OFF_FOR_TYPE: lambda: run(
-        "notification", "recall", [EMAIL_CH], recipient(emails=[EMAIL])
-    ),
+    Reason.CHANNEL_OFF_FOR_TYPE: lambda: run("notification", "recall", [EMAIL_CH], recipient(emails=[EMAIL])),
     Reason.CHANNEL_OPTED_OUT_BY_PATIENT: lambda: run(
         "notification", "recall", [SMS], recipient(phones=[mobile()], channel_opt_outs=[SMS])
     ),
@@ -260,9 +256,16 @@ def test_recheck_applies_an_email_unsubscribe(kind, cat, expected):
 
 
 def test_recheck_passes_a_clean_address():
-    for channel, address in ((Channel.SMS, MOBILE), (Channel.VOICE, MOBILE), (Channel.EMAIL, EMAIL), (Channel.IN_APP, "")):
+    for channel, address in (
+        (Channel.SMS, MOBILE),
+        (Channel.VOICE, MOBILE),
+        (Channel.EMAIL, EMAIL),
+        (Channel.IN_APP, ""),
+    ):
         assert (
-            address_block_reason(kind=Kind.BROADCAST, category=APPT, channel=channel, address=address, state=ConsentState())
+            address_block_reason(
+                kind=Kind.BROADCAST, category=APPT, channel=channel, address=address, state=ConsentState()
+            )
             is None
         )
 
@@ -303,7 +306,11 @@ def test_decide_uses_the_same_check_as_the_worker():
 def test_in_app_is_never_refused_by_the_address_check():
     everything_blocked = state(opted_out=[MOBILE], unsubscribed=[EMAIL], bounced=[EMAIL], blocks={MOBILE: ["system"]})
     reason = address_block_reason(
-        kind=Kind.NOTIFICATION, category=category("system"), channel=Channel.IN_APP, address="", state=everything_blocked
+        kind=Kind.NOTIFICATION,
+        category=category("system"),
+        channel=Channel.IN_APP,
+        address="",
+        state=everything_blocked,
     )
     assert reason is None
 
@@ -311,8 +318,13 @@ def test_in_app_is_never_refused_by_the_address_check():
 def test_reason_for_a_patient_with_no_phone_is_the_emails_own_reason():
     # SMS had content but the patient has no phone at all: that says nothing
     # staff can act on, the unsubscribed email does.
-    decision = run(Kind.BROADCAST, "announcement", [SMS, EMAIL_CH], recipient(emails=[EMAIL]), state(unsubscribed=[EMAIL]))
-    assert rows(decision) == [("sms", None, "skipped", "no_reachable_channel"), ("email", EMAIL, "skipped", "email_unsubscribed")]
+    decision = run(
+        Kind.BROADCAST, "announcement", [SMS, EMAIL_CH], recipient(emails=[EMAIL]), state(unsubscribed=[EMAIL])
+    )
+    assert rows(decision) == [
+        ("sms", None, "skipped", "no_reachable_channel"),
+        ("email", EMAIL, "skipped", "email_unsubscribed"),
+    ]
     assert decision.reason == Reason.EMAIL_UNSUBSCRIBED
 
 

@@ -43,12 +43,17 @@ def test_the_readme_table_and_kind_policy_agree():
         assert _yes(table["frequency cap (optional)"][column]) == policy.frequency_cap, kind
         assert ("warns" in table["PMS marketing consent"][column]) == policy.marketing_warning, kind
         unsubscribe = table["email unsubscribed / bounced"][column]
-        assert policy.unsubscribe == (Unsubscribe.MARKETING_ONLY if "for marketing" in unsubscribe else
-                                      Unsubscribe.ALWAYS), kind
+        assert policy.unsubscribe == (
+            Unsubscribe.MARKETING_ONLY if "for marketing" in unsubscribe else Unsubscribe.ALWAYS
+        ), kind
         channel = table["channel"][column]
-        assert policy.channels == (Selection.FIRST_REACHABLE if channel.startswith("first reachable") else
-                                   Selection.EVERY_WRITTEN if "with content" in channel else
-                                   Selection.ACTIVE_FOR_TYPE), kind
+        assert policy.channels == (
+            Selection.FIRST_REACHABLE
+            if channel.startswith("first reachable")
+            else Selection.EVERY_WRITTEN
+            if "with content" in channel
+            else Selection.ACTIVE_FOR_TYPE
+        ), kind
 
 
 def test_the_service_own_kinds_answer_or_confirm_and_never_wait():

@@ -161,8 +161,10 @@ def test_a_guard_that_decided_is_named():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text() | st.text(st.characters(categories=["Cs", "Cc", "Mn", "L", "N", "P", "Z"])),
-       st.lists(st.text(max_size=6), max_size=3))
+@given(
+    st.text() | st.text(st.characters(categories=["Cs", "Cc", "Mn", "L", "N", "P", "Z"])),
+    st.lists(st.text(max_size=6), max_size=3),
+)
 def test_never_raises_on_arbitrary_text(body, languages):
     result = assess(body, languages)
     assert isinstance(result, Assessment)

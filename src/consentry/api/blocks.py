@@ -32,7 +32,11 @@ def _set_block(request, number: str, categories: list[str]) -> dict:
     practice = practice_of(request)
     normalized = normalize_phone(number, region=practice.region, field="number").number
     consent.set_block(
-        practice=practice, number=normalized, categories=categories, source=Source.API, actor=actor_of(request),
+        practice=practice,
+        number=normalized,
+        categories=categories,
+        source=Source.API,
+        actor=actor_of(request),
         evidence={"via": "api"},
     )
     return {"number": normalized, "categories": sorted(set(categories))}
@@ -42,7 +46,9 @@ def _set_block(request, number: str, categories: list[str]) -> dict:
 def blocks_list(request):
     return [
         {"number": n, "categories": c}
-        for n, c in Block.objects.filter(practice=practice_of(request)).order_by("number").values_list("number", "categories")
+        for n, c in Block.objects.filter(practice=practice_of(request))
+        .order_by("number")
+        .values_list("number", "categories")
     ]
 
 

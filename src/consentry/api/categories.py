@@ -33,8 +33,13 @@ class CategoryGridIn(In):
 
 
 def _category_out(c: Category) -> dict:
-    return {"key": c.key, "marketing": c.marketing, "notification_channels": c.notification_channels,
-            "patient_can_disable": c.patient_can_disable, "quiet_hours_exempt": c.quiet_hours_exempt}
+    return {
+        "key": c.key,
+        "marketing": c.marketing,
+        "notification_channels": c.notification_channels,
+        "patient_can_disable": c.patient_can_disable,
+        "quiet_hours_exempt": c.quiet_hours_exempt,
+    }
 
 
 @router.get("", response=list[CategoryOut])
@@ -44,8 +49,12 @@ def categories_list(request):
 
 @router.post("", response={201: CategoryOut})
 def categories_create(request, payload: CategoryIn):
-    category = create_category(practice=practice_of(request), key=payload.key, marketing=payload.marketing,
-                               notification_channels=payload.notification_channels)
+    category = create_category(
+        practice=practice_of(request),
+        key=payload.key,
+        marketing=payload.marketing,
+        notification_channels=payload.notification_channels,
+    )
     return Status(201, _category_out(category))
 
 
@@ -54,7 +63,10 @@ def categories_update(request, key: str, payload: CategoryGridIn):
     category = Category.objects.filter(practice=practice_of(request), key=key).first()
     if category is None:
         raise Http404("no such category")
-    return _category_out(set_notification_channels(
-        category=category, notification_channels=payload.notification_channels,
-        quiet_hours_exempt=payload.quiet_hours_exempt,
-    ))
+    return _category_out(
+        set_notification_channels(
+            category=category,
+            notification_channels=payload.notification_channels,
+            quiet_hours_exempt=payload.quiet_hours_exempt,
+        )
+    )

@@ -83,9 +83,16 @@ def _status(practice: Practice, address: str) -> dict:
 
 def _event_out(event: ConsentEvent, notes: dict[int, str]) -> dict:
     return {
-        "seq": event.seq, "at": event.created_at.isoformat(), "subject": event.subject, "state": event.state,
-        "source": event.source, "actor": event.actor, "evidence": event.evidence, "note": notes.get(event.pk),
-        "hash": event.hash, "prev_hash": event.prev_hash,
+        "seq": event.seq,
+        "at": event.created_at.isoformat(),
+        "subject": event.subject,
+        "state": event.state,
+        "source": event.source,
+        "actor": event.actor,
+        "evidence": event.evidence,
+        "note": notes.get(event.pk),
+        "hash": event.hash,
+        "prev_hash": event.prev_hash,
     }
 
 
@@ -137,7 +144,7 @@ def contacts_opt_out(request, payload: OptOutIn):
     normalized = normalize_address(payload.address, region=practice.region, field="address")
     reason = payload.reason.strip()
     if not reason:
-        raise InvalidInput("reason", "say why, e.g. \"patient asked by phone\"")
+        raise InvalidInput("reason", 'say why, e.g. "patient asked by phone"')
     # The API key, by its label, is the actor (see api/auth.py).
     event = consent.staff_opt_out(practice=practice, address=normalized, reason=reason, actor=actor_of(request))
     return {

@@ -27,8 +27,6 @@ from consentry.conversations.models import Conversation, ConversationEntry, Flag
 router = Router(tags=["conversations"])
 
 
-
-
 def _conversation(request: HttpRequest, conversation_id: str) -> Conversation:
     try:
         pk = uuid.UUID(conversation_id)
@@ -113,14 +111,20 @@ def _header(conversation: Conversation, patients: list, sms: str, last: Conversa
         "opted_out": sms == SmsState.OPTED_OUT,
         "last_activity_at": _iso(conversation.last_activity_at),
         "last_entry": {"direction": last.direction, "text": services.preview(last), "created_at": _iso(last.created_at)}
-        if last else None,
+        if last
+        else None,
     }
 
 
 def _entry_out(line: services.Line) -> dict:
     return {
-        "id": line.id, "direction": line.direction, "body": line.body, "author": line.author,
-        "created_at": _iso(line.created_at), "delivery_id": line.delivery_id, "delivery_status": line.delivery_status,
+        "id": line.id,
+        "direction": line.direction,
+        "body": line.body,
+        "author": line.author,
+        "created_at": _iso(line.created_at),
+        "delivery_id": line.delivery_id,
+        "delivery_status": line.delivery_status,
     }
 
 
@@ -145,7 +149,9 @@ def conversations_list(
     conversations = Conversation.objects.filter(practice=practice)
     if flag:
         conversations = conversations.filter(flag=Flag.POSSIBLE_OPT_OUT)
-    page = services.with_last_entries(conversations.order_by("-last_activity_at", "-created_at")[offset : offset + limit])
+    page = services.with_last_entries(
+        conversations.order_by("-last_activity_at", "-created_at")[offset : offset + limit]
+    )
     phones = [c.phone for c, _ in page]
     patients = services.patients_by_phone(practice, phones)
     opted_out = ledger.consent_state(practice.pk, phones).sms_opted_out
@@ -168,8 +174,9 @@ def conversations_reply(request, conversation_id: str, payload: ReplyIn):
         entry = services.reply(conversation, payload.body, actor_of(request))
     except services.ReplyRefused as refused:
         return Status(409, {"detail": refused.message, "reason": refused.reason})
-    line = services.Line(entry.pk, entry.direction, entry.body, entry.author, entry.created_at, entry.delivery_id,
-                         entry.delivery.status)
+    line = services.Line(
+        entry.pk, entry.direction, entry.body, entry.author, entry.created_at, entry.delivery_id, entry.delivery.status
+    )
     return Status(201, {"entry": _entry_out(line), "delivery_id": entry.delivery_id})
 
 

@@ -73,7 +73,9 @@ def _patient_out(patient: Patient) -> dict:
         "first_name": patient.first_name,
         "last_name": patient.last_name,
         "phones": [
-            {"number": p.address, "line_type": p.line_type, "valid": p.valid} for p in points if p.kind == ContactKind.PHONE
+            {"number": p.address, "line_type": p.line_type, "valid": p.valid}
+            for p in points
+            if p.kind == ContactKind.PHONE
         ],
         "emails": [p.address for p in points if p.kind == ContactKind.EMAIL],
         "preferred_phone": patient.preferred_phone.address if patient.preferred_phone else None,
@@ -128,7 +130,6 @@ def patients_update(request, patient_id: str, payload: PatientPatch):
         actor=actor_of(request),
     )
     return _patient_out(patient)
-
 
 
 def _get_patient(request, patient_id: str) -> Patient:

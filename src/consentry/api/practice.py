@@ -24,7 +24,6 @@ router = Router(tags=["practice"])
 PRINTABLE = r"^[^\x00]*$"
 
 
-
 class PracticeOut(Schema):
     id: str
     name: str

@@ -21,7 +21,6 @@ from consentry.providers.models import InAppNotice, PushSubscription
 router = Router(tags=["portal"])
 
 
-
 def _patient(request: HttpRequest, patient_id: str) -> Patient:
     try:
         pk = uuid.UUID(patient_id)
@@ -82,8 +81,12 @@ def push_public_key(request):
 @router.post("/patients/{patient_id}/push-subscriptions", response={201: SubscriptionOut})
 def push_subscriptions_create(request, patient_id: str, payload: SubscriptionIn):
     """Register a browser's subscription. The same endpoint again updates its keys, never duplicates it."""
-    subscription = webpush.subscribe(patient=_patient(request, patient_id), endpoint=payload.endpoint,
-                                     p256dh=payload.keys.p256dh, auth=payload.keys.auth)
+    subscription = webpush.subscribe(
+        patient=_patient(request, patient_id),
+        endpoint=payload.endpoint,
+        p256dh=payload.keys.p256dh,
+        auth=payload.keys.auth,
+    )
     return Status(201, _subscription_out(subscription))
 
 
@@ -105,14 +108,21 @@ def push_subscriptions_delete(request, patient_id: str, subscription_id: str):
 
 
 @router.get("/patients/{patient_id}/notices", response=list[NoticeOut])
-def notices_list(request, patient_id: str, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET)):
+def notices_list(
+    request, patient_id: str, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET)
+):
     """The patient's in-app notices, newest first."""
     patient = _patient(request, patient_id)
     notices = InAppNotice.objects.filter(patient=patient).order_by("-created_at", "-pk")[offset : offset + limit]
     return [
         {
-            "id": n.pk, "delivery_id": n.delivery_id, "category": n.category, "subject": n.subject, "body": n.body,
-            "created_at": n.created_at.isoformat(), "read_at": n.read_at.isoformat() if n.read_at else None,
+            "id": n.pk,
+            "delivery_id": n.delivery_id,
+            "category": n.category,
+            "subject": n.subject,
+            "body": n.body,
+            "created_at": n.created_at.isoformat(),
+            "read_at": n.read_at.isoformat() if n.read_at else None,
         }
         for n in notices
     ]

@@ -46,9 +46,14 @@ def resubscribe_email(request: HttpRequest, response: HttpResponse, payload: Res
         return Status(429, {"detail": str(exc), "retry_after_seconds": seconds})
     except NotUnsubscribed as exc:
         return Status(409, {"detail": str(exc)})
-    return Status(202, {"email": sent.email, "sent": True,
-                        "detail": "A resubscribe email is on its way; the address is subscribed once the person "
-                                  "presses Opt-In."})
+    return Status(
+        202,
+        {
+            "email": sent.email,
+            "sent": True,
+            "detail": "A resubscribe email is on its way; the address is subscribed once the person presses Opt-In.",
+        },
+    )
 
 
 class PortalLinkOut(Schema):

@@ -12,11 +12,23 @@ from consentry.errors import InvalidInput
 # Operation ids are part of the public API (generated clients name their methods by them), and ninja
 # derives them from the handler's module. These handlers lived in this module when the ids were
 # first published; their ids stay as they were wherever the handlers now live.
-FIRST_PUBLISHED_HERE = frozenset({
-    "patients_create", "patients_get", "patients_update", "contacts_status", "blocks_list", "blocks_create",
-    "blocks_update", "blocks_delete", "categories_list", "categories_create", "categories_update",
-    "messages_create", "messages_get",
-})
+FIRST_PUBLISHED_HERE = frozenset(
+    {
+        "patients_create",
+        "patients_get",
+        "patients_update",
+        "contacts_status",
+        "blocks_list",
+        "blocks_create",
+        "blocks_update",
+        "blocks_delete",
+        "categories_list",
+        "categories_create",
+        "categories_update",
+        "messages_create",
+        "messages_get",
+    }
+)
 
 
 class ConsentryApi(NinjaAPI):
@@ -51,7 +63,11 @@ def invalid_request(request, exc: ValidationError):
 def invalid_input(request, exc: InvalidInput):
     return api.create_response(
         request,
-        {"detail": [{"type": "invalid", "field": exc.field, "loc": ["body", *exc.field.split(".")], "msg": exc.message}]},
+        {
+            "detail": [
+                {"type": "invalid", "field": exc.field, "loc": ["body", *exc.field.split(".")], "msg": exc.message}
+            ]
+        },
         status=422,
     )
 

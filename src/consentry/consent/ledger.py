@@ -31,8 +31,17 @@ IN_CHUNK = 2000
 
 
 def _canonical(
-    *, practice_id: PracticeId, seq: int, subject: str, address: str, state: str, source: str, actor: str,
-    evidence: Evidence, created_at: datetime, prev_hash: str
+    *,
+    practice_id: PracticeId,
+    seq: int,
+    subject: str,
+    address: str,
+    state: str,
+    source: str,
+    actor: str,
+    evidence: Evidence,
+    created_at: datetime,
+    prev_hash: str,
 ) -> bytes:
     payload = {
         "practice": str(practice_id),
@@ -105,9 +114,7 @@ def record(
     evidence, actor, note = text.scrub(dict(evidence or {})), text.scrub(actor), text.scrub(note)
     if note:
         evidence["note"] = ConsentNote.objects.create(practice_id=practice.pk, text=note).pk
-    head = (
-        ConsentEvent.objects.filter(practice_id=practice.pk).order_by("-seq").values_list("seq", "hash").first()
-    )
+    head = ConsentEvent.objects.filter(practice_id=practice.pk).order_by("-seq").values_list("seq", "hash").first()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
     event = ConsentEvent(
         practice_id=practice.pk,
@@ -258,8 +265,10 @@ def replay_projection(practice_id: PracticeId) -> Projection:
     projection.do_not_contact = dict.fromkeys(patient_ids, Patient._meta.get_field("do_not_contact").default)
     contacts: dict[str, list[str]] = {}
     events = (
-        ConsentEvent.objects.filter(practice_id=practice_id).order_by("seq")
-        .values_list("subject", "address", "state").iterator(chunk_size=2000)
+        ConsentEvent.objects.filter(practice_id=practice_id)
+        .order_by("seq")
+        .values_list("subject", "address", "state")
+        .iterator(chunk_size=2000)
     )
     for subject, address, state in events:
         if subject == Subject.BLOCK:
@@ -287,8 +296,10 @@ def current_projection(practice_id: PracticeId) -> Projection:
     for pk, consent, flag in patients:
         marketing[str(pk)], do_not_contact[str(pk)] = consent, flag
     return Projection(
-        contacts={a: (s, e) for a, s, e in
-                  ContactConsent.objects.filter(practice_id=practice_id).values_list("address", "sms", "email")},
+        contacts={
+            a: (s, e)
+            for a, s, e in ContactConsent.objects.filter(practice_id=practice_id).values_list("address", "sms", "email")
+        },
         blocks=dict(Block.objects.filter(practice_id=practice_id).values_list("number", "categories")),
         marketing=marketing,
         do_not_contact=do_not_contact,

@@ -428,14 +428,17 @@ _REFUSAL_RANK = {Reason.NO_TEXT_CAPABLE_PHONE: 1, Reason.PHONE_INVALID: 2}
 
 
 def _address_checks(
-    kind: Kind, category: Category, channel: Channel, phones: tuple[Phone, ...], emails: tuple[str, ...],
-    state: ConsentState, cap: FrequencyCap | None = None,
+    kind: Kind,
+    category: Category,
+    channel: Channel,
+    phones: tuple[Phone, ...],
+    emails: tuple[str, ...],
+    state: ConsentState,
+    cap: FrequencyCap | None = None,
 ) -> Iterator[tuple[str, Reason | None]]:
     if channel == Channel.EMAIL:
         for email in emails:
-            yield email, address_block_reason(
-                kind=kind, category=category, channel=channel, address=email, state=state
-            )
+            yield email, address_block_reason(kind=kind, category=category, channel=channel, address=email, state=state)
         return
     for phone in phones:
         if not phone.valid:
@@ -452,8 +455,13 @@ def _address_checks(
 
 
 def _first_reachable(
-    kind: Kind, category: Category, content: frozenset[Channel], phones: tuple[Phone, ...], emails: tuple[str, ...],
-    state: ConsentState, cap: FrequencyCap | None = None,
+    kind: Kind,
+    category: Category,
+    content: frozenset[Channel],
+    phones: tuple[Phone, ...],
+    emails: tuple[str, ...],
+    state: ConsentState,
+    cap: FrequencyCap | None = None,
 ) -> list[Planned]:
     """At most one message: text, else call, else email (Artera's hierarchy).
 
@@ -487,7 +495,10 @@ def active_notification_channels(category: Category, recipient: Recipient) -> li
 
 
 def _all_active(
-    request: SendRequest, recipient: Recipient, phones: tuple[Phone, ...], state: ConsentState,
+    request: SendRequest,
+    recipient: Recipient,
+    phones: tuple[Phone, ...],
+    state: ConsentState,
     cap: FrequencyCap | None = None,
 ) -> list[Planned]:
     kind, category = request.kind, request.category
@@ -500,11 +511,7 @@ def _all_active(
             if channel == Channel.IN_APP:
                 continue  # in-app is a fallback surface, not a channel the sender picked
             planned.append(Planned(channel, None, Status.SKIPPED, Reason.CHANNEL_OFF_FOR_TYPE))
-        elif (
-            channel in recipient.channel_opt_outs
-            and channel != Channel.IN_APP
-            and category.patient_can_disable
-        ):
+        elif channel in recipient.channel_opt_outs and channel != Channel.IN_APP and category.patient_can_disable:
             planned.append(Planned(channel, None, Status.SKIPPED, Reason.CHANNEL_OPTED_OUT_BY_PATIENT))
         else:
             planned.append(_plan_channel(kind, category, channel, phones, recipient.emails, state, cap))

@@ -16,8 +16,15 @@ from .ledger import AddressStatus, address_status
 from .models import ConsentEvent, ContactConsent, EmailState, SmsState
 from .rules import PracticeId
 
-__all__ = ["AddressStatus", "address_status", "History", "address_history", "PhoneView", "EmailView",
-           "patient_addresses"]
+__all__ = [
+    "AddressStatus",
+    "address_status",
+    "History",
+    "address_history",
+    "PhoneView",
+    "EmailView",
+    "patient_addresses",
+]
 
 
 @dataclass(frozen=True)
@@ -60,17 +67,27 @@ def patient_addresses(patient: Patient) -> tuple[list[PhoneView], list[EmailView
     addresses = [p.address for p in points]
     state = ledger.consent_state(patient.practice_id, addresses)
     since = dict(
-        ContactConsent.objects.filter(practice_id=patient.practice_id, address__in=addresses, sms=SmsState.OPTED_OUT)
-        .values_list("address", "last_event__created_at")
+        ContactConsent.objects.filter(
+            practice_id=patient.practice_id, address__in=addresses, sms=SmsState.OPTED_OUT
+        ).values_list("address", "last_event__created_at")
     )
     phones = [
-        PhoneView(p.address, p.address in state.sms_opted_out, since.get(p.address),
-                  p.valid and p.line_type != "landline")
-        for p in points if p.kind == ContactKind.PHONE
+        PhoneView(
+            p.address, p.address in state.sms_opted_out, since.get(p.address), p.valid and p.line_type != "landline"
+        )
+        for p in points
+        if p.kind == ContactKind.PHONE
     ]
     emails = [
-        EmailView(p.address, EmailState.BOUNCED if p.address in state.email_bounced
-                  else EmailState.UNSUBSCRIBED if p.address in state.email_unsubscribed else EmailState.SUBSCRIBED)
-        for p in points if p.kind == ContactKind.EMAIL
+        EmailView(
+            p.address,
+            EmailState.BOUNCED
+            if p.address in state.email_bounced
+            else EmailState.UNSUBSCRIBED
+            if p.address in state.email_unsubscribed
+            else EmailState.SUBSCRIBED,
+        )
+        for p in points
+        if p.kind == ContactKind.EMAIL
     ]
     return phones, emails

@@ -53,23 +53,42 @@ def _record_sms(
     if _current(practice, number, "sms", SmsState.OPTED_IN) == state:
         return None
     return ledger.record(
-        practice=practice, subject=Subject.SMS, address=number, state=state,
-        source=source, actor=actor, evidence=evidence, note=note,
+        practice=practice,
+        subject=Subject.SMS,
+        address=number,
+        state=state,
+        source=source,
+        actor=actor,
+        evidence=evidence,
+        note=note,
     )
 
 
 @transaction.atomic
 def record_email_state(
-    *, practice: Practice, email: str, state: EmailState, source: str, actor: str, evidence: Evidence | None = None,
-    note: str = "", keep_bounced: bool = False,
+    *,
+    practice: Practice,
+    email: str,
+    state: EmailState,
+    source: str,
+    actor: str,
+    evidence: Evidence | None = None,
+    note: str = "",
+    keep_bounced: bool = False,
 ) -> ConsentEvent | None:
     """Set an email address's state; ``keep_bounced``: a bounced address stays bounced (it already gets nothing)."""
     current = _current(practice, email, "email", EmailState.SUBSCRIBED)
     if current == state or (keep_bounced and current == EmailState.BOUNCED):
         return None
     return ledger.record(
-        practice=practice, subject=Subject.EMAIL, address=email, state=state,
-        source=source, actor=actor, evidence=evidence, note=note,
+        practice=practice,
+        subject=Subject.EMAIL,
+        address=email,
+        state=state,
+        source=source,
+        actor=actor,
+        evidence=evidence,
+        note=note,
     )
 
 
@@ -82,8 +101,13 @@ def staff_opt_out(*, practice: Practice, address: str, reason: str, actor: str) 
     """
     if "@" in address:
         return record_email_state(
-            practice=practice, email=address, state=EmailState.UNSUBSCRIBED, source=Source.STAFF, actor=actor,
-            note=reason, keep_bounced=True,
+            practice=practice,
+            email=address,
+            state=EmailState.UNSUBSCRIBED,
+            source=Source.STAFF,
+            actor=actor,
+            note=reason,
+            keep_bounced=True,
         )
     return record_sms_opt_out(practice=practice, number=address, source=Source.STAFF, actor=actor, note=reason)
 
@@ -106,8 +130,13 @@ def set_block(
     if sorted(current or []) == wanted:
         return None
     return ledger.record(
-        practice=practice, subject=Subject.BLOCK, address=number, state=json.dumps(wanted),
-        source=source, actor=actor, evidence=evidence,
+        practice=practice,
+        subject=Subject.BLOCK,
+        address=number,
+        state=json.dumps(wanted),
+        source=source,
+        actor=actor,
+        evidence=evidence,
     )
 
 
@@ -118,8 +147,12 @@ def set_marketing_consent(*, patient: Patient, value: str, source: str, actor: s
     if patient.marketing_consent == value:
         return None
     event = ledger.record(
-        practice=patient.practice, subject=Subject.MARKETING, address=ledger.patient_subject(patient.pk),
-        state=value, source=source, actor=actor,
+        practice=patient.practice,
+        subject=Subject.MARKETING,
+        address=ledger.patient_subject(patient.pk),
+        state=value,
+        source=source,
+        actor=actor,
     )
     patient.marketing_consent = value
     return event
@@ -132,8 +165,12 @@ def set_do_not_contact(*, patient: Patient, value: bool, source: str, actor: str
     if patient.do_not_contact == value:
         return None
     event = ledger.record(
-        practice=patient.practice, subject=Subject.DO_NOT_CONTACT, address=ledger.patient_subject(patient.pk),
-        state="on" if value else "off", source=source, actor=actor,
+        practice=patient.practice,
+        subject=Subject.DO_NOT_CONTACT,
+        address=ledger.patient_subject(patient.pk),
+        state="on" if value else "off",
+        source=source,
+        actor=actor,
     )
     patient.do_not_contact = value
     return event

@@ -88,8 +88,13 @@ def handle_inbound_sms(
     try:
         with transaction.atomic():
             inbound = InboundMessage.objects.create(
-                practice=practice, provider=provider, provider_ref=provider_ref, from_number=number,
-                to_number=to_number, body=body, keyword=keyword,
+                practice=practice,
+                provider=provider,
+                provider_ref=provider_ref,
+                from_number=number,
+                to_number=to_number,
+                body=body,
+                keyword=keyword,
             )
             conversation = conversations.record_inbound(practice, number, inbound)
             if keyword == KeywordKind.NONE:
@@ -146,20 +151,26 @@ def _reasonable_means(practice: Practice, conversation: Conversation, inbound: I
         return InboundResult(KeywordKind.NONE, changed=False, replied=False)
     if ledger.address_status(practice.pk, conversation.phone).sms == SmsState.OPTED_OUT:
         # Already opted out: the request is honoured; nothing is left to decide.
-        return InboundResult(KeywordKind.NONE, changed=False, replied=False, possible_opt_out=True,
-                             rule=assessment.rule)
+        return InboundResult(
+            KeywordKind.NONE, changed=False, replied=False, possible_opt_out=True, rule=assessment.rule
+        )
     if practice.reasonable_means != ReasonableMeans.AUTO:
         conversations.flag_possible_opt_out(conversation, assessment.rule)
-        return InboundResult(KeywordKind.NONE, changed=False, replied=False, possible_opt_out=True,
-                             rule=assessment.rule)
+        return InboundResult(
+            KeywordKind.NONE, changed=False, replied=False, possible_opt_out=True, rule=assessment.rule
+        )
     event = consent.record_sms_opt_out(
-        practice=practice, number=conversation.phone, source=Source.SMS_REPLY, actor=conversation.phone,
+        practice=practice,
+        number=conversation.phone,
+        source=Source.SMS_REPLY,
+        actor=conversation.phone,
         evidence=_evidence(inbound, rule=assessment.rule),
     )
     conversations.note_consent_change(conversation, event)
     replied = _answer(practice, conversation, reasonable_means_confirmation(practice) if event else None)
-    return InboundResult(KeywordKind.NONE, event is not None, replied=replied, possible_opt_out=True,
-                         rule=assessment.rule)
+    return InboundResult(
+        KeywordKind.NONE, event is not None, replied=replied, possible_opt_out=True, rule=assessment.rule
+    )
 
 
 def _answer(practice: Practice, conversation: Conversation, reply: str | None) -> bool:

@@ -56,9 +56,7 @@ class ConversationEntry(models.Model):
     )
     delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # The consent change a system line reports (opted out, opted back in).
-    consent_event = models.ForeignKey(
-        ConsentEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    consent_event = models.ForeignKey(ConsentEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     # The staff member (or API key) who wrote an outbound text; blank for the patient and the system.
     author = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)

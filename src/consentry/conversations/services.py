@@ -74,8 +74,14 @@ def append(
 ) -> ConversationEntry:
     now = datetime.now(UTC)
     entry = ConversationEntry.objects.create(
-        conversation=conversation, direction=direction, body=body, inbound_message=inbound_message,
-        delivery=delivery, consent_event=consent_event, author=author, created_at=now,
+        conversation=conversation,
+        direction=direction,
+        body=body,
+        inbound_message=inbound_message,
+        delivery=delivery,
+        consent_event=consent_event,
+        author=author,
+        created_at=now,
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=now)
     conversation.last_activity_at = now
@@ -106,8 +112,7 @@ def consent_line(event: ConsentEvent) -> str:
     else:
         how = f"source: {event.source}"
     return (
-        f"The patient opted out of texts from this practice: {how}. "
-        "Only the patient can opt back in, by texting START."
+        f"The patient opted out of texts from this practice: {how}. Only the patient can opt back in, by texting START."
     )
 
 
@@ -147,8 +152,15 @@ def create_staff_text(*, practice: Practice, number: str, body: str, actor: str)
     Its kind is ``manual``: the SMS opt-out and the Blocked Communications list
     apply, here and again in the worker right before the provider call.
     """
-    return create_direct_message(practice=practice, kind=Kind.MANUAL, category=REPLY_CATEGORY,
-                                 channel=Channel.SMS, address=number, content={"sms": body}, actor=actor)
+    return create_direct_message(
+        practice=practice,
+        kind=Kind.MANUAL,
+        category=REPLY_CATEGORY,
+        channel=Channel.SMS,
+        address=number,
+        content={"sms": body},
+        actor=actor,
+    )
 
 
 def reply(conversation: Conversation, body: str, actor: str) -> ConversationEntry:
@@ -157,15 +169,22 @@ def reply(conversation: Conversation, body: str, actor: str) -> ConversationEntr
     body = clean_body(practice, body)
     with transaction.atomic():
         reason = address_block_reason(
-            kind=Kind.MANUAL, category=category_for(practice, REPLY_CATEGORY), channel=Channel.SMS,
-            address=conversation.phone, state=ledger.consent_state(practice.pk, [conversation.phone]),
+            kind=Kind.MANUAL,
+            category=category_for(practice, REPLY_CATEGORY),
+            channel=Channel.SMS,
+            address=conversation.phone,
+            state=ledger.consent_state(practice.pk, [conversation.phone]),
         )
         if reason == Reason.SMS_OPTED_OUT:
-            raise ReplyRefused(reason, f"{conversation.phone} opted out of texts from this practice; "
-                                       "only the patient can opt back in by texting START")
+            raise ReplyRefused(
+                reason,
+                f"{conversation.phone} opted out of texts from this practice; "
+                "only the patient can opt back in by texting START",
+            )
         if reason is not None:
-            raise ReplyRefused(reason, f"{conversation.phone} is on the Blocked Communications list "
-                                       f"for {REPLY_CATEGORY} messages")
+            raise ReplyRefused(
+                reason, f"{conversation.phone} is on the Blocked Communications list for {REPLY_CATEGORY} messages"
+            )
         delivery = create_staff_text(practice=practice, number=conversation.phone, body=body, actor=actor)
         return append(conversation, Direction.OUTBOUND, body, delivery=delivery, author=actor)
 
@@ -183,7 +202,10 @@ def confirm_opt_out(conversation: Conversation, actor: str) -> ConsentEvent | No
             evidence["flag"] = conversation.flag
             evidence["flag_rule"] = conversation.flag_rule
         event = consent.record_sms_opt_out(
-            practice=conversation.practice, number=conversation.phone, source=Source.STAFF, actor=actor,
+            practice=conversation.practice,
+            number=conversation.phone,
+            source=Source.STAFF,
+            actor=actor,
             evidence=evidence,
         )
         note_consent_change(conversation, event)
@@ -242,14 +264,23 @@ def timeline(conversation: Conversation) -> list[Line]:
     (a carrier opt-out), that change is shown from the ledger.
     """
     lines = [
-        Line(e.pk, e.direction, e.body, e.author, e.created_at, e.delivery_id,
-             e.delivery.status if e.delivery_id else None)
+        Line(
+            e.pk,
+            e.direction,
+            e.body,
+            e.author,
+            e.created_at,
+            e.delivery_id,
+            e.delivery.status if e.delivery_id else None,
+        )
         for e in conversation.entries.select_related("delivery").order_by("created_at", "pk")
     ]
     latest = (
-        ConsentEvent.objects.filter(practice_id=conversation.practice_id, subject=Subject.SMS,
-                                    address=conversation.phone)
-        .order_by("-seq").first()
+        ConsentEvent.objects.filter(
+            practice_id=conversation.practice_id, subject=Subject.SMS, address=conversation.phone
+        )
+        .order_by("-seq")
+        .first()
     )
     noted = conversation.entries.filter(consent_event=latest).exists() if latest else True
     if latest is not None and latest.state == SmsState.OPTED_OUT and not noted:

@@ -151,8 +151,10 @@ _RULES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     # "I said stop", "I told you to stop texting me", "how many times do I have to say stop"
     (
         "repeated_request",
-        _c(r"\b(?:i\s+said|i\s+told\s+(?:you|u)|told\s+(?:you|u)\s+to|i\s+asked\s+(?:you|u)\s+to|how\s+many\s+times)"
-           r"\b[^.!?]{0,40}?\bstop\b"),
+        _c(
+            r"\b(?:i\s+said|i\s+told\s+(?:you|u)|told\s+(?:you|u)\s+to|i\s+asked\s+(?:you|u)\s+to|how\s+many\s+times)"
+            r"\b[^.!?]{0,40}?\bstop\b"
+        ),
         frozenset({"en"}),
     ),
     # "unsubscribe me", "unsub", "unsuscribe", "I unsubscribed last week"
@@ -162,8 +164,10 @@ _RULES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     # "revoke my consent", "I withdraw my consent for texts"
     (
         "revoke_consent",
-        _c(r"\b(?:revoke|revoking|withdraw|withdrawing|rescind|cancel)\s+(?:my\s+|all\s+|any\s+)?"
-           r"(?:consent|permission|authorization)\b"),
+        _c(
+            r"\b(?:revoke|revoking|withdraw|withdrawing|rescind|cancel)\s+(?:my\s+|all\s+|any\s+)?"
+            r"(?:consent|permission|authorization)\b"
+        ),
         frozenset({"en"}),
     ),
     # "don't text me anymore", "do not text this number", "please don't send me any more texts", "do not contact"
@@ -178,8 +182,10 @@ _RULES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     # "I didn't sign up for these texts", "I never agreed to this"
     (
         "never_agreed",
-        _c(rf"\b(?:didnt|did\s+not|never)\s+(?:sign(?:ed)?\s+up|opt(?:ed)?\s+in|agree[d]?|ask(?:ed)?|subscribe[d]?)"
-           rf"\s+(?:for|to)\s+(?:{_NP}|{_THESE}|any\s+of\s+(?:this|these|{_NP}))"),
+        _c(
+            rf"\b(?:didnt|did\s+not|never)\s+(?:sign(?:ed)?\s+up|opt(?:ed)?\s+in|agree[d]?|ask(?:ed)?|subscribe[d]?)"
+            rf"\s+(?:for|to)\s+(?:{_NP}|{_THESE}|any\s+of\s+(?:this|these|{_NP}))"
+        ),
         frozenset({"en"}),
     ),
     # "No texts please" as a clause of its own

@@ -14,7 +14,13 @@ from .tasks import enqueue_dispatch
 
 
 def create_direct_message(
-    *, practice: Practice, kind: Kind, channel: Channel, address: str, content: dict, actor: str,
+    *,
+    practice: Practice,
+    kind: Kind,
+    channel: Channel,
+    address: str,
+    content: dict,
+    actor: str,
     category: str = "system",
 ) -> Delivery:
     """One message to one address (not to patients), through the normal delivery path.
@@ -24,11 +30,17 @@ def create_direct_message(
     """
     with transaction.atomic():
         message = Message.objects.create(
-            practice=practice, kind=kind, category=category, content=json.dumps(content), actor=actor,
+            practice=practice,
+            kind=kind,
+            category=category,
+            content=json.dumps(content),
+            actor=actor,
         )
         patient_id = (
             PatientContact.objects.filter(contact_point__practice=practice, contact_point__address=address)
-            .order_by("patient__created_at").values_list("patient_id", flat=True).first()
+            .order_by("patient__created_at")
+            .values_list("patient_id", flat=True)
+            .first()
         )
         delivery = Delivery.objects.create(
             message=message, practice=practice, patient_id=patient_id, channel=channel, address=address
@@ -43,5 +55,11 @@ def create_keyword_reply(*, practice: Practice, number: str, body: str, actor: s
     Its kind exempts it from the opt-out it confirms (CTIA: one confirmation
     after an opt-out is allowed, and expected).
     """
-    return create_direct_message(practice=practice, kind=Kind.KEYWORD_REPLY, channel=Channel.SMS, address=number,
-                                 content={"sms": body}, actor=actor)
+    return create_direct_message(
+        practice=practice,
+        kind=Kind.KEYWORD_REPLY,
+        channel=Channel.SMS,
+        address=number,
+        content={"sms": body},
+        actor=actor,
+    )

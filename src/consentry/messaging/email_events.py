@@ -117,8 +117,9 @@ def on_tracking(sender, event, esp_name, **kwargs) -> None:
     if isinstance(message_id, str) and message_id:
         delivery = Delivery.objects.filter(provider_ref=message_id, channel=Channel.EMAIL).order_by("pk").first()
     if delivery is None:
-        log.warning("%s %s event %s for an unknown message %r: ignored",
-                    esp_name, event.event_type, event.event_id, message_id)
+        log.warning(
+            "%s %s event %s for an unknown message %r: ignored", esp_name, event.event_type, event.event_id, message_id
+        )
         return
     apply_tracking_event(delivery, event, esp_name)
 
@@ -135,31 +136,47 @@ def apply_tracking_event(delivery: Delivery, event, esp_name: str) -> None:
     # An ESP sends an event again when it did not hear our answer: the same
     # event leaves the same row in the history, so a row already there means
     # there is nothing left to do.
-    if DeliveryEvent.objects.filter(delivery=delivery, status=status or delivery.status,
-                                    provider_status=provider_status, error_code=error_code).exists():
+    if DeliveryEvent.objects.filter(
+        delivery=delivery, status=status or delivery.status, provider_status=provider_status, error_code=error_code
+    ).exists():
         return
     event_id = scrub(event.event_id)
     if _already_recorded(delivery, event_id):
         return
     detail = _text(event.description or event.mta_response or event.reject_reason)
     evidence = {
-        "esp": esp_name, "esp_event_id": event_id, "event": kind, "reason": detail,
+        "esp": esp_name,
+        "esp_event_id": event_id,
+        "event": kind,
+        "reason": detail,
         "mta_response": _text(event.mta_response),
     }
     if kind == EventType.BOUNCED and not _soft(event):
         record_email_bounce(delivery, source=Source.ESP_WEBHOOK, actor=esp_name, evidence=evidence)
     elif kind in UNSUBSCRIBE_EVENTS:
         record_email_state(
-            practice=delivery.practice, email=delivery.address, state=EmailState.UNSUBSCRIBED,
-            source=Source.ESP_WEBHOOK, actor=esp_name,
-            evidence={**evidence, "complaint": kind == EventType.COMPLAINED, "delivery_id": delivery.pk,
-                      "provider_ref": delivery.provider_ref},
+            practice=delivery.practice,
+            email=delivery.address,
+            state=EmailState.UNSUBSCRIBED,
+            source=Source.ESP_WEBHOOK,
+            actor=esp_name,
+            evidence={
+                **evidence,
+                "complaint": kind == EventType.COMPLAINED,
+                "delivery_id": delivery.pk,
+                "provider_ref": delivery.provider_ref,
+            },
         )
     if status is None:  # deferred, complained, unsubscribed: the delivery's history only
         move(delivery, Status(delivery.status), provider_status=provider_status, error_code=error_code)
     else:
-        move(delivery, status, provider_status=provider_status, error_code=error_code,
-             error=f"{kind}: {detail}" if status == Status.FAILED else "")
+        move(
+            delivery,
+            status,
+            provider_status=provider_status,
+            error_code=error_code,
+            error=f"{kind}: {detail}" if status == Status.FAILED else "",
+        )
 
 
 def _soft(event) -> bool:
@@ -195,8 +212,13 @@ def unsubscribe_by_mail(*, sender: str, subject: str) -> ConsentEvent | None:
         log.warning("unsubscribe mail for practice %s, which is no longer here: ignored", practice_id)
         return None
     return record_email_state(
-        practice=practice, email=email, state=EmailState.UNSUBSCRIBED, source=Source.MAILTO_UNSUBSCRIBE,
-        actor=email, evidence={"from": _text(sender)}, note=" ".join(str(subject).split())[:2100],
+        practice=practice,
+        email=email,
+        state=EmailState.UNSUBSCRIBED,
+        source=Source.MAILTO_UNSUBSCRIBE,
+        actor=email,
+        evidence={"from": _text(sender)},
+        note=" ".join(str(subject).split())[:2100],
     )
 
 

@@ -73,8 +73,11 @@ class Delivery(models.Model):
             # Status callbacks find their delivery by the provider's id.
             models.Index(fields=["provider_ref"], name="delivery_provider_ref", condition=~models.Q(provider_ref="")),
             # The recovery sweep looks only at deliveries still waiting, oldest first.
-            models.Index(fields=["updated_at"], name="delivery_waiting",
-                         condition=models.Q(status__in=[Status.PENDING, Status.DEFERRED])),
+            models.Index(
+                fields=["updated_at"],
+                name="delivery_waiting",
+                condition=models.Q(status__in=[Status.PENDING, Status.DEFERRED]),
+            ),
         ]
 
 

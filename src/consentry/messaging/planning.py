@@ -66,7 +66,8 @@ MAX_IDEMPOTENCY_KEY = 255
 def _request_hash(kind, category, ids, cleaned) -> str:
     canonical = json.dumps(
         {"kind": kind, "category": category, "patient_ids": [str(i) for i in ids], "content": cleaned},
-        sort_keys=True, separators=(",", ":"),
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -79,9 +80,9 @@ def _replay(practice: Practice, key: str, request_hash: str) -> PlannedMessage |
         raise InvalidInput("Idempotency-Key", "was already used for a different request")
     rows = [
         DeliveryRow(str(p) if p else None, c, a, s, r, n)
-        for p, c, a, s, r, n in Delivery.objects.filter(message=message).order_by("pk").values_list(
-            "patient_id", "channel", "address", "status", "reason", "not_before"
-        )
+        for p, c, a, s, r, n in Delivery.objects.filter(message=message)
+        .order_by("pk")
+        .values_list("patient_id", "channel", "address", "status", "reason", "not_before")
     ]
     return PlannedMessage(message, rows, {}, replayed=True)
 
@@ -119,8 +120,11 @@ def create_message(
     if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
         return replayed
     request = SendRequest(
-        kind=kind, category=category_value, content_channels=channels,
-        window=send_window(practice, kind, category_record), default_timezone=practice.timezone,
+        kind=kind,
+        category=category_value,
+        content_channels=channels,
+        window=send_window(practice, kind, category_record),
+        default_timezone=practice.timezone,
         frequency_cap=FrequencyCap(practice.frequency_cap_per_day, practice.frequency_cap_per_week)
         if practice.frequency_caps and kind in AUTOMATED_KINDS
         else None,
@@ -138,8 +142,13 @@ def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_
     category_value = request.category
     with transaction.atomic():
         message = Message.objects.create(
-            practice=practice, kind=request.kind, category=category_value.key, content=json.dumps(cleaned),
-            actor=actor, idempotency_key=idempotency_key, request_hash=request_hash,
+            practice=practice,
+            kind=request.kind,
+            category=category_value.key,
+            content=json.dumps(cleaned),
+            actor=actor,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
         )
         deliveries: list[DeliveryRow] = []
         warnings: dict[str, list[str]] = {}
@@ -162,9 +171,14 @@ def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_
                 # The zone quiet hours were judged in, for the worker's check before a late hand-over.
                 zone = (recipient.timezone or request.default_timezone) if request.window is not None else ""
                 for planned in decision.deliveries:
-                    row = DeliveryRow(patient_id, planned.channel.value, planned.address or "",
-                                      planned.status.value, planned.reason.value if planned.reason else "",
-                                      planned.not_before)
+                    row = DeliveryRow(
+                        patient_id,
+                        planned.channel.value,
+                        planned.address or "",
+                        planned.status.value,
+                        planned.reason.value if planned.reason else "",
+                        planned.not_before,
+                    )
                     writer.add(recipient.patient_id, row, zone)
                     deliveries.append(row)
                     if recent is not None and planned.channel in PHONE_CHANNELS and planned.status in SENDING:
@@ -182,8 +196,19 @@ class _DeliveryWriter:
 
     # Columns left out (provider_ref, error, attempts, timestamps of the send)
     # take their database defaults.
-    COLUMNS = ("message_id", "practice_id", "patient_id", "channel", "address", "status", "reason", "not_before",
-               "recipient_timezone", "created_at", "updated_at")
+    COLUMNS = (
+        "message_id",
+        "practice_id",
+        "patient_id",
+        "channel",
+        "address",
+        "status",
+        "reason",
+        "not_before",
+        "recipient_timezone",
+        "created_at",
+        "updated_at",
+    )
 
     def __init__(self, message: Message, now: datetime):
         self.table = Delivery._meta.db_table
@@ -193,13 +218,25 @@ class _DeliveryWriter:
         self.batch: list[tuple] = []
         self.adapted: dict = {}
         self.sql = (
-            f"INSERT INTO {self.table} ({', '.join(self.COLUMNS)}) "
-            f"VALUES ({', '.join(['%s'] * len(self.COLUMNS))})"
+            f"INSERT INTO {self.table} ({', '.join(self.COLUMNS)}) VALUES ({', '.join(['%s'] * len(self.COLUMNS))})"
         )
 
     def add(self, patient_db_id, row: DeliveryRow, zone: str = "") -> None:
-        self.batch.append((self.message_id, self.practice_id, patient_db_id, row.channel, row.address,
-                           row.status, row.reason, self._at(row.not_before), zone, self.now, self.now))
+        self.batch.append(
+            (
+                self.message_id,
+                self.practice_id,
+                patient_db_id,
+                row.channel,
+                row.address,
+                row.status,
+                row.reason,
+                self._at(row.not_before),
+                zone,
+                self.now,
+                self.now,
+            )
+        )
 
     def _at(self, when: datetime | None):
         if when is None:
@@ -234,5 +271,3 @@ def _datetime_from_db(value) -> datetime | None:
         value = datetime.fromisoformat(value)
     # SQLite keeps datetimes naive, in UTC (USE_TZ); PostgreSQL returns them aware.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-

@@ -190,5 +190,7 @@ def recent_phone_sends(practice_id, now: datetime, kinds) -> dict[str, list[int]
         GROUP BY d.address
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [day, db_id(practice_id), week, until, *[s.value for s in counted], *[k.value for k in kinds]])
+        cursor.execute(
+            sql, [day, db_id(practice_id), week, until, *[s.value for s in counted], *[k.value for k in kinds]]
+        )
         return {address: [int(day_count), int(week_count)] for address, day_count, week_count in cursor.fetchall()}

@@ -66,8 +66,9 @@ def beat(worker_id: str, now: datetime | None = None) -> None:
         return
     try:
         with transaction.atomic():
-            WorkerBeat.objects.create(worker_id=worker_id, host=socket.gethostname()[:255], pid=os.getpid(),
-                                      started_at=now, beat_at=now)
+            WorkerBeat.objects.create(
+                worker_id=worker_id, host=socket.gethostname()[:255], pid=os.getpid(), started_at=now, beat_at=now
+            )
     except IntegrityError:  # a beat of the same worker won the race
         WorkerBeat.objects.filter(pk=worker_id).update(beat_at=now)
 
@@ -87,7 +88,8 @@ def reclaim_tasks(now: datetime) -> dict[str, int]:
         same = DBTaskResult.objects.filter(pk=task_id, status=TaskResultStatus.RUNNING, started_at=started_at)
         if len(worker_ids or []) >= settings.CONSENTRY_TASK_MAX_CLAIMS:
             done["tasks_failed"] += same.update(
-                status=TaskResultStatus.FAILED, finished_at=now,
+                status=TaskResultStatus.FAILED,
+                finished_at=now,
                 exception_class_path=f"{WorkerDied.__module__}.{WorkerDied.__qualname__}",
                 traceback=f"the workers running it stopped {len(worker_ids)} times ({', '.join(worker_ids)})",
             )
@@ -109,9 +111,12 @@ def settle_deliveries(now: datetime, ids: list[int] | None = None) -> dict[str, 
     unanswered = waiting.filter(attempted_at__lte=now - _seconds("CONSENTRY_OUTCOME_TIMEOUT_SECONDS"))
     while batch := list(unanswered.values_list("pk", flat=True)[:BATCH]):
         with transaction.atomic():
-            for delivery in _locked(batch).filter(attempted_at__lte=now - _seconds("CONSENTRY_OUTCOME_TIMEOUT_SECONDS")):
-                done["outcome_unknown"] += move(delivery, Status.FAILED, reason=Reason.OUTCOME_UNKNOWN,
-                                                error_code=Reason.OUTCOME_UNKNOWN)
+            for delivery in _locked(batch).filter(
+                attempted_at__lte=now - _seconds("CONSENTRY_OUTCOME_TIMEOUT_SECONDS")
+            ):
+                done["outcome_unknown"] += move(
+                    delivery, Status.FAILED, reason=Reason.OUTCOME_UNKNOWN, error_code=Reason.OUTCOME_UNKNOWN
+                )
     stale = now - _seconds("CONSENTRY_REDISPATCH_AFTER_SECONDS")
     lost = waiting.filter(
         Q(not_before__isnull=True) | Q(not_before__lte=stale), attempted_at__isnull=True, updated_at__lte=stale
@@ -125,7 +130,10 @@ def settle_deliveries(now: datetime, ids: list[int] | None = None) -> dict[str, 
             for delivery in _locked(batch).filter(attempted_at__isnull=True, updated_at__lte=stale):
                 if delivery.attempts + 1 >= settings.CONSENTRY_RETRY_MAX_ATTEMPTS:
                     done["not_dispatched"] += move(
-                        delivery, Status.FAILED, reason=Reason.NOT_DISPATCHED, error_code=Reason.NOT_DISPATCHED,
+                        delivery,
+                        Status.FAILED,
+                        reason=Reason.NOT_DISPATCHED,
+                        error_code=Reason.NOT_DISPATCHED,
                         error="not_dispatched: its dispatch task stopped before handing it over, every time",
                     )
                     continue
@@ -140,15 +148,20 @@ def settle_deliveries(now: datetime, ids: list[int] | None = None) -> dict[str, 
 
 def _locked(pks: list[int]):
     """These deliveries, still waiting, locked for this transaction; those another sweep holds are left to it."""
-    return (Delivery.objects.select_for_update(skip_locked=True, of=("self",)).select_related("practice")
-            .filter(pk__in=pks, status__in=WAITING).order_by("pk"))
+    return (
+        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("practice")
+        .filter(pk__in=pks, status__in=WAITING)
+        .order_by("pk")
+    )
 
 
 def _queue_behind(stale: datetime) -> bool:
     """Dispatch tasks have been due since before ``stale`` and no worker has run them yet."""
     return DBTaskResult.objects.filter(
         Q(run_after=get_date_max(), enqueued_at__lte=stale) | Q(run_after__lte=stale),
-        status=TaskResultStatus.READY, task_path=DISPATCH_TASK,
+        status=TaskResultStatus.READY,
+        task_path=DISPATCH_TASK,
     ).exists()
 
 

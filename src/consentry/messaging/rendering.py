@@ -34,7 +34,10 @@ def render(delivery: Delivery, category=None, content: dict | None = None, perso
     if channel == Channel.EMAIL:
         category = category or category_for(practice, message.category)
         email = templating.email(
-            practice, person, delivery.address, content["email"],
+            practice,
+            person,
+            delivery.address,
+            content["email"],
             with_unsubscribe=message.kind == Kind.BROADCAST or category.marketing,
         )
         subject, body, html, headers = email.subject, email.text, email.html, email.headers

@@ -65,16 +65,22 @@ def unsubscribe(token: str, click: Click, *, via: str) -> tuple[Practice, str]:
     with transaction.atomic():
         if ledger.address_status(practice.pk, email).email == EmailState.SUBSCRIBED:
             consent.record_email_state(
-                practice=practice, email=email, state=EmailState.UNSUBSCRIBED, source=Source.ONE_CLICK_UNSUBSCRIBE,
-                actor=email, evidence=click.evidence(via=via),
+                practice=practice,
+                email=email,
+                state=EmailState.UNSUBSCRIBED,
+                source=Source.ONE_CLICK_UNSUBSCRIBE,
+                actor=email,
+                evidence=click.evidence(via=via),
             )
     return practice, email
 
 
 class TooSoon(Exception):
     def __init__(self, retry_after: timedelta):
-        super().__init__(f"a resubscribe email was sent to this address less than "
-                         f"{settings.CONSENTRY_RESUBSCRIBE_EVERY_HOURS:g} hours ago")
+        super().__init__(
+            f"a resubscribe email was sent to this address less than "
+            f"{settings.CONSENTRY_RESUBSCRIBE_EVERY_HOURS:g} hours ago"
+        )
         self.retry_after = retry_after
 
 
@@ -98,8 +104,9 @@ def resubscribe_email(practice: Practice, request: ResubscribeRequest) -> dict:
     return {"subject": f"Confirm: email from {practice.name}", "text": text, "html": html}
 
 
-def request_resubscribe(*, practice: Practice, email: str, actor: str,
-                        now: datetime | None = None) -> ResubscribeRequest:
+def request_resubscribe(
+    *, practice: Practice, email: str, actor: str, now: datetime | None = None
+) -> ResubscribeRequest:
     """Send the double opt-in email to an unsubscribed address, at most once per address per 24 hours."""
     email = normalize_email(email, field="email")
     now = now or datetime.now(UTC)
@@ -112,14 +119,20 @@ def request_resubscribe(*, practice: Practice, email: str, actor: str,
         every = timedelta(hours=settings.CONSENTRY_RESUBSCRIBE_EVERY_HOURS)
         last = (
             ResubscribeRequest.objects.select_for_update()
-            .filter(practice=practice, email=email).order_by("-created_at").first()
+            .filter(practice=practice, email=email)
+            .order_by("-created_at")
+            .first()
         )
         if last is not None and last.created_at > now - every:
             raise TooSoon(last.created_at + every - now)
         request = ResubscribeRequest.objects.create(practice=practice, email=email, requested_by=actor)
         create_direct_message(
-            practice=practice, kind=Kind.CONSENT_REQUEST, channel=Channel.EMAIL, address=email,
-            content={"email": resubscribe_email(practice, request)}, actor=actor,
+            practice=practice,
+            kind=Kind.CONSENT_REQUEST,
+            channel=Channel.EMAIL,
+            address=email,
+            content={"email": resubscribe_email(practice, request)},
+            actor=actor,
         )
     return request
 
@@ -139,8 +152,11 @@ def confirm_resubscribe(token: str, click: Click) -> ResubscribeRequest:
     with transaction.atomic():
         if ledger.address_status(request.practice_id, request.email).email == EmailState.UNSUBSCRIBED:
             consent.record_email_state(
-                practice=request.practice, email=request.email, state=EmailState.SUBSCRIBED,
-                source=Source.RESUBSCRIBE_CLICK, actor=request.email,
+                practice=request.practice,
+                email=request.email,
+                state=EmailState.SUBSCRIBED,
+                source=Source.RESUBSCRIBE_CLICK,
+                actor=request.email,
                 evidence=click.evidence(resubscribe_request=request.pk, requested_by=request.requested_by),
             )
         if request.confirmed_at is None:

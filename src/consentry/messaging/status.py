@@ -39,22 +39,40 @@ def sources(to: Status) -> list[str]:
     """The statuses a delivery may move to ``to`` from."""
     return [str(status) for status, targets in TRANSITIONS.items() if to in targets]
 
+
 # Twilio's message and call statuses, in our words.
 TWILIO_STATUS = {
-    "accepted": Status.SENT, "scheduled": Status.SENT, "queued": Status.SENT, "sending": Status.SENT,
-    "sent": Status.SENT, "delivered": Status.DELIVERED, "read": Status.DELIVERED,
-    "undelivered": Status.UNDELIVERED, "failed": Status.FAILED, "canceled": Status.FAILED,
+    "accepted": Status.SENT,
+    "scheduled": Status.SENT,
+    "queued": Status.SENT,
+    "sending": Status.SENT,
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "read": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERED,
+    "failed": Status.FAILED,
+    "canceled": Status.FAILED,
     # calls
-    "initiated": Status.SENT, "ringing": Status.SENT, "in-progress": Status.SENT, "completed": Status.DELIVERED,
-    "busy": Status.UNDELIVERED, "no-answer": Status.UNDELIVERED,
+    "initiated": Status.SENT,
+    "ringing": Status.SENT,
+    "in-progress": Status.SENT,
+    "completed": Status.DELIVERED,
+    "busy": Status.UNDELIVERED,
+    "no-answer": Status.UNDELIVERED,
 }
 
 CARRIER_OPT_OUT_CODE = "21610"
 
 
 def move(
-    delivery: Delivery, status: Status, *, provider_status: str = "", error_code: str = "", reason: str = "",
-    error: str = "", bounce: dict | None = None,
+    delivery: Delivery,
+    status: Status,
+    *,
+    provider_status: str = "",
+    error_code: str = "",
+    reason: str = "",
+    error: str = "",
+    bounce: dict | None = None,
 ) -> bool:
     """Move a delivery to ``status`` and record it in its history; False when ``TRANSITIONS`` refuses the move
     (it is still kept in the history, and logged unless it only repeats the current status).
@@ -72,8 +90,13 @@ def move(
         reason = reason or Reason.EMAIL_BOUNCED
     if not can_move(delivery.status, status):
         if status != delivery.status:
-            log.info("delivery %s: %s -> %s refused (%s)", delivery.pk, delivery.status, status,
-                     provider_status or error_code or "no detail")
+            log.info(
+                "delivery %s: %s -> %s refused (%s)",
+                delivery.pk,
+                delivery.status,
+                status,
+                provider_status or error_code or "no detail",
+            )
         DeliveryEvent.objects.create(
             delivery=delivery, status=status, provider_status=provider_status, error_code=error_code
         )
@@ -97,21 +120,26 @@ def move(
         delivery.error = error[:500]
         fields.append("error")
     delivery.save(update_fields=fields)
-    DeliveryEvent.objects.create(delivery=delivery, status=status, provider_status=provider_status,
-                                 error_code=error_code)
+    DeliveryEvent.objects.create(
+        delivery=delivery, status=status, provider_status=provider_status, error_code=error_code
+    )
     return True
 
 
-def move_many(ids: list[int], status: Status, *, provider_status: str = "", reason: str = "",
-              not_before: datetime | None = None) -> list[int]:
+def move_many(
+    ids: list[int], status: Status, *, provider_status: str = "", reason: str = "", not_before: datetime | None = None
+) -> list[int]:
     """Move these deliveries to ``status`` in a few statements, those the table allows; returns them.
 
     The others (already handed over, settled by a callback...) are left as they are, and logged.
     """
     now = datetime.now(UTC)
     with transaction.atomic():
-        movable = list(Delivery.objects.select_for_update(of=("self",)).filter(
-            pk__in=ids, status__in=sources(status)).values_list("pk", flat=True))
+        movable = list(
+            Delivery.objects.select_for_update(of=("self",))
+            .filter(pk__in=ids, status__in=sources(status))
+            .values_list("pk", flat=True)
+        )
         fields: dict = {"status": status, "updated_at": now}
         if reason:
             fields["reason"] = reason
@@ -158,7 +186,10 @@ def handed_over(answers: list[tuple[int, str, bool]], now: datetime) -> None:
 def record_carrier_opt_out(delivery: Delivery, *, error_code: str) -> None:
     """Error 21610: the carrier holds a STOP we never saw. Record it and stop texting the number."""
     consent.record_sms_opt_out(
-        practice=delivery.practice, number=delivery.address, source=Source.CARRIER, actor="carrier",
+        practice=delivery.practice,
+        number=delivery.address,
+        source=Source.CARRIER,
+        actor="carrier",
         evidence={"error_code": error_code, "delivery_id": delivery.pk, "provider_ref": delivery.provider_ref},
     )
 
@@ -166,7 +197,11 @@ def record_carrier_opt_out(delivery: Delivery, *, error_code: str) -> None:
 def record_email_bounce(delivery: Delivery, *, source: str, actor: str, evidence: dict):
     """A hard bounce: the address cannot take mail. Record it so nothing is sent there again."""
     return consent.record_email_state(
-        practice=delivery.practice, email=delivery.address, state=EmailState.BOUNCED, source=source, actor=actor,
+        practice=delivery.practice,
+        email=delivery.address,
+        state=EmailState.BOUNCED,
+        source=source,
+        actor=actor,
         evidence={**evidence, "delivery_id": delivery.pk, "provider_ref": delivery.provider_ref},
     )
 
@@ -177,5 +212,10 @@ def apply_twilio_status(*, delivery: Delivery, provider_status: str, error_code:
     if status is None:
         return False
     locked = Delivery.objects.select_for_update().select_related("practice").get(pk=delivery.pk)
-    return move(locked, status, provider_status=provider_status, error_code=error_code,
-                error=f"{error_code}: {provider_status}" if error_code else "")
+    return move(
+        locked,
+        status,
+        provider_status=provider_status,
+        error_code=error_code,
+        error=f"{error_code}: {provider_status}" if error_code else "",
+    )

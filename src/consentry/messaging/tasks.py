@@ -54,8 +54,18 @@ class Claimed:
     the rare paths that change more than its status: a skip, a refusal)."""
 
     # The patient's name comes with the row: personalization needs nothing else of the patient.
-    FIELDS = ("id", "message_id", "practice_id", "patient_id", "channel", "address", "not_before",
-              "recipient_timezone", "patient__first_name", "patient__last_name")
+    FIELDS = (
+        "id",
+        "message_id",
+        "practice_id",
+        "patient_id",
+        "channel",
+        "address",
+        "not_before",
+        "recipient_timezone",
+        "patient__first_name",
+        "patient__last_name",
+    )
 
     pk: int
     message_id: uuid.UUID
@@ -181,9 +191,12 @@ class Dispatch:
             if delivery.channel != Channel.IN_APP:
                 state = ledger.consent_state(delivery.practice_id, [delivery.address])
                 if reason := self.block_reason(delivery, state):
-                    row = Delivery.objects.select_for_update().select_related("practice").filter(
-                        pk=delivery.pk, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True
-                    ).first()
+                    row = (
+                        Delivery.objects.select_for_update()
+                        .select_related("practice")
+                        .filter(pk=delivery.pk, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True)
+                        .first()
+                    )
                     if row is None:
                         return "not_pending"
                     row.message = delivery.message
@@ -196,7 +209,9 @@ class Dispatch:
         return address_block_reason(
             kind=Kind(delivery.message.kind),
             category=self.categories[delivery.practice_id, delivery.message.category],
-            channel=Channel(delivery.channel), address=delivery.address, state=state,
+            channel=Channel(delivery.channel),
+            address=delivery.address,
+            state=state,
         )
 
     def claim(self, ids: list[int]) -> list[Claimed]:
@@ -206,9 +221,10 @@ class Dispatch:
         now = datetime.now(UTC)
         with transaction.atomic():
             rows = {
-                row[0]: Claimed(*row) for row in Delivery.objects.select_for_update(of=("self",)).filter(
-                    pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True
-                ).values_list(*Claimed.FIELDS)
+                row[0]: Claimed(*row)
+                for row in Delivery.objects.select_for_update(of=("self",))
+                .filter(pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True)
+                .values_list(*Claimed.FIELDS)
             }
             self.count("not_pending", len(set(ids) - set(rows)))
             due = []
@@ -267,8 +283,9 @@ class Dispatch:
 
     def defer(self, ids: list[int], opens: datetime) -> None:
         """Quiet hours, found at the hand-over: wait for the window to open, in a task of their own."""
-        moved = move_many(ids, Status.DEFERRED, provider_status="quiet_hours", reason=Reason.QUIET_HOURS,
-                          not_before=opens)
+        moved = move_many(
+            ids, Status.DEFERRED, provider_status="quiet_hours", reason=Reason.QUIET_HOURS, not_before=opens
+        )
         enqueue_dispatch(moved, run_after=opens)
         self.count(Status.DEFERRED, len(moved))
 
@@ -285,8 +302,12 @@ class Dispatch:
                 self.count(_provider_refused(delivery.model(), exc))
 
     def outbound(self, delivery: Claimed) -> Outbound:
-        return render(delivery, self.categories[delivery.practice_id, delivery.message.category],
-                      self.messages[delivery.message_id][1], delivery.person)
+        return render(
+            delivery,
+            self.categories[delivery.practice_id, delivery.message.category],
+            self.messages[delivery.message_id][1],
+            delivery.person,
+        )
 
     def attach(self, deliveries: list[Claimed]) -> None:
         """Give each delivery its practice, message and category from one read per kind of row."""
@@ -357,7 +378,9 @@ class Dispatch:
         with transaction.atomic():
             Delivery.objects.filter(
                 Q(not_before__isnull=True) | Q(not_before__lt=slot),
-                pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True,
+                pk__in=ids,
+                status__in=[Status.PENDING, Status.DEFERRED],
+                attempted_at__isnull=True,
             ).update(not_before=slot)
             dispatch_deliveries.using(run_after=slot).enqueue(ids, [sender.key, slot.isoformat()])
         self.count("paced", len(ids))
@@ -407,8 +430,9 @@ def _provider_refused(delivery: Delivery, exc: ProviderError) -> str:
             wait = max(retry_delay(delivery.attempts), timedelta(seconds=exc.retry_after or 0))
             delivery.not_before = datetime.now(UTC) + wait
             delivery.save(update_fields=["attempts", "attempted_at", "not_before", "updated_at"])
-            DeliveryEvent.objects.create(delivery=delivery, status=delivery.status, error_code=exc.code,
-                                         provider_status="retry")
+            DeliveryEvent.objects.create(
+                delivery=delivery, status=delivery.status, error_code=exc.code, provider_status="retry"
+            )
             dispatch_deliveries.using(run_after=delivery.not_before).enqueue([delivery.pk])
             return "retry"
         move(delivery, Status.FAILED, error_code=exc.code, error=f"{exc.code}: {exc}", bounce=exc.bounce)

@@ -71,8 +71,10 @@ def _compile(text: str):
         return None, problem, None
     parts = None
     if not any(node.filter_expression.filters for node in template.nodelist if isinstance(node, VariableNode)):
-        parts = tuple((False, node.s) if isinstance(node, TextNode) else (True, node.filter_expression.var.var)
-                      for node in template.nodelist)
+        parts = tuple(
+            (False, node.s) if isinstance(node, TextNode) else (True, node.filter_expression.var.var)
+            for node in template.nodelist
+        )
     return template, "", parts
 
 

@@ -149,7 +149,5 @@ class PatientContact(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["patient", "contact_point"], name="patient_contact_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["patient", "contact_point"], name="patient_contact_unique")]
         ordering = ["position"]

@@ -30,11 +30,7 @@ def issue_api_key(*, practice: Practice, label: str = "") -> str:
 
 def api_key_for(key: str) -> ApiKey | None:
     """The live API key row (with its practice) for a presented key, or None."""
-    return (
-        ApiKey.objects.select_related("practice")
-        .filter(key_hash=hash_api_key(key), revoked_at__isnull=True)
-        .first()
-    )
+    return ApiKey.objects.select_related("practice").filter(key_hash=hash_api_key(key), revoked_at__isnull=True).first()
 
 
 KEYWORD_LANGUAGES = ("es",)  # besides English, which is always on
@@ -103,8 +99,11 @@ def clean_practice_settings(values: dict, *, region: str = "US") -> dict:  # noq
             wanted = sorted({v.strip().lower() for v in value} - {"en"})
             unknown = set(wanted) - set(KEYWORD_LANGUAGES)
             if unknown:
-                raise InvalidInput(field, f"unsupported: {', '.join(sorted(unknown))} "
-                                          f"(supported besides English: {', '.join(KEYWORD_LANGUAGES)})")
+                raise InvalidInput(
+                    field,
+                    f"unsupported: {', '.join(sorted(unknown))} "
+                    f"(supported besides English: {', '.join(KEYWORD_LANGUAGES)})",
+                )
             cleaned[field] = wanted
         elif field in ("sms_rate_per_second", "email_rate_per_second"):
             cleaned[field] = _rate(value, field)

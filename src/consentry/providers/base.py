@@ -35,8 +35,15 @@ class ProviderError(Exception):
     """``bounce``: the receiving mail server refused the address itself for good (evidence: its code and reply).
     ``retry_after``: seconds the provider asked the sender to wait (a 429's Retry-After)."""
 
-    def __init__(self, message: str, *, code: str = "", transient: bool = False, bounce: dict | None = None,
-                 retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        transient: bool = False,
+        bounce: dict | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.transient = transient

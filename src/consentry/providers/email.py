@@ -60,7 +60,10 @@ def build_email(message: Outbound, *, connection) -> EmailMultiAlternatives:
     # A line break in a subject is a header injection to Django: keep the words, drop the breaks.
     subject = " ".join(message.subject.split())
     email = EmailMultiAlternatives(
-        subject=subject, body=message.body, from_email=_sender(message.sender), to=[message.to],
+        subject=subject,
+        body=message.body,
+        from_email=_sender(message.sender),
+        to=[message.to],
         connection=connection,
     )
     if message.html:

@@ -31,8 +31,11 @@ class InAppProvider:
             notice, created = InAppNotice.objects.get_or_create(
                 delivery_id=message.delivery_id,
                 defaults={
-                    "practice_id": message.practice_id, "patient_id": patient_id, "category": message.category,
-                    "subject": message.subject, "body": message.body,
+                    "practice_id": message.practice_id,
+                    "patient_id": patient_id,
+                    "category": message.category,
+                    "subject": message.subject,
+                    "body": message.body,
                 },
             )
             # Stored notice and push task commit together: the worker pushes

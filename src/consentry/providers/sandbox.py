@@ -34,15 +34,25 @@ class SandboxProvider:
         refs = [f"SB{uuid.uuid4().hex}" for _ in messages]
         now = connection.ops.adapt_datetimefield_value(datetime.now(UTC))
         rows = [
-            (str(m.practice_id).replace("-", "") if connection.vendor == "sqlite" else str(m.practice_id),
-             m.delivery_id, m.channel, m.to, m.sender, encrypt(m.subject) if m.subject else "", encrypt(m.body),
-             encrypt(m.html) if m.html else "", json.dumps(m.headers), ref, now)
+            (
+                str(m.practice_id).replace("-", "") if connection.vendor == "sqlite" else str(m.practice_id),
+                m.delivery_id,
+                m.channel,
+                m.to,
+                m.sender,
+                encrypt(m.subject) if m.subject else "",
+                encrypt(m.body),
+                encrypt(m.html) if m.html else "",
+                json.dumps(m.headers),
+                ref,
+                now,
+            )
             for m, ref in zip(messages, refs, strict=True)
         ]
         # One transaction for the batch: in autocommit every row would be a commit of its own.
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO {SandboxMessage._meta.db_table} (practice_id, delivery_id, channel, \"to\", sender, "
+                f'INSERT INTO {SandboxMessage._meta.db_table} (practice_id, delivery_id, channel, "to", sender, '
                 "subject, body, html, headers, ref, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )

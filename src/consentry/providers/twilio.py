@@ -35,7 +35,7 @@ class _HttpClient(TwilioHttpClient):
 
     def request(self, method, url, *args, **kwargs):
         if url.startswith(TWILIO_API) and self.base != TWILIO_API:
-            url = self.base + url[len(TWILIO_API):]
+            url = self.base + url[len(TWILIO_API) :]
         response = super().request(method, url, *args, **kwargs)
         self.retry_after = _seconds(response.headers.get("Retry-After")) if response.status_code == 429 else None
         return response
@@ -95,8 +95,10 @@ class TwilioProvider:
         try:
             if message.channel == "voice":
                 call = self.client.calls.create(
-                    to=message.to, from_=self.practice.texting_number,
-                    twiml=voice_twiml(self.practice.name, message.body), **extra,
+                    to=message.to,
+                    from_=self.practice.texting_number,
+                    twiml=voice_twiml(self.practice.name, message.body),
+                    **extra,
                 )
                 return SendResult(provider_ref=call.sid, status="sent")
             sent = self.client.messages.create(
@@ -106,8 +108,12 @@ class TwilioProvider:
         except TwilioRestException as exc:
             # 429 and 5xx: Twilio did not take the message; trying later is safe (after Retry-After, if said).
             transient = exc.status == 429 or exc.status >= 500
-            raise ProviderError(exc.msg or str(exc), code=str(exc.code or exc.status), transient=transient,
-                                retry_after=self.http.retry_after if exc.status == 429 else None) from exc
+            raise ProviderError(
+                exc.msg or str(exc),
+                code=str(exc.code or exc.status),
+                transient=transient,
+                retry_after=self.http.retry_after if exc.status == 429 else None,
+            ) from exc
         except requests.ConnectionError as exc:
             if _never_connected(exc):  # refused, no route, DNS, a connect timeout: nothing reached Twilio
                 raise ProviderError(str(exc), code="twilio_unreachable", transient=True) from exc

@@ -139,7 +139,10 @@ def subscribe(*, patient, endpoint: str, p256dh: str, auth: str) -> PushSubscrip
     endpoint, p256dh, auth = clean_subscription(endpoint, p256dh, auth)
     with transaction.atomic():
         existing = PushSubscription.objects.select_for_update().filter(patient=patient, endpoint=endpoint).first()
-        if existing is None and PushSubscription.objects.filter(patient=patient).count() >= MAX_SUBSCRIPTIONS_PER_PATIENT:
+        if (
+            existing is None
+            and PushSubscription.objects.filter(patient=patient).count() >= MAX_SUBSCRIPTIONS_PER_PATIENT
+        ):
             raise InvalidInput(
                 "endpoint", f"this patient has {MAX_SUBSCRIPTIONS_PER_PATIENT} subscriptions already: delete one first"
             )
@@ -282,8 +285,13 @@ def _push_one(subscription: PushSubscription, data: str, vapid: Vapid, session: 
     info = {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}}
     try:
         webpush(
-            info, data, vapid_private_key=vapid, vapid_claims={"sub": subject()},
-            timeout=TIMEOUT_SECONDS, ttl=TTL_SECONDS, requests_session=session,
+            info,
+            data,
+            vapid_private_key=vapid,
+            vapid_claims={"sub": subject()},
+            timeout=TIMEOUT_SECONDS,
+            ttl=TTL_SECONDS,
+            requests_session=session,
         )
     except WebPushException as exc:
         status = exc.response.status_code if exc.response is not None else None

@@ -29,7 +29,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 
 WEBHOOK_LATENCY = Histogram(
-    "consentry_webhook_seconds", "Time to answer a provider's webhook, in this process.", ["webhook"],
+    "consentry_webhook_seconds",
+    "Time to answer a provider's webhook, in this process.",
+    ["webhook"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -49,16 +51,19 @@ def health(request: HttpRequest) -> JsonResponse:
         last_beat = WorkerBeat.objects.order_by("-beat_at").values_list("beat_at", flat=True).first()
         oldest_due = Delivery.objects.filter(
             Q(not_before__isnull=True) | Q(not_before__lte=now),
-            status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True,
+            status__in=[Status.PENDING, Status.DEFERRED],
+            attempted_at__isnull=True,
         ).aggregate(at=Min("updated_at"))["at"]
     except DatabaseError:
         return JsonResponse({"ok": False, "database": "unreachable"}, status=503)
-    return JsonResponse({
-        "ok": True,
-        "database": "ok",
-        "worker_heartbeat_age_seconds": _age(last_beat, now),
-        "oldest_due_delivery_age_seconds": _age(oldest_due, now),
-    })
+    return JsonResponse(
+        {
+            "ok": True,
+            "database": "ok",
+            "worker_heartbeat_age_seconds": _age(last_beat, now),
+            "oldest_due_delivery_age_seconds": _age(oldest_due, now),
+        }
+    )
 
 
 class DatabaseFigures:
@@ -73,8 +78,9 @@ class DatabaseFigures:
         from consentry.messaging.models import Delivery, WorkerBeat
 
         now = datetime.now(UTC)
-        deliveries = GaugeMetricFamily("consentry_deliveries", "Deliveries by status and reason.",
-                                       labels=["status", "reason"])
+        deliveries = GaugeMetricFamily(
+            "consentry_deliveries", "Deliveries by status and reason.", labels=["status", "reason"]
+        )
         for row in Delivery.objects.values("status", "reason").annotate(n=Count("pk")).order_by():
             deliveries.add_metric([row["status"], row["reason"] or ""], row["n"])
         yield deliveries
@@ -82,23 +88,34 @@ class DatabaseFigures:
         waiting = Delivery.objects.filter(status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True)
         due = waiting.filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
         figures = due.aggregate(n=Count("pk"), oldest=Min("updated_at"))
-        yield GaugeMetricFamily("consentry_queue_due_deliveries", "Deliveries due and not yet handed over.",
-                                value=figures["n"])
-        yield GaugeMetricFamily("consentry_queue_oldest_due_seconds",
-                                "How long the oldest due delivery has waited (0 when none).",
-                                value=_age(figures["oldest"], now) or 0.0)
-        tasks = DBTaskResult.objects.filter(status=TaskResultStatus.READY).aggregate(n=Count("pk"),
-                                                                                     oldest=Min("enqueued_at"))
+        yield GaugeMetricFamily(
+            "consentry_queue_due_deliveries", "Deliveries due and not yet handed over.", value=figures["n"]
+        )
+        yield GaugeMetricFamily(
+            "consentry_queue_oldest_due_seconds",
+            "How long the oldest due delivery has waited (0 when none).",
+            value=_age(figures["oldest"], now) or 0.0,
+        )
+        tasks = DBTaskResult.objects.filter(status=TaskResultStatus.READY).aggregate(
+            n=Count("pk"), oldest=Min("enqueued_at")
+        )
         yield GaugeMetricFamily("consentry_tasks_ready", "Tasks queued for a worker.", value=tasks["n"])
         beat = WorkerBeat.objects.order_by("-beat_at").values_list("beat_at", flat=True).first()
         age = _age(beat, now)
-        yield GaugeMetricFamily("consentry_worker_heartbeat_age_seconds",
-                                "Since the last beat of any worker (-1: none ever).", value=-1.0 if age is None else age)
+        yield GaugeMetricFamily(
+            "consentry_worker_heartbeat_age_seconds",
+            "Since the last beat of any worker (-1: none ever).",
+            value=-1.0 if age is None else age,
+        )
 
-        opt_outs = GaugeMetricFamily("consentry_opt_outs", "Opt-outs, unsubscribes and bounces recorded, by source.",
-                                     labels=["channel", "source"])
+        opt_outs = GaugeMetricFamily(
+            "consentry_opt_outs",
+            "Opt-outs, unsubscribes and bounces recorded, by source.",
+            labels=["channel", "source"],
+        )
         stopped = Q(subject=Subject.SMS, state=SmsState.OPTED_OUT) | Q(
-            subject=Subject.EMAIL, state__in=[EmailState.UNSUBSCRIBED, EmailState.BOUNCED])
+            subject=Subject.EMAIL, state__in=[EmailState.UNSUBSCRIBED, EmailState.BOUNCED]
+        )
         for row in ConsentEvent.objects.filter(stopped).values("subject", "source").annotate(n=Count("pk")).order_by():
             opt_outs.add_metric([row["subject"], row["source"]], row["n"])
         yield opt_outs
@@ -136,8 +153,9 @@ def _allowed(request: HttpRequest) -> bool:
 
 def metrics(request: HttpRequest) -> HttpResponse:
     if not _allowed(request):
-        response = HttpResponse("metrics need Authorization: Bearer <CONSENTRY_METRICS_TOKEN>\n", status=401,
-                                content_type="text/plain")
+        response = HttpResponse(
+            "metrics need Authorization: Bearer <CONSENTRY_METRICS_TOKEN>\n", status=401, content_type="text/plain"
+        )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

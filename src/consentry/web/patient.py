@@ -67,8 +67,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def resubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    resubscribe_request, error = _read(request, self_service.resubscribe_target, token,
-                                       " Ask the practice for a new opt-in email.")
+    resubscribe_request, error = _read(
+        request, self_service.resubscribe_target, token, " Ask the practice for a new opt-in email."
+    )
     if error:
         return error
     done = False
@@ -108,8 +109,13 @@ def portal(request: HttpRequest, token: str) -> HttpResponse:
                 self_service.request_resubscribe(practice=practice, email=wanted, actor=f"portal:{patient.pk}")
                 context["notice"] = f"We sent an opt-in email to {wanted}. Open it and press Opt-In."
             except TooSoon:
-                context["error"], status = (f"We already sent an opt-in email to {wanted} today. "
-                                            "Please check your inbox, or try again tomorrow."), 429
+                context["error"], status = (
+                    (
+                        f"We already sent an opt-in email to {wanted} today. "
+                        "Please check your inbox, or try again tomorrow."
+                    ),
+                    429,
+                )
             except (NotUnsubscribed, InvalidInput) as exc:
                 context["notice"] = str(getattr(exc, "message", exc))
     context["phones"] = phones

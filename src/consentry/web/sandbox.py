@@ -139,9 +139,17 @@ def build_board() -> tuple[list[Thread], list[Thread]]:
     for m in outbound:
         practice = practices.get(m.practice_id)
         entry = Entry(
-            key=f"out-{m.pk}", at=_local(m.created_at, practice), direction="out", channel=m.channel,
-            practice_id=m.practice_id, practice_name=practice.name if practice else "unknown practice", body=m.body, sender=m.sender,
-            subject=m.subject, html=m.html, headers=m.headers,
+            key=f"out-{m.pk}",
+            at=_local(m.created_at, practice),
+            direction="out",
+            channel=m.channel,
+            practice_id=m.practice_id,
+            practice_name=practice.name if practice else "unknown practice",
+            body=m.body,
+            sender=m.sender,
+            subject=m.subject,
+            html=m.html,
+            headers=m.headers,
         )
         if m.channel == "email":
             add(inboxes, inbox_anchor, m.to, entry)
@@ -150,8 +158,14 @@ def build_board() -> tuple[list[Thread], list[Thread]]:
     for m in inbound:
         practice = practices.get(m.practice_id)
         entry = Entry(
-            key=f"in-{m.pk}", at=_local(m.received_at, practice), direction="in", channel="sms",
-            practice_id=m.practice_id, practice_name=practice.name if practice else "unknown practice", body=m.body, sender=m.from_number,
+            key=f"in-{m.pk}",
+            at=_local(m.received_at, practice),
+            direction="in",
+            channel="sms",
+            practice_id=m.practice_id,
+            practice_name=practice.name if practice else "unknown practice",
+            body=m.body,
+            sender=m.from_number,
             keyword="" if m.keyword == "none" else m.keyword.replace("_", "-") + " keyword",
         )
         add(phones, phone_anchor, m.from_number, entry)
@@ -245,11 +259,15 @@ def _clean_reply(post) -> tuple[Practice, str, str]:
     if practice is None:
         raise ReplyRefused("That practice does not exist (any more): reload the page and choose another.")
     if provider_name(practice, "sms") != "sandbox":
-        raise ReplyRefused(f"{practice.name} sends its texts through {provider_name(practice, 'sms')}, "
-                           "not the sandbox: its patients' phones are real.")
+        raise ReplyRefused(
+            f"{practice.name} sends its texts through {provider_name(practice, 'sms')}, "
+            "not the sandbox: its patients' phones are real."
+        )
     if not practice.twilio_auth_token:
-        raise ReplyRefused(f"{practice.name} has no Twilio auth token, so its texting webhook refuses every "
-                           "message: the sandbox has nothing to sign a reply with.")
+        raise ReplyRefused(
+            f"{practice.name} has no Twilio auth token, so its texting webhook refuses every "
+            "message: the sandbox has nothing to sign a reply with."
+        )
     try:
         number = normalize_phone(post.get("from", ""), region=practice.region, field="from").number
     except InvalidInput as exc:

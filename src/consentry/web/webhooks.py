@@ -97,6 +97,7 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
         return HttpResponse("signature does not verify", status=403, content_type="text/plain")
     if not provider_status:
         return HttpResponse("MessageStatus or CallStatus is required", status=400, content_type="text/plain")
-    apply_twilio_status(delivery=delivery, provider_status=provider_status,
-                        error_code=request.POST.get("ErrorCode", "")[:32])
+    apply_twilio_status(
+        delivery=delivery, provider_status=provider_status, error_code=request.POST.get("ErrorCode", "")[:32]
+    )
     return HttpResponse(status=204)

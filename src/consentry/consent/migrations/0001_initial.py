@@ -5,66 +5,139 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('patients', '0001_initial'),
+        ("patients", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConsentEvent',
+            name="ConsentEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField()),
-                ('subject', models.CharField(choices=[('sms', 'Sms'), ('email', 'Email'), ('block', 'Block'), ('marketing', 'Marketing'), ('do_not_contact', 'Do Not Contact')], max_length=16)),
-                ('address', models.CharField(max_length=254)),
-                ('state', models.TextField()),
-                ('source', models.CharField(choices=[('sms_keyword', 'Sms Keyword'), ('carrier', 'Carrier'), ('one_click_unsubscribe', 'One Click Unsubscribe'), ('resubscribe_click', 'Resubscribe Click'), ('esp_webhook', 'Esp Webhook'), ('portal', 'Portal'), ('staff', 'Staff'), ('pms_sync', 'Pms Sync'), ('import', 'Import'), ('api', 'Api')], max_length=32)),
-                ('actor', models.CharField(max_length=200)),
-                ('evidence', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField()),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consent_events', to='patients.practice')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seq", models.PositiveBigIntegerField()),
+                (
+                    "subject",
+                    models.CharField(
+                        choices=[
+                            ("sms", "Sms"),
+                            ("email", "Email"),
+                            ("block", "Block"),
+                            ("marketing", "Marketing"),
+                            ("do_not_contact", "Do Not Contact"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("address", models.CharField(max_length=254)),
+                ("state", models.TextField()),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("sms_keyword", "Sms Keyword"),
+                            ("carrier", "Carrier"),
+                            ("one_click_unsubscribe", "One Click Unsubscribe"),
+                            ("resubscribe_click", "Resubscribe Click"),
+                            ("esp_webhook", "Esp Webhook"),
+                            ("portal", "Portal"),
+                            ("staff", "Staff"),
+                            ("pms_sync", "Pms Sync"),
+                            ("import", "Import"),
+                            ("api", "Api"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("actor", models.CharField(max_length=200)),
+                ("evidence", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField()),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="consent_events",
+                        to="patients.practice",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Block',
+            name="Block",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20)),
-                ('categories', models.JSONField(default=list)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='blocks', to='patients.practice')),
-                ('last_event', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='consent.consentevent')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.CharField(max_length=20)),
+                ("categories", models.JSONField(default=list)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="blocks", to="patients.practice"
+                    ),
+                ),
+                (
+                    "last_event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="consent.consentevent"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ContactConsent',
+            name="ContactConsent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('address', models.CharField(max_length=254)),
-                ('sms', models.CharField(choices=[('opted_in', 'Opted In'), ('opted_out', 'Opted Out')], default='opted_in', max_length=10)),
-                ('email', models.CharField(choices=[('subscribed', 'Subscribed'), ('unsubscribed', 'Unsubscribed'), ('bounced', 'Bounced')], default='subscribed', max_length=12)),
-                ('last_event', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='consent.consentevent')),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='patients.practice')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("address", models.CharField(max_length=254)),
+                (
+                    "sms",
+                    models.CharField(
+                        choices=[("opted_in", "Opted In"), ("opted_out", "Opted Out")],
+                        default="opted_in",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "email",
+                    models.CharField(
+                        choices=[
+                            ("subscribed", "Subscribed"),
+                            ("unsubscribed", "Unsubscribed"),
+                            ("bounced", "Bounced"),
+                        ],
+                        default="subscribed",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "last_event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="consent.consentevent"
+                    ),
+                ),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="patients.practice"
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='consentevent',
-            index=models.Index(fields=['practice', 'address', 'seq'], name='consent_event_address'),
+            model_name="consentevent",
+            index=models.Index(fields=["practice", "address", "seq"], name="consent_event_address"),
         ),
         migrations.AddConstraint(
-            model_name='consentevent',
-            constraint=models.UniqueConstraint(fields=('practice', 'seq'), name='consent_event_chain'),
+            model_name="consentevent",
+            constraint=models.UniqueConstraint(fields=("practice", "seq"), name="consent_event_chain"),
         ),
         migrations.AddConstraint(
-            model_name='block',
-            constraint=models.UniqueConstraint(fields=('practice', 'number'), name='block_unique_number'),
+            model_name="block",
+            constraint=models.UniqueConstraint(fields=("practice", "number"), name="block_unique_number"),
         ),
         migrations.AddConstraint(
-            model_name='contactconsent',
-            constraint=models.UniqueConstraint(fields=('practice', 'address'), name='contact_consent_unique'),
+            model_name="contactconsent",
+            constraint=models.UniqueConstraint(fields=("practice", "address"), name="contact_consent_unique"),
         ),
     ]

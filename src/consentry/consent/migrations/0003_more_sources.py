@@ -4,15 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('consent', '0002_ledger_append_only'),
+        ("consent", "0002_ledger_append_only"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='consentevent',
-            name='source',
-            field=models.CharField(choices=[('sms_keyword', 'Sms Keyword'), ('carrier', 'Carrier'), ('sms_reply', 'Sms Reply'), ('one_click_unsubscribe', 'One Click Unsubscribe'), ('mailto_unsubscribe', 'Mailto Unsubscribe'), ('resubscribe_click', 'Resubscribe Click'), ('esp_webhook', 'Esp Webhook'), ('portal', 'Portal'), ('staff', 'Staff'), ('pms_sync', 'Pms Sync'), ('import', 'Import'), ('api', 'Api')], max_length=32),
+            model_name="consentevent",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("sms_keyword", "Sms Keyword"),
+                    ("carrier", "Carrier"),
+                    ("sms_reply", "Sms Reply"),
+                    ("one_click_unsubscribe", "One Click Unsubscribe"),
+                    ("mailto_unsubscribe", "Mailto Unsubscribe"),
+                    ("resubscribe_click", "Resubscribe Click"),
+                    ("esp_webhook", "Esp Webhook"),
+                    ("portal", "Portal"),
+                    ("staff", "Staff"),
+                    ("pms_sync", "Pms Sync"),
+                    ("import", "Import"),
+                    ("api", "Api"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

@@ -5,25 +5,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('consent', '0003_more_sources'),
-        ('patients', '0004_practice_keywords_policy_pacing'),
+        ("consent", "0003_more_sources"),
+        ("patients", "0004_practice_keywords_policy_pacing"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ResubscribeRequest',
+            name="ResubscribeRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.CharField(max_length=254)),
-                ('requested_by', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('confirmed_at', models.DateTimeField(blank=True, null=True)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='resubscribe_requests', to='patients.practice')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("email", models.CharField(max_length=254)),
+                ("requested_by", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("confirmed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="resubscribe_requests",
+                        to="patients.practice",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['practice', 'email', 'created_at'], name='consent_res_practic_929758_idx')],
+                "indexes": [
+                    models.Index(fields=["practice", "email", "created_at"], name="consent_res_practic_929758_idx")
+                ],
             },
         ),
     ]

@@ -7,20 +7,24 @@ import consentry.crypto
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('consent', '0004_resubscribe_request'),
-        ('patients', '0004_practice_keywords_policy_pacing'),
+        ("consent", "0004_resubscribe_request"),
+        ("patients", "0004_practice_keywords_policy_pacing"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConsentNote',
+            name="ConsentNote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', consentry.crypto.EncryptedTextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='patients.practice')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", consentry.crypto.EncryptedTextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="patients.practice"
+                    ),
+                ),
             ],
         ),
     ]

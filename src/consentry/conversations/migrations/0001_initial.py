@@ -10,61 +10,116 @@ import consentry.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('consent', '0003_more_sources'),
-        ('keywords', '0001_initial'),
-        ('messaging', '0002_delivery_history'),
-        ('patients', '0004_practice_keywords_policy_pacing'),
+        ("consent", "0003_more_sources"),
+        ("keywords", "0001_initial"),
+        ("messaging", "0002_delivery_history"),
+        ("patients", "0004_practice_keywords_policy_pacing"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('phone', models.CharField(max_length=20)),
-                ('flag', models.CharField(blank=True, choices=[('', 'None'), ('possible_opt_out', 'Possible opt-out: staff to confirm')], default='', max_length=20)),
-                ('flag_rule', models.CharField(blank=True, default='', max_length=64)),
-                ('flagged_at', models.DateTimeField(blank=True, null=True)),
-                ('last_activity_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to='patients.practice')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("phone", models.CharField(max_length=20)),
+                (
+                    "flag",
+                    models.CharField(
+                        blank=True,
+                        choices=[("", "None"), ("possible_opt_out", "Possible opt-out: staff to confirm")],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                ("flag_rule", models.CharField(blank=True, default="", max_length=64)),
+                ("flagged_at", models.DateTimeField(blank=True, null=True)),
+                ("last_activity_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to="patients.practice",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ConversationEntry',
+            name="ConversationEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('inbound', 'Inbound'), ('outbound', 'Outbound'), ('system', 'System')], max_length=8)),
-                ('body', consentry.crypto.EncryptedTextField()),
-                ('author', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('consent_event', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='consent.consentevent')),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entries', to='conversations.conversation')),
-                ('delivery', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='messaging.delivery')),
-                ('inbound_message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='keywords.inboundmessage')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[("inbound", "Inbound"), ("outbound", "Outbound"), ("system", "System")], max_length=8
+                    ),
+                ),
+                ("body", consentry.crypto.EncryptedTextField()),
+                ("author", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "consent_event",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="consent.consentevent",
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="entries",
+                        to="conversations.conversation",
+                    ),
+                ),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="messaging.delivery",
+                    ),
+                ),
+                (
+                    "inbound_message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="keywords.inboundmessage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'pk'],
+                "ordering": ["created_at", "pk"],
             },
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['practice', '-last_activity_at'], name='conversation_activity'),
+            model_name="conversation",
+            index=models.Index(fields=["practice", "-last_activity_at"], name="conversation_activity"),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(condition=models.Q(('flag', ''), _negated=True), fields=['practice', 'flag'], name='conversation_flag'),
+            model_name="conversation",
+            index=models.Index(
+                condition=models.Q(("flag", ""), _negated=True), fields=["practice", "flag"], name="conversation_flag"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.UniqueConstraint(fields=('practice', 'phone'), name='conversation_unique_phone'),
+            model_name="conversation",
+            constraint=models.UniqueConstraint(fields=("practice", "phone"), name="conversation_unique_phone"),
         ),
         migrations.AddIndex(
-            model_name='conversationentry',
-            index=models.Index(fields=['conversation', 'created_at'], name='conversation_entry_time'),
+            model_name="conversationentry",
+            index=models.Index(fields=["conversation", "created_at"], name="conversation_entry_time"),
         ),
     ]

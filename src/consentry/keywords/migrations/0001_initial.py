@@ -7,25 +7,31 @@ import consentry.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('patients', '0001_initial'),
+        ("patients", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='InboundMessage',
+            name="InboundMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider_ref', models.CharField(max_length=64, unique=True)),
-                ('from_number', models.CharField(max_length=20)),
-                ('to_number', models.CharField(max_length=20)),
-                ('body', consentry.crypto.EncryptedTextField(blank=True, default='')),
-                ('keyword', models.CharField(max_length=10)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='inbound_messages', to='patients.practice')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("provider_ref", models.CharField(max_length=64, unique=True)),
+                ("from_number", models.CharField(max_length=20)),
+                ("to_number", models.CharField(max_length=20)),
+                ("body", consentry.crypto.EncryptedTextField(blank=True, default="")),
+                ("keyword", models.CharField(max_length=10)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="inbound_messages",
+                        to="patients.practice",
+                    ),
+                ),
             ],
         ),
     ]

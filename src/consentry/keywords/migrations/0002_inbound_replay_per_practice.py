@@ -4,25 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('keywords', '0001_initial'),
-        ('patients', '0004_practice_keywords_policy_pacing'),
+        ("keywords", "0001_initial"),
+        ("patients", "0004_practice_keywords_policy_pacing"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='inboundmessage',
-            name='provider',
-            field=models.CharField(default='twilio', max_length=20),
+            model_name="inboundmessage",
+            name="provider",
+            field=models.CharField(default="twilio", max_length=20),
         ),
         migrations.AlterField(
-            model_name='inboundmessage',
-            name='provider_ref',
+            model_name="inboundmessage",
+            name="provider_ref",
             field=models.CharField(max_length=64),
         ),
         migrations.AddConstraint(
-            model_name='inboundmessage',
-            constraint=models.UniqueConstraint(fields=('practice', 'provider', 'provider_ref'), name='inbound_message_once'),
+            model_name="inboundmessage",
+            constraint=models.UniqueConstraint(
+                fields=("practice", "provider", "provider_ref"), name="inbound_message_once"
+            ),
         ),
     ]

@@ -14,7 +14,17 @@ from consentry.consent.models import ConsentEvent
 from consentry.patients.models import Practice
 
 EXPORT_FIELDS = (
-    "seq", "created_at", "subject", "address", "state", "source", "actor", "evidence", "note", "prev_hash", "hash",
+    "seq",
+    "created_at",
+    "subject",
+    "address",
+    "state",
+    "source",
+    "actor",
+    "evidence",
+    "note",
+    "prev_hash",
+    "hash",
 )
 
 
@@ -50,8 +60,10 @@ class Command(BaseCommand):
         else:
             for r in reports:
                 verdict = "ok" if r["ok"] else f"BROKEN at event {r['broken_seq']}: {r['problem']}"
-                self.stdout.write(f"{r['practice_id']}: {r['checked']} events, chain {verdict}, "
-                                  f"projection {'matches' if r['projection_matches'] else 'DIFFERS'}")
+                self.stdout.write(
+                    f"{r['practice_id']}: {r['checked']} events, chain {verdict}, "
+                    f"projection {'matches' if r['projection_matches'] else 'DIFFERS'}"
+                )
         if not all(r["ok"] and r["projection_matches"] for r in reports):
             sys.exit(1)
 

@@ -27,8 +27,10 @@ class Command(BaseCommand):
         practice = Practice.objects.filter(texting_number=DEMO_NUMBER).first()
         if practice is None:
             practice, key = create_practice(
-                name="Maple Street Pediatrics", texting_number=DEMO_NUMBER,
-                contact_phone="+14155550199", email_from="frontdesk@maple-pediatrics.example",
+                name="Maple Street Pediatrics",
+                texting_number=DEMO_NUMBER,
+                contact_phone="+14155550199",
+                email_from="frontdesk@maple-pediatrics.example",
             )
             self._patients(practice)
         else:
@@ -57,34 +59,71 @@ class Command(BaseCommand):
         parent = PhoneInput("+14155550111", "mobile")
         for first in ("Ava", "Ben", "Cleo"):  # three children, one caregiver's phone
             create_patient(
-                practice=practice, first_name=first, last_name="Rivera", phones=[parent],
-                emails=["rivera.family@example.com"], marketing_consent="yes", external_id=f"demo-{first.lower()}",
-                source=Source.IMPORT, actor=actor,
+                practice=practice,
+                first_name=first,
+                last_name="Rivera",
+                phones=[parent],
+                emails=["rivera.family@example.com"],
+                marketing_consent="yes",
+                external_id=f"demo-{first.lower()}",
+                source=Source.IMPORT,
+                actor=actor,
             )
         create_patient(
-            practice=practice, first_name="Dora", last_name="Okafor", phones=[PhoneInput("+14155550122", "landline")],
-            emails=["dora.okafor@example.com"], external_id="demo-dora", source=Source.IMPORT, actor=actor,
+            practice=practice,
+            first_name="Dora",
+            last_name="Okafor",
+            phones=[PhoneInput("+14155550122", "landline")],
+            emails=["dora.okafor@example.com"],
+            external_id="demo-dora",
+            source=Source.IMPORT,
+            actor=actor,
         )
         create_patient(
-            practice=practice, first_name="Eli", last_name="Schmidt", phones=[PhoneInput("+14155550133", "mobile")],
-            external_id="demo-eli", marketing_consent="no", source=Source.IMPORT, actor=actor,
+            practice=practice,
+            first_name="Eli",
+            last_name="Schmidt",
+            phones=[PhoneInput("+14155550133", "mobile")],
+            external_id="demo-eli",
+            marketing_consent="no",
+            source=Source.IMPORT,
+            actor=actor,
         )
         create_patient(
-            practice=practice, first_name="Fay", last_name="Nguyen", phones=[PhoneInput("+14155550144", "mobile")],
-            emails=["fay.nguyen@example.com"], do_not_contact=True, external_id="demo-fay",
-            source=Source.IMPORT, actor=actor,
+            practice=practice,
+            first_name="Fay",
+            last_name="Nguyen",
+            phones=[PhoneInput("+14155550144", "mobile")],
+            emails=["fay.nguyen@example.com"],
+            do_not_contact=True,
+            external_id="demo-fay",
+            source=Source.IMPORT,
+            actor=actor,
         )
         create_patient(
-            practice=practice, first_name="Gus", last_name="Patel", emails=["gus.patel@example.com"],
-            external_id="demo-gus", source=Source.IMPORT, actor=actor,
+            practice=practice,
+            first_name="Gus",
+            last_name="Patel",
+            emails=["gus.patel@example.com"],
+            external_id="demo-gus",
+            source=Source.IMPORT,
+            actor=actor,
         )
         # A legacy opt-out (UNSUB keyword in the old system), a recall block, a bounce.
         consent.record_sms_opt_out(
-            practice=practice, number="+14155550133", source=Source.IMPORT, actor=actor,
+            practice=practice,
+            number="+14155550133",
+            source=Source.IMPORT,
+            actor=actor,
             evidence={"legacy_keyword": "UNSUB"},
         )
-        consent.set_block(practice=practice, number="+14155550144", categories=["recall"], source=Source.STAFF, actor=actor)
+        consent.set_block(
+            practice=practice, number="+14155550144", categories=["recall"], source=Source.STAFF, actor=actor
+        )
         consent.record_email_state(
-            practice=practice, email="dora.okafor@example.com", state=EmailState.BOUNCED,
-            source=Source.IMPORT, actor=actor,
+            practice=practice,
+            email="dora.okafor@example.com",
+            state=EmailState.BOUNCED,
+            source=Source.IMPORT,
+            actor=actor,
         )

@@ -32,31 +32,50 @@ def _settings_arguments(parser, *, defaults: bool) -> None:
     parser.add_argument("--contact-phone", default=None)
     parser.add_argument("--email-from", default=None)
     parser.add_argument(
-        "--send-window", default=default("08:00-21:00"), metavar="HH:MM-HH:MM",
+        "--send-window",
+        default=default("08:00-21:00"),
+        metavar="HH:MM-HH:MM",
         help="Local hours for automated messages (quiet hours outside); 00:00-00:00 turns quiet hours off.",
     )
     parser.add_argument(
-        "--reasonable-means", choices=["flag", "auto"], default=None,
+        "--reasonable-means",
+        choices=["flag", "auto"],
+        default=None,
         help="Replies that ask to stop without the keyword: flag them for staff (default) "
-             "or opt out at once and confirm.",
+        "or opt out at once and confirm.",
     )
     parser.add_argument(
-        "--keyword-languages", default=None, metavar="LANG[,LANG]",
+        "--keyword-languages",
+        default=None,
+        metavar="LANG[,LANG]",
         help="Keyword languages besides English, e.g. es.",
     )
-    parser.add_argument("--keyword-mode", choices=["self", "provider"], default=None,
-                        help="provider: Twilio Advanced Opt-Out sends the confirmations.")
-    parser.add_argument("--sms-rate", type=float, default=None, metavar="PER_SECOND",
-                        help="Texts per second from the texting number (a long code takes about 1).")
+    parser.add_argument(
+        "--keyword-mode",
+        choices=["self", "provider"],
+        default=None,
+        help="provider: Twilio Advanced Opt-Out sends the confirmations.",
+    )
+    parser.add_argument(
+        "--sms-rate",
+        type=float,
+        default=None,
+        metavar="PER_SECOND",
+        help="Texts per second from the texting number (a long code takes about 1).",
+    )
     parser.add_argument("--email-rate", type=float, default=None, metavar="PER_SECOND")
 
 
 def _settings(options) -> dict:
     values: dict = {}
     simple = {
-        "timezone": "timezone", "contact_phone": "contact_phone", "email_from": "email_from",
-        "reasonable_means": "reasonable_means", "keyword_mode": "keyword_mode",
-        "sms_rate": "sms_rate_per_second", "email_rate": "email_rate_per_second",
+        "timezone": "timezone",
+        "contact_phone": "contact_phone",
+        "email_from": "email_from",
+        "reasonable_means": "reasonable_means",
+        "keyword_mode": "keyword_mode",
+        "sms_rate": "sms_rate_per_second",
+        "email_rate": "email_rate_per_second",
     }
     for option, field in simple.items():
         if options.get(option) is not None:
@@ -79,7 +98,7 @@ class Command(BaseCommand):
         create.add_argument("--twilio-auth-token", default="")
         create.add_argument("--twilio-account-sid", default="")
         _settings_arguments(create, defaults=True)
-        create.add_argument("--json", action="store_true", help="Print {\"id\", \"api_key\"} as JSON.")
+        create.add_argument("--json", action="store_true", help='Print {"id", "api_key"} as JSON.')
         update = sub.add_parser("update", help="Change the settings given; the others stay as they are.")
         update.add_argument("practice", help="The practice's id or texting number.")
         update.add_argument("--name", default=None)

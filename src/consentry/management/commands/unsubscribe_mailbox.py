@@ -73,8 +73,9 @@ class MailboxHandler:
 
 
 def mailbox_controller(host: str, port: int, executor: Executor | None = None) -> Controller:
-    return Controller(MailboxHandler(executor), hostname=host, port=port, data_size_limit=DATA_SIZE_LIMIT,
-                      ready_timeout=5)
+    return Controller(
+        MailboxHandler(executor), hostname=host, port=port, data_size_limit=DATA_SIZE_LIMIT, ready_timeout=5
+    )
 
 
 class Command(BaseCommand):

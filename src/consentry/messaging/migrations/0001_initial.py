@@ -10,46 +10,82 @@ import consentry.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('patients', '0001_initial'),
+        ("patients", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(max_length=16)),
-                ('category', models.CharField(max_length=64)),
-                ('content', consentry.crypto.EncryptedTextField()),
-                ('actor', models.CharField(default='api', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='patients.practice')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("kind", models.CharField(max_length=16)),
+                ("category", models.CharField(max_length=64)),
+                ("content", consentry.crypto.EncryptedTextField()),
+                ("actor", models.CharField(default="api", max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="messages", to="patients.practice"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(max_length=8)),
-                ('address', models.CharField(blank=True, default='', max_length=254)),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('sent', 'sent'), ('delivered', 'delivered'), ('failed', 'failed'), ('skipped', 'skipped'), ('deferred', 'deferred')], default=consentry.consent.rules.Status['PENDING'], max_length=10)),
-                ('reason', models.CharField(blank=True, default='', max_length=32)),
-                ('provider_ref', models.CharField(blank=True, default='', max_length=64)),
-                ('error', models.CharField(blank=True, default='', max_length=500)),
-                ('attempted_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('patient', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='deliveries', to='patients.patient')),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='patients.practice')),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='messaging.message')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("channel", models.CharField(max_length=8)),
+                ("address", models.CharField(blank=True, default="", max_length=254)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("sent", "sent"),
+                            ("delivered", "delivered"),
+                            ("failed", "failed"),
+                            ("skipped", "skipped"),
+                            ("deferred", "deferred"),
+                        ],
+                        default=consentry.consent.rules.Status["PENDING"],
+                        max_length=10,
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, default="", max_length=32)),
+                ("provider_ref", models.CharField(blank=True, default="", max_length=64)),
+                ("error", models.CharField(blank=True, default="", max_length=500)),
+                ("attempted_at", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="deliveries",
+                        to="patients.patient",
+                    ),
+                ),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="patients.practice"
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="deliveries", to="messaging.message"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['practice', 'address', 'channel'], name='delivery_address')],
+                "indexes": [models.Index(fields=["practice", "address", "channel"], name="delivery_address")],
             },
         ),
     ]

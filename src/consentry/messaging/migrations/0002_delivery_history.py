@@ -9,77 +9,100 @@ import consentry.consent.rules
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0001_initial'),
-        ('patients', '0003_quiet_hours_and_caps'),
+        ("messaging", "0001_initial"),
+        ("patients", "0003_quiet_hours_and_caps"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeliveryEvent',
+            name="DeliveryEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(max_length=12)),
-                ('provider_status', models.CharField(blank=True, default='', max_length=32)),
-                ('error_code', models.CharField(blank=True, default='', max_length=32)),
-                ('at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("status", models.CharField(max_length=12)),
+                ("provider_status", models.CharField(blank=True, default="", max_length=32)),
+                ("error_code", models.CharField(blank=True, default="", max_length=32)),
+                ("at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['pk'],
+                "ordering": ["pk"],
             },
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='attempts',
+            model_name="delivery",
+            name="attempts",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='created_at',
-            field=models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), default=django.utils.timezone.now),
+            model_name="delivery",
+            name="created_at",
+            field=models.DateTimeField(
+                db_default=django.db.models.functions.datetime.Now(), default=django.utils.timezone.now
+            ),
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='not_before',
+            model_name="delivery",
+            name="not_before",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='idempotency_key',
-            field=models.CharField(blank=True, default='', max_length=255),
+            model_name="message",
+            name="idempotency_key",
+            field=models.CharField(blank=True, default="", max_length=255),
         ),
         migrations.AddField(
-            model_name='message',
-            name='request_hash',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="message",
+            name="request_hash",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AlterField(
-            model_name='delivery',
-            name='error',
-            field=models.CharField(blank=True, db_default='', default='', max_length=500),
+            model_name="delivery",
+            name="error",
+            field=models.CharField(blank=True, db_default="", default="", max_length=500),
         ),
         migrations.AlterField(
-            model_name='delivery',
-            name='provider_ref',
-            field=models.CharField(blank=True, db_default='', default='', max_length=64),
+            model_name="delivery",
+            name="provider_ref",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AlterField(
-            model_name='delivery',
-            name='status',
-            field=models.CharField(choices=[('pending', 'pending'), ('sent', 'sent'), ('delivered', 'delivered'), ('undelivered', 'undelivered'), ('failed', 'failed'), ('skipped', 'skipped'), ('deferred', 'deferred')], default=consentry.consent.rules.Status['PENDING'], max_length=12),
+            model_name="delivery",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "pending"),
+                    ("sent", "sent"),
+                    ("delivered", "delivered"),
+                    ("undelivered", "undelivered"),
+                    ("failed", "failed"),
+                    ("skipped", "skipped"),
+                    ("deferred", "deferred"),
+                ],
+                default=consentry.consent.rules.Status["PENDING"],
+                max_length=12,
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('provider_ref', ''), _negated=True), fields=['provider_ref'], name='delivery_provider_ref'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("provider_ref", ""), _negated=True),
+                fields=["provider_ref"],
+                name="delivery_provider_ref",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('practice', 'idempotency_key'), name='message_unique_idempotency_key'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key", ""), _negated=True),
+                fields=("practice", "idempotency_key"),
+                name="message_unique_idempotency_key",
+            ),
         ),
         migrations.AddField(
-            model_name='deliveryevent',
-            name='delivery',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='messaging.delivery'),
+            model_name="deliveryevent",
+            name="delivery",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="events", to="messaging.delivery"
+            ),
         ),
     ]

@@ -4,18 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0002_delivery_history'),
+        ("messaging", "0002_delivery_history"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SenderPace',
+            name="SenderPace",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sender', models.CharField(max_length=300, unique=True)),
-                ('next_at', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sender", models.CharField(max_length=300, unique=True)),
+                ("next_at", models.DateTimeField()),
             ],
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0003_sender_pace'),
+        ("messaging", "0003_sender_pace"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='delivery',
-            name='recipient_timezone',
-            field=models.CharField(blank=True, db_default='', default='', max_length=64),
+            model_name="delivery",
+            name="recipient_timezone",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
     ]

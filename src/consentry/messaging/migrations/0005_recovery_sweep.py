@@ -7,25 +7,33 @@ import consentry.consent.rules
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0004_delivery_recipient_timezone'),
-        ('patients', '0004_practice_keywords_policy_pacing'),
+        ("messaging", "0004_delivery_recipient_timezone"),
+        ("patients", "0004_practice_keywords_policy_pacing"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WorkerBeat',
+            name="WorkerBeat",
             fields=[
-                ('worker_id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('host', models.CharField(blank=True, default='', max_length=255)),
-                ('pid', models.PositiveIntegerField(default=0)),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('beat_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("worker_id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("host", models.CharField(blank=True, default="", max_length=255)),
+                ("pid", models.PositiveIntegerField(default=0)),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("beat_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
             ],
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status__in', [consentry.consent.rules.Status['PENDING'], consentry.consent.rules.Status['DEFERRED']])), fields=['updated_at'], name='delivery_waiting'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [consentry.consent.rules.Status["PENDING"], consentry.consent.rules.Status["DEFERRED"]],
+                    )
+                ),
+                fields=["updated_at"],
+                name="delivery_waiting",
+            ),
         ),
     ]

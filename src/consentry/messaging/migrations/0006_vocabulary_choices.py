@@ -4,25 +4,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0005_recovery_sweep'),
+        ("messaging", "0005_recovery_sweep"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='delivery',
-            name='channel',
-            field=models.CharField(choices=[('sms', 'sms'), ('voice', 'voice'), ('email', 'email'), ('in_app', 'in_app')], max_length=8),
+            model_name="delivery",
+            name="channel",
+            field=models.CharField(
+                choices=[("sms", "sms"), ("voice", "voice"), ("email", "email"), ("in_app", "in_app")], max_length=8
+            ),
         ),
         migrations.AlterField(
-            model_name='delivery',
-            name='reason',
-            field=models.CharField(blank=True, choices=[('', ''), ('sms_opted_out', 'sms_opted_out'), ('email_unsubscribed', 'email_unsubscribed'), ('email_bounced', 'email_bounced'), ('blocked_for_category', 'blocked_for_category'), ('do_not_contact', 'do_not_contact'), ('no_marketing_consent', 'no_marketing_consent'), ('phone_invalid', 'phone_invalid'), ('no_text_capable_phone', 'no_text_capable_phone'), ('no_reachable_channel', 'no_reachable_channel'), ('channel_off_for_type', 'channel_off_for_type'), ('channel_opted_out_by_patient', 'channel_opted_out_by_patient'), ('quiet_hours', 'quiet_hours'), ('frequency_cap', 'frequency_cap'), ('outcome_unknown', 'outcome_unknown'), ('not_dispatched', 'not_dispatched')], default='', max_length=32),
+            model_name="delivery",
+            name="reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", ""),
+                    ("sms_opted_out", "sms_opted_out"),
+                    ("email_unsubscribed", "email_unsubscribed"),
+                    ("email_bounced", "email_bounced"),
+                    ("blocked_for_category", "blocked_for_category"),
+                    ("do_not_contact", "do_not_contact"),
+                    ("no_marketing_consent", "no_marketing_consent"),
+                    ("phone_invalid", "phone_invalid"),
+                    ("no_text_capable_phone", "no_text_capable_phone"),
+                    ("no_reachable_channel", "no_reachable_channel"),
+                    ("channel_off_for_type", "channel_off_for_type"),
+                    ("channel_opted_out_by_patient", "channel_opted_out_by_patient"),
+                    ("quiet_hours", "quiet_hours"),
+                    ("frequency_cap", "frequency_cap"),
+                    ("outcome_unknown", "outcome_unknown"),
+                    ("not_dispatched", "not_dispatched"),
+                ],
+                default="",
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='kind',
-            field=models.CharField(choices=[('automation', 'automation'), ('broadcast', 'broadcast'), ('manual', 'manual'), ('notification', 'notification'), ('keyword_reply', 'keyword_reply'), ('consent_request', 'consent_request')], max_length=16),
+            model_name="message",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("automation", "automation"),
+                    ("broadcast", "broadcast"),
+                    ("manual", "manual"),
+                    ("notification", "notification"),
+                    ("keyword_reply", "keyword_reply"),
+                    ("consent_request", "consent_request"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

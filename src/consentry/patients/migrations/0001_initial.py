@@ -9,122 +9,176 @@ import consentry.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ContactPoint',
+            name="ContactPoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('address', models.CharField(max_length=254)),
-                ('kind', models.CharField(choices=[('phone', 'Phone'), ('email', 'Email')], max_length=5)),
-                ('line_type', models.CharField(default='unknown', max_length=10)),
-                ('valid', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("address", models.CharField(max_length=254)),
+                ("kind", models.CharField(choices=[("phone", "Phone"), ("email", "Email")], max_length=5)),
+                ("line_type", models.CharField(default="unknown", max_length=10)),
+                ("valid", models.BooleanField(default=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Practice',
+            name="Practice",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('timezone', models.CharField(default='America/New_York', max_length=64)),
-                ('region', models.CharField(default='US', max_length=2)),
-                ('texting_number', models.CharField(max_length=20, unique=True)),
-                ('contact_phone', models.CharField(blank=True, default='', max_length=20)),
-                ('email_from', models.EmailField(blank=True, default='', max_length=254)),
-                ('twilio_account_sid', models.CharField(blank=True, default='', max_length=64)),
-                ('twilio_auth_token', consentry.crypto.EncryptedTextField(blank=True, default='')),
-                ('keyword_mode', models.CharField(choices=[('self', 'Consentry sends confirmations'), ('provider', 'Provider (Twilio Advanced Opt-Out) sends confirmations')], default='self', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+                ("timezone", models.CharField(default="America/New_York", max_length=64)),
+                ("region", models.CharField(default="US", max_length=2)),
+                ("texting_number", models.CharField(max_length=20, unique=True)),
+                ("contact_phone", models.CharField(blank=True, default="", max_length=20)),
+                ("email_from", models.EmailField(blank=True, default="", max_length=254)),
+                ("twilio_account_sid", models.CharField(blank=True, default="", max_length=64)),
+                ("twilio_auth_token", consentry.crypto.EncryptedTextField(blank=True, default="")),
+                (
+                    "keyword_mode",
+                    models.CharField(
+                        choices=[
+                            ("self", "Consentry sends confirmations"),
+                            ("provider", "Provider (Twilio Advanced Opt-Out) sends confirmations"),
+                        ],
+                        default="self",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Patient',
+            name="Patient",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('external_id', models.CharField(blank=True, default='', max_length=128)),
-                ('first_name', models.CharField(max_length=100)),
-                ('last_name', models.CharField(blank=True, default='', max_length=100)),
-                ('language', models.CharField(default='en', max_length=16)),
-                ('timezone', models.CharField(blank=True, default='', max_length=64)),
-                ('do_not_contact', models.BooleanField(default=False)),
-                ('marketing_consent', models.CharField(choices=[('yes', 'Yes'), ('no', 'No'), ('unknown', 'Unknown')], default='unknown', max_length=7)),
-                ('channel_opt_outs', models.JSONField(blank=True, default=list)),
-                ('notification_overrides', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('preferred_phone', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='patients.contactpoint')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("external_id", models.CharField(blank=True, default="", max_length=128)),
+                ("first_name", models.CharField(max_length=100)),
+                ("last_name", models.CharField(blank=True, default="", max_length=100)),
+                ("language", models.CharField(default="en", max_length=16)),
+                ("timezone", models.CharField(blank=True, default="", max_length=64)),
+                ("do_not_contact", models.BooleanField(default=False)),
+                (
+                    "marketing_consent",
+                    models.CharField(
+                        choices=[("yes", "Yes"), ("no", "No"), ("unknown", "Unknown")], default="unknown", max_length=7
+                    ),
+                ),
+                ("channel_opt_outs", models.JSONField(blank=True, default=list)),
+                ("notification_overrides", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "preferred_phone",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="patients.contactpoint",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='PatientContact',
+            name="PatientContact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('contact_point', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='patient_links', to='patients.contactpoint')),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='contacts', to='patients.patient')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "contact_point",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="patient_links",
+                        to="patients.contactpoint",
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="contacts", to="patients.patient"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position'],
+                "ordering": ["position"],
             },
         ),
         migrations.AddField(
-            model_name='patient',
-            name='contact_points',
-            field=models.ManyToManyField(related_name='patients', through='patients.PatientContact', to='patients.contactpoint'),
+            model_name="patient",
+            name="contact_points",
+            field=models.ManyToManyField(
+                related_name="patients", through="patients.PatientContact", to="patients.contactpoint"
+            ),
         ),
         migrations.AddField(
-            model_name='patient',
-            name='practice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='patients', to='patients.practice'),
+            model_name="patient",
+            name="practice",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="patients", to="patients.practice"
+            ),
         ),
         migrations.AddField(
-            model_name='contactpoint',
-            name='practice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='contact_points', to='patients.practice'),
+            model_name="contactpoint",
+            name="practice",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="contact_points", to="patients.practice"
+            ),
         ),
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=64)),
-                ('marketing', models.BooleanField(default=False)),
-                ('notification_channels', models.JSONField(default=list)),
-                ('patient_can_disable', models.BooleanField(default=True)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='categories', to='patients.practice')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.SlugField(max_length=64)),
+                ("marketing", models.BooleanField(default=False)),
+                ("notification_channels", models.JSONField(default=list)),
+                ("patient_can_disable", models.BooleanField(default=True)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="categories", to="patients.practice"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'categories',
+                "verbose_name_plural": "categories",
             },
         ),
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key_hash', models.CharField(max_length=64, unique=True)),
-                ('label', models.CharField(blank=True, default='', max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('practice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='patients.practice')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key_hash", models.CharField(max_length=64, unique=True)),
+                ("label", models.CharField(blank=True, default="", max_length=100)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "practice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="api_keys", to="patients.practice"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='patientcontact',
-            constraint=models.UniqueConstraint(fields=('patient', 'contact_point'), name='patient_contact_unique'),
+            model_name="patientcontact",
+            constraint=models.UniqueConstraint(fields=("patient", "contact_point"), name="patient_contact_unique"),
         ),
         migrations.AddConstraint(
-            model_name='patient',
-            constraint=models.UniqueConstraint(condition=models.Q(('external_id', ''), _negated=True), fields=('practice', 'external_id'), name='patient_unique_external_id'),
+            model_name="patient",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("external_id", ""), _negated=True),
+                fields=("practice", "external_id"),
+                name="patient_unique_external_id",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='contactpoint',
-            constraint=models.UniqueConstraint(fields=('practice', 'address'), name='contact_point_unique_address'),
+            model_name="contactpoint",
+            constraint=models.UniqueConstraint(fields=("practice", "address"), name="contact_point_unique_address"),
         ),
         migrations.AddConstraint(
-            model_name='category',
-            constraint=models.UniqueConstraint(fields=('practice', 'key'), name='category_unique_key'),
+            model_name="category",
+            constraint=models.UniqueConstraint(fields=("practice", "key"), name="category_unique_key"),
         ),
     ]

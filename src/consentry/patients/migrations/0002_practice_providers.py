@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0001_initial'),
+        ("patients", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='practice',
-            name='email_provider',
-            field=models.CharField(blank=True, default='', max_length=20),
+            model_name="practice",
+            name="email_provider",
+            field=models.CharField(blank=True, default="", max_length=20),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='sms_provider',
-            field=models.CharField(blank=True, default='', max_length=20),
+            model_name="practice",
+            name="sms_provider",
+            field=models.CharField(blank=True, default="", max_length=20),
         ),
     ]

@@ -6,45 +6,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0002_practice_providers'),
+        ("patients", "0002_practice_providers"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='category',
-            name='quiet_hours_exempt',
+            model_name="category",
+            name="quiet_hours_exempt",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='contactpoint',
-            name='timezone',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="contactpoint",
+            name="timezone",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='frequency_cap_per_day',
+            model_name="practice",
+            name="frequency_cap_per_day",
             field=models.PositiveSmallIntegerField(default=1),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='frequency_cap_per_week',
+            model_name="practice",
+            name="frequency_cap_per_week",
             field=models.PositiveSmallIntegerField(default=3),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='frequency_caps',
+            model_name="practice",
+            name="frequency_caps",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='send_window_end',
+            model_name="practice",
+            name="send_window_end",
             field=models.TimeField(default=datetime.time(21, 0)),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='send_window_start',
+            model_name="practice",
+            name="send_window_start",
             field=models.TimeField(default=datetime.time(8, 0)),
         ),
     ]

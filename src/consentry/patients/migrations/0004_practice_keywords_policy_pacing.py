@@ -4,30 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0003_quiet_hours_and_caps'),
+        ("patients", "0003_quiet_hours_and_caps"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='practice',
-            name='email_rate_per_second',
+            model_name="practice",
+            name="email_rate_per_second",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='keyword_languages',
+            model_name="practice",
+            name="keyword_languages",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='reasonable_means',
-            field=models.CharField(choices=[('flag', 'Flag the conversation; staff confirm the opt-out'), ('auto', 'Opt out at once and send the one clarifying confirmation')], default='flag', max_length=4),
+            model_name="practice",
+            name="reasonable_means",
+            field=models.CharField(
+                choices=[
+                    ("flag", "Flag the conversation; staff confirm the opt-out"),
+                    ("auto", "Opt out at once and send the one clarifying confirmation"),
+                ],
+                default="flag",
+                max_length=4,
+            ),
         ),
         migrations.AddField(
-            model_name='practice',
-            name='sms_rate_per_second',
+            model_name="practice",
+            name="sms_rate_per_second",
             field=models.FloatField(blank=True, null=True),
         ),
     ]

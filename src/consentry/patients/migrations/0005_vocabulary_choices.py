@@ -4,20 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0004_practice_keywords_policy_pacing'),
+        ("patients", "0004_practice_keywords_policy_pacing"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='contactpoint',
-            name='line_type',
-            field=models.CharField(choices=[('mobile', 'mobile'), ('landline', 'landline'), ('voip', 'voip'), ('unknown', 'unknown')], default='unknown', max_length=10),
+            model_name="contactpoint",
+            name="line_type",
+            field=models.CharField(
+                choices=[("mobile", "mobile"), ("landline", "landline"), ("voip", "voip"), ("unknown", "unknown")],
+                default="unknown",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='patient',
-            name='marketing_consent',
-            field=models.CharField(choices=[('yes', 'yes'), ('no', 'no'), ('unknown', 'unknown')], default='unknown', max_length=7),
+            model_name="patient",
+            name="marketing_consent",
+            field=models.CharField(
+                choices=[("yes", "yes"), ("no", "no"), ("unknown", "unknown")], default="unknown", max_length=7
+            ),
         ),
     ]

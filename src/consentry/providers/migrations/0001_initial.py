@@ -6,25 +6,23 @@ import consentry.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='SandboxMessage',
+            name="SandboxMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('practice_id', models.UUIDField(db_index=True)),
-                ('delivery_id', models.BigIntegerField()),
-                ('channel', models.CharField(max_length=8)),
-                ('to', models.CharField(max_length=254)),
-                ('sender', models.CharField(max_length=254)),
-                ('subject', consentry.crypto.EncryptedTextField(blank=True, default='')),
-                ('body', consentry.crypto.EncryptedTextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("practice_id", models.UUIDField(db_index=True)),
+                ("delivery_id", models.BigIntegerField()),
+                ("channel", models.CharField(max_length=8)),
+                ("to", models.CharField(max_length=254)),
+                ("sender", models.CharField(max_length=254)),
+                ("subject", consentry.crypto.EncryptedTextField(blank=True, default="")),
+                ("body", consentry.crypto.EncryptedTextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
     ]

@@ -6,15 +6,14 @@ import consentry.crypto
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('providers', '0001_initial'),
+        ("providers", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sandboxmessage',
-            name='html',
-            field=consentry.crypto.EncryptedTextField(blank=True, default=''),
+            model_name="sandboxmessage",
+            name="html",
+            field=consentry.crypto.EncryptedTextField(blank=True, default=""),
         ),
     ]

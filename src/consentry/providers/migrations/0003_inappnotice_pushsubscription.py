@@ -7,43 +7,58 @@ import consentry.crypto
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0004_practice_keywords_policy_pacing'),
-        ('providers', '0002_sandboxmessage_html'),
+        ("patients", "0004_practice_keywords_policy_pacing"),
+        ("providers", "0002_sandboxmessage_html"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='InAppNotice',
+            name="InAppNotice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('practice_id', models.UUIDField(db_index=True)),
-                ('delivery_id', models.BigIntegerField(unique=True)),
-                ('category', models.CharField(blank=True, default='', max_length=64)),
-                ('subject', consentry.crypto.EncryptedTextField(blank=True, default='')),
-                ('body', consentry.crypto.EncryptedTextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='in_app_notices', to='patients.patient')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("practice_id", models.UUIDField(db_index=True)),
+                ("delivery_id", models.BigIntegerField(unique=True)),
+                ("category", models.CharField(blank=True, default="", max_length=64)),
+                ("subject", consentry.crypto.EncryptedTextField(blank=True, default="")),
+                ("body", consentry.crypto.EncryptedTextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="in_app_notices",
+                        to="patients.patient",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['patient', '-created_at'], name='inappnotice_patient_newest')],
+                "indexes": [models.Index(fields=["patient", "-created_at"], name="inappnotice_patient_newest")],
             },
         ),
         migrations.CreateModel(
-            name='PushSubscription',
+            name="PushSubscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('endpoint', models.URLField(max_length=2048)),
-                ('p256dh', models.CharField(max_length=100)),
-                ('auth', models.CharField(max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='push_subscriptions', to='patients.patient')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("endpoint", models.URLField(max_length=2048)),
+                ("p256dh", models.CharField(max_length=100)),
+                ("auth", models.CharField(max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_error", models.TextField(blank=True, default="")),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="push_subscriptions",
+                        to="patients.patient",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('patient', 'endpoint'), name='pushsubscription_patient_endpoint')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("patient", "endpoint"), name="pushsubscription_patient_endpoint")
+                ],
             },
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('providers', '0003_inappnotice_pushsubscription'),
+        ("providers", "0003_inappnotice_pushsubscription"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sandboxmessage',
-            name='headers',
+            model_name="sandboxmessage",
+            name="headers",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('providers', '0004_sandboxmessage_headers'),
+        ("providers", "0004_sandboxmessage_headers"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sandboxmessage',
-            name='ref',
-            field=models.CharField(blank=True, db_index=True, default='', max_length=40),
+            model_name="sandboxmessage",
+            name="ref",
+            field=models.CharField(blank=True, db_index=True, default="", max_length=40),
         ),
     ]
