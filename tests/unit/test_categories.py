@@ -1,4 +1,4 @@
-"""The built-in categories match DESIGN.md "Categories" (and seed 004's default channels)."""
+"""The built-in categories match the README's categories (and seed 004's default channels)."""
 
 import pytest
 
@@ -9,7 +9,7 @@ from tests.unit.factories import category
 E, S, A = Channel.EMAIL, Channel.SMS, Channel.IN_APP
 
 # id: (marketing, default notification channels, patients may turn it off)
-DESIGN_TABLE = {
+README_TABLE = {
     "appointment_reminder": (False, {E, S}, True),
     "appointment_confirmed": (False, {E}, True),
     "appointment_cancelled": (False, {E}, True),
@@ -27,12 +27,12 @@ DESIGN_TABLE = {
 
 
 def test_builtin_category_ids_are_the_designed_ones():
-    assert set(BUILTIN_CATEGORIES) == set(DESIGN_TABLE)
+    assert set(BUILTIN_CATEGORIES) == set(README_TABLE)
 
 
-@pytest.mark.parametrize("key", sorted(DESIGN_TABLE))
+@pytest.mark.parametrize("key", sorted(README_TABLE))
 def test_builtin_category_matches_design(key):
-    marketing, channels, can_disable = DESIGN_TABLE[key]
+    marketing, channels, can_disable = README_TABLE[key]
     built = category(key)
 
     assert built.key == key

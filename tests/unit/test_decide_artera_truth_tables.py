@@ -3,8 +3,8 @@
 Seed 003 names six patient profiles (only a text-enabled phone; text phone +
 email; text phone + landline + email; only a landline; landline + email; only
 an email) and asks, for every mix of content the automation has (text, call,
-email), which single message goes out. The rule (seed 003 and DESIGN.md
-"Decisions"): never more than one message; text first; a call only when the
+email), which single message goes out. The rule (seed 003 and the README's decision
+table): never more than one message; text first; a call only when the
 phone cannot take text (a landline, or SMS opted out) and there is call
 content; email only when no phone channel can carry the message (no valid
 phone, or no content for a channel the phone can take).

@@ -1,4 +1,4 @@
-"""decide() for kind=automation: one column of the DESIGN.md decisions table.
+"""decide() for kind=automation: one column of the decision table (KIND_POLICY, the README's).
 
 Automations respect every consent rule, the do-not-contact toggle and the
 preferred phone, and send at most one message per recipient (text, else

@@ -1,6 +1,6 @@
 """Reason codes, ``Decision.reason`` and ``address_block_reason``.
 
-Every "not sent" carries a stable reason code (DESIGN.md "Decisions"). This
+Every "not sent" carries a stable reason code (docs/architecture.md). This
 module has one small scenario per reason code decide() produces, checks the
 summary reason of a decision (the reason of the highest-priority channel that
 had content), and the per-address check the worker repeats right before the
@@ -166,7 +166,7 @@ def test_reason_names_the_opted_out_mobile_even_when_a_landline_is_listed_first(
     # The patient does have a text-capable phone; it opted out. Reporting
     # "no_text_capable_phone" (the landline's reason) would hide the STOP and
     # send staff looking for a mobile number instead of helping the patient opt
-    # back in. DESIGN.md: the reason is `sms_opted_out` for an opted-out mobile.
+    # back in. The README: the reason is `sms_opted_out` for an opted-out mobile.
     who = recipient(phones=[landline(), mobile()])
     decision = run("automation", "appointment_reminder", [SMS], who, state(opted_out=[MOBILE]))
 

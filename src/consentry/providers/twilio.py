@@ -20,7 +20,7 @@ from .base import Outbound, ProviderError, SendResult
 
 TWILIO_API = "https://api.twilio.com"
 # Twilio error 21610: the recipient has replied STOP to this sender; the
-# carrier holds an opt-out that we must record (DESIGN.md, "Inbound SMS keywords").
+# carrier holds an opt-out that we must record (README, "How decisions are made").
 CARRIER_OPT_OUT = 21610
 
 
