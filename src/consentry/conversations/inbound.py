@@ -23,6 +23,7 @@ from consentry.keywords.reasonable import assess
 from consentry.messaging.direct import create_keyword_reply
 from consentry.patients.addresses import normalize_phone
 from consentry.patients.models import KeywordMode, Practice, ReasonableMeans
+from consentry.providers.base import InboundText
 
 from . import services as conversations
 from .models import Conversation, Direction
@@ -77,6 +78,18 @@ def reasonable_means_confirmation(practice: Practice) -> str:
     return (
         f"{practice.name}: As you asked, you will get no more texts from this number. "
         "If you did not mean to stop them, reply START."
+    )
+
+
+def handle_inbound_text(text: InboundText) -> InboundResult:
+    """A verified text from any provider's webhook (or the sandbox's phones)."""
+    return handle_inbound_sms(
+        practice=text.practice,
+        from_number=text.from_number,
+        to_number=text.to_number,
+        body=text.body,
+        provider_ref=text.provider_ref,
+        provider=text.provider,
     )
 
 

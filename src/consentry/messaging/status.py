@@ -10,6 +10,8 @@ from django.db import connection, transaction
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
 from consentry.consent.rules import Reason, Status
+from consentry.providers.base import StatusReport
+from consentry.providers.twilio.vocabulary import CARRIER_OPT_OUT
 
 from .models import Delivery, DeliveryEvent
 
@@ -40,30 +42,6 @@ def sources(to: Status) -> list[str]:
     return [str(status) for status, targets in TRANSITIONS.items() if to in targets]
 
 
-# Twilio's message and call statuses, in our words.
-TWILIO_STATUS = {
-    "accepted": Status.SENT,
-    "scheduled": Status.SENT,
-    "queued": Status.SENT,
-    "sending": Status.SENT,
-    "sent": Status.SENT,
-    "delivered": Status.DELIVERED,
-    "read": Status.DELIVERED,
-    "undelivered": Status.UNDELIVERED,
-    "failed": Status.FAILED,
-    "canceled": Status.FAILED,
-    # calls
-    "initiated": Status.SENT,
-    "ringing": Status.SENT,
-    "in-progress": Status.SENT,
-    "completed": Status.DELIVERED,
-    "busy": Status.UNDELIVERED,
-    "no-answer": Status.UNDELIVERED,
-}
-
-CARRIER_OPT_OUT_CODE = "21610"
-
-
 def move(
     delivery: Delivery,
     status: Status,
@@ -82,7 +60,7 @@ def move(
     Likewise an email address the receiving mail server refused for good
     (``bounce``: its code and reply) is recorded as bounced.
     """
-    if error_code == CARRIER_OPT_OUT_CODE:
+    if error_code == CARRIER_OPT_OUT:
         record_carrier_opt_out(delivery, error_code=error_code)
         reason = Reason.SMS_OPTED_OUT
     if bounce:
@@ -207,15 +185,15 @@ def record_email_bounce(delivery: Delivery, *, source: str, actor: str, evidence
 
 
 @transaction.atomic
-def apply_twilio_status(*, delivery: Delivery, provider_status: str, error_code: str = "") -> bool:
-    status = TWILIO_STATUS.get(provider_status)
-    if status is None:
+def apply_status(*, delivery: Delivery, report: StatusReport) -> bool:
+    """A provider's status report moves the delivery (as ``TRANSITIONS`` allows) and joins its history."""
+    if report.status is None:
         return False
     locked = Delivery.objects.select_for_update().select_related("practice").get(pk=delivery.pk)
     return move(
         locked,
-        status,
-        provider_status=provider_status,
-        error_code=error_code,
-        error=f"{error_code}: {provider_status}" if error_code else "",
+        report.status,
+        provider_status=report.provider_status,
+        error_code=report.error_code,
+        error=f"{report.error_code}: {report.provider_status}" if report.error_code else "",
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from consentry.consent.rules import Status
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,28 @@ class Outbound:
     # Extra email headers (List-Unsubscribe, List-Unsubscribe-Post).
     headers: dict = field(default_factory=dict)
     category: str = ""  # the message's category (in-app notices keep it for the portal)
+
+
+@dataclass(frozen=True)
+class InboundText:
+    """A text a phone sent to a practice, as any provider's webhook hands it over (verified)."""
+
+    practice: Any  # the Practice whose number was texted
+    from_number: str
+    to_number: str
+    body: str
+    provider: str
+    provider_ref: str  # the provider's message id: a repeated webhook is a replay
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What a provider reports about a message it took (verified)."""
+
+    provider_ref: str
+    status: Status | None  # in our words; None for a status of theirs that moves nothing
+    provider_status: str  # in theirs, kept in the delivery's history
+    error_code: str = ""
 
 
 @dataclass(frozen=True)

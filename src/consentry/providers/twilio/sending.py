@@ -16,12 +16,9 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-from .base import Outbound, ProviderError, SendResult
+from ..base import Outbound, ProviderError, SendResult
 
 TWILIO_API = "https://api.twilio.com"
-# Twilio error 21610: the recipient has replied STOP to this sender; the
-# carrier holds an opt-out that we must record (README, "How decisions are made").
-CARRIER_OPT_OUT = 21610
 
 
 class _HttpClient(TwilioHttpClient):

@@ -1,0 +1,85 @@
+"""Twilio's webhooks, checked and turned into the product's own values.
+
+Every request is checked against the signature Twilio makes with the
+practice's auth token before anything is read from it. What cannot be
+verified (no signature, a number we do not host, a message id we did not
+send) gets the same answer, so the webhook does not reveal which numbers or
+messages exist here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest
+from twilio.request_validator import RequestValidator
+
+from consentry.errors import InvalidInput
+from consentry.patients.addresses import normalize_phone
+from consentry.patients.models import Practice
+
+from ..base import InboundText, StatusReport
+from .vocabulary import STATUSES
+
+MAX_SID = 64
+
+
+class NotVerified(Exception):
+    """The request does not carry a valid signature of a practice we host: 403, nothing read."""
+
+
+def public_url(request: HttpRequest) -> str:
+    """The URL Twilio signed: ours as the outside world sees it."""
+    if settings.CONSENTRY_PUBLIC_URL:
+        return settings.CONSENTRY_PUBLIC_URL + request.get_full_path()
+    return request.build_absolute_uri()
+
+
+def _verified(request: HttpRequest, token: str) -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    return bool(signature and token) and RequestValidator(token).validate(
+        public_url(request), request.POST.dict(), signature
+    )
+
+
+def inbound_text(request: HttpRequest) -> InboundText:
+    """A text received at a practice's number. ``NotVerified`` (403) or ``InvalidInput`` (400, naming the field)."""
+    try:
+        number = normalize_phone(request.POST.get("To", ""), field="To").number
+    except InvalidInput:
+        raise NotVerified from None
+    practice = Practice.objects.filter(texting_number=number).first()
+    if practice is None or not _verified(request, practice.twilio_auth_token):
+        raise NotVerified
+    sid, sender, body = (request.POST.get(k, "") for k in ("MessageSid", "From", "Body"))
+    if not sid or not sender:
+        raise InvalidInput("From" if sid else "MessageSid", "is required")
+    if len(sid) > MAX_SID:
+        raise InvalidInput("MessageSid", "is too long")
+    return InboundText(
+        practice=practice,
+        from_number=sender,
+        to_number=practice.texting_number,
+        body=body,
+        provider="twilio",
+        provider_ref=sid,
+    )
+
+
+def status_report(request: HttpRequest, token_for: Callable[[str], str | None]) -> StatusReport:
+    """A status callback for a message or call we sent; ``token_for(sid)`` is the auth token of the practice that
+    sent it (None when we did not). ``NotVerified`` (403) or ``InvalidInput`` (400)."""
+    sid = request.POST.get("MessageSid") or request.POST.get("CallSid") or ""
+    token = token_for(sid) if sid else None
+    if not token or not _verified(request, token):
+        raise NotVerified
+    provider_status = request.POST.get("MessageStatus") or request.POST.get("CallStatus") or ""
+    if not provider_status:
+        raise InvalidInput("MessageStatus", "MessageStatus or CallStatus is required")
+    return StatusReport(
+        provider_ref=sid,
+        status=STATUSES.get(provider_status),
+        provider_status=provider_status[:32],
+        error_code=request.POST.get("ErrorCode", "")[:32],
+    )
