@@ -56,7 +56,7 @@ def test_a_stop_typed_on_a_sandbox_phone_opts_it_out_and_the_page_shows_the_repl
     thread.get_by_placeholder("Reply: STOP, START, HELP or anything").fill("STOP")
     thread.get_by_role("button", name="Send from this phone").click()
 
-    # The reply went through the signed webhook: the phone is opted out, in the ledger and on the page.
+    # The reply was handled as the phone's text: the phone is opted out, in the ledger and on the page.
     thread = page.get_by_role("region", name=f"Phone {phone}")
     expect(thread.locator(".msg.in")).to_have_text([re.compile(r"opt-out keyword\s+STOP\s*$")])
     expect(thread.locator(".state")).to_have_text(["Oak Clinic: opted out of texts"])

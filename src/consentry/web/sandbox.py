@@ -1,10 +1,9 @@
 """The sandbox simulator: the patients' side of everything the sandbox provider "sent".
 
 One thread per phone (the texts and calls sent to it, the texts it sent in) and
-one inbox per email address. A reply typed on a phone takes the real inbound
-path: the form fields Twilio posts for an incoming text, signed with the
-practice's auth token, handed to the Twilio webhook view, which checks the
-signature and acts exactly as it does for Twilio.
+one inbox per email address. A reply typed on a phone is handed, as the
+product's own ``InboundText``, to the same service a provider's verified
+webhook hands it to: it acts exactly as a text that came through Twilio.
 
 Both pages exist only in a demo or development deployment (``CONSENTRY_DEMO=1``
 or ``DEBUG=1``) whose default provider is the sandbox: they show every
@@ -17,34 +16,29 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from csp.decorators import csp_update
-from django.core.handlers.wsgi import WSGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
-from twilio.request_validator import RequestValidator
 
 from consentry.consent.ledger import consent_state
+from consentry.conversations.inbound import handle_inbound_text
 from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
 from consentry.patients.addresses import normalize_phone
 from consentry.patients.models import Practice
-from consentry.providers.base import provider_name
+from consentry.providers.base import InboundText, provider_name
 from consentry.providers.models import SandboxMessage
-from consentry.web import webhooks
 from consentry.web.demo import sandbox_pages_on
 
 SHOWN = 500  # the newest messages of each direction on the page
@@ -219,7 +213,6 @@ def _page(request: HttpRequest, *, form: str = "", error: str = "", values: dict
         "phones": phones,
         "inboxes": inboxes,
         "practices": practices,
-        "tokenless": [p for p in practices if not p.twilio_auth_token],
         "form": form,
         "error": error,
         "values": values,
@@ -263,11 +256,6 @@ def _clean_reply(post) -> tuple[Practice, str, str]:
             f"{practice.name} sends its texts through {provider_name(practice, 'sms')}, "
             "not the sandbox: its patients' phones are real."
         )
-    if not practice.twilio_auth_token:
-        raise ReplyRefused(
-            f"{practice.name} has no Twilio auth token, so its texting webhook refuses every "
-            "message: the sandbox has nothing to sign a reply with."
-        )
     try:
         number = normalize_phone(post.get("from", ""), region=practice.region, field="from").number
     except InvalidInput as exc:
@@ -282,58 +270,6 @@ def _clean_reply(post) -> tuple[Practice, str, str]:
     return practice, number, body
 
 
-def _country(number: str) -> str:
-    return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or ""
-
-
-def twilio_inbound_params(practice: Practice, from_number: str, body: str) -> dict[str, str]:
-    """The form fields Twilio posts to the messaging webhook for an incoming text."""
-    sid = "SM" + secrets.token_hex(16)
-    return {
-        "ToCountry": _country(practice.texting_number),
-        "SmsMessageSid": sid,
-        "NumMedia": "0",
-        "SmsSid": sid,
-        "SmsStatus": "received",
-        "Body": body,
-        "FromCountry": _country(from_number),
-        "To": practice.texting_number,
-        "MessageSid": sid,
-        "AccountSid": practice.twilio_account_sid or "AC" + "0" * 32,
-        "From": from_number,
-        "ApiVersion": "2010-04-01",
-    }
-
-
-def post_to_twilio_webhook(request: HttpRequest, practice: Practice, params: dict[str, str]) -> HttpResponse:
-    """POST ``params`` to our Twilio SMS webhook, signed as Twilio signs, in this process.
-
-    The request is built the way the WSGI server builds one (form-encoded body,
-    same host and scheme as the page), so the view parses and verifies it as
-    it would Twilio's.
-    """
-    data = urlencode(params).encode()
-    inner = WSGIRequest(
-        {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": reverse("twilio-sms"),
-            "QUERY_STRING": "",
-            "CONTENT_TYPE": "application/x-www-form-urlencoded",
-            "CONTENT_LENGTH": str(len(data)),
-            "HTTP_HOST": request.get_host(),
-            "SERVER_NAME": request.META.get("SERVER_NAME", "localhost"),
-            "SERVER_PORT": str(request.get_port()),
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_USER_AGENT": "TwilioProxy/1.1 (Consentry sandbox)",
-            "wsgi.url_scheme": request.scheme,
-            "wsgi.input": io.BytesIO(data),
-        }
-    )
-    signature = RequestValidator(practice.twilio_auth_token).compute_signature(webhooks.public_url(inner), params)
-    inner.META["HTTP_X_TWILIO_SIGNATURE"] = signature
-    return webhooks.twilio_sms(inner)
-
-
 @sandbox_only
 @require_POST
 @csrf_protect
@@ -344,10 +280,18 @@ def reply(request: HttpRequest) -> HttpResponse:
     values = {k: request.POST.get(k, "") for k in ("from", "practice", "body")}
     try:
         practice, number, body = _clean_reply(request.POST)
-        response = post_to_twilio_webhook(request, practice, twilio_inbound_params(practice, number, body))
-        if response.status_code != 200:
-            answer = response.content.decode(errors="replace").strip()
-            raise ReplyRefused(f"The texting webhook answered {response.status_code}: {answer}")
+        text = InboundText(
+            practice=practice,
+            from_number=number,
+            to_number=practice.texting_number,
+            body=body,
+            provider="sandbox",
+            provider_ref="SB" + secrets.token_hex(16),
+        )
+        try:
+            handle_inbound_text(text)
+        except InvalidInput as exc:
+            raise ReplyRefused(f"{exc.field}: {exc.message}.") from None
     except ReplyRefused as exc:
         return _page(request, form=form, error=str(exc), values=values, status=400)
     return HttpResponseRedirect(f"{reverse('sandbox')}#{phone_anchor(number)}", status=303)
