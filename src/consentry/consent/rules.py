@@ -8,6 +8,10 @@ its address rules alone, is the worker's last check before a hand-over.
 
 Which rules each kind of message obeys is one table, ``KIND_POLICY``, the same
 as the README's (docs/architecture.md explains the layers around it).
+
+One module on purpose, longer than most: the decision table, the values it
+reads and the few functions that apply it are read together whenever a rule
+is in question, and it imports only the standard library.
 """
 
 from __future__ import annotations

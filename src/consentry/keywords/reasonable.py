@@ -26,6 +26,9 @@ How a reply is read:
 Every pattern is compiled once and has bounded repetition, so a call costs
 time linear in the length of the text and can run on every inbound message.
 Exact keywords are classify()'s job; the caller checks them first.
+
+Most of its length is the named rules themselves, each with the replies it
+is for: one table, read as one.
 """
 
 from __future__ import annotations

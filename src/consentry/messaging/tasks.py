@@ -1,4 +1,10 @@
-"""The worker side: re-check consent, hand each delivery to its provider, record the outcome."""
+"""The worker side: re-check consent, hand each delivery to its provider, record the outcome.
+
+One module on purpose, longer than most: a hand-over (claim, check, take,
+call, record, retry) is one story whose steps share the task's caches of
+practices, messages and providers; what stands alone lives beside it
+(``pacing``, ``status``, ``rendering``, ``recovery``).
+"""
 
 from __future__ import annotations
 

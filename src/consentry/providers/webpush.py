@@ -10,6 +10,9 @@ machine or a private network is refused when the push would go, and a push
 service's redirect is never followed. The name is resolved once per
 connection, and the addresses checked are the ones connected to: a name that
 answers differently the second time (DNS rebinding) cannot lead here.
+
+One concern, longer than most modules: VAPID keys, the subscription check,
+the push itself and the connection guard that keeps pushes on the internet.
 """
 
 from __future__ import annotations
