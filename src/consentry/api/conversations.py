@@ -175,7 +175,13 @@ def conversations_reply(request, conversation_id: str, payload: ReplyIn):
     except services.ReplyRefused as refused:
         return Status(409, {"detail": refused.message, "reason": refused.reason})
     line = services.Line(
-        entry.pk, entry.direction, entry.body, entry.author, entry.created_at, entry.delivery_id, entry.delivery.status
+        entry.pk,
+        entry.direction,
+        entry.body,
+        entry.author,
+        entry.created_at,
+        entry.delivery_id,
+        entry.delivery.status if entry.delivery else None,
     )
     return Status(201, {"entry": _entry_out(line), "delivery_id": entry.delivery_id})
 

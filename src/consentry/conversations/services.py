@@ -271,7 +271,7 @@ def timeline(conversation: Conversation) -> list[Line]:
             e.author,
             e.created_at,
             e.delivery_id,
-            e.delivery.status if e.delivery_id else None,
+            e.delivery.status if e.delivery else None,
         )
         for e in conversation.entries.select_related("delivery").order_by("created_at", "pk")
     ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import TextNode, VariableNode
@@ -70,9 +71,13 @@ def _compile(text: str):
     if problem:
         return None, problem, None
     parts = None
-    if not any(node.filter_expression.filters for node in template.nodelist if isinstance(node, VariableNode)):
+    variables = [node for node in template.nodelist if isinstance(node, VariableNode)]
+    if not any(node.filter_expression.filters for node in variables):
         parts = tuple(
-            (False, node.s) if isinstance(node, TextNode) else (True, node.filter_expression.var.var)
+            # check() let through only text and {{ variables }}: every other node is a VariableNode.
+            (False, node.s)
+            if isinstance(node, TextNode)
+            else (True, cast(VariableNode, node).filter_expression.var.var)
             for node in template.nodelist
         )
     return template, "", parts

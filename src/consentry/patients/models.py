@@ -130,7 +130,9 @@ class Patient(models.Model):
     channel_opt_outs = models.JSONField(default=list, blank=True)
     # {"appointment_reminder": {"sms": false, "email": true}}
     notification_overrides = models.JSONField(default=dict, blank=True)
-    contact_points = models.ManyToManyField(ContactPoint, through="PatientContact", related_name="patients")
+    contact_points: models.ManyToManyField[ContactPoint, PatientContact] = models.ManyToManyField(
+        ContactPoint, through="PatientContact", related_name="patients"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

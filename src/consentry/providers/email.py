@@ -281,7 +281,7 @@ class AnymailProvider:
             raise ProviderError(_short(exc), code="anymail_rejected") from exc
         except (AnymailError, ValueError) as exc:  # an address or content the ESP cannot take
             raise ProviderError(_short(exc), code="anymail_invalid") from exc
-        ref = email.anymail_status.message_id
+        ref = email.anymail_status.message_id  # type: ignore[attr-defined]  # set by django-anymail's backend
         if not isinstance(ref, str):  # None, or a set when recipients got different ids (there is one)
             ref = ",".join(sorted(ref)) if ref else ""
         return SendResult(provider_ref=_provider_ref(ref), status="sent")

@@ -223,7 +223,7 @@ def internet_addresses(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except OSError as exc:
         raise OSError(f"cannot resolve {host}: {exc}") from exc
-    addresses = list(dict.fromkeys(a.split("%")[0] for *_, (a, *_) in infos))
+    addresses = list(dict.fromkeys(str(a).split("%")[0] for *_, (a, *_) in infos))
     if inside := sorted(a for a in addresses if not ipaddress.ip_address(a).is_global):
         raise OSError(f"{host} resolves to {', '.join(inside)}, not to the internet")
     return addresses

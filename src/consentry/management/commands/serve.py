@@ -56,7 +56,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="Serve only; run `consentry worker` separately.")
 
     def handle(self, *, host, port, threads, no_worker, **options):
-        from waitress import serve
+        from waitress import serve  # type: ignore[import-untyped]  # waitress ships no types
 
         from consentry.web.demo import startup_banner
         from consentry.wsgi import application
