@@ -36,6 +36,18 @@ def make_patient(practice, first_name="Pat", phones=(), emails=(), **kwargs):
     )
 
 
+def plan_text(practice, number: str = "+14155550111", body: str = "Forms to sign"):
+    """A staff text to a new patient with this mobile number, planned (its dispatch task queued); its delivery."""
+    from consentry.messaging.models import Delivery
+    from consentry.messaging.planning import create_message
+
+    patient = make_patient(practice, phones=[(number, "mobile")])
+    create_message(
+        practice=practice, kind="manual", category="document_shared", patient_ids=[patient.pk], content={"sms": body}
+    )
+    return Delivery.objects.select_related("practice").get(patient=patient)
+
+
 def drain_worker() -> int:
     """Run queued tasks with the real database worker until none is ready; return how many ran.
 

@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from consentry.messaging.models import Delivery, DeliveryEvent, SenderPace
-from consentry.messaging.planning import create_message
 from consentry.messaging.recovery import sweep
 from consentry.messaging.tasks import dispatch_one
-from tests.conftest import drain_worker, make_patient
+from tests.conftest import drain_worker, plan_text
 
 pytestmark = pytest.mark.django_db
 
@@ -23,16 +22,10 @@ PHONE = "+14155550111"
 
 
 def _send(practice, number=PHONE):
-    patient = make_patient(practice, phones=[(number, "mobile")])
-    create_message(
-        practice=practice,
-        kind="manual",
-        category="document_shared",
-        patient_ids=[patient.pk],
-        content={"sms": "Forms to sign"},
-    )
+    delivery = plan_text(practice, number)
     drain_worker()
-    return Delivery.objects.get(patient=patient)
+    delivery.refresh_from_db()
+    return delivery
 
 
 def test_a_reset_while_waiting_for_the_answer_is_an_unknown_outcome_never_resent(practice, twilio, settings):

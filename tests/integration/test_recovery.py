@@ -6,10 +6,9 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from consentry.messaging.models import Delivery, WorkerBeat
-from consentry.messaging.planning import create_message
 from consentry.messaging.recovery import beat, sweep
 from consentry.providers.models import SandboxMessage
-from tests.conftest import drain_worker, make_patient
+from tests.conftest import drain_worker, plan_text
 
 pytestmark = pytest.mark.django_db
 
@@ -19,14 +18,7 @@ PHONE = "+14155550111"
 @pytest.fixture
 def queued(practice):
     """A text whose dispatch task a worker has claimed."""
-    patient = make_patient(practice, phones=[(PHONE, "mobile")])
-    create_message(
-        practice=practice,
-        kind="manual",
-        category="document_shared",
-        patient_ids=[patient.pk],
-        content={"sms": "Forms to sign"},
-    )
+    plan_text(practice, PHONE)
     task = DBTaskResult.objects.get(task_path__endswith=".dispatch_deliveries")
     return task
 

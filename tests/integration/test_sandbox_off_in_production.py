@@ -16,9 +16,8 @@ from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, Source
 from consentry.keywords.models import InboundMessage
-from consentry.messaging.planning import create_message
 from consentry.web.demo import WARNING
-from tests.conftest import drain_worker, make_patient, make_practice
+from tests.conftest import drain_worker, make_practice, plan_text
 
 pytestmark = pytest.mark.django_db
 
@@ -26,15 +25,7 @@ PHONE = "+14155550111"
 
 
 def _opted_out_with_a_text_in_the_outbox(practice):
-    patient = make_patient(practice, phones=[(PHONE, "mobile")])
-    create_message(
-        practice=practice,
-        kind="manual",
-        category="document_shared",
-        patient_ids=[patient.pk],
-        content={"sms": "Your lab results are ready"},
-        actor="test",
-    )
+    plan_text(practice, PHONE, "Your lab results are ready")
     drain_worker()
     consent.record_sms_opt_out(practice=practice, number=PHONE, source=Source.SMS_KEYWORD, actor=PHONE)
 

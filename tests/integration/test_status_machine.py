@@ -8,9 +8,8 @@ import pytest
 
 from consentry.consent.rules import Status
 from consentry.messaging.models import Delivery, DeliveryEvent
-from consentry.messaging.planning import create_message
 from consentry.messaging.status import TRANSITIONS, can_move, handed_over, move, move_many
-from tests.conftest import make_patient
+from tests.conftest import plan_text
 
 pytestmark = pytest.mark.django_db
 
@@ -19,15 +18,7 @@ PAIRS = list(itertools.product(Status, repeat=2))
 
 @pytest.fixture
 def delivery(practice):
-    patient = make_patient(practice, phones=[("+14155550111", "mobile")])
-    create_message(
-        practice=practice,
-        kind="manual",
-        category="document_shared",
-        patient_ids=[patient.pk],
-        content={"sms": "Forms to sign"},
-    )
-    return Delivery.objects.select_related("practice").get()
+    return plan_text(practice)
 
 
 def _in(delivery, status):

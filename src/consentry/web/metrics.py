@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models import Count, Min, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 WEBHOOK_LATENCY = Histogram(
@@ -121,22 +121,8 @@ class DatabaseFigures:
         yield opt_outs
 
 
-def _registry() -> CollectorRegistry:
-    from prometheus_client import REGISTRY
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseFigures())
-    # This process's own metrics (webhook latency, the Python process) come from the default registry.
-    registry.register(_Default(REGISTRY))
-    return registry
-
-
-class _Default:
-    def __init__(self, registry):
-        self.registry = registry
-
-    def collect(self):
-        yield from self.registry.collect()
+# Registered once with prometheus-client's default registry, beside this process's own metrics.
+REGISTRY.register(DatabaseFigures())
 
 
 def _allowed(request: HttpRequest) -> bool:
@@ -158,7 +144,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
 class WebhookTimingMiddleware:
