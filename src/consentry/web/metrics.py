@@ -69,6 +69,10 @@ def health(request: HttpRequest) -> JsonResponse:
 class DatabaseFigures:
     """A prometheus-client collector that reads the totals from the database at each scrape."""
 
+    def describe(self):
+        # Without it, registering would call collect(), and so query the database, at import.
+        return []
+
     def collect(self):
         from django_tasks.base import TaskResultStatus
         from django_tasks_db.models import DBTaskResult
