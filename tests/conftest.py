@@ -11,7 +11,7 @@ from django.test import Client
 from twilio.request_validator import RequestValidator
 
 from consentry.patients.practices import create_practice
-from consentry.patients.services import PhoneInput, create_patient
+from consentry.records.services import PhoneInput, create_patient
 
 TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
 TWILIO_ACCOUNT = "AC" + "1" * 32

@@ -381,7 +381,7 @@ def test_idempotency_keys_belong_to_one_practice(api):
 def test_the_openapi_document_lists_every_vocabulary(client):
     """Integrators see the allowed values: each vocabulary is one enum, used by the models and the schemas."""
     from consentry.consent.models import Source
-    from consentry.consent.rules import Channel, Kind, LineType, MarketingConsent, Reason, Status
+    from consentry.vocabulary import Channel, Kind, LineType, MarketingConsent, Reason, Status
 
     document = client.get("/api/v1/openapi.json").json()
     schemas = document["components"]["schemas"]

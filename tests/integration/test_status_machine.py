@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consentry.consent.rules import Status
 from consentry.messaging.models import Delivery, DeliveryEvent
 from consentry.messaging.status import TRANSITIONS, can_move, handed_over, move, move_many
+from consentry.vocabulary import Status
 from tests.conftest import plan_text
 
 pytestmark = pytest.mark.django_db

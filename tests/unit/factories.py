@@ -10,22 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from consentry.consent.categories import BUILTIN_CATEGORIES, builtin_category
-from consentry.consent.rules import (
-    Category,
-    Channel,
-    ConsentState,
-    Decision,
-    Kind,
-    LineType,
-    MarketingConsent,
-    Phone,
-    Planned,
-    Recipient,
-    SendRequest,
-    Status,
-    decide,
-)
+from consentry.consent.categories import builtin_category
+from consentry.consent.rules import Category, ConsentState, Decision, Phone, Planned, Recipient, SendRequest, decide
+from consentry.vocabulary import BUILTIN_CATEGORIES, Channel, Kind, LineType, MarketingConsent, Status
 
 # A fixed instant: the consent rules do not depend on it, but decide() takes it.
 NOW = datetime(2025, 6, 2, 15, 30, tzinfo=UTC)

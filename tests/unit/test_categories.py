@@ -2,8 +2,7 @@
 
 import pytest
 
-from consentry.consent.categories import BUILTIN_CATEGORIES
-from consentry.consent.rules import Channel
+from consentry.vocabulary import BUILTIN_CATEGORIES, Channel
 from tests.unit.factories import category
 
 E, S, A = Channel.EMAIL, Channel.SMS, Channel.IN_APP

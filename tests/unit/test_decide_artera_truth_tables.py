@@ -17,7 +17,7 @@ is run for both kinds.
 
 import pytest
 
-from consentry.consent.rules import Status
+from consentry.vocabulary import Status
 from tests.unit.factories import (
     EMAIL,
     EMAIL_CH,

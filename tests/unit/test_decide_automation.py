@@ -6,7 +6,7 @@ call, else email). The full Artera truth tables are in
 test_decide_artera_truth_tables.py.
 """
 
-from consentry.consent.rules import MarketingConsent, Reason
+from consentry.vocabulary import MarketingConsent, Reason
 from tests.unit.factories import (
     EMAIL,
     EMAIL_2,

@@ -6,7 +6,7 @@ at most one message per recipient (text, else call, else email). Seed 000:
 no broadcast email to an unsubscribed address.
 """
 
-from consentry.consent.rules import MarketingConsent, Reason
+from consentry.vocabulary import MarketingConsent, Reason
 from tests.unit.factories import (
     EMAIL,
     EMAIL_2,

@@ -1,17 +1,7 @@
 """Frequency caps: automated calls and texts per number, off unless the practice turns them on."""
 
-from consentry.consent.rules import (
-    Channel,
-    ConsentState,
-    FrequencyCap,
-    Kind,
-    Phone,
-    Reason,
-    Recipient,
-    SendRequest,
-    Status,
-    decide,
-)
+from consentry.consent.rules import ConsentState, FrequencyCap, Phone, Recipient, SendRequest, decide
+from consentry.vocabulary import Channel, Kind, Reason, Status
 from tests.unit.factories import NOW, category
 
 PHONE = "+14155550111"

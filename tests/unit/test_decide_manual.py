@@ -8,7 +8,7 @@ a warning rather than a block (seed 002: "we will give you the option of
 whether or not to proceed").
 """
 
-from consentry.consent.rules import MarketingConsent, Reason
+from consentry.vocabulary import MarketingConsent, Reason
 from tests.unit.factories import (
     EMAIL,
     EMAIL_CH,

@@ -10,7 +10,8 @@ stops marketing notifications. Do-not-contact is ignored, the preferred phone
 is used.
 """
 
-from consentry.consent.rules import Category, Channel, MarketingConsent, Planned, Reason, Status
+from consentry.consent.rules import Category, Planned
+from consentry.vocabulary import Channel, MarketingConsent, Reason, Status
 from tests.unit.factories import (
     EMAIL,
     EMAIL_CH,

@@ -12,20 +12,8 @@ from itertools import combinations, permutations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consentry.consent.categories import BUILTIN_CATEGORIES
-from consentry.consent.rules import (
-    Channel,
-    ConsentState,
-    Kind,
-    LineType,
-    MarketingConsent,
-    Phone,
-    Reason,
-    Recipient,
-    SendRequest,
-    Status,
-    decide,
-)
+from consentry.consent.rules import ConsentState, Phone, Recipient, SendRequest, decide
+from consentry.vocabulary import BUILTIN_CATEGORIES, Channel, Kind, LineType, MarketingConsent, Reason, Status
 from tests.unit.factories import ALL_CATEGORIES, NOW
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, database=None)

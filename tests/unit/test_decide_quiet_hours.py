@@ -4,19 +4,8 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from consentry.consent.rules import (
-    Channel,
-    ConsentState,
-    Kind,
-    Phone,
-    Reason,
-    Recipient,
-    SendRequest,
-    SendWindow,
-    Status,
-    decide,
-    window_opens,
-)
+from consentry.consent.rules import ConsentState, Phone, Recipient, SendRequest, SendWindow, decide, window_opens
+from consentry.vocabulary import Channel, Kind, Reason, Status
 from tests.unit.factories import category
 
 NY = "America/New_York"

@@ -9,19 +9,8 @@ provider call (where a keyword reply is exempt from the opt-out it confirms).
 
 import pytest
 
-from consentry.consent.rules import (
-    Channel,
-    ConsentState,
-    Kind,
-    LineType,
-    MarketingConsent,
-    Phone,
-    Planned,
-    Reason,
-    Status,
-    address_block_reason,
-    decide,
-)
+from consentry.consent.rules import ConsentState, Phone, Planned, address_block_reason, decide
+from consentry.vocabulary import Channel, Kind, LineType, MarketingConsent, Reason, Status
 from tests.unit.factories import (
     EMAIL,
     EMAIL_CH,

@@ -2,14 +2,8 @@
 
 from pathlib import Path
 
-from consentry.consent.rules import (
-    AUTOMATED_KINDS,
-    KIND_POLICY,
-    QUIET_HOURS_KINDS,
-    Kind,
-    Selection,
-    Unsubscribe,
-)
+from consentry.consent.rules import AUTOMATED_KINDS, KIND_POLICY, QUIET_HOURS_KINDS, Selection, Unsubscribe
+from consentry.vocabulary import Kind
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 KINDS = [Kind.AUTOMATION, Kind.BROADCAST, Kind.MANUAL, Kind.NOTIFICATION]

@@ -19,10 +19,10 @@ from consentry.api.auth import actor_of, practice_of
 from consentry.api.schemas import MAX_OFFSET, In
 from consentry.consent import ledger
 from consentry.consent.models import SmsState
-from consentry.consent.rules import Reason
-from consentry.consent.rules import Status as DeliveryStatus
 from consentry.conversations import services
 from consentry.conversations.models import Conversation, ConversationEntry, Flag
+from consentry.vocabulary import Reason
+from consentry.vocabulary import Status as DeliveryStatus
 
 router = Router(tags=["conversations"])
 

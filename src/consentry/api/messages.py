@@ -9,10 +9,10 @@ from ninja import Field, Router, Schema, Status
 
 from consentry.api.auth import actor_of, owned_or_404, practice_of
 from consentry.api.schemas import In
-from consentry.consent.rules import Channel, Kind, Reason
-from consentry.consent.rules import Status as DeliveryStatus
 from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import REQUEST_KINDS, create_message
+from consentry.vocabulary import Channel, Kind, Reason
+from consentry.vocabulary import Status as DeliveryStatus
 
 router = Router(tags=["messages"])
 

@@ -7,9 +7,9 @@ from ninja import Field, Router, Schema, Status
 from consentry.api.auth import actor_of, owned_or_404, practice_of
 from consentry.api.schemas import In
 from consentry.consent.models import Source
-from consentry.consent.rules import LineType, MarketingConsent
 from consentry.patients.models import ContactKind, Patient
-from consentry.patients.services import PhoneInput, create_patient, update_patient
+from consentry.records.services import PhoneInput, create_patient, update_patient
+from consentry.vocabulary import LineType, MarketingConsent
 
 router = Router(tags=["patients"])
 

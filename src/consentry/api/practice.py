@@ -8,7 +8,7 @@ the providers are set when the practice is onboarded and are read-only here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ninja import Field, Router, Schema
 
@@ -44,26 +44,31 @@ class PracticeOut(Schema):
     email_provider: str
 
 
+# The default of a field that was not sent: model_dump(exclude_unset=True) leaves it out, so it is
+# never read, and the field's type (what a client may send) stays non-null.
+UNSET: Any = None
+
+
 class PracticePatch(In):
     """Only the fields sent change. Values are taken as sent (no "true" for true, no "5" for 5);
     only the rates take null (the provider's default)."""
 
     model_config = {"extra": "forbid", "strict": True}
-    name: str = Field(None, max_length=200, pattern=PRINTABLE)
-    timezone: str = Field(None, max_length=64)
-    contact_phone: str = Field(None, max_length=40)
-    email_from: str = Field(None, max_length=320)  # "" removes it
-    send_window: list[str] = Field(None, description='["HH:MM", "HH:MM"] local time; equal times: no quiet hours')
-    keyword_mode: Literal["self", "provider"] = None
-    keyword_languages: list[str] = Field(None, max_length=10)
+    name: str = Field(UNSET, max_length=200, pattern=PRINTABLE)
+    timezone: str = Field(UNSET, max_length=64)
+    contact_phone: str = Field(UNSET, max_length=40)
+    email_from: str = Field(UNSET, max_length=320)  # "" removes it
+    send_window: list[str] = Field(UNSET, description='["HH:MM", "HH:MM"] local time; equal times: no quiet hours')
+    keyword_mode: Literal["self", "provider"] = UNSET
+    keyword_languages: list[str] = Field(UNSET, max_length=10)
     reasonable_means: Literal["flag", "auto"] = Field(
-        None, description="Replies that ask to stop without the keyword: flag them for staff, or opt out at once."
+        UNSET, description="Replies that ask to stop without the keyword: flag them for staff, or opt out at once."
     )
     sms_rate_per_second: float | None = None
     email_rate_per_second: float | None = None
-    frequency_caps: bool = None
-    frequency_cap_per_day: int = None
-    frequency_cap_per_week: int = None
+    frequency_caps: bool = UNSET
+    frequency_cap_per_day: int = UNSET
+    frequency_cap_per_week: int = UNSET
 
 
 def _practice_out(practice: Practice) -> dict:

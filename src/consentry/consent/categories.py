@@ -1,29 +1,8 @@
-"""Built-in message categories and the notification grid a new practice starts with.
+"""The rules' view of a built-in category, as a new practice gets it (the table is in the vocabulary)."""
 
-Categories are data: each practice gets its own copy and may add more. Whether a
-category is marketing decides whether PMS marketing consent applies to it.
-"""
+from consentry.vocabulary import BUILTIN_CATEGORIES
 
-from .rules import Category, Channel
-
-E, S, A = Channel.EMAIL, Channel.SMS, Channel.IN_APP
-
-# key: (marketing, default notification channels, patients may turn it off)
-BUILTIN_CATEGORIES: dict[str, tuple[bool, tuple[Channel, ...], bool]] = {
-    "appointment_reminder": (False, (E, S), True),
-    "appointment_confirmed": (False, (E,), True),
-    "appointment_cancelled": (False, (E,), True),
-    "recall": (False, (S,), True),
-    "payment_due": (False, (E,), True),
-    "payment_received": (False, (E,), True),
-    "payment_failed": (False, (E, S), True),
-    "message_received": (False, (A, E), True),
-    "document_shared": (False, (E, S), True),
-    "survey": (False, (S,), True),
-    "announcement": (False, (E,), True),
-    "system": (False, (A,), False),
-    "marketing": (True, (E,), True),
-}
+from .rules import Category
 
 
 def builtin_category(key: str) -> Category:

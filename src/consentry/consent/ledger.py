@@ -3,6 +3,9 @@
 One function writes: ``record()``. It appends the event with the hash of the
 previous event of the practice and updates the projection in the same
 transaction, so the current state can never disagree with the ledger.
+
+Longer than most modules on purpose: the writer, the projection it keeps, its replay and the
+chain's verification are one concern, and each is checked against the others.
 """
 
 from __future__ import annotations

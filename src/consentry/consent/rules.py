@@ -17,80 +17,19 @@ is in question, and it imports only the standard library.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-
-class Kind(StrEnum):
-    AUTOMATION = "automation"
-    BROADCAST = "broadcast"
-    MANUAL = "manual"
-    NOTIFICATION = "notification"
-    # Replies to STOP/START/HELP: the one message the law lets us send to a
-    # number that just opted out, so the opt-out it confirms never blocks it.
-    KEYWORD_REPLY = "keyword_reply"
-    # The resubscribe email the person asked for (double opt-in): it goes to
-    # an unsubscribed address by design; only a bounce stops it.
-    CONSENT_REQUEST = "consent_request"
-
-
-class Channel(StrEnum):
-    SMS = "sms"
-    VOICE = "voice"
-    EMAIL = "email"
-    IN_APP = "in_app"
-
+from consentry.vocabulary import Channel, Kind, LineType, MarketingConsent, Reason, Status
 
 # "First reachable" order for automations and broadcasts.
 FIRST_REACHABLE_ORDER = (Channel.SMS, Channel.VOICE, Channel.EMAIL)
 # Order in which notification channels are listed.
 NOTIFICATION_ORDER = (Channel.IN_APP, Channel.SMS, Channel.VOICE, Channel.EMAIL)
-
-
-class Reason(StrEnum):
-    SMS_OPTED_OUT = "sms_opted_out"
-    EMAIL_UNSUBSCRIBED = "email_unsubscribed"
-    EMAIL_BOUNCED = "email_bounced"
-    BLOCKED_FOR_CATEGORY = "blocked_for_category"
-    DO_NOT_CONTACT = "do_not_contact"
-    NO_MARKETING_CONSENT = "no_marketing_consent"
-    PHONE_INVALID = "phone_invalid"
-    NO_TEXT_CAPABLE_PHONE = "no_text_capable_phone"
-    NO_REACHABLE_CHANNEL = "no_reachable_channel"
-    CHANNEL_OFF_FOR_TYPE = "channel_off_for_type"
-    CHANNEL_OPTED_OUT_BY_PATIENT = "channel_opted_out_by_patient"
-    QUIET_HOURS = "quiet_hours"
-    FREQUENCY_CAP = "frequency_cap"
-    # Found by the worker after the decision, never by decide():
-    OUTCOME_UNKNOWN = "outcome_unknown"  # handed to a provider that never answered: never resent
-    NOT_DISPATCHED = "not_dispatched"  # its dispatch task stopped before handing it over, at every attempt
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    UNDELIVERED = "undelivered"  # the carrier or mailbox refused it after we sent it
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    DEFERRED = "deferred"
-
-
-class LineType(StrEnum):
-    MOBILE = "mobile"
-    LANDLINE = "landline"
-    VOIP = "voip"
-    UNKNOWN = "unknown"
-
-
-class MarketingConsent(StrEnum):
-    YES = "yes"
-    NO = "no"
-    UNKNOWN = "unknown"
 
 
 class Selection(StrEnum):
@@ -147,11 +86,6 @@ AUTOMATED_KINDS = frozenset(kind for kind, policy in KIND_POLICY.items() if poli
 PracticeId = uuid.UUID | str
 
 
-def choices(vocabulary: type[StrEnum], *, blank: bool = False) -> list[tuple[str, str]]:
-    """A vocabulary as a model field's ``choices`` (with "" first when a blank value is allowed)."""
-    return [("", "")] * blank + [(member.value, member.value) for member in vocabulary]
-
-
 @dataclass(frozen=True, slots=True)
 class Phone:
     number: str  # E.164
@@ -193,7 +127,7 @@ class ConsentState:
     blocks: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # phone number -> (automated messages in the last day, in the last week),
     # for frequency caps; the planner counts the message being planned too.
-    recent_sends: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    recent_sends: Mapping[str, Sequence[int]] = field(default_factory=dict)  # per number: (day, week)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +137,7 @@ class FrequencyCap:
     per_day: int | None = 1
     per_week: int | None = 3
 
-    def reached(self, sends: tuple[int, int]) -> bool:
+    def reached(self, sends: Sequence[int]) -> bool:
         day, week = sends
         return (self.per_day is not None and day >= self.per_day) or (
             self.per_week is not None and week >= self.per_week

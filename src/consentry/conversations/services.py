@@ -27,7 +27,7 @@ from django.db.models import OuterRef, Subquery
 from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, SmsState, Source, Subject
-from consentry.consent.rules import Channel, Kind, Reason, address_block_reason
+from consentry.consent.rules import address_block_reason
 from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
 from consentry.messaging.categories import category_for
@@ -36,6 +36,7 @@ from consentry.messaging.direct import create_direct_message
 from consentry.messaging.models import Delivery
 from consentry.messaging.templating import sms_prefix
 from consentry.patients.models import PatientContact, Practice
+from consentry.vocabulary import Channel, Kind, Reason
 
 from .models import Conversation, ConversationEntry, Direction, Flag
 

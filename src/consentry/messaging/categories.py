@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from consentry.consent.rules import QUIET_HOURS_KINDS, Category, Channel, Kind, SendWindow
+from consentry.consent.rules import QUIET_HOURS_KINDS, Category, SendWindow
 from consentry.errors import InvalidInput
 from consentry.patients.models import Category as CategoryRow
 from consentry.patients.models import Practice
+from consentry.vocabulary import Channel, Kind
 
 
 def category_row(practice: Practice, key: str) -> CategoryRow:

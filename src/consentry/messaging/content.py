@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consentry.consent.rules import Channel, Kind
 from consentry.errors import InvalidInput
+from consentry.vocabulary import Channel, Kind
 
 from . import templating
 

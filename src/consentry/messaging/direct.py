@@ -6,8 +6,8 @@ import json
 
 from django.db import transaction
 
-from consentry.consent.rules import Channel, Kind
 from consentry.patients.models import PatientContact, Practice
+from consentry.vocabulary import Channel, Kind
 
 from .models import Delivery, Message
 from .tasks import enqueue_dispatch

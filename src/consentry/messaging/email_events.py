@@ -32,10 +32,10 @@ from django.urls import URLPattern
 
 from consentry.consent import tokens
 from consentry.consent.models import ConsentEvent, EmailState, Source
-from consentry.consent.rules import Channel, Status
 from consentry.consent.services import record_email_state
 from consentry.patients.models import Practice
 from consentry.text import scrub
+from consentry.vocabulary import Channel, Status
 
 from .models import Delivery, DeliveryEvent
 from .status import move, record_email_bounce

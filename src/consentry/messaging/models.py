@@ -8,9 +8,9 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from consentry.consent.rules import Channel, Kind, Reason, Status, choices
 from consentry.crypto import EncryptedTextField
 from consentry.patients.models import Patient, Practice
+from consentry.vocabulary import Channel, Kind, Reason, Status, choices
 
 
 class Message(models.Model):

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 from django.utils.module_loading import import_string
 
-from consentry.consent.rules import Channel
 from consentry.providers.base import PROVIDERS, provider_name
+from consentry.vocabulary import Channel
 
 from .models import SenderPace
 

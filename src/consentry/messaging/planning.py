@@ -19,17 +19,10 @@ from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 
-from consentry.consent.rules import (
-    AUTOMATED_KINDS,
-    Channel,
-    FrequencyCap,
-    Kind,
-    SendRequest,
-    Status,
-    decide,
-)
+from consentry.consent.rules import AUTOMATED_KINDS, FrequencyCap, SendRequest, decide
 from consentry.errors import InvalidInput
 from consentry.patients.models import Practice
+from consentry.vocabulary import Channel, Kind, Status
 
 from . import recipients, templating
 from .categories import category_from_row, category_row, send_window
@@ -105,28 +98,25 @@ def create_message(
     """
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidInput("Idempotency-Key", f"is longer than {MAX_IDEMPOTENCY_KEY} characters")
-    try:
-        kind = Kind(kind)
-    except ValueError:
-        kind = None
     if kind not in REQUEST_KINDS:
         raise InvalidInput("kind", f"must be one of {', '.join(k.value for k in REQUEST_KINDS)}")
+    request_kind = Kind(kind)
     category_record = category_row(practice, category)
     category_value = category_from_row(category_record)
-    cleaned, channels = clean_content(kind, content, sms_prefix=templating.sms_prefix(practice))
+    cleaned, channels = clean_content(request_kind, content, sms_prefix=templating.sms_prefix(practice))
     ids = recipients.parse_patient_ids(patient_ids)
     recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)
-    request_hash = _request_hash(kind, category_value.key, ids, cleaned) if idempotency_key else ""
+    request_hash = _request_hash(request_kind, category_value.key, ids, cleaned) if idempotency_key else ""
     if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
         return replayed
     request = SendRequest(
-        kind=kind,
+        kind=request_kind,
         category=category_value,
         content_channels=channels,
-        window=send_window(practice, kind, category_record),
+        window=send_window(practice, request_kind, category_record),
         default_timezone=practice.timezone,
         frequency_cap=FrequencyCap(practice.frequency_cap_per_day, practice.frequency_cap_per_week)
-        if practice.frequency_caps and kind in AUTOMATED_KINDS
+        if practice.frequency_caps and request_kind in AUTOMATED_KINDS
         else None,
     )
     try:
@@ -181,7 +171,12 @@ def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_
                     )
                     writer.add(recipient.patient_id, row, zone)
                     deliveries.append(row)
-                    if recent is not None and planned.channel in PHONE_CHANNELS and planned.status in SENDING:
+                    if (
+                        recent is not None
+                        and planned.address
+                        and planned.channel in PHONE_CHANNELS
+                        and planned.status in SENDING
+                    ):
                         counts = recent.setdefault(planned.address, [0, 0])
                         counts[0] += 1
                         counts[1] += 1

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from django.db import connection
 
 from consentry.consent.models import Block, ContactConsent, EmailState, SmsState
-from consentry.consent.rules import Channel, ConsentState, LineType, MarketingConsent, Phone, Recipient, Status
+from consentry.consent.rules import ConsentState, Phone, Recipient
 from consentry.errors import InvalidInput
 from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact
+from consentry.vocabulary import Channel, LineType, MarketingConsent, Status
 
 from .models import Delivery, Message
 
@@ -37,7 +38,7 @@ def db_id_function():
     return (lambda value: value) if connection.features.has_native_uuid_field else (lambda value: value.hex)
 
 
-_EMPTY_JSON = {"[]": (), "{}": {}, None: None}
+_EMPTY_JSON: dict[str | None, object] = {"[]": (), "{}": {}, None: None}
 _NO_CHANNELS: frozenset = frozenset()
 _NO_OVERRIDES: dict = {}  # shared and never mutated: Recipient is frozen
 
@@ -76,7 +77,7 @@ def check_patients_belong(practice_id: uuid.UUID, ids: list[uuid.UUID], chunk: i
     """Every id names a patient of this practice, or nothing is planned."""
     table = Patient._meta.db_table
     owner, to_db = db_id(practice_id), db_id_function()
-    found = set()
+    found: set[object] = set()  # UUIDs, or their hex on SQLite
     with connection.cursor() as cursor:
         for start in range(0, len(ids), chunk):
             part = [to_db(i) for i in ids[start : start + chunk]]
@@ -135,7 +136,7 @@ def load_chunk(patient_ids: Iterable, category_key: str) -> list[Recipient]:
     with connection.cursor() as cursor:
         cursor.execute(_chunk_sql(len(ids)), ids)
         rows = cursor.fetchall()
-    patients: dict = {}
+    patients: dict[object, tuple[tuple, list[tuple]]] = {}
     for row in rows:
         entry = patients.get(row[0])
         if entry is None:

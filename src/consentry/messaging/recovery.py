@@ -35,7 +35,7 @@ from django.db.models import Q
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult, get_date_max
 
-from consentry.consent.rules import Reason, Status
+from consentry.vocabulary import Reason, Status
 
 from .models import Delivery, DeliveryEvent, WorkerBeat
 from .status import move

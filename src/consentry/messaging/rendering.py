@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from consentry.consent.rules import Channel, Kind
+from consentry.patients.models import Practice
 from consentry.providers.base import Outbound
+from consentry.vocabulary import Channel, Kind
 
 from . import templating
 from .categories import category_for
-from .models import Delivery
+from .models import Message
+
+
+class Addressed(Protocol):
+    """What rendering reads of a delivery: the model, or the worker's columns-only ``Claimed``."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def patient_id(self) -> Any: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def practice(self) -> Practice: ...
+    @property
+    def message(self) -> Message: ...
 
 
 class Person(NamedTuple):
@@ -20,7 +38,7 @@ class Person(NamedTuple):
     last_name: str
 
 
-def render(delivery: Delivery, category=None, content: dict | None = None, person=None) -> Outbound:
+def render(delivery: Addressed, category=None, content: dict | None = None, person=None) -> Outbound:
     """What the provider is handed: the content personalized for this recipient, in its channel's form.
 
     ``person`` (first and last name) defaults to the delivery's patient.

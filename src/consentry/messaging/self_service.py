@@ -16,10 +16,10 @@ from django.db import transaction
 from consentry.consent import ledger, tokens
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, ResubscribeRequest, Source
-from consentry.consent.rules import Channel, Kind
 from consentry.errors import InvalidInput
 from consentry.patients.addresses import normalize_email
 from consentry.patients.models import Practice
+from consentry.vocabulary import Channel, Kind
 
 from .direct import create_direct_message
 

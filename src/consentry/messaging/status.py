@@ -9,9 +9,9 @@ from django.db import connection, transaction
 
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
-from consentry.consent.rules import Reason, Status
 from consentry.providers.base import StatusReport
 from consentry.providers.twilio.vocabulary import CARRIER_OPT_OUT
+from consentry.vocabulary import Reason, Status
 
 from .models import Delivery, DeliveryEvent
 

@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -21,9 +21,10 @@ from django.db.models import Q
 from django_tasks import task
 
 from consentry.consent import address_lock, ledger
-from consentry.consent.rules import Channel, Kind, Reason, Status, address_block_reason, window_opens
+from consentry.consent.rules import address_block_reason, window_opens
 from consentry.patients.models import Practice
 from consentry.providers.base import Outbound, ProviderError, provider_for
+from consentry.vocabulary import Channel, Kind, Reason, Status
 
 from . import pacing
 from .categories import category_from_row, category_row, send_window
@@ -83,8 +84,9 @@ class Claimed:
     recipient_timezone: str
     first_name: str | None
     last_name: str | None
-    practice: Practice | None = None  # given by Dispatch.attach, from one read per practice
-    message: Message | None = None
+    # Given by Dispatch.attach, from one read per practice and per message, before any use.
+    practice: Practice = field(init=False)
+    message: Message = field(init=False)
     attempted_at: datetime | None = None
 
     @property
@@ -251,7 +253,10 @@ class Dispatch:
                 states[practice_id] = ledger.consent_state(
                     practice_id, [d.address for d in due if d.practice_id == practice_id and d.address]
                 )
-            remote, local, deferred, opening = [], {}, {}, {}
+            remote: list[Claimed] = []
+            local: dict[object, list[Claimed]] = {}  # per provider
+            deferred: dict[datetime, list[int]] = {}
+            opening: dict[tuple, datetime | None] = {}
             for delivery in due:
                 reason = None
                 if delivery.channel != Channel.IN_APP:
@@ -345,7 +350,7 @@ class Dispatch:
 
     # --- providers and pacing ----------------------------------------------------------------------------------
 
-    def provider(self, delivery: Delivery):
+    def provider(self, delivery: Delivery | Claimed):
         key = (delivery.practice_id, delivery.channel)
         if key not in self.providers:
             try:

@@ -39,3 +39,30 @@ def set_notification_channels(
         category.quiet_hours_exempt = quiet_hours_exempt
     category.save(update_fields=["notification_channels", "quiet_hours_exempt"])
     return category
+
+
+def clean_notification_preferences(
+    practice: Practice, overrides: dict, opt_outs
+) -> tuple[dict[str, dict[str, bool]], list[str]]:
+    """Validate a patient's per-type channel overrides and whole-channel opt-outs."""
+    if not isinstance(overrides, dict):
+        raise InvalidInput("notification_overrides", "must map a category to {channel: true|false}")
+    known = dict(Category.objects.filter(practice=practice).values_list("key", "patient_can_disable"))
+    cleaned: dict[str, dict[str, bool]] = {}
+    for key, channels in overrides.items():
+        field = f"notification_overrides.{key}"
+        if key not in known:
+            raise InvalidInput(field, f"unknown category {key!r}")
+        if not isinstance(channels, dict) or not all(isinstance(v, bool) for v in channels.values()):
+            raise InvalidInput(field, "must map a channel to true or false")
+        unknown = sorted(set(channels) - set(CHANNELS))
+        if unknown:
+            raise InvalidInput(field, f"unknown channel(s): {', '.join(unknown)}")
+        if not known[key] and not all(channels.values()):
+            raise InvalidInput(field, "patients cannot turn off this category")
+        cleaned[key] = dict(channels)
+    opt_outs = list(dict.fromkeys(opt_outs or ()))
+    unknown = sorted(set(opt_outs) - set(CHANNELS) | ({"in_app"} & set(opt_outs)))
+    if unknown:
+        raise InvalidInput("channel_opt_outs", f"cannot opt out of: {', '.join(unknown)}")
+    return cleaned, opt_outs

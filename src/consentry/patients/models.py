@@ -7,8 +7,8 @@ import uuid
 
 from django.db import models
 
-from consentry.consent.rules import LineType, MarketingConsent, choices
 from consentry.crypto import EncryptedTextField
+from consentry.vocabulary import LineType, MarketingConsent, choices
 
 
 class KeywordMode(models.TextChoices):

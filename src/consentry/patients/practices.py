@@ -8,8 +8,8 @@ import secrets
 
 from django.db import transaction
 
-from consentry.consent.categories import BUILTIN_CATEGORIES
 from consentry.errors import InvalidInput
+from consentry.vocabulary import BUILTIN_CATEGORIES
 
 from .addresses import normalize_email, normalize_phone, validate_timezone
 from .categories import CHANNELS

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from consentry.consent.rules import Status
+from consentry.vocabulary import Status
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ Errors become ``ProviderError``s the worker understands:
   unknown), the error carries ``bounce`` and the address is recorded as bounced;
 - the connection broke after the message was handed over (SMTP after DATA,
   an HTTP read timeout): ``outcome_unknown``, never resent.
+
+One module, a little longer than most: the two transports share the message they build and the
+mapping of their errors, which is the part worth reading side by side.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ def _age(then: datetime | None, now: datetime) -> float | None:
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    from consentry.consent.rules import Status
     from consentry.messaging.models import Delivery, WorkerBeat
+    from consentry.vocabulary import Status
 
     now = datetime.now(UTC)
     try:
@@ -78,8 +78,8 @@ class DatabaseFigures:
         from django_tasks_db.models import DBTaskResult
 
         from consentry.consent.models import ConsentEvent, EmailState, SmsState, Subject
-        from consentry.consent.rules import Status
         from consentry.messaging.models import Delivery, WorkerBeat
+        from consentry.vocabulary import Status
 
         now = datetime.now(UTC)
         deliveries = GaugeMetricFamily(

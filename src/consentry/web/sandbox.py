@@ -149,20 +149,20 @@ def build_board() -> tuple[list[Thread], list[Thread]]:
             add(inboxes, inbox_anchor, m.to, entry)
         else:
             add(phones, phone_anchor, m.to, entry)
-    for m in inbound:
-        practice = practices.get(m.practice_id)
+    for text in inbound:
+        practice = practices.get(text.practice_id)
         entry = Entry(
-            key=f"in-{m.pk}",
-            at=_local(m.received_at, practice),
+            key=f"in-{text.pk}",
+            at=_local(text.received_at, practice),
             direction="in",
             channel="sms",
-            practice_id=m.practice_id,
+            practice_id=text.practice_id,
             practice_name=practice.name if practice else "unknown practice",
-            body=m.body,
-            sender=m.from_number,
-            keyword="" if m.keyword == "none" else m.keyword.replace("_", "-") + " keyword",
+            body=text.body,
+            sender=text.from_number,
+            keyword="" if text.keyword == "none" else text.keyword.replace("_", "-") + " keyword",
         )
-        add(phones, phone_anchor, m.from_number, entry)
+        add(phones, phone_anchor, text.from_number, entry)
 
     for thread in [*phones.values(), *inboxes.values()]:
         thread.entries.sort(key=lambda e: e.at)

@@ -11,7 +11,7 @@ from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
 from consentry.patients.models import ApiKey, Practice
 from consentry.patients.practices import create_practice, issue_api_key
-from consentry.patients.services import PhoneInput, create_patient
+from consentry.records.services import PhoneInput, create_patient
 
 DEMO_NUMBER = "+14155550100"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consentry.consent.rules import Status
+from consentry.vocabulary import Status
 
 # Error 21610: the recipient replied STOP to this sender and the carrier holds the opt-out: we must
 # record it (only the person can opt back in), whether Twilio refuses a send with it or reports it later.

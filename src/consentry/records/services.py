@@ -1,16 +1,22 @@
-"""Patients and the addresses they share: create and update, with their consent flags through the ledger."""
+"""Patient records: create and update a patient and the addresses they share, consent flags included.
+
+Above both ``patients`` (the records' models and address rules) and ``consent`` (the ledger that
+records a patient's do-not-contact and marketing-consent flags), so neither imports the other's
+services. The API, the CLI's demo and the staff app write patients through here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
 
+from consentry.consent import services as consent
 from consentry.errors import InvalidInput
-
-from .addresses import LINE_TYPES, normalize_email, normalize_phone, validate_timezone
-from .categories import CHANNELS
-from .models import Category, ContactKind, ContactPoint, Patient, PatientContact, Practice
+from consentry.patients.addresses import LINE_TYPES, normalize_email, normalize_phone, validate_timezone
+from consentry.patients.categories import clean_notification_preferences
+from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact, Practice
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,8 @@ def create_patient(
     practice: Practice,
     first_name: str,
     last_name: str = "",
-    phones: list[PhoneInput] = (),
-    emails: list[str] = (),
+    phones: Sequence[PhoneInput] = (),
+    emails: Sequence[str] = (),
     preferred_phone: str | None = None,
     do_not_contact: bool = False,
     marketing_consent: str = "unknown",
@@ -46,7 +52,7 @@ def create_patient(
     external_id: str = "",
     language: str = "en",
     notification_overrides: dict | None = None,
-    channel_opt_outs: list[str] = (),
+    channel_opt_outs: Sequence[str] = (),
     source: str = "api",
     actor: str = "api",
 ) -> Patient:
@@ -54,8 +60,6 @@ def create_patient(
 
     Every input is validated before the first write, so a bad field changes nothing.
     """
-    from consentry.consent import services as consent  # the ledger records patient-level consent
-
     if not first_name or not first_name.strip():
         raise InvalidInput("first_name", "a first name is required")
     normalized_phones = []
@@ -91,11 +95,16 @@ def create_patient(
     )
     links, position, seen = [], 0, set()
     preferred_point = None
-    for phone, line_type in normalized_phones:
+    for number, line_type in normalized_phones:
         point = _contact_point(
-            practice, phone.number, ContactKind.PHONE, line_type=line_type, valid=phone.valid, timezone=phone.timezone
+            practice,
+            number.number,
+            ContactKind.PHONE,
+            line_type=line_type,
+            valid=number.valid,
+            timezone=number.timezone,
         )
-        if phone.number == preferred:
+        if number.number == preferred:
             preferred_point = point
         if point.pk not in seen:
             seen.add(point.pk)
@@ -116,33 +125,6 @@ def create_patient(
     return patient
 
 
-def clean_notification_preferences(
-    practice: Practice, overrides: dict, opt_outs
-) -> tuple[dict[str, dict[str, bool]], list[str]]:
-    """Validate a patient's per-type channel overrides and whole-channel opt-outs."""
-    if not isinstance(overrides, dict):
-        raise InvalidInput("notification_overrides", "must map a category to {channel: true|false}")
-    known = dict(Category.objects.filter(practice=practice).values_list("key", "patient_can_disable"))
-    cleaned: dict[str, dict[str, bool]] = {}
-    for key, channels in overrides.items():
-        field = f"notification_overrides.{key}"
-        if key not in known:
-            raise InvalidInput(field, f"unknown category {key!r}")
-        if not isinstance(channels, dict) or not all(isinstance(v, bool) for v in channels.values()):
-            raise InvalidInput(field, "must map a channel to true or false")
-        unknown = sorted(set(channels) - set(CHANNELS))
-        if unknown:
-            raise InvalidInput(field, f"unknown channel(s): {', '.join(unknown)}")
-        if not known[key] and not all(channels.values()):
-            raise InvalidInput(field, "patients cannot turn off this category")
-        cleaned[key] = dict(channels)
-    opt_outs = list(dict.fromkeys(opt_outs or ()))
-    unknown = sorted(set(opt_outs) - set(CHANNELS) | ({"in_app"} & set(opt_outs)))
-    if unknown:
-        raise InvalidInput("channel_opt_outs", f"cannot opt out of: {', '.join(unknown)}")
-    return cleaned, opt_outs
-
-
 @transaction.atomic
 def update_patient(
     *,
@@ -157,8 +139,6 @@ def update_patient(
     actor: str = "api",
 ) -> Patient:
     """Change a patient's preferences; consent flags go through the ledger. All-or-nothing."""
-    from consentry.consent import services as consent
-
     practice = patient.practice
     fields = []
     if preferred_phone is not None:
