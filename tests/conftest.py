@@ -36,6 +36,28 @@ def make_patient(practice, first_name="Pat", phones=(), emails=(), **kwargs):
     )
 
 
+STAFF_PASSWORD = "a-long-test-passphrase"
+
+
+def make_staff(practice, email="desk@oak.example", role="front_desk", password=STAFF_PASSWORD, name="Dana Desk"):
+    """A staff user with a role at the practice (an existing user is given the role); the user."""
+    from consentry.accounts.services import create_staff
+
+    if password is not None:
+        from django.contrib.auth import get_user_model
+
+        if get_user_model().objects.filter(username=email).exists():
+            password = None
+    return create_staff(practice=practice, email=email, role=role, password=password, name=name).user
+
+
+def signed_in(user, client=None):
+    """A test client signed in as this staff user (the sign-in form itself is tested on its own)."""
+    client = client or Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
 def plan_text(practice, number: str = "+14155550111", body: str = "Forms to sign"):
     """A staff text to a new patient with this mobile number, planned (its dispatch task queued); its delivery."""
     from consentry.messaging.models import Delivery

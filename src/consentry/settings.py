@@ -55,9 +55,13 @@ ALLOWED_HOSTS = [
 ]
 
 INSTALLED_APPS = [
+    "django.contrib.admin.apps.SimpleAdminConfig",  # one admin site, ours (consentry/admin.py)
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "ninja",
     "django_htmx",
     "csp",
@@ -69,6 +73,7 @@ INSTALLED_APPS = [
     "consentry.keywords",
     "consentry.conversations",
     "consentry.providers",
+    "consentry.accounts",
     "consentry.web",
     "consentry",
 ]
@@ -77,10 +82,16 @@ MIDDLEWARE = [
     "consentry.web.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Views that take posts from elsewhere say so (webhooks, one-click
     # unsubscribe, the token-authenticated API); every other form needs the token.
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "consentry.web.middleware.StaffSessionMiddleware",
+    # Last of the authentication steps: a locked-out sign-in answers before any view runs.
+    "axes.middleware.AxesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "consentry.web.metrics.WebhookTimingMiddleware",
@@ -97,6 +108,8 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
                 "consentry.web.demo.banner",
             ]
         },
@@ -201,10 +214,48 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("CONSENTRY_HSTS_INCLUDE_SUBDOMAINS", 
 # Preloading is a commitment made by submitting the domain to the browsers'
 # list; the operator opts in (then Django's reminder, security.W021, is moot).
 SECURE_HSTS_PRELOAD = _env_bool("CONSENTRY_HSTS_PRELOAD", False)
-SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SILENCED_SYSTEM_CHECKS = ["security.W021", "axes.W006"]
 SESSION_COOKIE_SECURE = not (DEBUG or DEMO_MODE)
 CSRF_COOKIE_SECURE = not (DEBUG or DEMO_MODE)
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- Staff accounts -------------------------------------------------------------
+# Staff sign in with their email address and a password hashed with Argon2 (older hashes are
+# upgraded at the next sign-in). A session ends after CONSENTRY_SESSION_IDLE_MINUTES without a
+# request made by the person (the pages' own refreshes do not count) and when the browser closes.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out sign-in before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+SESSION_IDLE_SECONDS = int(float(os.environ.get("CONSENTRY_SESSION_IDLE_MINUTES", 15)) * 60)
+SESSION_COOKIE_AGE = SESSION_IDLE_SECONDS
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+LOGIN_URL = "staff-sign-in"
+LOGIN_REDIRECT_URL = "index"
+# Set-password links (invitations, resets) work once, and for at most a day.
+PASSWORD_RESET_TIMEOUT = 24 * 3600
+# Sign-in lockout (django-axes): after CONSENTRY_SIGNIN_FAILURES failed attempts for one account,
+# its sign-in is refused for CONSENTRY_SIGNIN_LOCKOUT_MINUTES, whatever address they come from.
+AXES_FAILURE_LIMIT = int(os.environ.get("CONSENTRY_SIGNIN_FAILURES", 5))
+AXES_COOLOFF_TIME = float(os.environ.get("CONSENTRY_SIGNIN_LOCKOUT_MINUTES", 15)) / 60  # hours
+# Per account, not per address: a practice's front desk shares one public address, and one
+# person's typos must not lock out the whole office (hence axes.W006 is silenced).
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "staff/locked.html"
+AXES_VERBOSE = False
+AXES_USERNAME_CALLABLE = "consentry.web.staff.accounts.axes_username"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

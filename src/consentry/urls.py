@@ -1,11 +1,14 @@
 from django.urls import include, path
 
+from consentry.admin import admin_site
 from consentry.api.v1 import api
 from consentry.messaging import email_events
 from consentry.web import metrics, patient, sandbox, views, webhooks
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("", include("consentry.web.staff.urls")),
+    path("admin/", admin_site.urls),
     path("healthz", metrics.health, name="health"),
     path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", api.urls),

@@ -96,3 +96,10 @@ BUILTIN_CATEGORIES: dict[str, tuple[bool, tuple[Channel, ...], bool]] = {
     "system": (False, (_A,), False),
     "marketing": (True, (_E,), True),
 }
+
+
+class Role(StrEnum):
+    """What a staff user may do at one practice."""
+
+    FRONT_DESK = "front_desk"  # patients, messages, the inbox, blocks
+    ADMIN = "admin"  # and the practice's settings, staff and API keys

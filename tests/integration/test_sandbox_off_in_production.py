@@ -50,7 +50,7 @@ def test_outside_a_demo_the_sandbox_pages_outbox_and_reply_are_404_and_change_no
     assert reply.status_code == 404
     assert PHONE in ledger.consent_state(practice.pk, [PHONE]).sms_opted_out
     assert ConsentEvent.objects.count() == events and not InboundMessage.objects.exists()
-    index = client.get("/").json()
+    index = client.get("/", HTTP_ACCEPT="application/json").json()
     assert index["sandbox"] is None and index["sandbox_outbox"] is None and "warning" not in index
 
 
@@ -59,7 +59,8 @@ def test_a_demo_says_on_its_pages_that_nothing_is_secure(practice, settings):
     client = Client()
     page = client.get("/sandbox/").content.decode()
     assert 'class="demo-banner"' in page and "nothing here is secure" in page
-    assert client.get("/").json()["warning"] == WARNING
+    assert client.get("/", HTTP_ACCEPT="application/json").json()["warning"] == WARNING
+    assert "nothing here is secure" in client.get("/").content.decode()  # the staff sign-in page
     # Patient pages too: an invalid unsubscribe link still renders the practice's layout.
     unsubscribe = client.get("/email/unsubscribe/not-a-token").content.decode()
     assert "nothing here is secure" in unsubscribe

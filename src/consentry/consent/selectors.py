@@ -13,7 +13,7 @@ from consentry.patients.models import ContactKind, Patient
 
 from . import ledger
 from .ledger import AddressStatus, address_status
-from .models import ConsentEvent, ContactConsent, EmailState, SmsState
+from .models import ConsentEvent, ContactConsent, EmailState, SmsState, Subject
 from .rules import PracticeId
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "PhoneView",
     "EmailView",
     "patient_addresses",
+    "opt_outs_since",
 ]
 
 
@@ -91,3 +92,16 @@ def patient_addresses(patient: Patient) -> tuple[list[PhoneView], list[EmailView
         if p.kind == ContactKind.EMAIL
     ]
     return phones, emails
+
+
+OPTED_OUT_STATES = {Subject.SMS: SmsState.OPTED_OUT, Subject.EMAIL: EmailState.UNSUBSCRIBED}
+
+
+def opt_outs_since(practice_id: PracticeId, since: datetime) -> dict[str, int]:
+    """Phones that opted out of texts and emails unsubscribed since then, by subject."""
+    counts = {}
+    for subject, state in OPTED_OUT_STATES.items():
+        counts[subject.value] = ConsentEvent.objects.filter(
+            practice_id=practice_id, subject=subject, state=state, created_at__gte=since
+        ).count()
+    return counts

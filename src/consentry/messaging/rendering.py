@@ -59,7 +59,7 @@ def render(delivery: Addressed, category=None, content: dict | None = None, pers
             with_unsubscribe=message.kind == Kind.BROADCAST or category.marketing,
         )
         subject, body, html, headers = email.subject, email.text, email.html, email.headers
-        sender = practice.email_from or f"{practice.name} <noreply@localhost>"
+        sender = practice.email_sender
     elif channel == Channel.IN_APP:
         body = content.get("in_app") or content.get("sms") or content.get("email", {}).get("text", "")
         body = templating.personalize(body, values)

@@ -60,6 +60,11 @@ class Practice(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def email_sender(self) -> str:
+        """The From of the practice's email."""
+        return self.email_from or f"{self.name} <noreply@localhost>"
+
 
 class ApiKey(models.Model):
     """An integrator's key. Only its SHA-256 is stored; the key is shown once."""

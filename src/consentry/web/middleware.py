@@ -18,3 +18,25 @@ class BodySizeLimitMiddleware:
                 {"detail": f"request body is larger than {settings.MAX_REQUEST_BYTES} bytes"}, status=413
             )
         return self.get_response(request)
+
+
+# A page's own refreshes (the inbox's poll, a report's live counts) send this header: they are
+# not the person at work, so they do not keep an idle session alive.
+REFRESH_HEADER = "X-Consentry-Refresh"
+
+
+class StaffSessionMiddleware:
+    """A signed-in staff user's session ends after ``SESSION_IDLE_SECONDS`` without a request of theirs.
+
+    Every request made by the person saves the session, which moves its expiry (cookie and
+    database) forward; a page's own refreshes do not.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and REFRESH_HEADER not in request.headers:
+            request.session.modified = True
+        return self.get_response(request)

@@ -1,10 +1,25 @@
 from django.http import Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 
 from consentry.providers.models import SandboxMessage
 from consentry.web.demo import WARNING, is_demo, sandbox_pages_on
+from consentry.web.staff.accounts import sign_in
+from consentry.web.staff.dashboard import dashboard
 
 
-def index(request: HttpRequest) -> JsonResponse:
+def index(request: HttpRequest) -> HttpResponseBase:
+    """The staff app: the dashboard to a signed-in user, the sign-in page to anyone else.
+
+    A client that asks for JSON (``Accept: application/json``) gets where the API lives instead.
+    """
+    if request.user.is_authenticated:
+        return dashboard(request)
+    if request.accepts("application/json") and not request.accepts("text/html"):
+        return service_index(request)
+    return sign_in(request)
+
+
+def service_index(request: HttpRequest) -> JsonResponse:
     sandbox = sandbox_pages_on()
     body = {
         "service": "consentry",

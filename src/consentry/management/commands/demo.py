@@ -7,6 +7,8 @@ import secrets
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from consentry.accounts.models import Membership
+from consentry.accounts.services import create_staff
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
 from consentry.patients.models import ApiKey, Practice
@@ -14,6 +16,11 @@ from consentry.patients.practices import create_practice, issue_api_key
 from consentry.records.services import PhoneInput, create_patient
 
 DEMO_NUMBER = "+14155550100"
+# Demo staff: the passwords are printed by every run and are only for a demo deployment.
+DEMO_STAFF = (
+    ("admin@maple-pediatrics.example", "admin", "Alex Admin", "maple-demo-admin"),
+    ("desk@maple-pediatrics.example", "front_desk", "Frankie Desk", "maple-demo-desk"),
+)
 
 
 class Command(BaseCommand):
@@ -41,18 +48,30 @@ class Command(BaseCommand):
             # The sandbox page signs its phones' replies with it, as Twilio would.
             practice.twilio_auth_token = secrets.token_hex(16)
             practice.save(update_fields=["twilio_auth_token"])
+        staff = self._staff(practice)
         base = f"http://127.0.0.1:{port}"
         self.stdout.write(
             "\n".join(
                 [
                     f"Demo practice: {practice.name} ({practice.pk}), texting number {practice.texting_number}",
                     f"Demo API key:  {key}",
+                    f"Staff app:     {base}/  (sign in as one of these)",
+                    *staff,
                     f"API docs:      {base}/api/v1/docs",
                     f"Sandbox:       {base}/sandbox/  (the patients' phones and inboxes; reply STOP from a phone)",
                     f"Try:           curl -H 'Authorization: Bearer {key}' '{base}/api/v1/contacts/status?address=%2B14155550111'",
                 ]
             )
         )
+
+    def _staff(self, practice: Practice) -> list[str]:
+        """The demo's admin and front-desk users (created once; a re-run leaves their passwords alone)."""
+        lines = []
+        for email, role, name, password in DEMO_STAFF:
+            if not Membership.objects.filter(practice=practice, user__username=email).exists():
+                create_staff(practice=practice, email=email, role=role, name=name, password=password)
+            lines.append(f"  {role.replace('_', ' '):<11} {email}  password: {password}")
+        return lines
 
     def _patients(self, practice: Practice) -> None:
         actor = "demo"
