@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "consentry.web.middleware.StaffSessionMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     # Last of the authentication steps: a locked-out sign-in answers before any view runs.
     "axes.middleware.AxesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

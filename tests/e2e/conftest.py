@@ -263,3 +263,31 @@ def page(chromium):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def axe_clean(page, what: str) -> int:
+    """Run axe-core on the page as it is; fail on any serious or critical violation. How many rules passed."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"resultTypes": ["violations", "passes"]})
+    bad = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
+    detail = "; ".join(f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in bad)
+    assert not bad, f"axe on {what}: {detail}"
+    return len(results.response["passes"])
+
+
+def staff_user(service_env, service, email, role="front_desk", password="a-long-test-passphrase", name="Dana Desk"):
+    """A staff user of the service's practice, made with the CLI as an operator would; (email, password)."""
+    subprocess.run(
+        [*CLI, "staff", "create", "--practice", service.practice_id, "--email", email, "--role", role,
+         "--name", name, "--password-stdin"],
+        input=password + "\n", env=service_env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return email, password
+
+
+def browser_sign_in(page, base, email, password):
+    page.goto(f"{base}/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()

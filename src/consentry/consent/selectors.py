@@ -7,14 +7,17 @@ The API, the patient portal and the staff app show the same facts from here;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
-from consentry.patients.models import ContactKind, Patient
+from django.conf import settings
+
+from consentry.patients.models import ContactKind, ContactPoint, Patient
 
 from . import ledger
 from .ledger import AddressStatus, address_status
-from .models import ConsentEvent, ContactConsent, EmailState, SmsState, Subject
-from .rules import PracticeId
+from .models import ConsentEvent, ContactConsent, EmailState, ResubscribeRequest, SmsState, Subject
+from .rules import ConsentState, PracticeId
 
 __all__ = [
     "AddressStatus",
@@ -25,6 +28,12 @@ __all__ = [
     "EmailView",
     "patient_addresses",
     "opt_outs_since",
+    "MarkCode",
+    "Mark",
+    "AddressCard",
+    "address_cards",
+    "consent_timeline",
+    "next_opt_in_email_at",
 ]
 
 
@@ -105,3 +114,115 @@ def opt_outs_since(practice_id: PracticeId, since: datetime) -> dict[str, int]:
             practice_id=practice_id, subject=subject, state=state, created_at__gte=since
         ).count()
     return counts
+
+
+class MarkCode(StrEnum):
+    """Why an address cannot be messaged, or not on every channel: the icons of the staff app."""
+
+    SMS_OPTED_OUT = "sms_opted_out"
+    EMAIL_UNSUBSCRIBED = "email_unsubscribed"
+    EMAIL_BOUNCED = "email_bounced"
+    BLOCKED = "blocked"
+    INVALID = "invalid"
+    LANDLINE = "landline"
+
+
+MARK_LABELS = {
+    MarkCode.SMS_OPTED_OUT: "Opted out of texts",
+    MarkCode.EMAIL_UNSUBSCRIBED: "Unsubscribed from email",
+    MarkCode.EMAIL_BOUNCED: "Email bounced",
+    MarkCode.BLOCKED: "Blocked",
+    MarkCode.INVALID: "Not a valid number",
+    MarkCode.LANDLINE: "Landline: calls only",
+}
+# The ledger subject whose latest event tells when and how a mark came about.
+_MARK_SUBJECT = {
+    MarkCode.SMS_OPTED_OUT: Subject.SMS,
+    MarkCode.EMAIL_UNSUBSCRIBED: Subject.EMAIL,
+    MarkCode.EMAIL_BOUNCED: Subject.EMAIL,
+    MarkCode.BLOCKED: Subject.BLOCK,
+}
+
+
+@dataclass(frozen=True)
+class Mark:
+    code: MarkCode
+    label: str  # the icon's hover text
+    event: ConsentEvent | None = None  # the ledger event behind it: when, source, actor, evidence
+    categories: tuple[str, ...] = ()  # for a block: the categories
+
+
+@dataclass(frozen=True)
+class AddressCard:
+    """One of a patient's addresses as staff see it: what it is, and every reason it cannot be messaged."""
+
+    point: ContactPoint
+    marks: list[Mark]
+
+    @property
+    def is_phone(self) -> bool:
+        return self.point.kind == ContactKind.PHONE
+
+    @property
+    def can_text(self) -> bool:
+        return self.is_phone and not any(
+            m.code in (MarkCode.SMS_OPTED_OUT, MarkCode.INVALID, MarkCode.LANDLINE) for m in self.marks
+        )
+
+
+def _marks(point: ContactPoint, state: ConsentState) -> list[MarkCode | tuple[MarkCode, tuple[str, ...]]]:
+    address = point.address
+    if point.kind == ContactKind.EMAIL:
+        if address in state.email_bounced:
+            return [MarkCode.EMAIL_BOUNCED]
+        return [MarkCode.EMAIL_UNSUBSCRIBED] if address in state.email_unsubscribed else []
+    found: list[MarkCode | tuple[MarkCode, tuple[str, ...]]] = []
+    if not point.valid:
+        found.append(MarkCode.INVALID)
+    if point.line_type == "landline":
+        found.append(MarkCode.LANDLINE)
+    if address in state.sms_opted_out:
+        found.append(MarkCode.SMS_OPTED_OUT)
+    if categories := state.blocks.get(address):
+        found.append((MarkCode.BLOCKED, tuple(sorted(categories))))
+    return found
+
+
+def address_cards(practice_id: PracticeId, points: list[ContactPoint], *, explain: bool = True) -> list[AddressCard]:
+    """The cards of these contact points; with ``explain``, each mark has the ledger event behind it."""
+    state = ledger.consent_state(practice_id, [p.address for p in points])
+    cards = []
+    for point in points:
+        marks = []
+        for found in _marks(point, state):
+            code, categories = found if isinstance(found, tuple) else (found, ())
+            event = None
+            if explain and (subject := _MARK_SUBJECT.get(code)):
+                event = (
+                    ConsentEvent.objects.filter(practice_id=practice_id, address=point.address, subject=subject)
+                    .order_by("-seq")
+                    .first()
+                )
+            label = MARK_LABELS[code] + (f" for {', '.join(categories)}" if categories else "")
+            marks.append(Mark(code, label, event, categories))
+        cards.append(AddressCard(point, marks))
+    return cards
+
+
+def next_opt_in_email_at(practice_id: PracticeId, email: str, now: datetime) -> datetime | None:
+    """When the next opt-in email may go to this address, if the once-a-day limit holds it now."""
+    last = (
+        ResubscribeRequest.objects.filter(practice_id=practice_id, email=email)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return None
+    allowed = last + timedelta(hours=settings.CONSENTRY_RESUBSCRIBE_EVERY_HOURS)
+    return allowed if allowed > now else None
+
+
+def consent_timeline(practice_id: PracticeId, addresses: list[str], limit: int = 200) -> list[ConsentEvent]:
+    """The ledger events of these addresses, newest first (the facesheet's consent timeline)."""
+    return list(ConsentEvent.objects.filter(practice_id=practice_id, address__in=addresses).order_by("-seq")[:limit])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from django.db.models import Count
@@ -30,5 +31,14 @@ def needing_attention(practice: Practice, since: datetime, limit: int = 10) -> l
     return list(
         Delivery.objects.filter(practice=practice, created_at__gte=since, status__in=NEEDS_ATTENTION)
         .select_related("patient", "message")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def patient_deliveries(practice: Practice, patient_id: uuid.UUID, limit: int = 100) -> list[Delivery]:
+    """A patient's deliveries, newest first, with their message (the facesheet's communication history)."""
+    return list(
+        Delivery.objects.filter(practice=practice, patient_id=patient_id)
+        .select_related("message")
         .order_by("-created_at", "-pk")[:limit]
     )

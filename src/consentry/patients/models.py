@@ -148,6 +148,8 @@ class Patient(models.Model):
                 name="patient_unique_external_id",
             )
         ]
+        # The staff app's patient list, by name.
+        indexes = [models.Index(fields=["practice", "last_name", "first_name"], name="patient_by_name")]
 
 
 class PatientContact(models.Model):

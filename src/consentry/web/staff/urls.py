@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import accounts
+from . import accounts, patients
 
 urlpatterns = [
     path("account/sign-in", accounts.sign_in, name="staff-sign-in"),
@@ -9,4 +9,7 @@ urlpatterns = [
     path("account/set-password/<uidb64>/<token>/", accounts.set_password, name="staff-set-password"),
     path("account/password-set", accounts.password_set, name="staff-password-set"),
     path("account/practice", accounts.switch_practice, name="staff-switch-practice"),
+    path("patients/", patients.patient_list, name="staff-patients"),
+    path("patients/<uuid:patient_id>/", patients.patient_detail, name="staff-patient"),
+    path("patients/<uuid:patient_id>/opt-in-email", patients.send_opt_in_email, name="staff-patient-opt-in-email"),
 ]

@@ -1,0 +1,93 @@
+"""Reads of patient records for people to look at: search, one patient's page.
+
+A search reads what was typed the way staff mean it: a phone number in any format (it is put in
+E.164 with the practice's region and found through its contact point), an email address, an
+external id, or names (each word the start of a first or last name). Every lookup is indexed:
+contact points and external ids by their unique keys, names by (practice, last name, first name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.db.models import Q, QuerySet
+
+from consentry.errors import InvalidInput
+from consentry.patients.addresses import normalize_email, normalize_phone
+from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact, Practice
+
+PER_PAGE = 50
+MAX_QUERY = 200
+
+
+class Match(StrEnum):
+    ALL = "all"
+    PHONE = "phone"
+    EMAIL = "email"
+    NAME = "name"  # names, or an external id
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    patients: list[Patient]
+    page: int
+    has_next: bool
+    match: Match
+
+
+def _phone_like(q: str) -> bool:
+    digits = sum(c.isdigit() for c in q)
+    return digits >= 7 and all(c.isdigit() or c in "+-(). " for c in q)
+
+
+def _matching(practice: Practice, q: str) -> tuple[QuerySet[Patient], Match]:
+    patients = Patient.objects.filter(practice=practice)
+    if not q:
+        return patients, Match.ALL
+    if _phone_like(q):
+        try:
+            number = normalize_phone(q, region=practice.region, field="q").number
+        except InvalidInput:
+            return patients.none(), Match.PHONE
+        point = ContactPoint.objects.filter(practice=practice, address=number, kind=ContactKind.PHONE)
+        return patients.filter(contacts__contact_point__in=point), Match.PHONE
+    if "@" in q:
+        try:
+            email = normalize_email(q, field="q")
+        except InvalidInput:
+            return patients.none(), Match.EMAIL
+        point = ContactPoint.objects.filter(practice=practice, address=email, kind=ContactKind.EMAIL)
+        return patients.filter(contacts__contact_point__in=point), Match.EMAIL
+    names = Q()
+    for word in q.split()[:4]:
+        names &= Q(first_name__istartswith=word) | Q(last_name__istartswith=word)
+    return patients.filter(names | Q(external_id=q)), Match.NAME
+
+
+def search_patients(practice: Practice, q: str = "", *, page: int = 1, per_page: int = PER_PAGE) -> PatientPage:
+    """One page of the practice's patients matching ``q``, by last name then first name."""
+    q = " ".join((q or "").split())[:MAX_QUERY]
+    page = max(1, page)
+    found, match = _matching(practice, q)
+    rows = list(found.order_by("last_name", "first_name", "pk").distinct()[(page - 1) * per_page : page * per_page + 1])
+    return PatientPage(rows[:per_page], page, len(rows) > per_page, match)
+
+
+def patient_points(patient: Patient) -> list[ContactPoint]:
+    """The patient's phones and emails, in the order they were given."""
+    return [link.contact_point for link in patient.contacts.select_related("contact_point").order_by("position", "pk")]
+
+
+def sharing(practice: Practice, points: list[ContactPoint], but: Patient) -> dict[int, list[Patient]]:
+    """The other patients who list each of these contact points (a family's shared phone)."""
+    shared: dict[int, list[Patient]] = {p.pk: [] for p in points}
+    links = (
+        PatientContact.objects.filter(contact_point__in=points)
+        .exclude(patient=but)
+        .select_related("patient")
+        .order_by("patient__last_name", "patient__first_name")
+    )
+    for link in links:
+        shared[link.contact_point_id].append(link.patient)
+    return shared

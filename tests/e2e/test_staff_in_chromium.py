@@ -1,0 +1,72 @@
+"""The staff app in a real Chromium against `consentry serve`: sign in, find a patient, see why an
+address cannot be messaged and what to do; every page checked with axe-core."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import TEXTING_NUMBER, axe_clean, browser_sign_in, staff_user
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+
+def _patient(service, **fields):
+    status, body = service.api("POST", "/patients", fields)
+    assert status == 201, body
+    return body["id"]
+
+
+def test_staff_sign_in_find_a_patient_and_see_why_a_phone_cannot_be_texted(service, service_env, page, request):
+    email, password = staff_user(service_env, service, "dana@oak.example")
+    phone = "+14155550171"
+    _patient(service, first_name="Ava", last_name="Rivera", phones=[{"number": phone, "line_type": "mobile"}])
+    _patient(
+        service, first_name="Ben", last_name="Okafor", phones=[{"number": "+14155550172", "line_type": "landline"}]
+    )
+    assert service.text_in(phone, "STOP", "SM" + "7" * 32)[0] == 200
+
+    page.goto(f"{service.base}/")
+    expect(page.get_by_role("heading", name="Sign in to Consentry")).to_be_visible()
+    passes = axe_clean(page, "the sign-in page")
+    browser_sign_in(page, service.base, email, password)
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_role("region", name="Opt-outs this week")).to_contain_text("1")
+    passes += axe_clean(page, "the dashboard")
+
+    page.get_by_role("link", name="Patients").click()
+    expect(page.get_by_role("heading", name="Patients")).to_be_visible()
+    # Search as you type, by the phone in another format.
+    page.get_by_label("Search by name, phone, email or external id").fill("(415) 555-0171")
+    rows = page.locator("#patient-rows tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Rivera, Ava")
+    expect(page).to_have_url(re.compile(r"/patients/\?q=.*415"))  # the search is in the address bar
+    icon = rows.first.get_by_role("img", name="Opted out of texts")
+    expect(icon).to_be_visible()
+    passes += axe_clean(page, "the patient list")
+
+    rows.first.get_by_role("link", name="Rivera, Ava").click()
+    expect(page.get_by_role("heading", name="Ava Rivera")).to_be_visible()
+    mark = page.get_by_role("button", name="Opted out of texts: what happened and what to do")
+    expect(mark).to_have_attribute("title", "Opted out of texts")
+    mark.click()
+    popup = page.get_by_role("dialog", name="Opted out of texts")
+    expect(popup).to_be_visible()
+    expect(popup).to_contain_text("texted a keyword: STOP")
+    expect(popup).to_contain_text(f"texts START or UNSTOP to {TEXTING_NUMBER}")
+    expect(popup).to_contain_text("Staff cannot opt a patient back in")
+    passes += axe_clean(page, "the facesheet with its pop-up open")
+    popup.get_by_role("button", name="Close").click()
+    expect(popup).to_be_hidden()
+    expect(page.get_by_role("region", name="Consent timeline")).to_contain_text("texted a keyword")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to Consentry")).to_be_visible()
+    page.goto(f"{service.base}/patients/")
+    expect(page).to_have_url(re.compile(r"/account/sign-in\?next=/patients/"))
+    from tests.conftest import summary
+
+    summary(request, f"Staff app in Chromium: 4 pages and a pop-up axe-clean ({passes} rule passes in all)")
