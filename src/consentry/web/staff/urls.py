@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import accounts, patients
 
@@ -12,4 +12,8 @@ urlpatterns = [
     path("patients/", patients.patient_list, name="staff-patients"),
     path("patients/<uuid:patient_id>/", patients.patient_detail, name="staff-patient"),
     path("patients/<uuid:patient_id>/opt-in-email", patients.send_opt_in_email, name="staff-patient-opt-in-email"),
+    # Each of these screens lists its own paths.
+    path("", include("consentry.web.staff.inbox")),
+    path("", include("consentry.web.staff.blocks")),
+    path("", include("consentry.web.staff.recalls")),
 ]
