@@ -70,3 +70,37 @@ def test_staff_sign_in_find_a_patient_and_see_why_a_phone_cannot_be_texted(servi
     from tests.conftest import summary
 
     summary(request, f"Staff app in Chromium: 4 pages and a pop-up axe-clean ({passes} rule passes in all)")
+
+
+def test_a_manual_send_warns_about_marketing_consent_and_goes_on_proceed(service, service_env, page):
+    email, password = staff_user(service_env, service, "lee@oak.example", name="Lee Front")
+    patient_id = _patient(
+        service,
+        first_name="Eli",
+        last_name="Schmidt",
+        phones=[{"number": "+14155550173", "line_type": "mobile"}],
+        marketing_consent="no",
+    )
+    browser_sign_in(page, service.base, email, password)
+    page.goto(f"{service.base}/patients/{patient_id}/")
+    page.get_by_role("link", name="Send a message").click()
+    page.get_by_label("Category").select_option("document_shared")
+    page.get_by_label("Text").check()
+    page.get_by_label("Message").fill("Your forms are ready to sign.")
+    page.get_by_role("button", name="Send").click()
+    warning = page.get_by_role("alert")
+    expect(warning).to_contain_text("marketing consent")
+    expect(warning).to_contain_text("Nothing has been queued yet")
+    axe_clean(page, "the send page with its warning")
+    page.get_by_role("button", name="Proceed").click()
+    expect(page.get_by_text("Message queued: sms pending")).to_be_visible()
+    history = page.get_by_role("region", name="Communication history")
+    expect(history).to_contain_text("Lee Front (staff)")
+    # The worker hands it over; a reload shows it delivered.
+    for _ in range(50):
+        page.reload()
+        if page.locator("#history-h + table .status-delivered").count():
+            break
+        page.wait_for_timeout(200)
+    expect(history.locator(".status-delivered")).to_have_count(1)
+    assert service.wait_outbox("+14155550173", 1)[0].endswith("Your forms are ready to sign.")

@@ -28,7 +28,7 @@ def _patient(api, **overrides):
     return response.json()
 
 
-def _message(api, patient_ids, kind="automation", category="appointment_reminder", content=None):
+def _message(api, patient_ids, kind="automation", category="appointment_reminder", content=None, **more):
     return api.post(
         "/messages",
         {
@@ -36,6 +36,7 @@ def _message(api, patient_ids, kind="automation", category="appointment_reminder
             "category": category,
             "patient_ids": patient_ids,
             "content": content or {"sms": "See you tomorrow at 9", "email": {"subject": "Reminder", "text": "See you"}},
+            **more,
         },
     )
 
@@ -200,11 +201,25 @@ def test_create_message_returns_one_delivery_per_recipient_and_channel_decided(a
     assert api.get(f"/messages/{body['id']}").json()["deliveries"] == body["deliveries"]
 
 
-def test_manual_transactional_message_warns_about_missing_marketing_consent(api):
+def test_manual_transactional_message_warns_about_missing_marketing_consent_before_anything_is_queued(api):
+    from django_tasks_db.models import DBTaskResult
+
     eli = _patient(api, marketing_consent="no")
-    body = _message(api, [eli["id"]], kind="manual", content={"sms": "Your forms are ready"}).json()
-    assert body["deliveries"][0]["status"] == "pending"
+    ava = _patient(api, first_name="Ava", marketing_consent="yes")
+    refused = _message(api, [eli["id"], ava["id"]], kind="manual", content={"sms": "Your forms are ready"})
+    assert refused.status_code == 409
+    assert refused.json()["warnings"] == {eli["id"]: ["no_marketing_consent"]}
+    assert not Message.objects.exists() and not Delivery.objects.exists() and not DBTaskResult.objects.exists()
+    # Acknowledged, it goes (to both), and still says what it warned about.
+    response = _message(
+        api, [eli["id"], ava["id"]], kind="manual", content={"sms": "Your forms are ready"}, acknowledge_warnings=True
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert [d["status"] for d in body["deliveries"]] == ["pending", "pending"]
     assert body["warnings"] == {eli["id"]: ["no_marketing_consent"]}
+    # A message without warnings needs no acknowledgement.
+    assert _message(api, [ava["id"]], kind="manual", content={"sms": "Hi"}).status_code == 202
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from ninja import Field, Router, Schema, Status
 from consentry.api.auth import actor_of, owned_or_404, practice_of
 from consentry.api.schemas import In
 from consentry.messaging.models import Delivery, Message
-from consentry.messaging.planning import REQUEST_KINDS, create_message
+from consentry.messaging.planning import REQUEST_KINDS, Unacknowledged, create_message
 from consentry.vocabulary import Channel, Kind, Reason
 from consentry.vocabulary import Status as DeliveryStatus
 
@@ -39,6 +39,17 @@ class MessageIn(In):
     category: str
     patient_ids: list[str] = Field(min_length=1, max_length=200_000)
     content: ContentIn
+    acknowledge_warnings: bool = Field(
+        False,
+        description="Send even when the plan carries warnings (a transactional message to a patient whose "
+        "PMS marketing consent is no). Without it, such a request answers 409 with the warnings and "
+        "queues nothing.",
+    )
+
+
+class WarningsOut(Schema):
+    detail: str
+    warnings: dict[str, list[str]]  # patient id -> warnings (no_marketing_consent)
 
 
 class DeliveryOut(Schema):
@@ -87,20 +98,27 @@ def _message_out(message: Message, rows, warnings=None) -> dict:
 DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason", "not_before")
 
 
-@router.post("", response={202: MessageOut})
+@router.post("", response={202: MessageOut, 409: WarningsOut})
 def messages_create(request, payload: MessageIn):
     """Send a message. An ``Idempotency-Key`` header makes a retried request safe:
-    the same key and body answer with the first message, never a second send."""
+    the same key and body answer with the first message, never a second send.
+
+    A plan with warnings answers 409 with them and queues nothing; send it again with
+    ``"acknowledge_warnings": true`` to proceed."""
     content = payload.content.model_dump(exclude_none=True)
-    planned = create_message(
-        practice=practice_of(request),
-        kind=payload.kind,
-        category=payload.category,
-        patient_ids=payload.patient_ids,
-        content=content,
-        actor=actor_of(request),
-        idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
-    )
+    try:
+        planned = create_message(
+            practice=practice_of(request),
+            kind=payload.kind,
+            category=payload.category,
+            patient_ids=payload.patient_ids,
+            content=content,
+            actor=actor_of(request),
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+            acknowledge_warnings=payload.acknowledge_warnings,
+        )
+    except Unacknowledged as exc:
+        return Status(409, {"detail": str(exc), "warnings": exc.warnings})
     rows = [tuple(getattr(d, f) for f in DELIVERY_FIELDS) for d in planned.deliveries]
     return Status(202, _message_out(planned.message, rows, planned.warnings))
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 
-from consentry.consent.rules import AUTOMATED_KINDS, FrequencyCap, SendRequest, decide
+from consentry.consent.rules import AUTOMATED_KINDS, FrequencyCap, Planned, SendRequest, decide
 from consentry.errors import InvalidInput
 from consentry.patients.models import Practice
 from consentry.vocabulary import Channel, Kind, Status
@@ -43,6 +43,13 @@ class DeliveryRow(NamedTuple):
     status: str
     reason: str
     not_before: datetime | None = None
+
+    @classmethod
+    def of(cls, patient_id: str, planned: Planned) -> DeliveryRow:
+        reason = planned.reason.value if planned.reason else ""
+        return cls(
+            patient_id, planned.channel.value, planned.address or "", planned.status.value, reason, planned.not_before
+        )
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,15 @@ def _replay(practice: Practice, key: str, request_hash: str) -> PlannedMessage |
     return PlannedMessage(message, rows, {}, replayed=True)
 
 
+class Unacknowledged(Exception):
+    """The plan carries warnings (a transactional message to a patient whose PMS marketing consent is
+    "no") that the sender has not acknowledged: nothing was stored or queued."""
+
+    def __init__(self, warnings: dict[str, list[str]]):
+        super().__init__(f"{len(warnings)} patient(s) with warnings: acknowledge them to send")
+        self.warnings = warnings
+
+
 def create_message(
     *,
     practice: Practice,
@@ -90,37 +106,37 @@ def create_message(
     actor: str = "api",
     now: datetime | None = None,
     idempotency_key: str = "",
+    acknowledge_warnings: bool = False,
 ) -> PlannedMessage:
     """Plan and store a message to these patients; every input is checked before any write.
 
     With an ``idempotency_key``, a repeated request (same key, same body)
     returns the message the first one created, never a second send.
+
+    A plan with warnings is stored only with ``acknowledge_warnings``; otherwise
+    ``Unacknowledged`` carries them and nothing is stored or queued (staff see the
+    warning first and press Proceed; the API answers 409).
     """
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidInput("Idempotency-Key", f"is longer than {MAX_IDEMPOTENCY_KEY} characters")
-    if kind not in REQUEST_KINDS:
-        raise InvalidInput("kind", f"must be one of {', '.join(k.value for k in REQUEST_KINDS)}")
-    request_kind = Kind(kind)
-    category_record = category_row(practice, category)
-    category_value = category_from_row(category_record)
-    cleaned, channels = clean_content(request_kind, content, sms_prefix=templating.sms_prefix(practice))
+    request, cleaned = _request(practice, kind, category, content)
     ids = recipients.parse_patient_ids(patient_ids)
     recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)
-    request_hash = _request_hash(request_kind, category_value.key, ids, cleaned) if idempotency_key else ""
+    request_hash = _request_hash(request.kind, request.category.key, ids, cleaned) if idempotency_key else ""
     if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
         return replayed
-    request = SendRequest(
-        kind=request_kind,
-        category=category_value,
-        content_channels=channels,
-        window=send_window(practice, request_kind, category_record),
-        default_timezone=practice.timezone,
-        frequency_cap=FrequencyCap(practice.frequency_cap_per_day, practice.frequency_cap_per_week)
-        if practice.frequency_caps and request_kind in AUTOMATED_KINDS
-        else None,
-    )
     try:
-        return _plan(practice, request, ids, cleaned, actor, now or datetime.now(UTC), idempotency_key, request_hash)
+        return _plan(
+            practice,
+            request,
+            ids,
+            cleaned,
+            actor,
+            now or datetime.now(UTC),
+            idempotency_key,
+            request_hash,
+            acknowledge_warnings,
+        )
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its message.
         if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
@@ -128,7 +144,78 @@ def create_message(
         raise
 
 
-def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_hash) -> PlannedMessage:
+def _request(practice: Practice, kind: str, category: str, content: dict) -> tuple[SendRequest, dict]:
+    """The engine's request for this kind, category and content, every input checked; and the content cleaned."""
+    if kind not in REQUEST_KINDS:
+        raise InvalidInput("kind", f"must be one of {', '.join(k.value for k in REQUEST_KINDS)}")
+    request_kind = Kind(kind)
+    category_record = category_row(practice, category)
+    cleaned, channels = clean_content(request_kind, content, sms_prefix=templating.sms_prefix(practice))
+    request = SendRequest(
+        kind=request_kind,
+        category=category_from_row(category_record),
+        content_channels=channels,
+        window=send_window(practice, request_kind, category_record),
+        default_timezone=practice.timezone,
+        frequency_cap=FrequencyCap(practice.frequency_cap_per_day, practice.frequency_cap_per_week)
+        if practice.frequency_caps and request_kind in AUTOMATED_KINDS
+        else None,
+    )
+    return request, cleaned
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a message would do, decided by the engine and stored nowhere."""
+
+    recipients: int
+    by_channel: dict[str, int]  # deliveries that would go (pending or deferred), per channel
+    skipped: dict[str, int]  # deliveries that would not, per reason
+    warnings: dict[str, list[str]]  # patient id -> warnings, as create_message reports them
+    deliveries: list[DeliveryRow]  # every planned delivery, when asked for
+
+
+def preview_message(
+    *,
+    practice: Practice,
+    kind: str,
+    category: str,
+    patient_ids: Sequence,
+    content: dict,
+    now: datetime | None = None,
+    keep_deliveries: bool = False,
+) -> Preview:
+    """What ``create_message`` would plan for the same request, counted; nothing is written.
+
+    The staff app shows it before a send (greyed-out channels, the marketing warning, a broadcast's
+    recipients by channel and skip reason)."""
+    request, _ = _request(practice, kind, category, content)
+    ids = recipients.parse_patient_ids(patient_ids)
+    recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)
+    by_channel: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    warnings: dict[str, list[str]] = {}
+    rows: list[DeliveryRow] = []
+    count = 0
+    for chunk in _decisions(practice, request, ids, now or datetime.now(UTC)):
+        for _, patient_id, _, decision in chunk:
+            count += 1
+            if decision.warnings:
+                warnings[patient_id] = [str(w) for w in decision.warnings]
+            for planned in decision.deliveries:
+                if planned.status in SENDING:
+                    by_channel[planned.channel.value] = by_channel.get(planned.channel.value, 0) + 1
+                else:
+                    reason = planned.reason.value if planned.reason else planned.status.value
+                    skipped[reason] = skipped.get(reason, 0) + 1
+                if keep_deliveries:
+                    rows.append(DeliveryRow.of(patient_id, planned))
+    return Preview(count, by_channel, skipped, warnings, rows)
+
+
+def _plan(
+    practice, request, ids, cleaned, actor, now, idempotency_key, request_hash, acknowledge_warnings
+) -> PlannedMessage:
     category_value = request.category
     with transaction.atomic():
         message = Message.objects.create(
@@ -143,47 +230,47 @@ def _plan(practice, request, ids, cleaned, actor, now, idempotency_key, request_
         deliveries: list[DeliveryRow] = []
         warnings: dict[str, list[str]] = {}
         writer = _DeliveryWriter(message, now)
-        to_db = recipients.db_id_function()
-        state = recipients.practice_consent(practice.pk)
-        recent = None
-        if request.frequency_cap is not None:
-            # Counted as the plan goes, so a family's shared phone is capped within one broadcast too.
-            recent = recipients.recent_phone_sends(practice.pk, now, AUTOMATED_KINDS)
-            state = replace(state, recent_sends=recent)
-        for start in range(0, len(ids), PLAN_CHUNK):
-            chunk_ids = ids[start : start + PLAN_CHUNK]
-            as_text = {to_db(i): str(i) for i in chunk_ids}
-            for recipient in recipients.load_chunk(as_text, category_value.key):
-                decision = decide(request, recipient, state, now)
-                patient_id = as_text[recipient.patient_id]
+        for chunk in _decisions(practice, request, ids, now):
+            for db_id, patient_id, zone, decision in chunk:
                 if decision.warnings:
                     warnings[patient_id] = [str(w) for w in decision.warnings]
-                # The zone quiet hours were judged in, for the worker's check before a late hand-over.
-                zone = (recipient.timezone or request.default_timezone) if request.window is not None else ""
                 for planned in decision.deliveries:
-                    row = DeliveryRow(
-                        patient_id,
-                        planned.channel.value,
-                        planned.address or "",
-                        planned.status.value,
-                        planned.reason.value if planned.reason else "",
-                        planned.not_before,
-                    )
-                    writer.add(recipient.patient_id, row, zone)
+                    row = DeliveryRow.of(patient_id, planned)
+                    writer.add(db_id, row, zone)
                     deliveries.append(row)
-                    if (
-                        recent is not None
-                        and planned.address
-                        and planned.channel in PHONE_CHANNELS
-                        and planned.status in SENDING
-                    ):
-                        counts = recent.setdefault(planned.address, [0, 0])
-                        counts[0] += 1
-                        counts[1] += 1
             writer.flush()
+        if warnings and not acknowledge_warnings:
+            raise Unacknowledged(warnings)  # the transaction is rolled back: nothing stored, nothing queued
         for not_before, delivery_ids in writer.due_ids().items():
             enqueue_dispatch(delivery_ids, run_after=not_before)
     return PlannedMessage(message, deliveries, warnings)
+
+
+def _decisions(practice: Practice, request: SendRequest, ids: list, now: datetime):
+    """The engine's decision for every recipient, a chunk at a time: lists of
+    (patient id as the database has it, as text, the zone quiet hours were judged in, decision)."""
+    to_db = recipients.db_id_function()
+    state = recipients.practice_consent(practice.pk)
+    recent = None
+    if request.frequency_cap is not None:
+        # Counted as the plan goes, so a family's shared phone is capped within one broadcast too.
+        recent = recipients.recent_phone_sends(practice.pk, now, AUTOMATED_KINDS)
+        state = replace(state, recent_sends=recent)
+    for start in range(0, len(ids), PLAN_CHUNK):
+        as_text = {to_db(i): str(i) for i in ids[start : start + PLAN_CHUNK]}
+        chunk = []
+        for recipient in recipients.load_chunk(as_text, request.category.key):
+            decision = decide(request, recipient, state, now)
+            # The zone quiet hours were judged in, for the worker's check before a late hand-over.
+            zone = (recipient.timezone or request.default_timezone) if request.window is not None else ""
+            chunk.append((recipient.patient_id, as_text[recipient.patient_id], zone, decision))
+            if recent is not None:
+                for planned in decision.deliveries:
+                    if planned.address and planned.channel in PHONE_CHANNELS and planned.status in SENDING:
+                        counts = recent.setdefault(planned.address, [0, 0])
+                        counts[0] += 1
+                        counts[1] += 1
+        yield chunk
 
 
 class _DeliveryWriter:
