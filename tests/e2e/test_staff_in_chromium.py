@@ -104,3 +104,31 @@ def test_a_manual_send_warns_about_marketing_consent_and_goes_on_proceed(service
         page.wait_for_timeout(200)
     expect(history.locator(".status-delivered")).to_have_count(1)
     assert service.wait_outbox("+14155550173", 1)[0].endswith("Your forms are ready to sign.")
+
+
+def test_an_admin_opens_settings_creates_a_key_and_front_desk_cannot(service, service_env, page):
+    email, password = staff_user(service_env, service, "ann@oak.example", role="admin", name="Ann Admin")
+    browser_sign_in(page, service.base, email, password)
+    page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_role("heading", name="Settings", exact=True)).to_be_visible()
+    axe_clean(page, "the settings page")
+    keys = page.get_by_role("region", name="API keys")
+    keys.get_by_label("Label").fill("EHR sync")
+    keys.get_by_role("button", name="Create API key").click()
+    key = page.locator("code.key").inner_text()
+    assert key.startswith("csk_")
+    status, _ = http_get_practice(service.base, key)
+    assert status == 200
+    page.get_by_role("button", name="Sign out").click()
+
+    desk_email, desk_password = staff_user(service_env, service, "desk2@oak.example")
+    browser_sign_in(page, service.base, desk_email, desk_password)
+    expect(page.get_by_role("link", name="Settings")).to_have_count(0)
+    page.goto(f"{service.base}/settings/")
+    expect(page.get_by_role("heading", name="Admins only")).to_be_visible()
+
+
+def http_get_practice(base, key):
+    from tests.e2e.conftest import http
+
+    return http("GET", f"{base}/api/v1/practice", headers={"Authorization": f"Bearer {key}"})

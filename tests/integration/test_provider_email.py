@@ -86,7 +86,7 @@ def test_the_practice_address_is_the_sender_and_text_only_mail_gets_an_html_part
     patient = make_patient(practice, emails=[AVA])
     delivery = _send(practice, patient, {"email": {"subject": "Receipt", "text": "Thank you."}})
     [message] = smtp.messages()
-    assert message["From"] == "frontdesk@oak-clinic.example"
+    assert message["From"] == "Oak Clinic <frontdesk@oak-clinic.example>"  # the practice's name by default
     assert smtp.received[0].mail_from == "frontdesk@oak-clinic.example"
     assert message.get_body(("plain",)).get_content().startswith("Thank you.\r\n")
     assert "<p>Thank you.</p>" in message.get_body(("html",)).get_content()

@@ -173,3 +173,35 @@ def send_password_reset(email: str, base: str) -> None:
         send_staff_email(membership.practice, email, "Reset your Consentry password", body)
     except ProviderError as exc:
         log.warning("password reset for staff user %s not sent: %s", membership.user.pk, exc)
+
+
+def _membership(practice: Practice, user_id: int) -> Membership:
+    membership = Membership.objects.select_related("user").filter(practice=practice, user_id=user_id).first()
+    if membership is None:
+        raise InvalidInput("user", "no such staff user at this practice")
+    return membership
+
+
+def _keeps_an_admin(practice: Practice, without: Membership) -> bool:
+    return Membership.objects.filter(practice=practice, role=Role.ADMIN).exclude(pk=without.pk).exists()
+
+
+@transaction.atomic
+def set_role(*, practice: Practice, user_id: int, role: str) -> Membership:
+    """Change a staff user's role at the practice; the practice always keeps an admin."""
+    role = _clean_role(role)
+    membership = _membership(practice, user_id)
+    if membership.role == Role.ADMIN and role != Role.ADMIN and not _keeps_an_admin(practice, membership):
+        raise InvalidInput("role", "the practice needs at least one admin")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def remove_staff(*, practice: Practice, user_id: int) -> None:
+    """Take a staff user off the practice (their account stays for their other practices)."""
+    membership = _membership(practice, user_id)
+    if membership.role == Role.ADMIN and not _keeps_an_admin(practice, membership):
+        raise InvalidInput("user", "the practice needs at least one admin")
+    membership.delete()

@@ -62,8 +62,10 @@ class Practice(models.Model):
 
     @property
     def email_sender(self) -> str:
-        """The From of the practice's email."""
-        return self.email_from or f"{self.name} <noreply@localhost>"
+        """The From of the practice's email: its own display name, else the practice's name."""
+        if "<" in self.email_from:
+            return self.email_from
+        return f"{self.name} <{self.email_from or 'noreply@localhost'}>"
 
 
 class ApiKey(models.Model):

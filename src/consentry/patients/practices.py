@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 import secrets
 
 from django.db import transaction
@@ -60,6 +61,26 @@ def _time(value, field: str):
         raise InvalidInput(field, f"expected HH:MM, got {value!r}") from None
 
 
+_NAME_ADDR = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*$")
+
+
+def clean_email_from(value) -> str:
+    """The From of the practice's email: an address, or a display name and an address
+    (``Maple Pediatrics <noreply@maple.example>``), kept as ``Name <address>``."""
+    if not isinstance(value, str):
+        raise InvalidInput("email_from", "must be an email address, optionally with a name: Name <address>")
+    match = _NAME_ADDR.match(value)
+    if match is None:
+        return normalize_email(value, field="email_from")
+    name = " ".join(match["name"].strip().strip('"').split())
+    address = normalize_email(match["addr"], field="email_from")
+    if len(name) > 100:
+        raise InvalidInput("email_from", "the name is at most 100 characters")
+    if any(not ch.isprintable() for ch in name) or '"' in name:
+        raise InvalidInput("email_from", "the name may not hold quotes or control characters")
+    return f"{name} <{address}>" if name else address
+
+
 def clean_practice_settings(values: dict, *, region: str = "US") -> dict:  # noqa: C901 (one branch per setting)
     """Check the settings a practice admin may change; return them as model fields.
 
@@ -79,7 +100,7 @@ def clean_practice_settings(values: dict, *, region: str = "US") -> dict:  # noq
         elif field == "contact_phone":
             cleaned["contact_phone"] = normalize_phone(value, region=region, field=field).number
         elif field == "email_from":
-            cleaned["email_from"] = normalize_email(value, field=field) if value else ""
+            cleaned["email_from"] = clean_email_from(value) if value else ""
         elif field == "send_window":
             if not isinstance(value, (list, tuple)) or len(value) != 2:
                 raise InvalidInput("send_window", "expected [start, end] as HH:MM")
@@ -182,4 +203,45 @@ def update_practice(practice: Practice, values: dict) -> Practice:
         for field, value in cleaned.items():
             setattr(practice, field, value)
         practice.save(update_fields=list(cleaned))
+    return practice
+
+
+def revoke_api_key(*, practice: Practice, key_id: int) -> ApiKey:
+    """Stop an API key from working (it stays listed, revoked). Another practice's key is not found."""
+    key = ApiKey.objects.filter(practice=practice, pk=key_id).first()
+    if key is None:
+        raise InvalidInput("key", "no such API key")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.datetime.now(datetime.UTC)
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+@transaction.atomic
+def update_connection(
+    practice: Practice, *, texting_number: str | None = None, account_sid: str | None = None, auth_token: str = ""
+) -> Practice:
+    """Change the practice's texting number and Twilio credentials. The auth token is write-only:
+    an empty one keeps the current token."""
+    fields = []
+    if texting_number is not None:
+        number = normalize_phone(texting_number, region=practice.region, field="texting_number").number
+        if Practice.objects.filter(texting_number=number).exclude(pk=practice.pk).exists():
+            raise InvalidInput("texting_number", f"{number} already belongs to a practice")
+        practice.texting_number = number
+        fields.append("texting_number")
+    if account_sid is not None:
+        sid = account_sid.strip()
+        if sid and not re.fullmatch(r"AC[0-9a-fA-F]{32}", sid):
+            raise InvalidInput("twilio_account_sid", "a Twilio account SID is AC followed by 32 hexadecimal digits")
+        practice.twilio_account_sid = sid
+        fields.append("twilio_account_sid")
+    if auth_token:
+        token = auth_token.strip()
+        if not re.fullmatch(r"[0-9A-Za-z]{16,64}", token):
+            raise InvalidInput("twilio_auth_token", "a Twilio auth token is 16 to 64 letters and digits")
+        practice.twilio_auth_token = token
+        fields.append("twilio_auth_token")
+    if fields:
+        practice.save(update_fields=fields)
     return practice

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import accounts, patients, send
+from . import accounts, patients, send, settings
 
 urlpatterns = [
     path("account/sign-in", accounts.sign_in, name="staff-sign-in"),
@@ -13,6 +13,15 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/", patients.patient_detail, name="staff-patient"),
     path("patients/<uuid:patient_id>/send", send.send_to_patient, name="staff-patient-send"),
     path("patients/<uuid:patient_id>/opt-in-email", patients.send_opt_in_email, name="staff-patient-opt-in-email"),
+    path("settings/", settings.settings_page, name="staff-settings"),
+    path("settings/practice", settings.save_practice, name="staff-settings-practice"),
+    path("settings/connection", settings.save_connection, name="staff-settings-connection"),
+    path("settings/notifications", settings.save_notifications, name="staff-settings-notifications"),
+    path("settings/staff/invite", settings.invite, name="staff-settings-invite"),
+    path("settings/staff/<int:user_id>/role", settings.change_role, name="staff-settings-role"),
+    path("settings/staff/<int:user_id>/remove", settings.remove, name="staff-settings-remove"),
+    path("settings/keys", settings.create_key, name="staff-settings-create-key"),
+    path("settings/keys/<int:key_id>/revoke", settings.revoke_key, name="staff-settings-revoke-key"),
     # Each of these screens lists its own paths.
     path("", include("consentry.web.staff.inbox")),
     path("", include("consentry.web.staff.blocks")),
