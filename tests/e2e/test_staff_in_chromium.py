@@ -63,13 +63,19 @@ def test_staff_sign_in_find_a_patient_and_see_why_a_phone_cannot_be_texted(servi
     expect(popup).to_be_hidden()
     expect(page.get_by_role("region", name="Consent timeline")).to_contain_text("texted a keyword")
 
+    page.get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("heading", name="Audit: the consent ledger")).to_be_visible()
+    page.get_by_role("button", name="Verify the chain").click()
+    expect(page.get_by_role("status")).to_contain_text("Chain intact")
+    passes += axe_clean(page, "the audit page")
+
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in to Consentry")).to_be_visible()
     page.goto(f"{service.base}/patients/")
     expect(page).to_have_url(re.compile(r"/account/sign-in\?next=/patients/"))
     from tests.conftest import summary
 
-    summary(request, f"Staff app in Chromium: 4 pages and a pop-up axe-clean ({passes} rule passes in all)")
+    summary(request, f"Staff app in Chromium: 5 pages and a pop-up axe-clean ({passes} rule passes in all)")
 
 
 def test_a_manual_send_warns_about_marketing_consent_and_goes_on_proceed(service, service_env, page):

@@ -6,11 +6,14 @@ The API, the patient portal and the staff app show the same facts from here;
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 from consentry.patients.models import ContactKind, ContactPoint, Patient
 
@@ -34,6 +37,9 @@ __all__ = [
     "address_cards",
     "consent_timeline",
     "next_opt_in_email_at",
+    "EXPORT_FIELDS",
+    "ledger_events",
+    "export_rows",
 ]
 
 
@@ -226,3 +232,56 @@ def next_opt_in_email_at(practice_id: PracticeId, email: str, now: datetime) -> 
 def consent_timeline(practice_id: PracticeId, addresses: list[str], limit: int = 200) -> list[ConsentEvent]:
     """The ledger events of these addresses, newest first (the facesheet's consent timeline)."""
     return list(ConsentEvent.objects.filter(practice_id=practice_id, address__in=addresses).order_by("-seq")[:limit])
+
+
+EXPORT_FIELDS = (
+    "seq",
+    "created_at",
+    "subject",
+    "address",
+    "state",
+    "source",
+    "actor",
+    "evidence",
+    "note",
+    "prev_hash",
+    "hash",
+)
+
+
+def ledger_events(
+    practice_id: PracticeId,
+    *,
+    address: str = "",
+    source: str = "",
+    actor: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[ConsentEvent]:
+    """The practice's ledger events matching every filter given, newest first."""
+    events = ConsentEvent.objects.filter(practice_id=practice_id)
+    if address:
+        events = events.filter(address=address)
+    if source:
+        events = events.filter(source=source)
+    if actor:
+        events = events.filter(actor=actor)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
+    return events.order_by("-seq")
+
+
+def export_rows(events: QuerySet[ConsentEvent]) -> Iterator[dict[str, Any]]:
+    """Each event (oldest first) with its note, the free text kept encrypted beside the ledger."""
+    ordered = events.order_by("seq")
+    last = 0
+    while chunk := list(ordered.filter(seq__gt=last)[:2000]):
+        notes = ledger.notes(chunk)
+        for event in chunk:
+            row = {f: getattr(event, f) for f in EXPORT_FIELDS if f != "note"}
+            row["created_at"] = event.created_at.isoformat()
+            row["note"] = notes.get(event.pk, "")
+            yield row
+        last = chunk[-1].seq

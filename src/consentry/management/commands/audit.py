@@ -8,24 +8,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from consentry.consent import ledger
 from consentry.consent.ledger import projection_matches, verify_chain
-from consentry.consent.models import ConsentEvent
+from consentry.consent.selectors import EXPORT_FIELDS, export_rows, ledger_events
 from consentry.patients.models import Practice
-
-EXPORT_FIELDS = (
-    "seq",
-    "created_at",
-    "subject",
-    "address",
-    "state",
-    "source",
-    "actor",
-    "evidence",
-    "note",
-    "prev_hash",
-    "hash",
-)
 
 
 class Command(BaseCommand):
@@ -79,13 +64,4 @@ class Command(BaseCommand):
 
 
 def _export_rows(practice: Practice):
-    events = ConsentEvent.objects.filter(practice=practice).order_by("seq")
-    last = 0
-    while chunk := list(events.filter(seq__gt=last)[:2000]):
-        notes = ledger.notes(chunk)
-        for event in chunk:
-            row = {f: getattr(event, f) for f in EXPORT_FIELDS if f != "note"}
-            row["created_at"] = event.created_at.isoformat()
-            row["note"] = notes.get(event.pk, "")
-            yield row
-        last = chunk[-1].seq
+    return export_rows(ledger_events(practice.pk))

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import accounts, patients, send, settings
+from . import accounts, audit, patients, send, settings
 
 urlpatterns = [
     path("account/sign-in", accounts.sign_in, name="staff-sign-in"),
@@ -22,6 +22,9 @@ urlpatterns = [
     path("settings/staff/<int:user_id>/remove", settings.remove, name="staff-settings-remove"),
     path("settings/keys", settings.create_key, name="staff-settings-create-key"),
     path("settings/keys/<int:key_id>/revoke", settings.revoke_key, name="staff-settings-revoke-key"),
+    path("audit/", audit.audit, name="staff-audit"),
+    path("audit/verify", audit.verify, name="staff-audit-verify"),
+    path("audit/export.csv", audit.export, name="staff-audit-export"),
     # Each of these screens lists its own paths.
     path("", include("consentry.web.staff.inbox")),
     path("", include("consentry.web.staff.blocks")),
