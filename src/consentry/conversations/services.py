@@ -164,28 +164,37 @@ def create_staff_text(*, practice: Practice, number: str, body: str, actor: str)
     )
 
 
+def reply_refusal(conversation: Conversation) -> ReplyRefused | None:
+    """Why staff may not text the conversation's phone now (opted out, blocked), or None."""
+    practice = conversation.practice
+    reason = address_block_reason(
+        kind=Kind.MANUAL,
+        category=category_for(practice, REPLY_CATEGORY),
+        channel=Channel.SMS,
+        address=conversation.phone,
+        state=ledger.consent_state(practice.pk, [conversation.phone]),
+    )
+    if reason == Reason.SMS_OPTED_OUT:
+        return ReplyRefused(
+            reason,
+            f"{conversation.phone} opted out of texts from this practice; "
+            "only the patient can opt back in by texting START",
+        )
+    if reason is not None:
+        return ReplyRefused(
+            reason, f"{conversation.phone} is on the Blocked Communications list for {REPLY_CATEGORY} messages"
+        )
+    return None
+
+
 def reply(conversation: Conversation, body: str, actor: str) -> ConversationEntry:
     """Text the conversation's phone as staff; refused (``ReplyRefused``) when its consent forbids it."""
     practice = conversation.practice
     body = clean_body(practice, body)
     with transaction.atomic():
-        reason = address_block_reason(
-            kind=Kind.MANUAL,
-            category=category_for(practice, REPLY_CATEGORY),
-            channel=Channel.SMS,
-            address=conversation.phone,
-            state=ledger.consent_state(practice.pk, [conversation.phone]),
-        )
-        if reason == Reason.SMS_OPTED_OUT:
-            raise ReplyRefused(
-                reason,
-                f"{conversation.phone} opted out of texts from this practice; "
-                "only the patient can opt back in by texting START",
-            )
-        if reason is not None:
-            raise ReplyRefused(
-                reason, f"{conversation.phone} is on the Blocked Communications list for {REPLY_CATEGORY} messages"
-            )
+        refused = reply_refusal(conversation)
+        if refused is not None:
+            raise refused
         delivery = create_staff_text(practice=practice, number=conversation.phone, body=body, actor=actor)
         return append(conversation, Direction.OUTBOUND, body, delivery=delivery, author=actor)
 
