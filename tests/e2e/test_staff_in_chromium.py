@@ -62,6 +62,9 @@ def test_staff_sign_in_find_a_patient_and_see_why_a_phone_cannot_be_texted(servi
     popup.get_by_role("button", name="Close").click()
     expect(popup).to_be_hidden()
     expect(page.get_by_role("region", name="Consent timeline")).to_contain_text("texted a keyword")
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_role("heading", name="Edit Ava Rivera")).to_be_visible()
+    passes += axe_clean(page, "the edit page")
 
     page.get_by_role("link", name="Audit").click()
     expect(page.get_by_role("heading", name="Audit: the consent ledger")).to_be_visible()
@@ -75,7 +78,7 @@ def test_staff_sign_in_find_a_patient_and_see_why_a_phone_cannot_be_texted(servi
     expect(page).to_have_url(re.compile(r"/account/sign-in\?next=/patients/"))
     from tests.conftest import summary
 
-    summary(request, f"Staff app in Chromium: 5 pages and a pop-up axe-clean ({passes} rule passes in all)")
+    summary(request, f"Staff app in Chromium: 6 pages and a pop-up axe-clean ({passes} rule passes in all)")
 
 
 def test_a_manual_send_warns_about_marketing_consent_and_goes_on_proceed(service, service_env, page):

@@ -14,7 +14,13 @@ from django.db import transaction
 
 from consentry.consent import services as consent
 from consentry.errors import InvalidInput
-from consentry.patients.addresses import LINE_TYPES, normalize_email, normalize_phone, validate_timezone
+from consentry.patients.addresses import (
+    LINE_TYPES,
+    NormalizedPhone,
+    normalize_email,
+    normalize_phone,
+    validate_timezone,
+)
 from consentry.patients.categories import clean_notification_preferences
 from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact, Practice
 
@@ -35,6 +41,68 @@ def _contact_point(practice: Practice, address: str, kind: str, **extra) -> Cont
         point.line_type = extra["line_type"]
         point.save(update_fields=["line_type"])
     return point
+
+
+def _clean_phones(practice: Practice, phones: Sequence[PhoneInput]) -> list[tuple[NormalizedPhone, str]]:
+    cleaned = []
+    for i, phone in enumerate(phones):
+        if phone.line_type not in LINE_TYPES:
+            raise InvalidInput(f"phones[{i}].line_type", f"must be one of {', '.join(LINE_TYPES)}")
+        number = normalize_phone(phone.number, region=practice.region, field=f"phones[{i}].number")
+        cleaned.append((number, phone.line_type))
+    return cleaned
+
+
+def _clean_emails(emails: Sequence[str]) -> list[str]:
+    return [normalize_email(e, field=f"emails[{i}]") for i, e in enumerate(emails)]
+
+
+def _points(practice: Practice, phones: list[tuple[NormalizedPhone, str]], emails: list[str]) -> list[ContactPoint]:
+    """The contact points of these addresses, in order, once each (created when new)."""
+    points: dict[int, ContactPoint] = {}
+    for number, line_type in phones:
+        point = _contact_point(
+            practice,
+            number.number,
+            ContactKind.PHONE,
+            line_type=line_type,
+            valid=number.valid,
+            timezone=number.timezone,
+        )
+        points.setdefault(point.pk, point)
+    for email in emails:
+        point = _contact_point(practice, email, ContactKind.EMAIL)
+        points.setdefault(point.pk, point)
+    return list(points.values())
+
+
+def _link(patient: Patient, points: list[ContactPoint]) -> None:
+    """Make these exactly the patient's addresses, in this order. An address taken off the patient
+    keeps its contact point, and so its consent and ledger history (consent belongs to the address)."""
+    wanted = [p.pk for p in points]
+    PatientContact.objects.filter(patient=patient).exclude(contact_point_id__in=wanted).delete()
+    existing = {link.contact_point_id: link for link in PatientContact.objects.filter(patient=patient)}
+    for position, point_id in enumerate(wanted):
+        link = existing.get(point_id)
+        if link is None:
+            PatientContact.objects.create(patient=patient, contact_point_id=point_id, position=position)
+        elif link.position != position:
+            link.position = position
+            link.save(update_fields=["position"])
+
+
+def _clean_name(value: str, field: str, *, required: bool) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput(field, f"a {field.replace('_', ' ')} is required")
+    if len(value) > 100:
+        raise InvalidInput(field, "is at most 100 characters")
+    return value
+
+
+def _clean_marketing(value: str | None) -> None:
+    if value is not None and value not in ("yes", "no", "unknown"):
+        raise InvalidInput("marketing_consent", "must be yes, no or unknown")
 
 
 @transaction.atomic
@@ -60,23 +128,15 @@ def create_patient(
 
     Every input is validated before the first write, so a bad field changes nothing.
     """
-    if not first_name or not first_name.strip():
-        raise InvalidInput("first_name", "a first name is required")
-    normalized_phones = []
-    for i, phone in enumerate(phones):
-        if phone.line_type not in LINE_TYPES:
-            raise InvalidInput(f"phones[{i}].line_type", f"must be one of {', '.join(LINE_TYPES)}")
-        normalized_phones.append(
-            (normalize_phone(phone.number, region=practice.region, field=f"phones[{i}].number"), phone.line_type)
-        )
-    normalized_emails = [normalize_email(e, field=f"emails[{i}]") for i, e in enumerate(emails)]
+    first_name = _clean_name(first_name, "first_name", required=True)
+    last_name = _clean_name(last_name, "last_name", required=False)
+    phone_list, email_list = _clean_phones(practice, phones), _clean_emails(emails)
     preferred = None
     if preferred_phone:
         preferred = normalize_phone(preferred_phone, region=practice.region, field="preferred_phone").number
-        if preferred not in {p.number for p, _ in normalized_phones}:
+        if preferred not in {p.number for p, _ in phone_list}:
             raise InvalidInput("preferred_phone", "must be one of the patient's phones")
-    if marketing_consent not in ("yes", "no", "unknown"):
-        raise InvalidInput("marketing_consent", "must be yes, no or unknown")
+    _clean_marketing(marketing_consent)
     if timezone:
         validate_timezone(timezone)
     overrides, opt_outs = clean_notification_preferences(practice, notification_overrides or {}, channel_opt_outs)
@@ -85,40 +145,20 @@ def create_patient(
 
     patient = Patient.objects.create(
         practice=practice,
-        first_name=first_name.strip(),
-        last_name=(last_name or "").strip(),
+        first_name=first_name,
+        last_name=last_name,
         timezone=timezone,
         external_id=external_id,
         language=language,
         notification_overrides=overrides,
         channel_opt_outs=opt_outs,
     )
-    links, position, seen = [], 0, set()
-    preferred_point = None
-    for number, line_type in normalized_phones:
-        point = _contact_point(
-            practice,
-            number.number,
-            ContactKind.PHONE,
-            line_type=line_type,
-            valid=number.valid,
-            timezone=number.timezone,
-        )
-        if number.number == preferred:
-            preferred_point = point
-        if point.pk not in seen:
-            seen.add(point.pk)
-            links.append(PatientContact(patient=patient, contact_point=point, position=position))
-            position += 1
-    for email in normalized_emails:
-        point = _contact_point(practice, email, ContactKind.EMAIL)
-        if point.pk not in seen:
-            seen.add(point.pk)
-            links.append(PatientContact(patient=patient, contact_point=point, position=position))
-            position += 1
-    PatientContact.objects.bulk_create(links)
-    if preferred_point:
-        patient.preferred_phone = preferred_point
+    points = _points(practice, phone_list, email_list)
+    PatientContact.objects.bulk_create(
+        PatientContact(patient=patient, contact_point=point, position=i) for i, point in enumerate(points)
+    )
+    if preferred:
+        patient.preferred_phone = next(p for p in points if p.address == preferred)
         patient.save(update_fields=["preferred_phone"])
     consent.set_marketing_consent(patient=patient, value=marketing_consent, source=source, actor=actor)
     consent.set_do_not_contact(patient=patient, value=do_not_contact, source=source, actor=actor)
@@ -126,9 +166,13 @@ def create_patient(
 
 
 @transaction.atomic
-def update_patient(
+def update_patient(  # noqa: C901 (one optional change after another, each checked before any write)
     *,
     patient: Patient,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    phones: Sequence[PhoneInput] | None = None,
+    emails: Sequence[str] | None = None,
     preferred_phone: str | None = None,
     clear_preferred_phone: bool = False,
     do_not_contact: bool | None = None,
@@ -138,21 +182,35 @@ def update_patient(
     source: str = "api",
     actor: str = "api",
 ) -> Patient:
-    """Change a patient's preferences; consent flags go through the ledger. All-or-nothing."""
+    """Change a patient; only what is given changes. A ``phones`` or ``emails`` list replaces that
+    list (an address taken off keeps its consent and ledger history). Consent flags go through the
+    ledger. All-or-nothing: every input is checked before the first write."""
     practice = patient.practice
-    fields = []
+    fields: list[str] = []
+    if first_name is not None:
+        patient.first_name = _clean_name(first_name, "first_name", required=True)
+        fields.append("first_name")
+    if last_name is not None:
+        patient.last_name = _clean_name(last_name, "last_name", required=False)
+        fields.append("last_name")
+    phone_list = _clean_phones(practice, phones) if phones is not None else None
+    email_list = _clean_emails(emails) if emails is not None else None
+    replacing = phone_list is not None or email_list is not None
+    current = (
+        [link.contact_point for link in patient.contacts.select_related("contact_point").order_by("position")]
+        if replacing
+        else []
+    )
+    phone_numbers = (
+        {n.number for n, _ in phone_list}
+        if phone_list is not None
+        else set(patient.contact_points.filter(kind=ContactKind.PHONE).values_list("address", flat=True))
+    )
     if preferred_phone is not None:
         number = normalize_phone(preferred_phone, region=practice.region, field="preferred_phone").number
-        point = patient.contact_points.filter(address=number, kind=ContactKind.PHONE).first()
-        if point is None:
+        if number not in phone_numbers:
             raise InvalidInput("preferred_phone", "must be one of the patient's phones")
-        patient.preferred_phone = point
-        fields.append("preferred_phone")
-    elif clear_preferred_phone:
-        patient.preferred_phone = None
-        fields.append("preferred_phone")
-    if marketing_consent is not None and marketing_consent not in ("yes", "no", "unknown"):
-        raise InvalidInput("marketing_consent", "must be yes, no or unknown")
+    _clean_marketing(marketing_consent)
     if notification_overrides is not None or channel_opt_outs is not None:
         overrides, opt_outs = clean_notification_preferences(
             practice,
@@ -161,8 +219,24 @@ def update_patient(
         )
         patient.notification_overrides, patient.channel_opt_outs = overrides, opt_outs
         fields += ["notification_overrides", "channel_opt_outs"]
+
+    if replacing:
+        kept: dict[str, list[ContactPoint]] = {ContactKind.PHONE: [], ContactKind.EMAIL: []}  # the other list stays
+        for point in current:
+            kept[point.kind].append(point)
+        phone_points = _points(practice, phone_list, []) if phone_list is not None else kept[ContactKind.PHONE]
+        email_points = _points(practice, [], email_list) if email_list is not None else kept[ContactKind.EMAIL]
+        _link(patient, phone_points + email_points)
+    if preferred_phone is not None:
+        patient.preferred_phone = ContactPoint.objects.get(practice=practice, address=number)
+        fields.append("preferred_phone")
+    elif clear_preferred_phone or (
+        patient.preferred_phone is not None and patient.preferred_phone.address not in phone_numbers
+    ):
+        patient.preferred_phone = None  # no longer one of the patient's phones
+        fields.append("preferred_phone")
     if fields:
-        patient.save(update_fields=fields)
+        patient.save(update_fields=list(dict.fromkeys(fields)))
     if marketing_consent is not None:
         consent.set_marketing_consent(patient=patient, value=marketing_consent, source=source, actor=actor)
     if do_not_contact is not None:

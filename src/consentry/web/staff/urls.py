@@ -11,6 +11,7 @@ urlpatterns = [
     path("account/practice", accounts.switch_practice, name="staff-switch-practice"),
     path("patients/", patients.patient_list, name="staff-patients"),
     path("patients/<uuid:patient_id>/", patients.patient_detail, name="staff-patient"),
+    path("patients/<uuid:patient_id>/edit", patients.patient_edit, name="staff-patient-edit"),
     path("patients/<uuid:patient_id>/send", send.send_to_patient, name="staff-patient-send"),
     path("patients/<uuid:patient_id>/opt-in-email", patients.send_opt_in_email, name="staff-patient-opt-in-email"),
     path("settings/", settings.settings_page, name="staff-settings"),
