@@ -11,12 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import cast
+from urllib.parse import urlencode
 
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import patch_cache_control
+from django_htmx.http import HttpResponseClientRedirect
 
 from consentry.accounts.models import Membership
 from consentry.accounts.services import staff_actor
@@ -70,6 +73,11 @@ def staff_page(view: Callable | None = None, *, admin: bool = False) -> Callable
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
+                if request.htmx:  # type: ignore[attr-defined]
+                    # A part of a page refreshing itself after the session ended: the whole page goes
+                    # to the sign-in page, not the sign-in form into the part.
+                    back = request.htmx.current_url_abs_path or request.path  # type: ignore[attr-defined]
+                    return HttpResponseClientRedirect(f"{reverse('staff-sign-in')}?{urlencode({'next': back})}")
                 return redirect_to_login(request.get_full_path())
             staff = current_staff(request)
             if staff is None:
@@ -82,3 +90,11 @@ def staff_page(view: Callable | None = None, *, admin: bool = False) -> Callable
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+def page_number(raw: str | None) -> int:
+    """A page number from a query string: 1 for anything that is not one."""
+    try:
+        return max(1, min(int(raw or 1), 10_000))
+    except ValueError:
+        return 1

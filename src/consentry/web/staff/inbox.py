@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -23,7 +21,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from consentry.accounts.selectors import actor_names
 from consentry.conversations import selectors, services
@@ -32,8 +29,7 @@ from consentry.errors import InvalidInput
 from consentry.messaging.content import MAX_SMS_CHARS
 from consentry.messaging.templating import sms_prefix
 
-from .access import staff_page
-from .patients import _page_number
+from .access import page_number, staff_page
 
 # The ids of the two parts that refresh themselves; an htmx request names its target.
 LIST = "inbox-rows"
@@ -44,21 +40,6 @@ _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
 
 def _fingerprint(html: str) -> str:
     return hashlib.sha256(_CSRF.sub("", html).encode()).hexdigest()[:20]
-
-
-def _staff_live(view: Callable) -> Callable:
-    """``staff_page``, and for a part of the page refreshing itself after the session ended, the
-    whole page goes to the sign-in page instead of the sign-in form landing inside the list."""
-    page = staff_page(view)
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if request.htmx and not request.user.is_authenticated:  # type: ignore[attr-defined]
-            back = request.htmx.current_url_abs_path or request.path  # type: ignore[attr-defined]
-            return HttpResponseClientRedirect(f"{reverse('staff-sign-in')}?{urlencode({'next': back})}")
-        return page(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _conversation(request: HttpRequest, conversation_id: uuid.UUID) -> Conversation:
@@ -74,7 +55,7 @@ def _list_part(request: HttpRequest, conversation: Conversation | None, q: str) 
     found = selectors.inbox(
         request.staff.practice,  # type: ignore[attr-defined]
         q,
-        page=_page_number(request.GET.get("page")),
+        page=page_number(request.GET.get("page")),
     )
     html = render_to_string("staff/_inbox_rows.html", {"found": found, "open": conversation}, request)
     return {"found": found, "rows_html": html, "rows_version": _fingerprint(html)}
@@ -99,7 +80,7 @@ def _unchanged(request: HttpRequest, version: str) -> bool:
     return request.GET.get("v") == version
 
 
-@_staff_live
+@staff_page
 def inbox(request: HttpRequest, conversation_id: uuid.UUID | None = None) -> HttpResponse:
     """The inbox page, or (for htmx) the part it asks for: the list (search, refresh) or the open
     conversation (refresh)."""
@@ -131,7 +112,7 @@ def _back(request: HttpRequest, conversation: Conversation):
 
 
 @require_POST
-@_staff_live
+@staff_page
 def reply(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """Text the conversation's phone as staff; refused, with the reason, when its consent forbids it."""
     staff = request.staff  # type: ignore[attr-defined]
@@ -159,7 +140,7 @@ def reply(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@_staff_live
+@staff_page
 def confirm_opt_out(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """Staff confirm that a reply asked to stop: the phone is opted out of texts (only the patient
     can opt back in)."""
@@ -174,7 +155,7 @@ def confirm_opt_out(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRes
 
 
 @require_POST
-@_staff_live
+@staff_page
 def clear_flag(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """The flagged reply was not a request to stop: the conversation leaves the top of the inbox."""
     conversation = _conversation(request, conversation_id)

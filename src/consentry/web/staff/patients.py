@@ -27,21 +27,14 @@ from consentry.patients.models import Category, Patient, PatientContact
 from consentry.records.selectors import patient_points, search_patients, sharing
 from consentry.records.services import PhoneInput, update_patient
 
-from .access import staff_page
-
-
-def _page_number(raw: str | None) -> int:
-    try:
-        return max(1, min(int(raw or 1), 10_000))
-    except ValueError:
-        return 1
+from .access import page_number, staff_page
 
 
 @staff_page
 def patient_list(request: HttpRequest) -> HttpResponse:
     practice = request.staff.practice  # type: ignore[attr-defined]
     q = request.GET.get("q", "")
-    found = search_patients(practice, q, page=_page_number(request.GET.get("page")))
+    found = search_patients(practice, q, page=page_number(request.GET.get("page")))
     links = (
         PatientContact.objects.filter(patient__in=found.patients)
         .select_related("contact_point")
