@@ -162,3 +162,21 @@ class PatientContact(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["patient", "contact_point"], name="patient_contact_unique")]
         ordering = ["position"]
+
+
+class PatientDue(models.Model):
+    """When a patient is next due for a category of message (a recall), as the practice's PMS keeps it.
+
+    One date per patient and category. ``practice`` repeats the patient's so that the recall list,
+    "this practice's patients due for this category before this date", is one index range scan.
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="dues")
+    category = models.CharField(max_length=64)
+    due_on = models.DateField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["patient", "category"], name="patient_due_unique_category")]
+        indexes = [models.Index(fields=["practice", "category", "due_on"], name="patient_due_by_date")]
