@@ -141,3 +141,32 @@ def http_get_practice(base, key):
     from tests.e2e.conftest import http
 
     return http("GET", f"{base}/api/v1/practice", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_a_broadcast_previews_its_recipients_and_its_report_reaches_final_counts(service, service_env, page):
+    email, password = staff_user(service_env, service, "bea@oak.example", name="Bea Cast")
+    _patient(service, first_name="Bo", external_id="B-1", phones=[{"number": "+14155550175", "line_type": "mobile"}])
+    _patient(service, first_name="Cal", external_id="B-2")  # no phone, no email: skipped with its reason
+    browser_sign_in(page, service.base, email, password)
+    page.get_by_role("link", name="Broadcasts").click()
+    page.get_by_role("link", name="New broadcast").click()
+    page.get_by_label("Category").select_option("announcement")
+    page.get_by_label("Text message").fill("Hi {{first_name}}, the clinic is closed Monday.")
+    page.get_by_label("A list: external ids, phones or emails").check()
+    page.get_by_label("The list, one per line").fill("B-1\nB-2")
+    page.get_by_role("button", name="Preview recipients").click()
+    preview = page.get_by_role("region", name="Before you send")
+    expect(preview).to_contain_text("2 patients in the audience")
+    expect(preview.get_by_role("row", name="Text")).to_contain_text("1")
+    expect(preview.get_by_role("row", name="Skipped: no reachable channel")).to_contain_text("1")
+    expect(preview).to_contain_text("Hi Bo, the clinic is closed Monday.")
+    axe_clean(page, "the broadcast preview")
+    page.get_by_role("button", name="Send to 2 patients").click()
+    expect(page.get_by_role("heading", name="Delivery report")).to_be_visible()
+    # The counts follow the worker without a reload.
+    expect(page.get_by_role("status").first).to_contain_text("Finished", timeout=20_000)
+    by_reason = page.get_by_role("region", name="Not sent, by reason")
+    expect(by_reason).to_contain_text("no reachable channel")
+    expect(page.get_by_role("region", name="By status")).to_contain_text("delivered")
+    axe_clean(page, "the delivery report")
+    assert service.wait_outbox("+14155550175", 1)[0].endswith("Hi Bo, the clinic is closed Monday.")

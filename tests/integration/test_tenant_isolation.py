@@ -142,6 +142,7 @@ def make_tenant(
         practice, first_name, phones=[(own_phone, "mobile"), (SHARED_PHONE, "mobile")], emails=[own_email, SHARED_EMAIL]
     )
     _ok(api.post("/categories", {"key": category, "notification_channels": ["email"]}), 201)
+    _ok(api.put(f"/patients/{patient.pk}/due", {"category": "recall", "due_on": "2027-01-15"}), 200)
     for phone in (own_phone, SHARED_PHONE):
         _ok(api.post("/blocks", {"number": phone, "categories": blocked}), 201)
     sms, notice, inbound = f"{first_name}, your forms are ready", f"Dr. Lee answered {first_name}", f"{first_name} here"
@@ -321,6 +322,8 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     ),
     "GET /messages/{message_id}": NOTHING,
     "GET /conversations": lambda b: Call(query={"limit": 500}),
+    "PUT /patients/{patient_id}/due": lambda b: Call({"category": "recall", "due_on": "2027-01-15"}),
+    "GET /recalls": lambda b: Call(query={"category": "recall", "due_before": "2100-01-01"}),
     "GET /conversations/{conversation_id}": NOTHING,
     "POST /conversations/{conversation_id}/replies": lambda b: Call({"body": "See you Tuesday"}),
     "POST /conversations/{conversation_id}/opt-out": NOTHING,
@@ -529,6 +532,10 @@ def _a_renamed(a, b, body):
     assert Practice.objects.get(pk=a.practice.pk).name == "Renamed Clinic"
 
 
+def _a_recalls_only(a, b, body):
+    assert [r["id"] for r in body] == [str(a.patient.pk)], body
+
+
 def _no_practice_data(a, b, body):
     assert set(body) == {"enabled", "public_key"}, body
 
@@ -556,6 +563,7 @@ A_GETS: dict[str, tuple[int, Callable]] = {
     "POST /categories": (201, _a_category_of_its_own),  # A may have a category of the same name
     "POST /messages": (422, _unknown_patient),  # B's patient is an unknown patient to A
     "GET /conversations": (200, _a_conversations_only),
+    "GET /recalls": (200, _a_recalls_only),
     "GET /practice": (200, _a_practice),
     "PATCH /practice": (200, _a_renamed),
     "GET /push/public-key": (200, _no_practice_data),

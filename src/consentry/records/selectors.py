@@ -91,3 +91,67 @@ def sharing(practice: Practice, points: list[ContactPoint], but: Patient) -> dic
     for link in links:
         shared[link.contact_point_id].append(link.patient)
     return shared
+
+
+MAX_LIST_LINES = 200_000
+
+
+@dataclass(frozen=True)
+class Audience:
+    patient_ids: list
+    unmatched: list[str]  # lines of an uploaded list that named no patient of the practice
+
+
+def audience_all(practice: Practice) -> Audience:
+    return Audience(list(Patient.objects.filter(practice=practice).order_by("pk").values_list("pk", flat=True)), [])
+
+
+def audience_from_list(practice: Practice, lines: list[str]) -> Audience:
+    """The patients an uploaded list names, one per line (or per CSV row's first cell): an external
+    id, a phone number in any format, or an email address. A phone or email names every patient
+    who lists it (a family's shared phone)."""
+    wanted_external: list[str] = []
+    wanted_addresses: list[str] = []
+    found_by_line: dict[str, str | None] = {}  # line -> what it names (None: not an address)
+    for raw in lines[:MAX_LIST_LINES]:
+        line = raw.split(",", 1)[0].strip().strip('"')
+        if not line or line.lower() in ("external_id", "phone", "email", "patient"):
+            continue
+        key = line
+        if "@" in line:
+            try:
+                key = normalize_email(line, field="list")
+            except InvalidInput:
+                found_by_line[line] = None
+                continue
+            wanted_addresses.append(key)
+        elif _phone_like(line):
+            try:
+                key = normalize_phone(line, region=practice.region, field="list").number
+            except InvalidInput:
+                found_by_line[line] = None
+                continue
+            wanted_addresses.append(key)
+        else:
+            wanted_external.append(line)
+        found_by_line[line] = key
+    by_external = dict(
+        Patient.objects.filter(practice=practice, external_id__in=wanted_external).values_list("external_id", "pk")
+    )
+    by_address: dict[str, list] = {}
+    for address, patient_id in PatientContact.objects.filter(
+        patient__practice=practice, contact_point__address__in=wanted_addresses
+    ).values_list("contact_point__address", "patient_id"):
+        by_address.setdefault(address, []).append(patient_id)
+    ids: dict = {}
+    unmatched = []
+    for line, named in found_by_line.items():
+        if named is None:
+            matched: list = []
+        else:
+            matched = [by_external[named]] if named in by_external else by_address.get(named, [])
+        if not matched:
+            unmatched.append(line)
+        for patient_id in matched:
+            ids[patient_id] = None
+    return Audience(list(ids), unmatched)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,6 +19,7 @@ from consentry.errors import InvalidInput
 from consentry.patients.addresses import normalize_email, normalize_phone
 
 from .access import staff_page
+from .export import csv_download
 
 PER_PAGE = 100
 
@@ -84,11 +83,6 @@ def verify(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/_audit_verify.html", {"report": report, "at": datetime.now(UTC)})
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @staff_page
 def export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The filtered ledger as CSV, oldest first, with notes: what an auditor is handed."""
@@ -96,15 +90,8 @@ def export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     form, filters = _filtered(request)
     if form.errors:
         return HttpResponse("Fix the filters first: " + "; ".join(form.errors), status=400, content_type="text/plain")
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(EXPORT_FIELDS)
-        for row in export_rows(ledger_events(practice.pk, **filters)):
-            yield writer.writerow(
-                [json.dumps(row[f], sort_keys=True) if f == "evidence" else row[f] for f in EXPORT_FIELDS]
-            )
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="consent-ledger-{practice.pk}.csv"'
-    return response
+    rows = (
+        [json.dumps(row[f], sort_keys=True) if f == "evidence" else row[f] for f in EXPORT_FIELDS]
+        for row in export_rows(ledger_events(practice.pk, **filters))
+    )
+    return csv_download(f"consent-ledger-{practice.pk}.csv", EXPORT_FIELDS, rows)

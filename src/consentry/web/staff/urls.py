@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import accounts, audit, patients, send, settings
+from . import accounts, audit, broadcasts, patients, send, settings
 
 urlpatterns = [
     path("account/sign-in", accounts.sign_in, name="staff-sign-in"),
@@ -23,6 +23,10 @@ urlpatterns = [
     path("settings/staff/<int:user_id>/remove", settings.remove, name="staff-settings-remove"),
     path("settings/keys", settings.create_key, name="staff-settings-create-key"),
     path("settings/keys/<int:key_id>/revoke", settings.revoke_key, name="staff-settings-revoke-key"),
+    path("broadcasts/", broadcasts.broadcast_list, name="staff-broadcasts"),
+    path("broadcasts/new", broadcasts.broadcast_new, name="staff-broadcast-new"),
+    path("broadcasts/<uuid:message_id>/", broadcasts.broadcast_report, name="staff-broadcast"),
+    path("broadcasts/<uuid:message_id>/deliveries.csv", broadcasts.broadcast_export, name="staff-broadcast-export"),
     path("audit/", audit.audit, name="staff-audit"),
     path("audit/verify", audit.verify, name="staff-audit-verify"),
     path("audit/export.csv", audit.export, name="staff-audit-export"),

@@ -1,0 +1,216 @@
+"""Broadcasts: compose (category, audience, content with tokens and a sample), see who would get a
+text, a call or an email and who would be skipped and why, send, then follow the delivery report.
+
+Everything a broadcast decides is the engine's: the recipient preview is ``preview_message`` (the
+same plan ``create_message`` stores), the report counts the deliveries it stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from consentry.accounts.selectors import actor_names
+from consentry.errors import InvalidInput
+from consentry.messaging import templating
+from consentry.messaging.models import Message
+from consentry.messaging.planning import create_message, preview_message
+from consentry.messaging.selectors import broadcasts, message_deliveries, message_report
+from consentry.patients.models import Category, Patient
+from consentry.records.selectors import Audience, audience_all, audience_from_list
+from consentry.vocabulary import Kind, Status
+
+from .access import page_number, staff_page
+from .export import csv_download
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+CHART_WIDTH = 320
+
+
+class BroadcastForm(forms.Form):
+    category = forms.ChoiceField(label="Category")
+    audience = forms.ChoiceField(
+        label="Audience",
+        choices=[("all", "All patients"), ("list", "A list: external ids, phones or emails")],
+        widget=forms.RadioSelect,
+        initial="all",
+    )
+    patient_list = forms.CharField(
+        label="The list, one per line", required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    list_file = forms.FileField(label="Or upload a CSV (first column)", required=False)
+    sms = forms.CharField(label="Text message", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    voice = forms.CharField(label="Call script", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    email_subject = forms.CharField(label="Email subject", required=False, max_length=200)
+    email_text = forms.CharField(label="Email", required=False, widget=forms.Textarea(attrs={"rows": 5}))
+    send_key = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, categories: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["category"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(key, key.replace("_", " ")) for key in categories]
+
+    def content(self) -> dict:
+        data = self.cleaned_data
+        content: dict = {}
+        for channel in ("sms", "voice"):
+            if data[channel].strip():
+                content[channel] = data[channel]
+        if data["email_text"].strip() or data["email_subject"].strip():
+            content["email"] = {"subject": data["email_subject"], "text": data["email_text"]}
+        return content
+
+    def audience_of(self, practice) -> Audience:
+        data = self.cleaned_data
+        if data["audience"] == "all":
+            return audience_all(practice)
+        lines = data["patient_list"].splitlines()
+        upload = data.get("list_file")
+        if upload is not None:
+            if upload.size > MAX_UPLOAD_BYTES:
+                raise InvalidInput("list_file", f"is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+            try:
+                lines += upload.read().decode("utf-8-sig").splitlines()
+            except UnicodeDecodeError as exc:
+                raise InvalidInput("list_file", "is not a UTF-8 text or CSV file") from exc
+        audience = audience_from_list(practice, lines)
+        if not audience.patient_ids:
+            raise InvalidInput("patient_list", "names no patient of this practice")
+        return audience
+
+
+def _categories(practice) -> list[str]:
+    return list(Category.objects.filter(practice=practice).order_by("marketing", "key").values_list("key", flat=True))
+
+
+def _sample(practice, content: dict, patient: Patient | None) -> dict:
+    """The content as the first patient of the audience would get it (tokens filled in)."""
+    values = templating.values_for(practice, patient)
+    sample = {}
+    for channel in ("sms", "voice"):
+        if channel in content:
+            text = templating.personalize(content[channel], values)
+            sample[channel] = templating.sms_text(practice, text) if channel == "sms" else text
+    if "email" in content:
+        sample["email_subject"] = templating.personalize(content["email"]["subject"], values)
+        sample["email_text"] = templating.personalize(content["email"]["text"], values)
+    return sample
+
+
+@staff_page
+def broadcast_list(request: HttpRequest) -> HttpResponse:
+    practice = request.staff.practice  # type: ignore[attr-defined]
+    rows = [(message, message_report(message)) for message in broadcasts(practice)]
+    return render(request, "staff/broadcasts.html", {"nav": "broadcasts", "rows": rows})
+
+
+@staff_page
+def broadcast_new(request: HttpRequest) -> HttpResponse:
+    """Compose; "Preview" shows the sample and the recipient counts; "Send" sends what was previewed."""
+    staff = request.staff  # type: ignore[attr-defined]
+    practice = staff.practice
+    post = request.POST if request.method == "POST" else None
+    form = BroadcastForm(
+        post, request.FILES or None, categories=_categories(practice), initial={"category": "announcement"}
+    )
+    context: dict = {"nav": "broadcasts", "form": form, "tokens": templating.TOKENS}
+    status = 200
+    if post is not None and form.is_valid():
+        try:
+            audience = form.audience_of(practice)
+            content = form.content()
+            if post.get("action") == "send":
+                planned = create_message(
+                    practice=practice,
+                    kind=Kind.BROADCAST,
+                    category=form.cleaned_data["category"],
+                    patient_ids=audience.patient_ids,
+                    content=content,
+                    actor=staff.actor,
+                    idempotency_key=form.cleaned_data["send_key"][:64],  # a second click answers the first send
+                )
+                return redirect("staff-broadcast", message_id=planned.message.pk)
+            preview = preview_message(
+                practice=practice,
+                kind=Kind.BROADCAST,
+                category=form.cleaned_data["category"],
+                patient_ids=audience.patient_ids,
+                content=content,
+            )
+            first = Patient.objects.filter(pk=audience.patient_ids[0]).first()
+            context.update(
+                preview=preview,
+                unmatched=audience.unmatched[:20],
+                unmatched_count=len(audience.unmatched),
+                sample=_sample(practice, content, first),
+                sample_patient=first,
+                send_key=uuid.uuid4().hex,
+            )
+        except InvalidInput as exc:
+            context["error"], status = exc, 400
+    elif post is not None:
+        status = 400
+    return render(request, "staff/broadcast_new.html", context, status=status)
+
+
+def _message(request: HttpRequest, message_id: uuid.UUID) -> Message:
+    practice = request.staff.practice  # type: ignore[attr-defined]
+    return get_object_or_404(Message, pk=message_id, practice=practice, kind=Kind.BROADCAST)
+
+
+def _bars(counts: dict[str, int]) -> list[tuple[str, int, int]]:
+    """(label, count, bar width in the chart) for each non-zero count."""
+    top = max(counts.values(), default=0) or 1
+    return [(label, n, max(2, round(CHART_WIDTH * n / top))) for label, n in counts.items() if n]
+
+
+@staff_page
+def broadcast_report(request: HttpRequest, message_id: uuid.UUID) -> HttpResponse:
+    message = _message(request, message_id)
+    report = message_report(message)
+    status, reason = request.GET.get("status", ""), request.GET.get("reason", "")
+    if status not in {s.value for s in Status}:
+        status = ""
+    page = Paginator(message_deliveries(message, status=status, reason=reason[:64]), 100).get_page(
+        page_number(request.GET.get("page"))
+    )
+    context = {
+        "nav": "broadcasts",
+        "message": message,
+        "sender": actor_names([message.actor])[message.actor],
+        "report": report,
+        "status_bars": _bars(report.by_status),
+        "reason_bars": _bars(report.by_reason),
+        "chart_width": CHART_WIDTH,
+        "page": page,
+        "status": status,
+        "reason": reason,
+        "statuses": [s.value for s in Status],
+    }
+    template = "staff/_broadcast_counts.html" if request.htmx else "staff/broadcast_report.html"  # type: ignore[attr-defined]
+    return render(request, template, context)
+
+
+@staff_page
+def broadcast_export(request: HttpRequest, message_id: uuid.UUID) -> StreamingHttpResponse:
+    """Every delivery of the broadcast as CSV: who, on which channel and address, what became of it."""
+    message = _message(request, message_id)
+    fields = ("patient_id", "external_id", "first_name", "last_name", "channel", "address", "status", "reason",
+              "error", "sent_at", "delivered_at")  # fmt: skip
+
+    def rows() -> Iterator[list]:
+        for d in message_deliveries(message).iterator(chunk_size=2000):
+            patient = d.patient
+            yield [
+                d.patient_id or "", patient.external_id if patient else "", patient.first_name if patient else "",
+                patient.last_name if patient else "", d.channel, d.address, d.status, d.reason, d.error,
+                d.sent_at.isoformat() if d.sent_at else "", d.delivered_at.isoformat() if d.delivered_at else "",
+            ]  # fmt: skip
+
+    return csv_download(f"broadcast-{message.pk}.csv", fields, rows())
