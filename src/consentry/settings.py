@@ -9,6 +9,8 @@ Every value a deployment needs to change is an environment variable:
 - ``CONSENTRY_PROVIDER``: ``sandbox`` (default; nothing leaves the machine).
 - ``CONSENTRY_PUBLIC_URL``: the URL Twilio calls us at, used to check its
   request signatures when we sit behind a proxy.
+
+One file, as Django expects, grouped by concern with each setting explained where it is read.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ recipients are planned in chunks of 2,000, each read with one joined query
 batched insert, never one query per recipient: a 100,000-patient broadcast
 costs about a hundred round trips. The deliveries and their dispatch tasks are written in the same
 transaction as the message: either all of it exists or none of it does.
+
+``preview_message()`` runs the same decisions and stores nothing (the staff app's previews). Longer
+than most modules on purpose: the request's checks, the decisions and the writer are read together.
 """
 
 from __future__ import annotations
