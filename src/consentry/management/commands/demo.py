@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from consentry.accounts.models import Membership
 from consentry.accounts.services import create_staff
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
-from consentry.patients.models import ApiKey, Practice
+from consentry.conversations.inbound import handle_inbound_text
+from consentry.messaging.planning import create_message
+from consentry.patients.models import ApiKey, Patient, Practice
 from consentry.patients.practices import create_practice, issue_api_key
+from consentry.providers.base import InboundText
+from consentry.records.dues import set_due
 from consentry.records.services import PhoneInput, create_patient
+from consentry.vocabulary import Kind
 
 DEMO_NUMBER = "+14155550100"
 # Demo staff: the passwords are printed by every run and are only for a demo deployment.
@@ -40,6 +47,7 @@ class Command(BaseCommand):
                 email_from="frontdesk@maple-pediatrics.example",
             )
             self._patients(practice)
+            self._activity(practice)
         else:
             # Keys are stored hashed, so a re-run issues a fresh demo key.
             ApiKey.objects.filter(practice=practice).delete()
@@ -144,5 +152,75 @@ class Command(BaseCommand):
             email="dora.okafor@example.com",
             state=EmailState.BOUNCED,
             source=Source.IMPORT,
+            actor=actor,
+        )
+
+    def _activity(self, practice: Practice) -> None:
+        """What makes every screen of the staff app show something: recalls due, an unsubscribed
+        email, a number blocked for recalls, replies in the inbox (one to confirm as an opt-out, one
+        STOP), and a broadcast that the worker finishes with skips as soon as the demo serves."""
+        actor = "demo"
+        hana = create_patient(
+            practice=practice,
+            first_name="Hana",
+            last_name="Kim",
+            phones=[PhoneInput("+14155550155", "mobile")],
+            emails=["hana.kim@example.com"],
+            external_id="demo-hana",
+            source=Source.IMPORT,
+            actor=actor,
+        )
+        for first, phone in (("Ivy", "+14155550166"), ("Jo", "+14155550177")):
+            create_patient(
+                practice=practice,
+                first_name=first,
+                last_name="Brooks",
+                phones=[PhoneInput(phone, "mobile")],
+                external_id=f"demo-{first.lower()}",
+                source=Source.IMPORT,
+                actor=actor,
+            )
+        consent.set_block(
+            practice=practice, number="+14155550155", categories=["recall"], source=Source.STAFF, actor=actor
+        )
+        consent.record_email_state(
+            practice=practice,
+            email="gus.patel@example.com",
+            state=EmailState.UNSUBSCRIBED,
+            source=Source.ONE_CLICK_UNSUBSCRIBE,
+            actor="gus.patel@example.com",
+        )
+        today = timezone.localdate()
+        due = {"ava": -14, "ben": 3, "cleo": 3, "dora": 10, "eli": 12, "fay": 20, "gus": 25}
+        for patient in Patient.objects.filter(practice=practice, external_id__startswith="demo-"):
+            days = due.get(patient.external_id.removeprefix("demo-"))
+            if days is not None:
+                set_due(patient=patient, category="recall", due_on=today + timedelta(days=days))
+        set_due(patient=hana, category="recall", due_on=today + timedelta(days=8))
+        # Texts in: an ordinary reply, one that asks to stop in other words (flagged for staff), a STOP.
+        for phone, body in (
+            ("+14155550111", "Thanks! We'll be there Tuesday."),
+            ("+14155550166", "Could you please stop sending me these texts?"),
+            ("+14155550177", "STOP"),
+        ):
+            handle_inbound_text(
+                InboundText(
+                    practice=practice,
+                    from_number=phone,
+                    to_number=practice.texting_number,
+                    body=body,
+                    provider="sandbox",
+                    provider_ref="SB" + secrets.token_hex(16),
+                )
+            )
+        create_message(
+            practice=practice,
+            kind=Kind.BROADCAST,
+            category="announcement",
+            patient_ids=list(Patient.objects.filter(practice=practice).values_list("pk", flat=True)),
+            content={
+                "sms": "Hi {{first_name}}, flu shots are in: call {{practice_phone}} to book.",
+                "email": {"subject": "Flu shots are in", "text": "Hi {{first_name}}, flu shots are in."},
+            },
             actor=actor,
         )
