@@ -143,7 +143,7 @@ def test_confirming_an_opt_out_records_one_ledger_event_by_the_staff_member(prac
     assert not SandboxMessage.objects.filter(to=PHONE).exists()  # a staff opt-out sends no text
 
 
-def test_clearing_a_flag_that_was_not_an_opt_out_records_nothing(practice, desk):
+def test_clearing_a_flag_that_was_not_an_opt_out_records_who_decided_and_no_consent_change(practice, desk, staff):
     text_in("please stop texting me", "SM1")
     text_in("hello", "SM2", OTHER)
     assert listed(desk.get("/inbox/")) == [PHONE, OTHER]
@@ -153,6 +153,8 @@ def test_clearing_a_flag_that_was_not_an_opt_out_records_nothing(practice, desk)
     page = desk.get("/inbox/")
     assert listed(page) == [OTHER, PHONE]  # back in its place by activity
     assert "Possible opt-out" not in row(page, PHONE) and "conv-opted-out" not in row(page, PHONE)
+    note = conversation().entries.get(direction="system")
+    assert "not a request to stop" in note.body and note.author == f"staff:{staff.pk}"
 
 
 def test_an_opted_out_conversation_is_red_with_its_system_line(practice, desk):

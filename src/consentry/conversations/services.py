@@ -72,7 +72,9 @@ def append(
     delivery: Delivery | None = None,
     consent_event: ConsentEvent | None = None,
     author: str = "",
+    activity: bool = True,
 ) -> ConversationEntry:
+    """Add an entry; ``activity=False`` for a note that must not move the conversation up the inbox."""
     now = datetime.now(UTC)
     entry = ConversationEntry.objects.create(
         conversation=conversation,
@@ -84,8 +86,9 @@ def append(
         author=author,
         created_at=now,
     )
-    Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=now)
-    conversation.last_activity_at = now
+    if activity:
+        Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=now)
+        conversation.last_activity_at = now
     return entry
 
 
@@ -133,6 +136,25 @@ def clear_flag(conversation: Conversation) -> None:
     if conversation.flag or conversation.flag_rule or conversation.flagged_at:
         conversation.flag, conversation.flag_rule, conversation.flagged_at = Flag.NONE, "", None
         conversation.save(update_fields=["flag", "flag_rule", "flagged_at"])
+
+
+@transaction.atomic
+def dismiss_flag(conversation: Conversation, actor: str) -> bool:
+    """Staff judged the flagged reply not a request to stop: the flag goes, and the conversation keeps
+    a line saying who decided, and when (the evidence if the patient later says they did ask).
+    False when there was no flag."""
+    if conversation.flag != Flag.POSSIBLE_OPT_OUT:
+        return False
+    rule = conversation.flag_rule or "unnamed rule"
+    clear_flag(conversation)
+    append(
+        conversation,
+        Direction.SYSTEM,
+        f"Staff judged the reply flagged as a possible opt-out (rule: {rule}) not a request to stop.",
+        author=actor,
+        activity=False,
+    )
+    return True
 
 
 def clean_body(practice: Practice, body) -> str:

@@ -159,8 +159,8 @@ def confirm_opt_out(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRes
 def clear_flag(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """The flagged reply was not a request to stop: the conversation leaves the top of the inbox."""
     conversation = _conversation(request, conversation_id)
-    services.clear_flag(conversation)
-    messages.success(request, f"Flag cleared: the reply from {conversation.phone} was not a request to stop.")
+    if services.dismiss_flag(conversation, request.staff.actor):  # type: ignore[attr-defined]
+        messages.success(request, f"Flag cleared: the reply from {conversation.phone} was not a request to stop.")
     return _back(request, conversation)
 
 
