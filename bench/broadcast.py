@@ -31,7 +31,6 @@ import shutil
 import sys
 import time
 import tracemalloc
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from datetime import time as clock_time
@@ -107,7 +106,7 @@ def run(args, tmp: Path) -> None:
     from consentry.consent.models import Subject
     from consentry.messaging.models import Delivery
     from consentry.messaging.planning import create_message
-    from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact
+    from consentry.patients.models import ContactPoint, PatientContact
     from consentry.patients.practices import create_practice
 
     print(f"broadcast planning benchmark, Python {sys.version.split()[0]}, SQLite {connection.Database.sqlite_version}")
@@ -120,43 +119,11 @@ def run(args, tmp: Path) -> None:
     practice, _key = create_practice(
         name="Bench Dental", texting_number="+12025550100", send_window=(clock_time(0, 0), clock_time(0, 0))
     )
-    points = [
-        ContactPoint(practice=practice, address=p.number, kind=ContactKind.PHONE, line_type=p.line_type, valid=p.valid)
-        for p in pop.phones.values()
-    ]
-    points += [ContactPoint(practice=practice, address=e, kind=ContactKind.EMAIL) for e in pop.emails]
-    with transaction.atomic():
-        ContactPoint.objects.bulk_create(points, batch_size=2000)
-        point_id = dict(ContactPoint.objects.filter(practice=practice).values_list("address", "id"))
-        patients, links = [], []
-        for spec in pop.patients:
-            pk = uuid.uuid4()
-            patients.append(
-                Patient(
-                    id=pk,
-                    practice=practice,
-                    first_name=spec.first_name,
-                    last_name="Bench",
-                    external_id=f"pms-{spec.index}",
-                    do_not_contact=spec.do_not_contact,
-                    marketing_consent=spec.marketing_consent,
-                    preferred_phone_id=point_id[spec.preferred_phone] if spec.preferred_phone else None,
-                    channel_opt_outs=spec.channel_opt_outs,
-                    notification_overrides=spec.notification_overrides,
-                )
-            )
-            addresses = [p.number for p in spec.phones] + spec.emails
-            links += [
-                PatientContact(patient_id=pk, contact_point_id=point_id[a], position=i) for i, a in enumerate(addresses)
-            ]
-        Patient.objects.bulk_create(patients, batch_size=2000)
-        PatientContact.objects.bulk_create(links, batch_size=2000)
-    all_ids = [str(p.id) for p in patients]
-    del patients, links, points
+    all_ids = _setup.seed_patients(practice, pop)
     t_pop = time.perf_counter() - t0
     print(f"population: {_setup.describe(pop)}")
     print(
-        f"  bulk-created {len(all_ids):,} patients, {len(point_id):,} contact points, "
+        f"  bulk-created {len(all_ids):,} patients, {ContactPoint.objects.count():,} contact points, "
         f"{PatientContact.objects.count():,} patient-contact links in {t_pop:.1f} s"
     )
 
