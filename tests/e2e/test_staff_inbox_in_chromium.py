@@ -60,8 +60,15 @@ def test_staff_reply_from_the_inbox_then_a_stop_turns_the_conversation_red_live(
     expect(thread.locator("li.line-inbound").last).to_have_text(re.compile("Great, thanks!"), timeout=20_000)
     expect(box).to_have_value("Also, please bring your insurance card")
 
-    # STOP from the phone: the conversation turns red with its system line, the reply box turns off.
-    assert service.text_in(PHONE, "STOP", "SM" + "3" * 32)[0] == 200
+    # STOP typed on the patient's phone in the sandbox (another tab): the conversation turns red with
+    # its system line, the reply box turns off, without a reload of the staff page.
+    phone = page.context.new_page()
+    phone.goto(f"{service.base}/sandbox/")
+    handset = phone.get_by_role("region", name=f"Phone {PHONE}")
+    handset.get_by_placeholder("Reply: STOP, START, HELP or anything").fill("STOP")
+    handset.get_by_role("button", name="Send from this phone").click()
+    expect(phone.get_by_role("region", name=f"Phone {PHONE}").locator(".state")).to_contain_text("opted out")
+    phone.close()
     head = thread.locator(".thread-head")
     expect(head).to_have_class(re.compile(r"\bopted-out\b"), timeout=20_000)
     expect(head).to_contain_text("Opted out of texts")

@@ -171,3 +171,16 @@ def test_another_practices_broadcast_is_a_404(practice, desk):
     assert desk.get(f"/broadcasts/{theirs.pk}/").status_code == 404
     assert desk.get(f"/broadcasts/{theirs.pk}/deliveries.csv").status_code == 404
     assert str(theirs.pk) not in desk.get("/broadcasts/").content.decode()
+
+
+def test_content_and_list_lines_render_escaped(practice, desk, families):
+    payload = "<script>alert(1)</script>"
+    form = {
+        **CONTENT,
+        "sms": f"Hi {payload}",
+        "audience": "list",
+        "patient_list": f"E-1\n{payload}",
+        "action": "preview",
+    }
+    page = desk.post("/broadcasts/new", form).content.decode()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
