@@ -73,6 +73,7 @@ bench: install
 	$(BIN)/python bench/broadcast.py
 	$(BIN)/python bench/dispatch.py --postgres
 	$(BIN)/python bench/races.py
+	$(BIN)/python bench/staff_screens.py
 
 clean:
 	rm -rf $(VENV) var .hypothesis
