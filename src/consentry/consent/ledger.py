@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
 
 from consentry import text
+from consentry.patients.categories import CHANNELS
 from consentry.patients.models import Patient, Practice
 
 from .models import Block, ConsentEvent, ConsentNote, ContactConsent, EmailState, SmsState, Subject
@@ -80,6 +81,38 @@ def event_hash(event: ConsentEvent) -> str:
 
 def patient_subject(patient_id: object) -> str:
     return f"patient:{patient_id}"
+
+
+def notification_state(
+    overrides: dict[str, dict[str, bool]], channel_opt_outs: Iterable[str], phones_removed: Iterable[str]
+) -> str:
+    """A patient's notification settings as one canonical JSON text: a ``notifications`` event's state.
+
+    Canonical (keys sorted, channels in their own order, phones sorted), so that equal settings are
+    equal texts, whichever order they were given in.
+    """
+    order = {channel: i for i, channel in enumerate(CHANNELS)}
+    return json.dumps(
+        {
+            "channel_opt_outs": sorted(set(channel_opt_outs), key=lambda c: order.get(c, len(order))),
+            "overrides": {key: dict(sorted(overrides[key].items())) for key in sorted(overrides)},
+            "phones_removed": sorted(set(phones_removed)),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def read_notification_state(state: str) -> tuple[dict[str, dict[str, bool]], list[str], list[str]]:
+    """(overrides, channel opt-outs, phones removed) of a ``notifications`` event's state."""
+    value = json.loads(state)
+    return value["overrides"], value["channel_opt_outs"], value["phones_removed"]
+
+
+def patient_notification_state(patient: Patient) -> str:
+    return notification_state(
+        patient.notification_overrides, patient.channel_opt_outs, patient.notification_phones_removed
+    )
 
 
 def lock(practice_id: PracticeId) -> None:
@@ -159,6 +192,11 @@ def _project(event: ConsentEvent) -> None:
         Patient.objects.filter(pk=_patient_id(event.address)).update(marketing_consent=event.state)
     elif event.subject == Subject.DO_NOT_CONTACT:
         Patient.objects.filter(pk=_patient_id(event.address)).update(do_not_contact=event.state == "on")
+    elif event.subject == Subject.NOTIFICATIONS:
+        overrides, opt_outs, removed = read_notification_state(event.state)
+        Patient.objects.filter(pk=_patient_id(event.address)).update(
+            notification_overrides=overrides, channel_opt_outs=opt_outs, notification_phones_removed=removed
+        )
 
 
 def _patient_id(address: str) -> str:
@@ -254,18 +292,22 @@ class Projection:
     blocks: dict[str, list[str]]  # number -> blocked categories
     marketing: dict[str, str]  # patient id -> marketing consent (yes / no / unknown)
     do_not_contact: dict[str, bool]  # patient id -> the flag
+    # patient id -> notification settings (``notification_state()``'s canonical text)
+    notifications: dict[str, str] = field(default_factory=dict)
 
 
 def replay_projection(practice_id: PracticeId) -> Projection:
     """The projection that the ledger alone implies: every subject it records, replayed in order.
 
     Patients with no event of a subject keep its default (marketing consent
-    ``unknown``, do-not-contact off), as a patient created without one has.
+    ``unknown``, do-not-contact off, no notification settings of their own), as a patient created
+    without one has.
     """
     projection = Projection({}, {}, {}, {})
     patient_ids = [str(pk) for pk in Patient.objects.filter(practice_id=practice_id).values_list("pk", flat=True)]
     projection.marketing = dict.fromkeys(patient_ids, Patient._meta.get_field("marketing_consent").default)
     projection.do_not_contact = dict.fromkeys(patient_ids, Patient._meta.get_field("do_not_contact").default)
+    projection.notifications = dict.fromkeys(patient_ids, notification_state({}, [], []))
     contacts: dict[str, list[str]] = {}
     events = (
         ConsentEvent.objects.filter(practice_id=practice_id)
@@ -288,16 +330,26 @@ def replay_projection(practice_id: PracticeId) -> Projection:
                 projection.marketing[_patient_id(address)] = state
             elif subject == Subject.DO_NOT_CONTACT:
                 projection.do_not_contact[_patient_id(address)] = state == "on"
+            elif subject == Subject.NOTIFICATIONS:
+                projection.notifications[_patient_id(address)] = notification_state(*read_notification_state(state))
     projection.contacts = {a: (s[0], s[1]) for a, s in contacts.items()}
     return projection
 
 
 def current_projection(practice_id: PracticeId) -> Projection:
     """The projection as the tables hold it now."""
-    patients = Patient.objects.filter(practice_id=practice_id).values_list("pk", "marketing_consent", "do_not_contact")
-    marketing, do_not_contact = {}, {}
-    for pk, consent, flag in patients:
+    patients = Patient.objects.filter(practice_id=practice_id).values_list(
+        "pk",
+        "marketing_consent",
+        "do_not_contact",
+        "notification_overrides",
+        "channel_opt_outs",
+        "notification_phones_removed",
+    )
+    marketing, do_not_contact, notifications = {}, {}, {}
+    for pk, consent, flag, overrides, opt_outs, removed in patients:
         marketing[str(pk)], do_not_contact[str(pk)] = consent, flag
+        notifications[str(pk)] = notification_state(overrides or {}, opt_outs or [], removed or [])
     return Projection(
         contacts={
             a: (s, e)
@@ -306,6 +358,7 @@ def current_projection(practice_id: PracticeId) -> Projection:
         blocks=dict(Block.objects.filter(practice_id=practice_id).values_list("number", "categories")),
         marketing=marketing,
         do_not_contact=do_not_contact,
+        notifications=notifications,
     )
 
 

@@ -30,6 +30,7 @@ class Subject(models.TextChoices):
     BLOCK = "block"  # a phone number's Blocked Communications categories
     MARKETING = "marketing"  # a patient's PMS marketing consent
     DO_NOT_CONTACT = "do_not_contact"  # a patient's do-not-contact flag
+    NOTIFICATIONS = "notifications"  # a patient's notification settings: per-type choices, channel opt-outs, phones
 
 
 class Source(models.TextChoices):

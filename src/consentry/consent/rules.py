@@ -111,6 +111,9 @@ class Recipient:
     channel_opt_outs: frozenset[Channel] = frozenset()
     # Per notification type and channel: True turns a channel on, False off.
     notification_overrides: Mapping[tuple[str, Channel], bool] = field(default_factory=dict)
+    # Phones the patient took off their notification settings: no notification calls or texts them
+    # (as a channel opt-out, except for types the patient cannot turn off). Other kinds still may.
+    notification_phones_removed: frozenset[str] = frozenset()
     # Where the recipient is, for quiet hours: the patient's own time zone, else
     # their phone's; empty means the practice's (``SendRequest.default_timezone``).
     timezone: str = ""
@@ -441,6 +444,8 @@ def _all_active(
 ) -> list[Planned]:
     kind, category = request.kind, request.category
     active = set(active_notification_channels(category, recipient))
+    removed = recipient.notification_phones_removed if category.patient_can_disable else frozenset()
+    kept = tuple(p for p in phones if p.number not in removed) if removed else phones
     planned = []
     for channel in NOTIFICATION_ORDER:
         if channel not in request.content_channels:
@@ -451,6 +456,9 @@ def _all_active(
             planned.append(Planned(channel, None, Status.SKIPPED, Reason.CHANNEL_OFF_FOR_TYPE))
         elif channel in recipient.channel_opt_outs and channel != Channel.IN_APP and category.patient_can_disable:
             planned.append(Planned(channel, None, Status.SKIPPED, Reason.CHANNEL_OPTED_OUT_BY_PATIENT))
+        elif channel in (Channel.SMS, Channel.VOICE) and phones and not kept:
+            # Every phone this could go to was taken off the notification settings by the patient.
+            planned.append(Planned(channel, None, Status.SKIPPED, Reason.CHANNEL_OPTED_OUT_BY_PATIENT))
         else:
-            planned.append(_plan_channel(kind, category, channel, phones, recipient.emails, state, cap))
+            planned.append(_plan_channel(kind, category, channel, kept, recipient.emails, state, cap))
     return planned

@@ -40,6 +40,7 @@ def db_id_function():
 
 _EMPTY_JSON: dict[str | None, object] = {"[]": (), "{}": {}, None: None}
 _NO_CHANNELS: frozenset = frozenset()
+_NO_PHONES: frozenset = frozenset()
 _NO_OVERRIDES: dict = {}  # shared and never mutated: Recipient is frozen
 
 
@@ -97,7 +98,7 @@ def _chunk_sql(n: int) -> str:
     return f"""
         SELECT p.id, p.do_not_contact, p.marketing_consent, p.preferred_phone_id, p.channel_opt_outs,
                p.notification_overrides, pc.position, cp.id, cp.address, cp.kind, cp.line_type, cp.valid,
-               p.timezone, cp.timezone
+               p.timezone, cp.timezone, p.notification_phones_removed
         FROM {p} p
         LEFT JOIN {pc} pc ON pc.patient_id = p.id
         LEFT JOIN {cp} cp ON cp.id = pc.contact_point_id
@@ -160,6 +161,7 @@ def _recipient(row, contacts: list, category_key: str) -> Recipient:
         else:
             emails.append(address)
     opt_outs, overrides = _json(row[4]) or (), (_json(row[5]) or {}).get(category_key) or {}
+    removed = _json(row[14])
     return Recipient(
         patient_id=row[0],
         phones=tuple(phones),
@@ -172,6 +174,7 @@ def _recipient(row, contacts: list, category_key: str) -> Recipient:
         if overrides
         else _NO_OVERRIDES,
         timezone=timezone or "",
+        notification_phones_removed=frozenset(removed) if removed else _NO_PHONES,
     )
 
 

@@ -57,6 +57,8 @@ def render(delivery: Addressed, category=None, content: dict | None = None, pers
             delivery.address,
             content["email"],
             with_unsubscribe=message.kind == Kind.BROADCAST or category.marketing,
+            # The portal of the patient it is for; an opt-in email is for an address, which several may give.
+            patient_id=delivery.patient_id if message.kind != Kind.CONSENT_REQUEST else None,
         )
         subject, body, html, headers = email.subject, email.text, email.html, email.headers
         sender = practice.email_sender

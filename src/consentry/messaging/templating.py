@@ -7,9 +7,10 @@ tags, no attribute lookups), so a message can neither include files nor reach
 into objects. A few harmless filters are allowed (``{{first_name|default:"there"}}``).
 
 Email is rendered into the project's layout (``messaging/email.html`` and
-``email.txt``): the practice's name above, and for broadcast and marketing
-email the visible unsubscribe link below, next to the ``List-Unsubscribe``
-headers (RFC 2369 and RFC 8058 one-click).
+``email.txt``): the practice's name above; below, a link to the patient's
+portal (their notification settings) in every email to a patient, and for
+broadcast and marketing email the visible unsubscribe link, next to the
+``List-Unsubscribe`` headers (RFC 2369 and RFC 8058 one-click).
 """
 
 from __future__ import annotations
@@ -132,8 +133,11 @@ class Email:
     headers: dict
 
 
-def email(practice, patient, address: str, content: dict, *, with_unsubscribe: bool) -> Email:
-    """The email for one recipient: personalized, in the layout, with unsubscribe link and headers if asked."""
+def email(practice, patient, address: str, content: dict, *, with_unsubscribe: bool, patient_id=None) -> Email:
+    """The email for one recipient: personalized, in the layout, with unsubscribe link and headers if asked.
+
+    With ``patient_id`` (an email to a patient), the footer links the patient's portal.
+    """
     values = values_for(practice, patient)
     subject = personalize(content["subject"], values)
     text = personalize(content["text"], values) if content["text"].strip() else ""
@@ -148,7 +152,15 @@ def email(practice, patient, address: str, content: dict, *, with_unsubscribe: b
             "List-Unsubscribe": f"<{unsubscribe}>, <{tokens.unsubscribe_mailto(practice.pk, address)}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
-    context = {**values, "subject": subject, "text": text, "html": html, "unsubscribe_url": unsubscribe}
+    portal = tokens.public_url(f"/portal/{tokens.portal_token(patient_id)}") if patient_id is not None else ""
+    context = {
+        **values,
+        "subject": subject,
+        "text": text,
+        "html": html,
+        "unsubscribe_url": unsubscribe,
+        "portal_url": portal,
+    }
     return Email(
         subject=subject,
         text=render_to_string("messaging/email.txt", context).strip() + "\n",

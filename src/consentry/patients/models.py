@@ -137,6 +137,10 @@ class Patient(models.Model):
     channel_opt_outs = models.JSONField(default=list, blank=True)
     # {"appointment_reminder": {"sms": false, "email": true}}
     notification_overrides = models.JSONField(default=dict, blank=True)
+    # Phones the patient took off their notification settings (the portal's "Remove"), e.g. an opted-out
+    # number they mean to keep opted out: no notification goes to them on any channel. Other kinds of
+    # message, and the phones' own consent and ledger history, are unaffected. E.164 numbers.
+    notification_phones_removed = models.JSONField(default=list, blank=True)
     contact_points: models.ManyToManyField[ContactPoint, PatientContact] = models.ManyToManyField(
         ContactPoint, through="PatientContact", related_name="patients"
     )

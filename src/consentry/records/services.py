@@ -150,8 +150,6 @@ def create_patient(
         timezone=timezone,
         external_id=external_id,
         language=language,
-        notification_overrides=overrides,
-        channel_opt_outs=opt_outs,
     )
     points = _points(practice, phone_list, email_list)
     PatientContact.objects.bulk_create(
@@ -162,6 +160,10 @@ def create_patient(
         patient.save(update_fields=["preferred_phone"])
     consent.set_marketing_consent(patient=patient, value=marketing_consent, source=source, actor=actor)
     consent.set_do_not_contact(patient=patient, value=do_not_contact, source=source, actor=actor)
+    if overrides or opt_outs:  # a ledger event, as the flags above are (a new patient has none)
+        consent.set_notification_preferences(
+            patient=patient, overrides=overrides, channel_opt_outs=opt_outs, source=source, actor=actor
+        )
     return patient
 
 
@@ -211,14 +213,13 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
         if number not in phone_numbers:
             raise InvalidInput("preferred_phone", "must be one of the patient's phones")
     _clean_marketing(marketing_consent)
+    preferences = None
     if notification_overrides is not None or channel_opt_outs is not None:
-        overrides, opt_outs = clean_notification_preferences(
+        preferences = clean_notification_preferences(
             practice,
             patient.notification_overrides if notification_overrides is None else notification_overrides,
             patient.channel_opt_outs if channel_opt_outs is None else channel_opt_outs,
         )
-        patient.notification_overrides, patient.channel_opt_outs = overrides, opt_outs
-        fields += ["notification_overrides", "channel_opt_outs"]
 
     if replacing:
         kept: dict[str, list[ContactPoint]] = {ContactKind.PHONE: [], ContactKind.EMAIL: []}  # the other list stays
@@ -241,4 +242,8 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
         consent.set_marketing_consent(patient=patient, value=marketing_consent, source=source, actor=actor)
     if do_not_contact is not None:
         consent.set_do_not_contact(patient=patient, value=do_not_contact, source=source, actor=actor)
+    if preferences is not None:  # a ledger event, as the flags above are
+        consent.set_notification_preferences(
+            patient=patient, overrides=preferences[0], channel_opt_outs=preferences[1], source=source, actor=actor
+        )
     return patient
