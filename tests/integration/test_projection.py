@@ -77,3 +77,22 @@ def test_a_patient_flag_changed_behind_the_ledger_is_found(practice, tamper):
     assert ledger.projection_matches(practice.pk)
     Patient.objects.filter(pk=patient.pk).update(**tamper)  # not through the ledger
     assert not ledger.projection_matches(practice.pk)
+
+
+@pytest.mark.django_db
+def test_settings_held_before_the_ledger_recorded_them_get_one_baseline_event():
+    """A database from before notification settings were ledger events: the upgrade records them once."""
+    practice = make_practice()[0]
+    held = make_patient(practice, "Ava")
+    plain = make_patient(practice, "Ben")
+    # As an older version stored them: on the patient only, with no event.
+    Patient.objects.filter(pk=held.pk).update(
+        notification_overrides={"appointment_reminder": {"sms": False}}, channel_opt_outs=["voice"]
+    )
+    assert not ledger.projection_matches(practice.pk)
+    assert ledger.record_notification_baselines() == 1
+    assert ledger.projection_matches(practice.pk) and ledger.verify_chain(practice.pk).ok
+    event = ledger.ConsentEvent.objects.get(subject="notifications", address=ledger.patient_subject(held.pk))
+    assert event.source == "import" and "baseline" in event.evidence
+    assert not ledger.ConsentEvent.objects.filter(address=ledger.patient_subject(plain.pk), subject="notifications")
+    assert ledger.record_notification_baselines() == 0  # once

@@ -365,3 +365,40 @@ def current_projection(practice_id: PracticeId) -> Projection:
 def projection_matches(practice_id: PracticeId) -> bool:
     """The tables agree with the ledger on every subject (``consentry audit verify`` checks it)."""
     return replay_projection(practice_id) == current_projection(practice_id)
+
+
+def record_notification_baselines(actor: str = "upgrade") -> int:
+    """Record, once, the notification settings patients had before the ledger recorded them.
+
+    Settings made since are ledger events; a patient whose settings differ from the defaults and
+    who has no ``notifications`` event yet gets one holding what they have (source ``import``), so
+    that the ledger again implies every patient's settings. Safe to run again: it records nothing
+    twice. How many it recorded.
+    """
+    default = notification_state({}, [], [])
+    recorded = 0
+    with_event = set(
+        ConsentEvent.objects.filter(subject=Subject.NOTIFICATIONS).values_list("address", flat=True).distinct()
+    )
+    practices: dict[Any, Practice] = {}
+    for patient in Patient.objects.only(
+        "id", "practice_id", "notification_overrides", "channel_opt_outs", "notification_phones_removed"
+    ).iterator(chunk_size=2000):
+        state = patient_notification_state(patient)
+        address = patient_subject(patient.pk)
+        if state == default or address in with_event:
+            continue
+        if patient.practice_id not in practices:
+            practices[patient.practice_id] = Practice.objects.get(pk=patient.practice_id)
+        with transaction.atomic():
+            record(
+                practice=practices[patient.practice_id],
+                subject=Subject.NOTIFICATIONS,
+                address=address,
+                state=state,
+                source="import",
+                actor=actor,
+                evidence={"baseline": "settings held before they were recorded in the ledger"},
+            )
+        recorded += 1
+    return recorded
