@@ -121,6 +121,9 @@ class Api:
     def put(self, path, body):
         return self.client.put(f"/api/v1{path}", json.dumps(body), content_type="application/json")
 
+    def patch(self, path, body):
+        return self.client.patch(f"/api/v1{path}", json.dumps(body), content_type="application/json")
+
     def get(self, path, **params):
         return self.client.get(f"/api/v1{path}", params)
 

@@ -436,3 +436,12 @@ def test_every_change_made_through_the_api_names_the_key_that_made_it(api, pract
     actors = set(ConsentEvent.objects.filter(practice=practice).values_list("actor", flat=True))
     assert actors == {"api:initial"}  # the key's label; never a bare "api"
     assert set(Message.objects.values_list("actor", flat=True)) == {"api:initial"}
+
+
+def test_labels_and_the_last_visit_are_set_and_changed_over_the_api(api):
+    created = _patient(api, tags=["Diabetic", "diabetic", "New parent"], last_visit_on="2026-03-01")
+    assert (created["tags"], created["last_visit_on"]) == (["diabetic", "new parent"], "2026-03-01")
+    changed = api.patch(f"/patients/{created['id']}", {"tags": [], "last_visit_on": None}).json()
+    assert (changed["tags"], changed["last_visit_on"]) == ([], None)
+    refused = api.patch(f"/patients/{created['id']}", {"tags": ["x" * 41]})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "tags"

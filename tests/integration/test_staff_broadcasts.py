@@ -184,3 +184,22 @@ def test_content_and_list_lines_render_escaped(practice, desk, families):
     }
     page = desk.post("/broadcasts/new", form).content.decode()
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_an_audience_by_label_and_last_visit(practice, desk):
+    from datetime import date
+
+    make_patient(practice, "Ann", emails=["ann@x.example"], tags=["diabetic"], last_visit_on=date(2026, 3, 1))
+    make_patient(practice, "Bob", emails=["bob@x.example"], tags=["diabetic"], last_visit_on=date(2025, 1, 1))
+    make_patient(practice, "Cid", emails=["cid@x.example"], tags=["asthma"], last_visit_on=date(2026, 3, 1))
+    make_patient(practice, "Dot", emails=["dot@x.example"])
+    form = {**CONTENT, "audience": "filter", "action": "preview"}
+    page = desk.post("/broadcasts/new", {**form, "tag": "diabetic"}).content.decode()
+    assert "<strong>2</strong> patients in the audience" in page
+    assert '<option value="asthma">' in page  # the practice's labels to choose from
+    page = desk.post("/broadcasts/new", {**form, "tag": "diabetic", "visited_after": "2026-01-01"}).content.decode()
+    assert "<strong>1</strong> patient in the audience" in page and "As Ann" in page
+    page = desk.post("/broadcasts/new", {**form, "visited_before": "2026-01-01"}).content.decode()
+    assert "<strong>1</strong> patient in the audience" in page and "As Bob" in page
+    nobody = desk.post("/broadcasts/new", {**form, "tag": "asthma", "visited_before": "2020-01-01"})
+    assert nobody.status_code == 400 and "no patient has that label" in nobody.content.decode()

@@ -137,3 +137,29 @@ def test_another_practices_patient_cannot_be_edited(practice, desk):
     assert desk.get(f"/patients/{theirs.pk}/edit").status_code == 404
     assert desk.post(f"/patients/{theirs.pk}/edit", {"first_name": "Owned"}).status_code == 404
     assert Patient.objects.get(pk=theirs.pk).first_name == "Zed"
+
+
+def test_when_the_ehr_owns_contact_preferences_they_are_read_only_with_a_note(practice, desk):
+    practice.contact_preferences_source = "ehr"
+    practice.save()
+    patient = make_patient(practice, "Ava", phones=[("+14155550111", "mobile")], marketing_consent="yes")
+    page = desk.get(f"/patients/{patient.pk}/edit").content.decode()
+    assert "Synced from the EHR" in page
+    for control in ('id="preferred_phone"', 'id="do_not_contact"', 'id="marketing_consent"'):
+        assert re.search(rf"{control}[^>]*disabled", page), control
+    form = form_of(page)
+    form.update(do_not_contact="on", marketing_consent="no", preferred_phone="+14155550111", last_name="Kept")
+    assert desk.post(f"/patients/{patient.pk}/edit", form).status_code == 302
+    stored = Patient.objects.get(pk=patient.pk)
+    assert (stored.do_not_contact, stored.marketing_consent, stored.preferred_phone_id) == (False, "yes", None)
+    assert stored.last_name == "Kept"  # the rest of the form still saves
+    assert not ConsentEvent.objects.filter(subject__in=["do_not_contact", "marketing"], source="staff").exists()
+
+
+def test_labels_are_edited_as_a_comma_separated_list(practice, desk):
+    patient = make_patient(practice, "Ava")
+    form = form_of(desk.get(f"/patients/{patient.pk}/edit").content.decode())
+    form["tags"] = "Diabetic,  new parent , diabetic"
+    assert desk.post(f"/patients/{patient.pk}/edit", form).status_code == 302
+    assert Patient.objects.get(pk=patient.pk).tags == ["diabetic", "new parent"]
+    assert "diabetic, new parent" in desk.get(f"/patients/{patient.pk}/").content.decode()

@@ -49,6 +49,7 @@ def practice_form(practice, **changes):
         "window_end": "21:00",
         "keyword_mode": "self",
         "reasonable_means": "flag",
+        "contact_preferences_source": practice.contact_preferences_source,
         "frequency_cap_per_day": "1",
         "frequency_cap_per_week": "3",
     }

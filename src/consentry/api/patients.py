@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from ninja import Field, Router, Schema, Status
 
 from consentry.api.auth import actor_of, owned_or_404, practice_of
@@ -32,6 +34,8 @@ class PatientIn(In):
     language: str = Field("en", max_length=16)
     notification_overrides: dict[str, dict[str, bool]] = Field(default_factory=dict)
     channel_opt_outs: list[str] = Field(default_factory=list, max_length=4)
+    tags: list[str] = Field(default_factory=list, max_length=20, description="Labels for choosing audiences")
+    last_visit_on: date | None = None
 
 
 class PatientPatch(In):
@@ -43,6 +47,8 @@ class PatientPatch(In):
     marketing_consent: MarketingConsent | None = None
     notification_overrides: dict[str, dict[str, bool]] | None = None
     channel_opt_outs: list[str] | None = Field(None, max_length=4)
+    tags: list[str] | None = Field(None, max_length=20)
+    last_visit_on: date | None = None
 
 
 class PhoneOut(Schema):
@@ -64,6 +70,8 @@ class PatientOut(Schema):
     external_id: str
     notification_overrides: dict[str, dict[str, bool]]
     channel_opt_outs: list[str]
+    tags: list[str]
+    last_visit_on: date | None
 
 
 def _patient_out(patient: Patient) -> dict:
@@ -85,6 +93,8 @@ def _patient_out(patient: Patient) -> dict:
         "external_id": patient.external_id,
         "notification_overrides": patient.notification_overrides,
         "channel_opt_outs": patient.channel_opt_outs,
+        "tags": patient.tags,
+        "last_visit_on": patient.last_visit_on,
     }
 
 
@@ -104,6 +114,8 @@ def patients_create(request, payload: PatientIn):
         language=payload.language,
         notification_overrides=payload.notification_overrides,
         channel_opt_outs=payload.channel_opt_outs,
+        tags=payload.tags,
+        last_visit_on=payload.last_visit_on,
         source=Source.API,
         actor=actor_of(request),
     )
@@ -126,6 +138,9 @@ def patients_update(request, patient_id: str, payload: PatientPatch):
         marketing_consent=payload.marketing_consent,
         notification_overrides=payload.notification_overrides,
         channel_opt_outs=payload.channel_opt_outs,
+        tags=payload.tags,
+        last_visit_on=payload.last_visit_on,
+        clear_last_visit="last_visit_on" in sent and payload.last_visit_on is None,
         source=Source.API,
         actor=actor_of(request),
     )

@@ -35,6 +35,7 @@ class PracticeOut(Schema):
     keyword_mode: Literal["self", "provider"]
     keyword_languages: list[str]  # besides English, which is always understood
     reasonable_means: Literal["flag", "auto"]
+    contact_preferences_source: Literal["consentry", "ehr"]
     sms_rate_per_second: float | None  # null: the provider's default
     email_rate_per_second: float | None
     frequency_caps: bool
@@ -64,6 +65,11 @@ class PracticePatch(In):
     reasonable_means: Literal["flag", "auto"] = Field(
         UNSET, description="Replies that ask to stop without the keyword: flag them for staff, or opt out at once."
     )
+    contact_preferences_source: Literal["consentry", "ehr"] = Field(
+        UNSET,
+        description="Who owns patients' preferred phone, do-not-contact and marketing consent: Consentry's "
+        "staff, or the EHR/PMS (the staff app then shows them read-only).",
+    )
     sms_rate_per_second: float | None = None
     email_rate_per_second: float | None = None
     frequency_caps: bool = UNSET
@@ -83,6 +89,7 @@ def _practice_out(practice: Practice) -> dict:
         "keyword_mode": practice.keyword_mode,
         "keyword_languages": practice.keyword_languages,
         "reasonable_means": practice.reasonable_means,
+        "contact_preferences_source": practice.contact_preferences_source,
         "sms_rate_per_second": practice.sms_rate_per_second,
         "email_rate_per_second": practice.email_rate_per_second,
         "frequency_caps": practice.frequency_caps,

@@ -55,6 +55,11 @@ class Practice(models.Model):
     # Blank means the provider's default (see providers.base.default_rate).
     sms_rate_per_second = models.FloatField(null=True, blank=True)
     email_rate_per_second = models.FloatField(null=True, blank=True)
+    # Which side owns patients' preferred phone, do-not-contact and marketing consent: Consentry (staff
+    # change them here) or the practice's EHR/PMS (a sync sets them; the staff app shows them read-only).
+    contact_preferences_source = models.CharField(
+        max_length=9, choices=[("consentry", "Consentry"), ("ehr", "The EHR/PMS")], default="consentry"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -137,6 +142,9 @@ class Patient(models.Model):
     channel_opt_outs = models.JSONField(default=list, blank=True)
     # {"appointment_reminder": {"sms": false, "email": true}}
     notification_overrides = models.JSONField(default=dict, blank=True)
+    # Labels from the practice's systems ("diabetic", "new-parent"), for choosing a broadcast's audience.
+    tags = models.JSONField(default=list, blank=True)
+    last_visit_on = models.DateField(null=True, blank=True)
     # Phones the patient took off their notification settings (the portal's "Remove"), e.g. an opted-out
     # number they mean to keep opted out: no notification goes to them on any channel. Other kinds of
     # message, and the phones' own consent and ledger history, are unaffected. E.164 numbers.

@@ -128,6 +128,10 @@ def clean_practice_settings(values: dict, *, region: str = "US") -> dict:  # noq
             cleaned[field] = wanted
         elif field in ("sms_rate_per_second", "email_rate_per_second"):
             cleaned[field] = _rate(value, field)
+        elif field == "contact_preferences_source":
+            if value not in ("consentry", "ehr"):
+                raise InvalidInput(field, "must be consentry or ehr")
+            cleaned[field] = value
         elif field == "frequency_caps":
             if not isinstance(value, bool):
                 raise InvalidInput(field, "must be true or false")

@@ -9,6 +9,7 @@ contact points and external ids by their unique keys, names by (practice, last n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 from django.db.models import Q, QuerySet
@@ -109,6 +110,29 @@ class Audience:
 
 def audience_all(practice: Practice) -> Audience:
     return Audience(list(Patient.objects.filter(practice=practice).order_by("pk").values_list("pk", flat=True)), [])
+
+
+def audience_filtered(
+    practice: Practice, *, tag: str = "", visited_after: date | None = None, visited_before: date | None = None
+) -> Audience:
+    """The practice's patients with this label and a last visit in this range (each filter optional;
+    a patient with no known last visit is out of any range)."""
+    patients = Patient.objects.filter(practice=practice)
+    if visited_after is not None:
+        patients = patients.filter(last_visit_on__gte=visited_after)
+    if visited_before is not None:
+        patients = patients.filter(last_visit_on__lt=visited_before)
+    tag = " ".join(tag.split()).lower()
+    ids = [pk for pk, tags in patients.order_by("pk").values_list("pk", "tags") if not tag or tag in (tags or [])]
+    return Audience(ids, [])
+
+
+def practice_tags(practice: Practice) -> list[str]:
+    """Every label the practice's patients carry, in order."""
+    found: set[str] = set()
+    for tags in Patient.objects.filter(practice=practice).exclude(tags=[]).values_list("tags", flat=True):
+        found.update(tags or [])
+    return sorted(found)
 
 
 def audience_from_list(practice: Practice, lines: list[str]) -> Audience:

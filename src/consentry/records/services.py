@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from django.db import transaction
 
@@ -100,6 +101,23 @@ def _clean_name(value: str, field: str, *, required: bool) -> str:
     return value
 
 
+MAX_TAGS = 20
+MAX_TAG_CHARS = 40
+
+
+def _clean_tags(tags: Sequence[str]) -> list[str]:
+    """Labels for choosing audiences: trimmed, lower case, each once, in the order given."""
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise InvalidInput("tags", "must be a list of labels")
+    cleaned = list(dict.fromkeys(" ".join(t.split()).lower() for t in tags if t.strip()))
+    if len(cleaned) > MAX_TAGS:
+        raise InvalidInput("tags", f"at most {MAX_TAGS} labels")
+    for tag in cleaned:
+        if len(tag) > MAX_TAG_CHARS or not tag.isprintable():
+            raise InvalidInput("tags", f"a label is at most {MAX_TAG_CHARS} printable characters: {tag[:50]!r}")
+    return cleaned
+
+
 def _clean_marketing(value: str | None) -> None:
     if value is not None and value not in ("yes", "no", "unknown"):
         raise InvalidInput("marketing_consent", "must be yes, no or unknown")
@@ -121,6 +139,8 @@ def create_patient(
     language: str = "en",
     notification_overrides: dict | None = None,
     channel_opt_outs: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    last_visit_on: date | None = None,
     source: str = "api",
     actor: str = "api",
 ) -> Patient:
@@ -137,6 +157,7 @@ def create_patient(
         if preferred not in {p.number for p, _ in phone_list}:
             raise InvalidInput("preferred_phone", "must be one of the patient's phones")
     _clean_marketing(marketing_consent)
+    tag_list = _clean_tags(tags)
     if timezone:
         validate_timezone(timezone)
     overrides, opt_outs = clean_notification_preferences(practice, notification_overrides or {}, channel_opt_outs)
@@ -150,6 +171,8 @@ def create_patient(
         timezone=timezone,
         external_id=external_id,
         language=language,
+        tags=tag_list,
+        last_visit_on=last_visit_on,
     )
     points = _points(practice, phone_list, email_list)
     PatientContact.objects.bulk_create(
@@ -181,6 +204,9 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
     marketing_consent: str | None = None,
     notification_overrides: dict | None = None,
     channel_opt_outs: list[str] | None = None,
+    tags: Sequence[str] | None = None,
+    last_visit_on: date | None = None,
+    clear_last_visit: bool = False,
     source: str = "api",
     actor: str = "api",
 ) -> Patient:
@@ -195,6 +221,12 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
     if last_name is not None:
         patient.last_name = _clean_name(last_name, "last_name", required=False)
         fields.append("last_name")
+    if tags is not None:
+        patient.tags = _clean_tags(tags)
+        fields.append("tags")
+    if last_visit_on is not None or clear_last_visit:
+        patient.last_visit_on = last_visit_on
+        fields.append("last_visit_on")
     phone_list = _clean_phones(practice, phones) if phones is not None else None
     email_list = _clean_emails(emails) if emails is not None else None
     replacing = phone_list is not None or email_list is not None

@@ -19,7 +19,7 @@ from consentry.patients.models import ApiKey, Patient, Practice
 from consentry.patients.practices import create_practice, issue_api_key
 from consentry.providers.base import InboundText
 from consentry.records.dues import set_due
-from consentry.records.services import PhoneInput, create_patient
+from consentry.records.services import PhoneInput, create_patient, update_patient
 from consentry.vocabulary import Kind
 
 DEMO_NUMBER = "+14155550100"
@@ -197,6 +197,12 @@ class Command(BaseCommand):
             if days is not None:
                 set_due(patient=patient, category="recall", due_on=today + timedelta(days=days))
         set_due(patient=hana, category="recall", due_on=today + timedelta(days=8))
+        # Labels and last visits, from the PMS, for choosing a broadcast's audience.
+        labels = {"ava": (["asthma"], 40), "ben": (["asthma"], 200), "dora": (["diabetic"], 90), "eli": ([], 400)}
+        for patient in Patient.objects.filter(practice=practice, external_id__startswith="demo-"):
+            if found := labels.get(patient.external_id.removeprefix("demo-")):
+                tags, days_ago = found
+                update_patient(patient=patient, tags=tags, last_visit_on=today - timedelta(days=days_ago), actor=actor)
         # Texts in: an ordinary reply, one that asks to stop in other words (flagged for staff), a STOP.
         for phone, body in (
             ("+14155550111", "Thanks! We'll be there Tuesday."),

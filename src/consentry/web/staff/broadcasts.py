@@ -22,7 +22,7 @@ from consentry.messaging.models import Message
 from consentry.messaging.planning import create_message, preview_message
 from consentry.messaging.selectors import broadcasts, message_deliveries, message_report
 from consentry.patients.models import Category, Patient
-from consentry.records.selectors import Audience, audience_all, audience_from_list
+from consentry.records.selectors import Audience, audience_all, audience_filtered, audience_from_list, practice_tags
 from consentry.vocabulary import Kind, Status
 
 from .access import page_number, staff_page
@@ -36,9 +36,20 @@ class BroadcastForm(forms.Form):
     category = forms.ChoiceField(label="Category")
     audience = forms.ChoiceField(
         label="Audience",
-        choices=[("all", "All patients"), ("list", "A list: external ids, phones or emails")],
+        choices=[
+            ("all", "All patients"),
+            ("filter", "Patients with a label or a last visit in a range"),
+            ("list", "A list: external ids, phones or emails"),
+        ],
         widget=forms.RadioSelect,
         initial="all",
+    )
+    tag = forms.ChoiceField(label="With the label", required=False)
+    visited_after = forms.DateField(
+        label="Last visit on or after", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    visited_before = forms.DateField(
+        label="Last visit before", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     patient_list = forms.CharField(
         label="The list, one per line", required=False, widget=forms.Textarea(attrs={"rows": 4})
@@ -50,11 +61,12 @@ class BroadcastForm(forms.Form):
     email_text = forms.CharField(label="Email", required=False, widget=forms.Textarea(attrs={"rows": 5}))
     send_key = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, categories: list[str], **kwargs):
+    def __init__(self, *args, categories: list[str], tags: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        field = self.fields["category"]
-        assert isinstance(field, forms.ChoiceField)
+        field, tag = self.fields["category"], self.fields["tag"]
+        assert isinstance(field, forms.ChoiceField) and isinstance(tag, forms.ChoiceField)
         field.choices = [(key, key.replace("_", " ")) for key in categories]
+        tag.choices = [("", "any label")] + [(t, t) for t in tags]
 
     def content(self) -> dict:
         data = self.cleaned_data
@@ -70,6 +82,16 @@ class BroadcastForm(forms.Form):
         data = self.cleaned_data
         if data["audience"] == "all":
             return audience_all(practice)
+        if data["audience"] == "filter":
+            audience = audience_filtered(
+                practice,
+                tag=data["tag"] or "",
+                visited_after=data["visited_after"],
+                visited_before=data["visited_before"],
+            )
+            if not audience.patient_ids:
+                raise InvalidInput("audience", "no patient has that label and a last visit in that range")
+            return audience
         lines = data["patient_list"].splitlines()
         upload = data.get("list_file")
         if upload is not None:
@@ -117,7 +139,11 @@ def broadcast_new(request: HttpRequest) -> HttpResponse:
     practice = staff.practice
     post = request.POST if request.method == "POST" else None
     form = BroadcastForm(
-        post, request.FILES or None, categories=_categories(practice), initial={"category": "announcement"}
+        post,
+        request.FILES or None,
+        categories=_categories(practice),
+        tags=practice_tags(practice),
+        initial={"category": "announcement"},
     )
     context: dict = {"nav": "broadcasts", "form": form, "tokens": templating.TOKENS}
     status = 200

@@ -150,6 +150,18 @@ def _grid(patient: Patient, categories: list, post=None) -> list[tuple]:
     return rows
 
 
+def _preferences(post, ehr_owned: bool) -> dict:
+    """The contact preferences the form may change: none when the practice's EHR owns them."""
+    if ehr_owned:
+        return {}
+    return {
+        "preferred_phone": post.get("preferred_phone") or None,
+        "clear_preferred_phone": not post.get("preferred_phone"),
+        "do_not_contact": post.get("do_not_contact") == "on",
+        "marketing_consent": post.get("marketing_consent", ""),
+    }
+
+
 @staff_page
 def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     """Edit a patient: addresses and line types, preferred phone, flags, notification choices."""
@@ -160,6 +172,7 @@ def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     post = request.POST if request.method == "POST" else None
     grid = _grid(patient, categories, post)
     error = None
+    ehr_owned = staff.practice.contact_preferences_source == "ehr"
     if post is not None:
         overrides: dict[str, dict[str, bool]] = {}
         for category, cells in grid:
@@ -175,10 +188,8 @@ def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
                     PhoneInput(r["number"], r["line_type"]) for r in phones if r["number"].strip() and not r["remove"]
                 ],
                 emails=[r["address"] for r in emails if r["address"].strip() and not r["remove"]],
-                preferred_phone=post.get("preferred_phone") or None,
-                clear_preferred_phone=not post.get("preferred_phone"),
-                do_not_contact=post.get("do_not_contact") == "on",
-                marketing_consent=post.get("marketing_consent", ""),
+                **_preferences(post, ehr_owned),
+                tags=[t for t in post.get("tags", "").split(",")],
                 notification_overrides=overrides,
                 channel_opt_outs=[c for c in OPT_OUT_CHANNELS if post.get(f"optout:{c}") == "on"],
                 source=Source.STAFF,
@@ -212,6 +223,8 @@ def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
                 for c in OPT_OUT_CHANNELS
             ],
             "error": error,
+            "ehr_owned": ehr_owned,
+            "tags": post.get("tags", "") if post is not None else ", ".join(patient.tags),
         },
         status=400 if error else 200,
     )

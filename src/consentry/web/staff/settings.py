@@ -36,6 +36,10 @@ class PracticeForm(forms.Form):
     reasonable_means = forms.ChoiceField(
         label="Replies that ask to stop in other words", choices=ReasonableMeans.choices
     )
+    contact_preferences_source = forms.ChoiceField(
+        label="Preferred phone, do-not-contact and marketing consent are kept by",
+        choices=[("consentry", "Consentry: staff change them here"), ("ehr", "The EHR/PMS: read-only here, synced")],
+    )
     frequency_caps = forms.BooleanField(label="Cap automated calls and texts per number", required=False)
     frequency_cap_per_day = forms.IntegerField(label="At most a day", min_value=1, max_value=100)
     frequency_cap_per_week = forms.IntegerField(label="At most a week", min_value=1, max_value=100)
@@ -55,6 +59,7 @@ class PracticeForm(forms.Form):
                 "keyword_mode": practice.keyword_mode,
                 "spanish_keywords": "es" in (practice.keyword_languages or []),
                 "reasonable_means": practice.reasonable_means,
+                "contact_preferences_source": practice.contact_preferences_source,
                 "frequency_caps": practice.frequency_caps,
                 "frequency_cap_per_day": practice.frequency_cap_per_day,
                 "frequency_cap_per_week": practice.frequency_cap_per_week,
@@ -70,6 +75,7 @@ class PracticeForm(forms.Form):
             send_window=(data["window_start"], data["window_end"]),
             keyword_languages=["es"] if data["spanish_keywords"] else [],
             reasonable_means=data["reasonable_means"],
+            contact_preferences_source=data["contact_preferences_source"],
             frequency_caps=data["frequency_caps"],
             frequency_cap_per_day=data["frequency_cap_per_day"],
             frequency_cap_per_week=data["frequency_cap_per_week"],
