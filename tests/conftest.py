@@ -142,6 +142,18 @@ def practice(practice_and_key):
 
 
 @pytest.fixture
+def user(practice):
+    """A front-desk staff user of the practice: Dana Desk."""
+    return make_staff(practice)
+
+
+@pytest.fixture
+def desk(user):
+    """A test client signed in as that staff user."""
+    return signed_in(user)
+
+
+@pytest.fixture
 def api(practice_and_key):
     return Api(practice_and_key[1])
 

@@ -30,11 +30,6 @@ def sign_in(client, email, password):
     return client.post("/account/sign-in", {"username": email, "password": password})
 
 
-@pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
 def test_a_visitor_gets_the_sign_in_page_at_the_root_and_a_json_client_gets_the_api(practice):
     page = Client().get("/")
     assert page.status_code == 200 and b"Sign in to Consentry" in page.content

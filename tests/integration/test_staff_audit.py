@@ -15,24 +15,9 @@ from django.utils import timezone
 
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
-from tests.conftest import make_practice, make_staff, signed_in
+from tests.conftest import make_practice
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
-@pytest.fixture
-def user(practice):
-    return make_staff(practice, name="Dana Desk")
-
-
-@pytest.fixture
-def desk(user):
-    return signed_in(user)
 
 
 @pytest.fixture

@@ -19,21 +19,6 @@ pytestmark = pytest.mark.django_db
 NUMBER = "+14155550111"
 
 
-@pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
-@pytest.fixture
-def user(practice):
-    return make_staff(practice)
-
-
-@pytest.fixture
-def desk(user):
-    return signed_in(user)
-
-
 def blocks(practice) -> dict[str, list[str]]:
     return dict(Block.objects.filter(practice=practice).values_list("number", "categories"))
 

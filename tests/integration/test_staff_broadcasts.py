@@ -19,21 +19,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
-@pytest.fixture
-def user(practice):
-    return make_staff(practice, name="Dana Desk")
-
-
-@pytest.fixture
-def desk(user):
-    return signed_in(user)
-
-
-@pytest.fixture
 def families(practice):
     """A mobile, an opted-out phone with an email, a landline, an unsubscribed email alone."""
     ava = make_patient(practice, "Ava", last_name="Rivera", phones=[("+14155550111", "mobile")], external_id="E-1")

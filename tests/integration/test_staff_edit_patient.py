@@ -10,24 +10,9 @@ import pytest
 from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, Source
 from consentry.patients.models import ContactPoint, Patient
-from tests.conftest import make_patient, make_practice, make_staff, signed_in
+from tests.conftest import make_patient, make_practice
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
-@pytest.fixture
-def user(practice):
-    return make_staff(practice)
-
-
-@pytest.fixture
-def desk(user):
-    return signed_in(user)
 
 
 def form_of(page: str) -> dict:

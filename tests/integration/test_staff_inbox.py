@@ -27,7 +27,6 @@ from tests.conftest import (
     make_practice,
     make_staff,
     send_sms_webhook,
-    signed_in,
 )
 
 pytestmark = pytest.mark.django_db
@@ -36,21 +35,6 @@ PHONE = "+14155550111"
 OTHER = "+14155550122"
 THIRD = "+14155550133"
 REFRESH = {"HTTP_X_CONSENTRY_REFRESH": "1"}
-
-
-@pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
-@pytest.fixture
-def staff(practice):
-    return make_staff(practice)
-
-
-@pytest.fixture
-def desk(staff):
-    return signed_in(staff)
 
 
 def text_in(body, sid, sender=PHONE):
@@ -121,14 +105,14 @@ def test_conversations_are_newest_first_with_possible_opt_outs_on_top(practice, 
     assert listed(desk.get("/inbox/")) == [OTHER, PHONE, THIRD]
 
 
-def test_confirming_an_opt_out_records_one_ledger_event_by_the_staff_member(practice, staff, desk):
+def test_confirming_an_opt_out_records_one_ledger_event_by_the_staff_member(practice, user, desk):
     text_in("please stop texting me", "SM1")
     url = thread_url()
     answer = desk.post(f"{url}opt-out", {"q": "rivera"})
     assert answer.status_code == 302 and answer["Location"] == f"{url}?q=rivera"
 
     event = ConsentEvent.objects.get(subject="sms", address=PHONE)
-    assert (event.state, event.source, event.actor) == ("opted_out", "staff", f"staff:{staff.pk}")
+    assert (event.state, event.source, event.actor) == ("opted_out", "staff", f"staff:{user.pk}")
     assert event.evidence["flag"] == "possible_opt_out" and event.evidence["conversation_id"] == str(conversation().pk)
     assert conversation().flag == ""
     page = desk.get(url)
@@ -143,7 +127,7 @@ def test_confirming_an_opt_out_records_one_ledger_event_by_the_staff_member(prac
     assert not SandboxMessage.objects.filter(to=PHONE).exists()  # a staff opt-out sends no text
 
 
-def test_clearing_a_flag_that_was_not_an_opt_out_records_who_decided_and_no_consent_change(practice, desk, staff):
+def test_clearing_a_flag_that_was_not_an_opt_out_records_who_decided_and_no_consent_change(practice, desk, user):
     text_in("please stop texting me", "SM1")
     text_in("hello", "SM2", OTHER)
     assert listed(desk.get("/inbox/")) == [PHONE, OTHER]
@@ -154,7 +138,7 @@ def test_clearing_a_flag_that_was_not_an_opt_out_records_who_decided_and_no_cons
     assert listed(page) == [OTHER, PHONE]  # back in its place by activity
     assert "Possible opt-out" not in row(page, PHONE) and "conv-opted-out" not in row(page, PHONE)
     note = conversation().entries.get(direction="system")
-    assert "not a request to stop" in note.body and note.author == f"staff:{staff.pk}"
+    assert "not a request to stop" in note.body and note.author == f"staff:{user.pk}"
 
 
 def test_an_opted_out_conversation_is_red_with_its_system_line(practice, desk):
@@ -201,7 +185,7 @@ def test_search_finds_conversations_by_patient_name_and_by_phone_in_any_format(p
     assert listed(typed) == [OTHER] and "<h1>" not in typed.content.decode()
 
 
-def test_a_reply_goes_out_through_the_delivery_path_and_shows_in_the_thread(practice, staff, desk):
+def test_a_reply_goes_out_through_the_delivery_path_and_shows_in_the_thread(practice, user, desk):
     patient = make_patient(practice, "Ana", phones=[(PHONE, "mobile")])
     text_in("Can I come at 4 instead?", "SM1")
     url = thread_url()
@@ -215,7 +199,7 @@ def test_a_reply_goes_out_through_the_delivery_path_and_shows_in_the_thread(prac
     delivery = Delivery.objects.get()
     assert (delivery.message.kind, delivery.message.actor, delivery.patient_id) == (
         "manual",
-        f"staff:{staff.pk}",
+        f"staff:{user.pk}",
         patient.pk,
     )
     drain_worker()
@@ -268,7 +252,7 @@ def test_a_reply_to_an_opted_out_number_is_refused_with_the_reason_and_nothing_q
     assert SandboxMessage.objects.filter(to=PHONE).count() == 1  # the STOP's one confirmation
 
 
-def test_a_reply_to_a_blocked_number_is_refused_with_the_reason_and_nothing_queued(practice, staff, desk):
+def test_a_reply_to_a_blocked_number_is_refused_with_the_reason_and_nothing_queued(practice, user, desk):
     text_in("hello", "SM1")
     consent.set_block(practice=practice, number=PHONE, categories=["system"], source="staff", actor="staff:1")
     counts = _counts()

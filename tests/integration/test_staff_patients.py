@@ -13,19 +13,9 @@ from consentry.consent.models import EmailState, Source
 from consentry.messaging.models import Delivery
 from consentry.messaging.planning import create_message
 from consentry.providers.models import SandboxMessage
-from tests.conftest import drain_worker, make_patient, make_practice, make_staff, signed_in
+from tests.conftest import drain_worker, make_patient, make_practice, make_staff
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
-@pytest.fixture
-def desk(practice):
-    return signed_in(make_staff(practice))
 
 
 def names_listed(page) -> list[str]:

@@ -19,7 +19,7 @@ from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import create_message
 from consentry.providers.models import SandboxMessage
 from consentry.records.dues import set_due
-from tests.conftest import drain_worker, make_patient, make_practice, make_staff, signed_in
+from tests.conftest import drain_worker, make_patient, make_practice, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -30,16 +30,6 @@ def practice():
     practice.contact_phone = "+14155550199"
     practice.save(update_fields=["contact_phone"])
     return practice
-
-
-@pytest.fixture
-def user(practice):
-    return make_staff(practice)
-
-
-@pytest.fixture
-def desk(user):
-    return signed_in(user)
 
 
 def today(practice) -> date:

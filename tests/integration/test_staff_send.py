@@ -11,24 +11,9 @@ from django_tasks_db.models import DBTaskResult
 from consentry.consent import services as consent
 from consentry.consent.models import Source
 from consentry.messaging.models import Delivery, Message
-from tests.conftest import drain_worker, make_patient, make_practice, make_staff, signed_in
+from tests.conftest import drain_worker, make_patient, make_practice
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
-@pytest.fixture
-def user(practice):
-    return make_staff(practice)
-
-
-@pytest.fixture
-def desk(user):
-    return signed_in(user)
 
 
 def channel_state(page: str, key: str) -> tuple[bool, str]:

@@ -25,11 +25,6 @@ POSTS = [
 
 
 @pytest.fixture
-def practice():
-    return make_practice()[0]
-
-
-@pytest.fixture
 def admin(practice):
     return make_staff(practice, email="ann@oak.example", role="admin", name="Ann Admin")
 

@@ -16,8 +16,7 @@ from enum import StrEnum
 from django.db.models import Case, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from consentry.consent.models import ConsentEvent, ContactConsent, SmsState, Subject
-from consentry.errors import InvalidInput
-from consentry.patients.addresses import normalize_phone
+from consentry.patients.addresses import looks_like_phone, typed_phone
 from consentry.patients.models import ContactKind, PatientContact, Practice
 
 from . import services
@@ -101,20 +100,15 @@ class Thread:
         return str(self.refusal.reason) if self.refusal else "open"
 
 
-def _phone_like(q: str) -> bool:
-    return sum(c.isdigit() for c in q) >= 7 and not any(c.isalpha() for c in q)
-
-
 def _matching(practice: Practice, q: str) -> tuple[QuerySet[Conversation], Match]:
     """The practice's conversations whose phone is the number typed (in any format), or whose
     phone is listed by a patient whose names start with each word typed."""
     conversations = Conversation.objects.filter(practice=practice)
     if not q:
         return conversations, Match.ALL
-    if _phone_like(q):
-        try:
-            number = normalize_phone(q, region=practice.region, field="q").number
-        except InvalidInput:
+    if looks_like_phone(q):
+        number = typed_phone(q, practice.region)
+        if number is None:
             return conversations.none(), Match.PHONE
         return conversations.filter(phone=number), Match.PHONE
     names = Q()

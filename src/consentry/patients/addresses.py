@@ -71,3 +71,17 @@ def validate_timezone(name: str, *, field: str = "timezone") -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise InvalidInput(field, f"unknown time zone {name!r}") from exc
     return name
+
+
+def looks_like_phone(typed: str) -> bool:
+    """Whether what someone typed in a search box is meant as a phone number: 7 or more digits and
+    nothing but the characters phone numbers are written with."""
+    return sum(c.isdigit() for c in typed) >= 7 and all(c.isdigit() or c in "+-(). " for c in typed)
+
+
+def typed_phone(typed: str, region: str) -> str | None:
+    """A phone number typed in any format, in E.164; None when it cannot be one."""
+    try:
+        return normalize_phone(typed, region=region, field="q").number
+    except InvalidInput:
+        return None

@@ -15,7 +15,7 @@ from enum import StrEnum
 from django.db.models import Q, QuerySet
 
 from consentry.errors import InvalidInput
-from consentry.patients.addresses import normalize_email, normalize_phone
+from consentry.patients.addresses import looks_like_phone, normalize_email, typed_phone
 from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact, Practice
 
 PER_PAGE = 50
@@ -37,11 +37,6 @@ class PatientPage:
     match: Match
 
 
-def _phone_like(q: str) -> bool:
-    digits = sum(c.isdigit() for c in q)
-    return digits >= 7 and all(c.isdigit() or c in "+-(). " for c in q)
-
-
 def _listing(practice: Practice, address: str, kind: str) -> list:
     """The ids of the patients who list this address: two index lookups, resolved before the page is
     read (joined into it, the database may walk every patient in name order to find them)."""
@@ -53,10 +48,9 @@ def _matching(practice: Practice, q: str) -> tuple[QuerySet[Patient], Match]:
     patients = Patient.objects.filter(practice=practice)
     if not q:
         return patients, Match.ALL
-    if _phone_like(q):
-        try:
-            number = normalize_phone(q, region=practice.region, field="q").number
-        except InvalidInput:
+    if looks_like_phone(q):
+        number = typed_phone(q, practice.region)
+        if number is None:
             return patients.none(), Match.PHONE
         return patients.filter(pk__in=_listing(practice, number, ContactKind.PHONE)), Match.PHONE
     if "@" in q:
@@ -154,12 +148,12 @@ def audience_from_list(practice: Practice, lines: list[str]) -> Audience:
                 found_by_line[line] = None
                 continue
             wanted_addresses.append(key)
-        elif _phone_like(line):
-            try:
-                key = normalize_phone(line, region=practice.region, field="list").number
-            except InvalidInput:
+        elif looks_like_phone(line):
+            number = typed_phone(line, practice.region)
+            if number is None:
                 found_by_line[line] = None
                 continue
+            key = number
             wanted_addresses.append(key)
         else:
             wanted_external.append(line)
