@@ -29,8 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _setup  # noqa: E402  (also puts src/ on the path as a fallback)
 
-from consentry.consent.categories import builtin_category  # noqa: E402
-from consentry.consent.rules import ConsentState, Decision, Phone, Planned, Recipient, SendRequest, decide
+from consentry.consent.rules import (
+    ConsentState,
+    Decision,
+    Phone,
+    Planned,
+    Recipient,
+    SendRequest,
+    builtin_category,  # noqa: E402
+    decide,
+)
 from consentry.vocabulary import Channel, Kind, LineType, MarketingConsent, Status
 
 category = builtin_category

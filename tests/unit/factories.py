@@ -10,8 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from consentry.consent.categories import builtin_category
-from consentry.consent.rules import Category, ConsentState, Decision, Phone, Planned, Recipient, SendRequest, decide
+from consentry.consent.rules import (
+    Category,
+    ConsentState,
+    Decision,
+    Phone,
+    Planned,
+    Recipient,
+    SendRequest,
+    builtin_category,
+    decide,
+)
 from consentry.vocabulary import BUILTIN_CATEGORIES, Channel, Kind, LineType, MarketingConsent, Status
 
 # A fixed instant: the consent rules do not depend on it, but decide() takes it.

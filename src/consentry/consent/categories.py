@@ -1,13 +1,16 @@
-"""The rules' view of a built-in category, as a new practice gets it (the table is in the vocabulary)."""
+"""The rules' view of a practice's stored category (``rules.builtin_category`` gives a built-in one)."""
 
-from consentry.vocabulary import BUILTIN_CATEGORIES
+from consentry.patients.models import Category as CategoryRow
+from consentry.vocabulary import Channel
 
 from .rules import Category
 
 
-def builtin_category(key: str) -> Category:
-    """A built-in category as a new practice gets it, as the rules see it."""
-    marketing, channels, can_disable = BUILTIN_CATEGORIES[key]
+def category_from_row(row: CategoryRow) -> Category:
+    """A practice's stored category, as the rules see it."""
     return Category(
-        key=key, marketing=marketing, notification_channels=frozenset(channels), patient_can_disable=can_disable
+        key=row.key,
+        marketing=row.marketing,
+        notification_channels=frozenset(Channel(c) for c in row.notification_channels),
+        patient_can_disable=row.patient_can_disable,
     )

@@ -24,7 +24,7 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from consentry.vocabulary import Channel, Kind, LineType, MarketingConsent, Reason, Status
+from consentry.vocabulary import BUILTIN_CATEGORIES, Channel, Kind, LineType, MarketingConsent, Reason, Status
 
 # "First reachable" order for automations and broadcasts.
 FIRST_REACHABLE_ORDER = (Channel.SMS, Channel.VOICE, Channel.EMAIL)
@@ -462,3 +462,11 @@ def _all_active(
         else:
             planned.append(_plan_channel(kind, category, channel, kept, recipient.emails, state, cap))
     return planned
+
+
+def builtin_category(key: str) -> Category:
+    """A built-in category as a new practice gets it, as the rules see it (tests and benchmarks)."""
+    marketing, channels, can_disable = BUILTIN_CATEGORIES[key]
+    return Category(
+        key=key, marketing=marketing, notification_channels=frozenset(channels), patient_can_disable=can_disable
+    )

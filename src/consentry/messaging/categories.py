@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from consentry.consent.categories import category_from_row
 from consentry.consent.rules import QUIET_HOURS_KINDS, Category, SendWindow
 from consentry.errors import InvalidInput
 from consentry.patients.models import Category as CategoryRow
 from consentry.patients.models import Practice
-from consentry.vocabulary import Channel, Kind
+from consentry.vocabulary import Kind
 
 
 def category_row(practice: Practice, key: str) -> CategoryRow:
@@ -25,12 +26,3 @@ def send_window(practice: Practice, kind: Kind, category: CategoryRow) -> SendWi
     if kind not in QUIET_HOURS_KINDS or category.quiet_hours_exempt:
         return None
     return SendWindow(practice.send_window_start, practice.send_window_end)
-
-
-def category_from_row(row: CategoryRow) -> Category:
-    return Category(
-        key=row.key,
-        marketing=row.marketing,
-        notification_channels=frozenset(Channel(c) for c in row.notification_channels),
-        patient_can_disable=row.patient_can_disable,
-    )

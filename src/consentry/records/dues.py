@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 
 from consentry.consent import ledger
+from consentry.consent.categories import category_from_row
 from consentry.consent.rules import KIND_POLICY, Category, ConsentState, Phone, Recipient, SendRequest, decide
 from consentry.consent.selectors import AddressCard, address_cards
 from consentry.errors import InvalidInput
@@ -131,7 +132,7 @@ class DueList:
 def patients_due(practice: Practice, *, category: str, before: date, offset: int = 0, limit: int = 100) -> DueList:
     """The practice's patients due for this category before that date (overdue ones included), soonest
     first, each with how a recall can reach them. ``InvalidInput`` for a category not the practice's."""
-    rules_category = _rules_category(_category(practice, category))
+    rules_category = category_from_row(_category(practice, category))
     limit = max(1, min(limit, MAX_PER_PAGE))
     dues = list(
         PatientDue.objects.filter(practice=practice, category=category, due_on__lt=before)
@@ -158,15 +159,6 @@ def patients_due(practice: Practice, *, category: str, before: date, offset: int
         _due_patient(due, [cards[p.pk] for p in points[due.patient_id]], rules_category, state, now) for due in dues
     ]
     return DueList(category, before, listed, more)
-
-
-def _rules_category(row: CategoryRow) -> Category:
-    return Category(
-        key=row.key,
-        marketing=row.marketing,
-        notification_channels=frozenset(Channel(c) for c in row.notification_channels),
-        patient_can_disable=row.patient_can_disable,
-    )
 
 
 def _due_patient(
