@@ -7,8 +7,6 @@ ledger event with the staff user as its actor. Front desk and admins keep the li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,43 +16,13 @@ from django.views.decorators.http import require_POST
 
 from consentry.consent import ledger
 from consentry.consent.models import Block, Source
+from consentry.consent.selectors import blocked_numbers
 from consentry.consent.services import set_block
 from consentry.errors import InvalidInput
 from consentry.patients.addresses import normalize_phone
-from consentry.patients.models import ContactKind, Patient, PatientContact, Practice
 from consentry.records.dues import RECALL, practice_categories
 
 from .access import staff_page
-
-
-@dataclass(frozen=True)
-class BlockedNumber:
-    number: str
-    categories: frozenset[str]
-    patients: list[Patient]  # who list the number, by name
-
-
-def blocked_numbers(practice: Practice, only: str | None = None) -> list[BlockedNumber]:
-    """The practice's blocked numbers (or just ``only``), each with the patients who list it.
-
-    Two queries whatever the length of the list. (A read for the consent selectors, kept here
-    while the staff app is built.)
-    """
-    blocks = Block.objects.filter(practice=practice).order_by("number")
-    if only is not None:
-        blocks = blocks.filter(number=only)
-    rows = list(blocks.values_list("number", "categories"))
-    listing: dict[str, list[Patient]] = {number: [] for number, _ in rows}
-    links = (
-        PatientContact.objects.filter(
-            contact_point__practice=practice, contact_point__kind=ContactKind.PHONE, contact_point__address__in=listing
-        )
-        .select_related("patient", "contact_point")
-        .order_by("patient__last_name", "patient__first_name", "patient_id")
-    )
-    for link in links:
-        listing[link.contact_point.address].append(link.patient)
-    return [BlockedNumber(number, frozenset(categories), listing[number]) for number, categories in rows]
 
 
 def category_label(key: str) -> str:
