@@ -68,7 +68,7 @@ def test_the_demo_opens_on_sign_in_and_every_screen_shows_its_states(demo, page)
     page.get_by_role("link", name="Patients").click()
     listing = page.locator("#patient-rows")
     for title in ("Opted out of texts", "Landline: calls only", "Blocked for recall", "Email bounced",
-                  "Unsubscribed from email"):  # fmt: skip
+                  "Unsubscribed from email", "Not a valid number"):  # fmt: skip
         expect(listing.get_by_role("img", name=title).first).to_be_visible()
     axe_clean(page, "the demo's patient list")
     shoot(page, "03-patients")

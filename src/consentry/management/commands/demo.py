@@ -170,6 +170,16 @@ class Command(BaseCommand):
             source=Source.IMPORT,
             actor=actor,
         )
+        create_patient(  # a number the PMS holds that no phone can have: the invalid-number icon
+            practice=practice,
+            first_name="Kai",
+            last_name="Lee",
+            phones=[PhoneInput("+14151234567", "mobile")],
+            emails=["kai.lee@example.com"],
+            external_id="demo-kai",
+            source=Source.IMPORT,
+            actor=actor,
+        )
         for first, phone in (("Ivy", "+14155550166"), ("Jo", "+14155550177")):
             create_patient(
                 practice=practice,
