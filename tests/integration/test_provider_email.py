@@ -1,3 +1,5 @@
+import re
+
 """Email through Django's email framework: a real SMTP server on loopback, and SendGrid's API faked on loopback."""
 
 import socket
@@ -68,7 +70,10 @@ def test_an_email_reaches_the_smtp_server_with_text_and_html_parts(practice, smt
     assert message.get_content_type() == "multipart/alternative"
     # The content inside the practice's layout: its name and phone below, no unsubscribe on a transactional email.
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
-    assert text == "Hi Ava, two forms are waiting.\n\n--\nOak Clinic · +14155550100\n"
+    body, settings_line = text.rsplit("\n", 2)[0], text.rsplit("\n", 2)[1]
+    assert body == "Hi Ava, two forms are waiting.\n\n--\nOak Clinic · +14155550100"
+    # Every email to a patient links their portal's settings.
+    assert re.fullmatch(r"Your notification settings: http://127\.0\.0\.1:8000/portal/\S+", settings_line)
     html = message.get_body(("html",)).get_content()
     assert "<p>Hi Ava, <b>two forms</b> are waiting.</p>" in html and "Unsubscribe" not in html
     assert message["List-Unsubscribe"] is None
@@ -151,7 +156,10 @@ def test_an_email_goes_to_sendgrids_mail_send_api(practice, sendgrid):
     assert sent["from"] == {"email": "noreply@localhost", "name": "Oak Clinic"}
     assert sent["subject"] == "Forms to sign"
     text, html = sent["content"]
-    assert text == {"type": "text/plain", "value": "Hi Ava, two forms are waiting.\n\n--\nOak Clinic · +14155550100\n"}
+    assert text["type"] == "text/plain"
+    assert text["value"].startswith(
+        "Hi Ava, two forms are waiting.\n\n--\nOak Clinic · +14155550100\nYour notification settings: "
+    )
     assert html["type"] == "text/html" and "<p>Hi Ava, <b>two forms</b> are waiting.</p>" in html["value"]
     # anymail gives each message its own id and has SendGrid carry it in every tracking event.
     assert delivery.status == "sent"
