@@ -103,3 +103,11 @@ class Role(StrEnum):
 
     FRONT_DESK = "front_desk"  # patients, messages, the inbox, blocks
     ADMIN = "admin"  # and the practice's settings, staff and API keys
+
+
+class Scope(StrEnum):
+    """What an API key may do."""
+
+    READ = "read"  # every GET
+    SEND = "send"  # send messages, replies and opt-in emails
+    MANAGE = "manage"  # every other change: patients, consent, blocks, categories, settings, keys

@@ -106,6 +106,25 @@ def test_demo_loads_a_practice_and_prints_a_working_key(env):
     assert "Demo API key" in out and "/api/v1/docs" in out
     again = _run(["demo"], env).stdout  # idempotent; a fresh key each time
     assert again.count("Demo API key") == 1
+    # The keys made before stay: a key an integrator was given keeps working.
+    keys = json.loads(_run(["key", "list", "--practice", "+14155550100", "--json"], env).stdout)
+    assert len(keys) == 2 and all(k["revoked_at"] is None and k["scopes"] == ["read", "send", "manage"] for k in keys)
+
+
+def test_api_keys_are_created_with_scopes_listed_and_revoked_from_the_command_line(env):
+    _run(["demo"], env)
+    created = json.loads(
+        _run(
+            ["key", "create", "--practice", "+14155550100", "--label", "Reports", "--scopes", "read", "--json"], env
+        ).stdout
+    )
+    assert created["scopes"] == ["read"] and created["key"].startswith("csk_")
+    listed = _run(["key", "list", "--practice", "+14155550100"], env).stdout
+    assert f"{created['id']}\tReports\tread\tactive" in listed and created["key"] not in listed
+    _run(["key", "revoke", "--practice", "+14155550100", str(created["id"])], env)
+    assert f"{created['id']}\tReports\tread\trevoked" in _run(["key", "list", "--practice", "+14155550100"], env).stdout
+    refused = _run(["key", "create", "--practice", "+14155550100", "--scopes", "admin"], env, check=False)
+    assert refused.returncode != 0 and "unknown scope" in refused.stderr
 
 
 def test_practice_create_takes_a_send_window_and_refuses_a_bad_one(env):

@@ -27,6 +27,7 @@ errors, 0 schema violations".
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 import schemathesis
@@ -37,6 +38,9 @@ from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.meta import REQUEST_SHAPE_PROBES, coverage_scenario
 
+from consentry.patients.models import ApiKey
+from consentry.patients.practices import hash_api_key
+from consentry.vocabulary import Scope
 from consentry.wsgi import application
 from tests.conftest import summary
 from tests.integration.test_tenant_isolation import PATH_VALUES, make_tenant
@@ -134,9 +138,16 @@ def tally(request):
 
 @pytest.fixture
 def tenant(db):
-    return make_tenant(
+    tenant = make_tenant(
         "Oak Clinic", "+14155550100", "Ottilie", "+14155550121", "ottilie@example.com", "oak_newsletter", ["recall"]
     )
+    # DELETE /keys/{key_id} is fuzzed with generated ids: the key the fuzz signs with has one no generator
+    # reaches, so that it revokes the practice's other keys, never its own.
+    secret = "csk_fuzz-" + "0" * 40
+    ApiKey.objects.create(
+        pk=2**40, practice=tenant.practice, key_hash=hash_api_key(secret), label="fuzz", scopes=list(Scope)
+    )
+    return replace(tenant, key=secret)
 
 
 def _is_probe(case) -> bool:

@@ -187,7 +187,7 @@ def test_another_practices_staff_cannot_be_changed(practice, client):
 
 
 def test_an_api_key_is_shown_once_works_and_stops_working_when_revoked(practice, client):
-    page = client.post("/settings/keys", {"label": "EHR sync"}).content.decode()
+    page = client.post("/settings/keys", {"label": "EHR sync", "scopes": ["read", "send", "manage"]}).content.decode()
     key = re.search(r'<code class="key">(csk_[^<]+)</code>', page).group(1)
     assert key not in client.get("/settings/").content.decode()
     api = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -199,3 +199,15 @@ def test_an_api_key_is_shown_once_works_and_stops_working_when_revoked(practice,
     elm_key = ApiKey.objects.create(practice=make_practice(name="Elm", number="+14155550101")[0], key_hash="x" * 64)
     assert client.post(f"/settings/keys/{elm_key.pk}/revoke").status_code == 404
     assert ApiKey.objects.get(pk=elm_key.pk).revoked_at is None
+
+
+def test_a_key_has_the_scopes_ticked_and_no_more(practice, client):
+    assert client.post("/settings/keys", {"label": "nothing"}).status_code == 400  # at least one scope
+    page = client.post("/settings/keys", {"label": "Reports", "scopes": ["read"]}).content.decode()
+    key = re.search(r'<code class="key">(csk_[^<]+)</code>', page).group(1)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api.get("/api/v1/practice").status_code == 200
+    refused = api.patch("/api/v1/practice", '{"name": "Taken over"}', content_type="application/json")
+    assert refused.status_code == 403 and "manage" in refused.content.decode()
+    assert Practice.objects.get().name == "Oak Clinic"
+    assert "read</td>" in client.get("/settings/").content.decode()

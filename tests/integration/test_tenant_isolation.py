@@ -48,7 +48,7 @@ from consentry.consent.models import ConsentEvent, ResubscribeRequest
 from consentry.conversations.models import Conversation
 from consentry.messaging.models import Delivery
 from consentry.patients.models import ApiKey, Category, Patient, Practice
-from consentry.patients.practices import issue_api_key
+from consentry.patients.practices import create_api_key, issue_api_key
 from tests.conftest import (
     TWILIO_TOKEN,
     Api,
@@ -84,6 +84,7 @@ class Tenant:
     message_id: str
     conversation_id: str
     subscription_id: int
+    spare_key_id: int  # a second API key of the practice (the first is ``key``)
     endpoint: str
     texts: list[str] = field(default_factory=list)  # words only this practice's data holds
 
@@ -138,6 +139,7 @@ def make_tenant(
         practice.twilio_auth_token = twilio_token
         practice.save(update_fields=["twilio_auth_token"])
     api = Api(key)
+    spare_key, _ = create_api_key(practice=practice, label=f"{first_name}'s spare key")
     patient = make_patient(
         practice, first_name, phones=[(own_phone, "mobile"), (SHARED_PHONE, "mobile")], emails=[own_email, SHARED_EMAIL]
     )
@@ -182,6 +184,7 @@ def make_tenant(
         api.post(f"/patients/{patient.pk}/push-subscriptions", {"endpoint": endpoint, "keys": push_keys()}), 201
     )
     return Tenant(
+        spare_key_id=spare_key.pk,
         practice=practice,
         key=key,
         api=api,
@@ -306,6 +309,9 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     "POST /contacts/opt-out": lambda b: Call({"address": SHARED_EMAIL, "reason": "asked by phone"}),
     "POST /contacts/resubscribe-email": lambda b: Call({"email": SHARED_EMAIL}),
     "GET /blocks": NOTHING,
+    "GET /keys": NOTHING,
+    "POST /keys": lambda b: Call({"label": "Reports", "scopes": ["read"]}),
+    "DELETE /keys/{key_id}": NOTHING,
     "POST /blocks": lambda b: Call({"number": SHARED_PHONE, "categories": [b.category]}),
     "PUT /blocks/{number}": lambda b: Call({"categories": ["marketing"]}),
     "DELETE /blocks/{number}": NOTHING,
@@ -347,6 +353,7 @@ PATH_VALUES: dict[str, Callable[[Tenant], str]] = {
     "subscription_id": lambda b: str(b.subscription_id),
     "number": lambda b: b.own_phone,  # blocked at B only
     "key": lambda b: b.category,  # B's own category
+    "key_id": lambda b: str(b.spare_key_id),
 }
 
 # Operations that answer without a key on purpose, each with its reason. None: GET /push/public-key shows no
@@ -523,6 +530,14 @@ def _a_category_of_its_own(a, b, body):
     assert Category.objects.get(practice=a.practice, key=b.category).notification_channels == ["sms"]
 
 
+def _a_keys_only(a, b, body):
+    assert {k["id"] for k in body} == set(ApiKey.objects.filter(practice=a.practice).values_list("pk", flat=True))
+
+
+def _a_key_of_its_own(a, b, body):
+    assert ApiKey.objects.get(pk=body["id"]).practice_id == a.practice.pk
+
+
 def _a_practice(a, b, body):
     assert body["id"] == str(a.practice.pk) and body["texting_number"] == a.practice.texting_number, body
 
@@ -557,6 +572,8 @@ A_GETS: dict[str, tuple[int, Callable]] = {
     "POST /contacts/opt-out": (200, _opted_out_at_a),
     "POST /contacts/resubscribe-email": (409, _not_unsubscribed_at_a),
     "GET /blocks": (200, _a_blocks_only),
+    "GET /keys": (200, _a_keys_only),
+    "POST /keys": (201, _a_key_of_its_own),
     "POST /blocks": (422, _refuses_b_category),  # B's own category is no category of A's
     "PUT /blocks/{number}": (200, _a_block_of_its_own),
     "GET /categories": (200, _a_categories_only),

@@ -15,7 +15,7 @@ from typing import Literal
 from django.http import Http404, HttpRequest
 from ninja import Query, Router, Schema, Status
 
-from consentry.api.auth import actor_of, practice_of
+from consentry.api.auth import SEND, actor_of, practice_of
 from consentry.api.schemas import MAX_OFFSET, In
 from consentry.consent import ledger
 from consentry.consent.models import SmsState
@@ -166,7 +166,7 @@ def conversations_get(request, conversation_id: str):
     return _detail(_conversation(request, conversation_id))
 
 
-@router.post("/{conversation_id}/replies", response={201: ReplyOut, 409: RefusedOut})
+@router.post("/{conversation_id}/replies", response={201: ReplyOut, 409: RefusedOut}, auth=SEND)
 def conversations_reply(request, conversation_id: str, payload: ReplyIn):
     """Text the conversation's phone as staff. Refused with 409 when the number cannot be texted."""
     conversation = _conversation(request, conversation_id)

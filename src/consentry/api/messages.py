@@ -7,7 +7,7 @@ from enum import StrEnum
 from django.http import Http404
 from ninja import Field, Router, Schema, Status
 
-from consentry.api.auth import actor_of, owned_or_404, practice_of
+from consentry.api.auth import SEND, actor_of, owned_or_404, practice_of
 from consentry.api.schemas import In
 from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import REQUEST_KINDS, Unacknowledged, create_message
@@ -98,7 +98,7 @@ def _message_out(message: Message, rows, warnings=None) -> dict:
 DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason", "not_before")
 
 
-@router.post("", response={202: MessageOut, 409: WarningsOut})
+@router.post("", response={202: MessageOut, 409: WarningsOut}, auth=SEND)
 def messages_create(request, payload: MessageIn):
     """Send a message. An ``Idempotency-Key`` header makes a retried request safe:
     the same key and body answer with the first message, never a second send.

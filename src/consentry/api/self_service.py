@@ -8,7 +8,7 @@ import uuid
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Router, Schema, Status
 
-from consentry.api.auth import actor_of, practice_of
+from consentry.api.auth import SEND, actor_of, practice_of
 from consentry.api.schemas import In
 from consentry.consent import tokens
 from consentry.messaging.self_service import NotUnsubscribed, TooSoon, request_resubscribe
@@ -32,7 +32,7 @@ class Refused(Schema):
     retry_after_seconds: int | None = None
 
 
-@router.post("/contacts/resubscribe-email", response={202: ResubscribeOut, 409: Refused, 429: Refused})
+@router.post("/contacts/resubscribe-email", response={202: ResubscribeOut, 409: Refused, 429: Refused}, auth=SEND)
 def resubscribe_email(request: HttpRequest, response: HttpResponse, payload: ResubscribeIn):
     """Send the double opt-in email to an unsubscribed address: the person confirms with its Opt-In button.
 

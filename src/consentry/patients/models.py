@@ -79,6 +79,8 @@ class ApiKey(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="api_keys")
     key_hash = models.CharField(max_length=64, unique=True)
     label = models.CharField(max_length=100, blank=True, default="")
+    # What it may do (vocabulary.Scope): read, send, manage.
+    scopes = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -10,7 +10,7 @@ import secrets
 from django.db import transaction
 
 from consentry.errors import InvalidInput
-from consentry.vocabulary import BUILTIN_CATEGORIES
+from consentry.vocabulary import BUILTIN_CATEGORIES, Scope
 
 from .addresses import normalize_email, normalize_phone, validate_timezone
 from .categories import CHANNELS
@@ -23,10 +23,33 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+MAX_KEY_LABEL = 100
+
+
+def clean_scopes(scopes) -> list[str]:
+    if not isinstance(scopes, (list, tuple)) or not scopes or not all(isinstance(v, str) for v in scopes):
+        raise InvalidInput("scopes", f"at least one of {', '.join(Scope)}")
+    unknown = sorted(set(scopes) - set(Scope))
+    if unknown:
+        raise InvalidInput("scopes", f"unknown scope(s): {', '.join(unknown)}; the scopes are {', '.join(Scope)}")
+    return [s.value for s in Scope if s.value in scopes]
+
+
+def create_api_key(*, practice: Practice, label: str = "", scopes=tuple(Scope)) -> tuple[ApiKey, str]:
+    """A new key with these scopes (every scope by default): its row, and the secret, shown only now
+    (only its SHA-256 is stored)."""
+    label = " ".join((label or "").split())
+    if len(label) > MAX_KEY_LABEL:
+        raise InvalidInput("label", f"is at most {MAX_KEY_LABEL} characters")
+    cleaned = clean_scopes(list(scopes))
+    secret = "csk_" + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(practice=practice, key_hash=hash_api_key(secret), label=label, scopes=cleaned)
+    return key, secret
+
+
 def issue_api_key(*, practice: Practice, label: str = "") -> str:
-    key = "csk_" + secrets.token_urlsafe(32)
-    ApiKey.objects.create(practice=practice, key_hash=hash_api_key(key), label=label)
-    return key
+    """A new key with every scope; its secret."""
+    return create_api_key(practice=practice, label=label)[1]
 
 
 def api_key_for(key: str) -> ApiKey | None:

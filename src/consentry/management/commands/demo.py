@@ -15,7 +15,7 @@ from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
 from consentry.conversations.inbound import handle_inbound_text
 from consentry.messaging.planning import create_message
-from consentry.patients.models import ApiKey, Patient, Practice
+from consentry.patients.models import Patient, Practice
 from consentry.patients.practices import create_practice, issue_api_key
 from consentry.providers.base import InboundText
 from consentry.records.dues import set_due
@@ -49,8 +49,7 @@ class Command(BaseCommand):
             self._patients(practice)
             self._activity(practice)
         else:
-            # Keys are stored hashed, so a re-run issues a fresh demo key.
-            ApiKey.objects.filter(practice=practice).delete()
+            # Keys are stored hashed, so a re-run issues a fresh demo key; the keys made before stay.
             key = issue_api_key(practice=practice, label="demo")
         if not practice.twilio_auth_token:
             # The sandbox page signs its phones' replies with it, as Twilio would.

@@ -15,7 +15,8 @@ from consentry.accounts.services import base_url, invite_staff, remove_staff, se
 from consentry.errors import InvalidInput
 from consentry.patients.categories import CHANNELS, set_notification_channels
 from consentry.patients.models import ApiKey, Category, KeywordMode, Practice, ReasonableMeans
-from consentry.patients.practices import issue_api_key, revoke_api_key, update_connection, update_practice
+from consentry.patients.practices import create_api_key, revoke_api_key, update_connection, update_practice
+from consentry.vocabulary import Scope
 
 from .access import staff_page
 
@@ -105,6 +106,16 @@ class InviteForm(forms.Form):
 
 class KeyForm(forms.Form):
     label = forms.CharField(label="Label", max_length=100, help_text="Which system uses it, e.g. EHR sync")
+    scopes = forms.MultipleChoiceField(
+        label="It may",
+        choices=[
+            (Scope.READ.value, "read (every GET)"),
+            (Scope.SEND.value, "send messages"),
+            (Scope.MANAGE.value, "manage patients, consent and settings"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+        initial=[s.value for s in Scope],
+    )
 
 
 def _page(request: HttpRequest, status: int = 200, **forms_given) -> HttpResponse:
@@ -243,7 +254,11 @@ def create_key(request: HttpRequest) -> HttpResponse:
     form = KeyForm(request.POST)
     if not form.is_valid():
         return _page(request, status=400, key_form=form)
-    key = issue_api_key(practice=request.staff.practice, label=form.cleaned_data["label"].strip())  # type: ignore[attr-defined]
+    _, key = create_api_key(
+        practice=request.staff.practice,  # type: ignore[attr-defined]
+        label=form.cleaned_data["label"],
+        scopes=form.cleaned_data["scopes"],
+    )
     # Shown on this answer only: it is stored hashed.
     return _page(request, new_key=key)
 
