@@ -93,7 +93,10 @@ def test_a_manual_send_warns_about_marketing_consent_and_goes_on_proceed(service
     browser_sign_in(page, service.base, email, password)
     page.goto(f"{service.base}/patients/{patient_id}/")
     page.get_by_role("link", name="Send a message").click()
-    page.get_by_label("Category").select_option("document_shared")
+    # Choosing the category asks which channels reach the patient for it: the list is redrawn.
+    with page.expect_response(lambda r: "category=document_shared" in r.url):
+        page.get_by_label("Category").select_option("document_shared")
+    expect(page).to_have_url(re.compile(r"category=document_shared"))
     page.get_by_label("Text").check()
     page.get_by_label("Message").fill("Your forms are ready to sign.")
     page.get_by_role("button", name="Send").click()

@@ -78,7 +78,7 @@ def test_invalid_patient_input_is_a_422_naming_the_field_and_writes_nothing(api,
     before = (Patient.objects.count(), ConsentEvent.objects.count())
     response = api.post("/patients", {"first_name": "Ava", **overrides})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == field
+    assert response.json()["error"]["field"] == field
     assert (Patient.objects.count(), ConsentEvent.objects.count()) == before
 
 
@@ -89,8 +89,9 @@ def test_invalid_patient_input_is_a_422_naming_the_field_and_writes_nothing(api,
 def test_schema_violations_are_422_naming_the_field(api, overrides):
     response = api.post("/patients", {"first_name": "Ava", **overrides})
     assert response.status_code == 422
-    locations = [d["loc"] for d in response.json()["detail"]]
-    assert any(set(overrides) & set(map(str, loc)) for loc in locations), locations
+    fields = [e["field"] for e in response.json()["errors"]]
+    assert response.json()["error"] == response.json()["errors"][0]
+    assert any(f.split(".")[0].split("[")[0] in overrides for f in fields), fields
 
 
 def test_malformed_json_is_a_clear_client_error(api):
@@ -114,7 +115,7 @@ def test_another_practices_objects_answer_404(api):
     assert other.get(f"/messages/{message['id']}").status_code == 404
     response = _message(other, [patient["id"]])
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "patient_ids"
+    assert response.json()["error"]["field"] == "patient_ids"
 
 
 def test_contact_status_reports_sms_email_and_blocks(api, practice):
@@ -147,7 +148,7 @@ def test_contact_status_reports_sms_email_and_blocks(api, practice):
         "blocked_categories": None,
     }
     response = api.get("/contacts/status", address="nonsense")
-    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "address"
+    assert response.status_code == 422 and response.json()["error"]["field"] == "address"
 
 
 def test_blocks_can_be_added_updated_and_removed(api):
@@ -168,9 +169,9 @@ def test_blocks_can_be_added_updated_and_removed(api):
 
 def test_blocks_refuse_unknown_categories_and_bad_numbers(api):
     response = api.post("/blocks", {"number": PHONE, "categories": ["recalls"]})
-    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "categories"
+    assert response.status_code == 422 and response.json()["error"]["field"] == "categories"
     response = api.post("/blocks", {"number": "abc", "categories": ["recall"]})
-    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "number"
+    assert response.status_code == 422 and response.json()["error"]["field"] == "number"
     assert not ConsentEvent.objects.filter(subject="block").exists()
 
 
@@ -242,7 +243,7 @@ def test_bad_message_requests_are_422_naming_the_field_and_write_nothing(api, ch
     request.update(change)
     response = api.post("/messages", request)
     assert response.status_code == 422, response.content
-    assert response.json()["detail"][0]["field"] == field
+    assert response.json()["error"]["field"] == field
     assert not Message.objects.exists() and not Delivery.objects.exists()
 
 
@@ -314,7 +315,7 @@ def test_bad_preference_changes_are_422_and_change_nothing(api, patch, field):
         f"/api/v1/patients/{ava['id']}", json.dumps({"do_not_contact": True, **patch}), content_type="application/json"
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == field
+    assert response.json()["error"]["field"] == field
     assert api.get(f"/patients/{ava['id']}").json() == ava
     assert not ConsentEvent.objects.filter(subject="do_not_contact", state="on").exists()
 
@@ -370,7 +371,7 @@ def test_reusing_an_idempotency_key_for_another_request_is_refused(api):
     api.post("/messages", body, HTTP_IDEMPOTENCY_KEY="k1")
     response = api.post("/messages", {**body, "content": {"sms": "Something else"}}, HTTP_IDEMPOTENCY_KEY="k1")
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "Idempotency-Key"
+    assert response.json()["error"]["field"] == "Idempotency-Key"
     assert Message.objects.count() == 1
     too_long = api.post("/messages", body, HTTP_IDEMPOTENCY_KEY="x" * 256)
     assert too_long.status_code == 422 and Message.objects.count() == 1
@@ -444,4 +445,4 @@ def test_labels_and_the_last_visit_are_set_and_changed_over_the_api(api):
     changed = api.patch(f"/patients/{created['id']}", {"tags": [], "last_visit_on": None}).json()
     assert (changed["tags"], changed["last_visit_on"]) == ([], None)
     refused = api.patch(f"/patients/{created['id']}", {"tags": ["x" * 41]})
-    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "tags"
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "tags"

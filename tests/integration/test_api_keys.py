@@ -79,7 +79,7 @@ def test_every_operation_needs_its_scope_and_no_other(practice, operation):
     _, only = create_api_key(practice=practice, label="only", scopes=[needed])
     refused = call(Client(), operation, without)
     assert refused.status_code == 403, (operation, refused.status_code, refused.content[:200])
-    assert needed in refused.json()["detail"]
+    assert needed in refused.json()["error"]["message"]
     allowed = call(Client(), operation, only)
     assert allowed.status_code not in (401, 403), (operation, allowed.status_code, allowed.content[:200])
 

@@ -36,7 +36,7 @@ def listed(api, **params) -> list[dict]:
 
 
 def field_of(answer) -> str:
-    return answer.json()["detail"][0]["field"]
+    return answer.json()["error"]["field"]
 
 
 def test_put_due_sets_changes_and_clears_a_patients_due_date(practice, api):

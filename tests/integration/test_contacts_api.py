@@ -189,7 +189,7 @@ def test_an_unknown_address_has_an_empty_history_and_the_default_status(api):
 def test_a_malformed_address_is_a_422_naming_it(api, params):
     response = api.get("/contacts/history", **params)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "address"
+    assert response.json()["error"]["field"] == "address"
 
 
 @pytest.mark.parametrize(
@@ -205,7 +205,7 @@ def test_a_malformed_address_is_a_422_naming_it(api, params):
 def test_bad_history_parameters_are_a_422(api, params):
     response = api.get("/contacts/history", **params)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"][-1] in ("address", "limit", "after_seq")
+    assert response.json()["error"]["field"].split(".")[-1] in ("address", "limit", "after_seq")
 
 
 def _flip(practice, number, times):
@@ -348,8 +348,8 @@ def test_staff_opt_out_at_one_practice_does_not_touch_another(practice, api):
 def test_a_bad_opt_out_request_is_a_422_naming_the_field_and_records_nothing(api, body, field):
     response = api.post("/contacts/opt-out", body)
     assert response.status_code == 422, response.content
-    error = response.json()["detail"][0]
-    assert error.get("field") == field or error["loc"][-1] == field
+    error = response.json()["error"]
+    assert error["field"] == field or error["field"].split(".")[-1] == field
     assert not ConsentEvent.objects.exists()
 
 

@@ -241,9 +241,9 @@ def test_a_staff_reply_to_an_opted_out_number_is_refused_and_sends_nothing(clien
 
     response = api.post(f"/conversations/{conversation['id']}/replies", {"body": "We miss you!"})
     assert response.status_code == 409
-    assert response.json()["reason"] == "sms_opted_out"
-    assert "opted out of texts from this practice" in response.json()["detail"]
-    assert "START" in response.json()["detail"]
+    assert response.json()["reason"] == response.json()["error"]["code"] == "sms_opted_out"
+    assert "opted out of texts from this practice" in response.json()["error"]["message"]
+    assert "START" in response.json()["error"]["message"]
     drain_worker()
     assert len(_outbox()) == 1
     assert (Delivery.objects.count(), Message.objects.count(), ConversationEntry.objects.count()) == (
@@ -359,8 +359,7 @@ def test_a_bad_reply_body_is_422_and_sends_nothing(client, practice, api, body):
     response = api.post(f"/conversations/{conversation_id}/replies", {"body": body})
     assert response.status_code == 422
     if isinstance(body, str):
-        [error] = response.json()["detail"]
-        assert error["field"] == "body"
+        assert response.json()["error"]["field"] == "body"
     drain_worker()
     assert not Delivery.objects.exists() and not Message.objects.exists() and _outbox() == []
     assert ConversationEntry.objects.count() == 1
@@ -371,7 +370,7 @@ def test_a_reply_as_long_as_a_text_allows_goes_out_whole(client, practice, api):
     conversation_id = _only_conversation(api)["id"]
     room = 1600 - len(f"{practice.name}: ")  # every text starts with the practice's name
     too_long = api.post(f"/conversations/{conversation_id}/replies", {"body": "y" * (room + 1)})
-    assert too_long.status_code == 422 and too_long.json()["detail"][0]["field"] == "body"
+    assert too_long.status_code == 422 and too_long.json()["error"]["field"] == "body"
     assert api.post(f"/conversations/{conversation_id}/replies", {"body": "y" * room}).status_code == 201
     drain_worker()
     assert _outbox() == [f"{practice.name}: " + "y" * room]

@@ -230,7 +230,7 @@ def test_resubscribe_refusals(api, practice, ava):
     assert api.post("/contacts/resubscribe-email", {"email": AVA}).status_code == 409  # still subscribed
     record_email_state(practice=practice, email=AVA, state=EmailState.BOUNCED, source="esp_webhook", actor="esp")
     bounced = api.post("/contacts/resubscribe-email", {"email": AVA})
-    assert bounced.status_code == 422 and bounced.json()["detail"][0]["field"] == "email"
+    assert bounced.status_code == 422 and bounced.json()["error"]["field"] == "email"
     assert api.post("/contacts/resubscribe-email", {"email": "not an address"}).status_code == 422
     assert api.post("/contacts/resubscribe-email", {}).status_code == 422
     assert not ResubscribeRequest.objects.exists() and not Delivery.objects.exists()

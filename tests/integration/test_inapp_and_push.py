@@ -403,14 +403,14 @@ def test_a_bad_subscription_is_refused_with_its_field_and_nothing_is_stored(api,
     body = {"endpoint": "https://push.example.com/v1/abc", "keys": _valid_keys(), **change}
     response = api.post(f"/patients/{patient.pk}/push-subscriptions", body)
     assert response.status_code == 422, response.content
-    assert [e["field"] for e in response.json()["detail"]] == [field]
+    assert response.json()["error"]["field"] == field
     assert not PushSubscription.objects.exists()
 
 
 def test_a_subscription_without_keys_is_refused(api, patient):
     response = api.post(f"/patients/{patient.pk}/push-subscriptions", {"endpoint": "https://push.example.com/v1/a"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"][-1] == "keys"
+    assert response.json()["error"]["field"].split(".")[-1] == "keys"
     assert not PushSubscription.objects.exists()
 
 
@@ -418,7 +418,7 @@ def test_a_loopback_http_endpoint_needs_the_setting(api, patient, settings):
     body = {"endpoint": "http://127.0.0.1:8123/push/v1/a", "keys": _valid_keys()}
     settings.CONSENTRY_PUSH_ALLOW_LOOPBACK = False
     refused = api.post(f"/patients/{patient.pk}/push-subscriptions", body)
-    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "endpoint"
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "endpoint"
     assert not PushSubscription.objects.exists()
 
     settings.CONSENTRY_PUSH_ALLOW_LOOPBACK = True
@@ -444,7 +444,7 @@ def test_a_patient_has_at_most_twenty_subscriptions(api, patient):
         f"/patients/{patient.pk}/push-subscriptions",
         {"endpoint": "https://push.example.com/v1/20", "keys": _valid_keys()},
     )
-    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "endpoint"
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "endpoint"
     assert PushSubscription.objects.count() == 20
     # A known endpoint is still welcome (its keys are refreshed).
     again = {"endpoint": "https://push.example.com/v1/3", "keys": _valid_keys()}

@@ -32,7 +32,9 @@ def _post(api, path, body):
 
 def _problem(response) -> str:
     assert response.status_code == 422, response.content
-    return " ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in response.json()["detail"])
+    return " ".join(
+        f"{d['field']}: {d['message']}" for d in response.json().get("errors") or [response.json()["error"]]
+    )
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ def test_random_signed_webhooks_never_500(client, practice, sender, body, sid):
 
 def test_an_email_longer_than_any_mailbox_is_a_422_not_a_database_error(api):
     response = api.post("/patients", {"first_name": "A", "emails": ["a" * 300 + "@example.com"]})
-    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "emails[0]"
+    assert response.status_code == 422 and response.json()["error"]["field"] == "emails[0]"
 
 
 def test_an_overlong_message_sid_is_a_400(client, practice):

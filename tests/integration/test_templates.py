@@ -85,8 +85,8 @@ def test_a_template_naming_an_unknown_token_is_refused_with_422(api, practice, c
     ava = make_patient(practice, "Ava", phones=[("+14155550111", "mobile")], emails=[AVA])
     response = _post(api, [ava], content)
     assert response.status_code == 422
-    [detail] = response.json()["detail"]
-    assert detail["field"] == field and words in detail["msg"]
+    error = response.json()["error"]
+    assert error["field"] == field and words in error["message"]
     assert not Message.objects.exists() and not Delivery.objects.exists()
 
 

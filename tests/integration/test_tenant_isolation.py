@@ -515,11 +515,11 @@ def _opted_out_at_a(a, b, body):
 
 
 def _refuses_b_category(a, b, body):
-    assert body["detail"][0]["field"] == "categories" and b.category in body["detail"][0]["msg"], body
+    assert body["error"]["field"] == "categories" and b.category in body["error"]["message"], body
 
 
 def _unknown_patient(a, b, body):
-    assert body["detail"][0]["field"] == "patient_ids", body
+    assert body["error"]["field"] == "patient_ids", body
 
 
 def _a_block_of_its_own(a, b, body):
@@ -557,7 +557,7 @@ def _no_practice_data(a, b, body):
 
 def _not_unsubscribed_at_a(a, b, body):
     # At B the address is unsubscribed and may be sent a resubscribe email; at A it is subscribed.
-    assert "subscribed" in body["detail"], body
+    assert body["error"]["code"] == "not_unsubscribed" and "subscribed" in body["error"]["message"], body
     assert not ResubscribeRequest.objects.filter(practice=a.practice).exists()
 
 

@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest
 from ninja import Query, Router, Schema, Status
 
 from consentry.api.auth import SEND, actor_of, practice_of
+from consentry.api.errors import ErrorOut, error
 from consentry.api.schemas import MAX_OFFSET, In
 from consentry.consent import ledger
 from consentry.consent.models import SmsState
@@ -85,8 +86,9 @@ class ReplyOut(Schema):
     delivery_id: int
 
 
-class RefusedOut(Schema):
-    detail: str
+class RefusedOut(ErrorOut):
+    """``error.code`` says why the reply was refused: ``sms_opted_out``, ``blocked_for_category``..."""
+
     reason: Reason
 
 
@@ -173,7 +175,7 @@ def conversations_reply(request, conversation_id: str, payload: ReplyIn):
     try:
         entry = services.reply(conversation, payload.body, actor_of(request))
     except services.ReplyRefused as refused:
-        return Status(409, {"detail": refused.message, "reason": refused.reason})
+        return Status(409, error(str(refused.reason), refused.message, reason=refused.reason))
     line = services.Line(
         entry.pk,
         entry.direction,

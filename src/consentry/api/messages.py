@@ -8,6 +8,7 @@ from django.http import Http404
 from ninja import Field, Router, Schema, Status
 
 from consentry.api.auth import SEND, actor_of, owned_or_404, practice_of
+from consentry.api.errors import ErrorOut, error
 from consentry.api.schemas import In
 from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import REQUEST_KINDS, Unacknowledged, create_message
@@ -47,8 +48,9 @@ class MessageIn(In):
     )
 
 
-class WarningsOut(Schema):
-    detail: str
+class WarningsOut(ErrorOut):
+    """``error.code`` is ``unacknowledged_warnings``."""
+
     warnings: dict[str, list[str]]  # patient id -> warnings (no_marketing_consent)
 
 
@@ -118,7 +120,7 @@ def messages_create(request, payload: MessageIn):
             acknowledge_warnings=payload.acknowledge_warnings,
         )
     except Unacknowledged as exc:
-        return Status(409, {"detail": str(exc), "warnings": exc.warnings})
+        return Status(409, error("unacknowledged_warnings", str(exc), "acknowledge_warnings", warnings=exc.warnings))
     rows = [tuple(getattr(d, f) for f in DELIVERY_FIELDS) for d in planned.deliveries]
     return Status(202, _message_out(planned.message, rows, planned.warnings))
 

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Router, Schema, Status
 
 from consentry.api.auth import SEND, actor_of, practice_of
+from consentry.api.errors import ErrorOut, error
 from consentry.api.schemas import In
 from consentry.consent import tokens
 from consentry.messaging.self_service import NotUnsubscribed, TooSoon, request_resubscribe
@@ -27,8 +28,9 @@ class ResubscribeOut(Schema):
     detail: str
 
 
-class Refused(Schema):
-    detail: str
+class Refused(ErrorOut):
+    """``error.code``: ``not_unsubscribed`` (409) or ``too_soon`` (429, with ``retry_after_seconds``)."""
+
     retry_after_seconds: int | None = None
 
 
@@ -43,9 +45,9 @@ def resubscribe_email(request: HttpRequest, response: HttpResponse, payload: Res
     except TooSoon as exc:
         seconds = math.ceil(exc.retry_after.total_seconds())
         response["Retry-After"] = str(seconds)
-        return Status(429, {"detail": str(exc), "retry_after_seconds": seconds})
+        return Status(429, error("too_soon", str(exc), "email", retry_after_seconds=seconds))
     except NotUnsubscribed as exc:
-        return Status(409, {"detail": str(exc)})
+        return Status(409, error("not_unsubscribed", str(exc), "email"))
     return Status(
         202,
         {

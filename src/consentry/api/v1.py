@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from ninja import NinjaAPI
-from ninja.errors import ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.operation import Operation
 
 from consentry.api.auth import ApiKeyAuth
+from consentry.api.errors import STATUS_CODES, error
 from consentry.errors import InvalidInput
 
 # Operation ids are part of the public API (generated clients name their methods by them), and ninja
@@ -50,26 +52,38 @@ api = ConsentryApi(
 
 @api.exception_handler(ValidationError)
 def invalid_request(request, exc: ValidationError):
-    """Ninja's 422, with the ``field`` every other refusal names (``content.sms``, ``offset``)."""
-    detail = []
-    for error in exc.errors:
-        loc = [str(part) for part in error.get("loc", ())]
+    """Ninja's 422, in the one error body, naming each field (``content.sms``, ``offset``)."""
+    errors = []
+    for found in exc.errors:
+        loc = [str(part) for part in found.get("loc", ())]
         where = loc[2:] if loc[:1] == ["body"] else loc[1:]
-        detail.append({**error, "field": ".".join(where) or "body"})
-    return api.create_response(request, {"detail": detail}, status=422)
+        errors.append(
+            {"code": "invalid", "message": str(found.get("msg", "invalid")), "field": ".".join(where) or "body"}
+        )
+    body = error("invalid", "invalid request") if not errors else {"error": errors[0]}
+    return api.create_response(request, {**body, "errors": errors}, status=422)
 
 
 @api.exception_handler(InvalidInput)
 def invalid_input(request, exc: InvalidInput):
-    return api.create_response(
-        request,
-        {
-            "detail": [
-                {"type": "invalid", "field": exc.field, "loc": ["body", *exc.field.split(".")], "msg": exc.message}
-            ]
-        },
-        status=422,
-    )
+    return api.create_response(request, error("invalid", exc.message, exc.field), status=422)
+
+
+@api.exception_handler(Http404)
+def not_found(request, exc: Http404):
+    return api.create_response(request, error("not_found", str(exc) or "not found"), status=404)
+
+
+@api.exception_handler(AuthenticationError)
+def unauthorized(request, exc: AuthenticationError):
+    message = "a valid API key is required: Authorization: Bearer csk_..."
+    return api.create_response(request, error("unauthorized", message), status=401)
+
+
+@api.exception_handler(HttpError)
+def refused(request, exc: HttpError):
+    code = STATUS_CODES.get(exc.status_code, "error")
+    return api.create_response(request, error(code, str(exc.message)), status=exc.status_code)
 
 
 api.add_router("/patients", "consentry.api.patients.router")
