@@ -19,7 +19,10 @@ pytestmark = pytest.mark.django_db
 # The scope each operation needs: read for what only reads, send for what sends a message, manage
 # for every other change. Written out here, not derived: the test holds the code to it.
 SCOPES = {
+    "GET /api/v1/patients": "read",
     "GET /api/v1/patients/{patient_id}": "read",
+    "DELETE /api/v1/patients/{patient_id}": "manage",
+    "PUT /api/v1/patients/by-external-id/{external_id}": "manage",
     "POST /api/v1/patients": "manage",
     "PATCH /api/v1/patients/{patient_id}": "manage",
     "PUT /api/v1/patients/{patient_id}/due": "manage",
@@ -54,7 +57,7 @@ SCOPES = {
     "POST /api/v1/patients/{patient_id}/portal-link": "manage",
 }
 EVERY = ["read", "send", "manage"]
-PARAMS = {"key_id": "1", "number": "%2B14155550100", "key": "recall", "subscription_id": "1"}
+PARAMS = {"external_id": "EHR-1", "key_id": "1", "number": "%2B14155550100", "key": "recall", "subscription_id": "1"}
 
 
 def operations(client) -> list[str]:

@@ -141,7 +141,11 @@ def make_tenant(
     api = Api(key)
     spare_key, _ = create_api_key(practice=practice, label=f"{first_name}'s spare key")
     patient = make_patient(
-        practice, first_name, phones=[(own_phone, "mobile"), (SHARED_PHONE, "mobile")], emails=[own_email, SHARED_EMAIL]
+        practice,
+        first_name,
+        phones=[(own_phone, "mobile"), (SHARED_PHONE, "mobile")],
+        emails=[own_email, SHARED_EMAIL],
+        external_id="EHR-7",  # the same external id at both practices: each EHR numbers its own patients
     )
     _ok(api.post("/categories", {"key": category, "notification_channels": ["email"]}), 201)
     _ok(api.put(f"/patients/{patient.pk}/due", {"category": "recall", "due_on": "2027-01-15"}), 200)
@@ -309,6 +313,9 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     "POST /contacts/opt-out": lambda b: Call({"address": SHARED_EMAIL, "reason": "asked by phone"}),
     "POST /contacts/resubscribe-email": lambda b: Call({"email": SHARED_EMAIL}),
     "GET /blocks": NOTHING,
+    "GET /patients": lambda b: Call(query={"limit": 500}),
+    "PUT /patients/by-external-id/{external_id}": lambda b: Call({"first_name": "Taken", "last_name": "Over"}),
+    "DELETE /patients/{patient_id}": NOTHING,
     "GET /keys": NOTHING,
     "POST /keys": lambda b: Call({"label": "Reports", "scopes": ["read"]}),
     "DELETE /keys/{key_id}": NOTHING,
@@ -354,6 +361,7 @@ PATH_VALUES: dict[str, Callable[[Tenant], str]] = {
     "number": lambda b: b.own_phone,  # blocked at B only
     "key": lambda b: b.category,  # B's own category
     "key_id": lambda b: str(b.spare_key_id),
+    "external_id": lambda b: b.patient.external_id,
 }
 
 # Operations that answer without a key on purpose, each with its reason. None: GET /push/public-key shows no
@@ -530,6 +538,14 @@ def _a_category_of_its_own(a, b, body):
     assert Category.objects.get(practice=a.practice, key=b.category).notification_channels == ["sms"]
 
 
+def _a_patients_only(a, b, body):
+    assert {p["id"] for p in body["patients"]} == {str(a.patient.pk)}, body
+
+
+def _a_own_patient_of_that_external_id(a, b, body):
+    assert body["id"] == str(a.patient.pk) and body["first_name"] == "Taken", body
+
+
 def _a_keys_only(a, b, body):
     assert {k["id"] for k in body} == set(ApiKey.objects.filter(practice=a.practice).values_list("pk", flat=True))
 
@@ -563,8 +579,9 @@ def _not_unsubscribed_at_a(a, b, body):
 
 # What A's key gets from the operations that do not name one of B's objects (lists, creation, an address's
 # consent), and the proof that A saw and changed only A's data. Every other operation names B's object in its
-# path and must answer 404. PUT /blocks/{number} is the one operation with a path parameter here: a block is a
-# number on the practice's own list, so A putting B's number on A's list is A's own business.
+# path and must answer 404. Two operations with a path parameter are here: a block is a number on the practice's
+# own list, so A putting B's number on A's list is A's own business (PUT /blocks/{number}); and an external id
+# is the practice's own EHR's, so A's PUT by B's patient's external id updates A's own patient of that id.
 A_GETS: dict[str, tuple[int, Callable]] = {
     "POST /patients": (201, _created_for_a),
     "GET /contacts/status": (200, _a_status_of_the_shared_phone),
@@ -572,6 +589,8 @@ A_GETS: dict[str, tuple[int, Callable]] = {
     "POST /contacts/opt-out": (200, _opted_out_at_a),
     "POST /contacts/resubscribe-email": (409, _not_unsubscribed_at_a),
     "GET /blocks": (200, _a_blocks_only),
+    "GET /patients": (200, _a_patients_only),
+    "PUT /patients/by-external-id/{external_id}": (200, _a_own_patient_of_that_external_id),
     "GET /keys": (200, _a_keys_only),
     "POST /keys": (201, _a_key_of_its_own),
     "POST /blocks": (422, _refuses_b_category),  # B's own category is no category of A's

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from consentry.api.auth import actor_of, owned_or_404, practice_of
 from consentry.api.schemas import In
 from consentry.consent.models import Source
+from consentry.errors import InvalidInput
 from consentry.patients.models import ContactKind, Patient
-from consentry.records.services import PhoneInput, create_patient, update_patient
+from consentry.records.selectors import list_patients
+from consentry.records.services import PhoneInput, create_patient, delete_patient, update_patient
 from consentry.vocabulary import LineType, MarketingConsent
 
 router = Router(tags=["patients"])
@@ -39,9 +41,14 @@ class PatientIn(In):
 
 
 class PatientPatch(In):
-    """Only the fields sent change. ``preferred_phone: null`` clears the preference."""
+    """Only the fields sent change. ``preferred_phone: null`` clears the preference. A ``phones`` or
+    ``emails`` list replaces the patient's (an address taken off keeps its consent and history)."""
 
     model_config = {"extra": "forbid"}
+    first_name: str | None = Field(None, max_length=100)
+    last_name: str | None = Field(None, max_length=100)
+    phones: list[PhoneIn] | None = Field(None, max_length=20)
+    emails: list[str] | None = Field(None, max_length=20)
     preferred_phone: str | None = Field(None, max_length=40)
     do_not_contact: bool | None = None
     marketing_consent: MarketingConsent | None = None
@@ -59,6 +66,7 @@ class PhoneOut(Schema):
 
 class PatientOut(Schema):
     id: str
+    updated_at: str
     first_name: str
     last_name: str
     phones: list[PhoneOut]
@@ -75,9 +83,11 @@ class PatientOut(Schema):
 
 
 def _patient_out(patient: Patient) -> dict:
+    patient.refresh_from_db(fields=["updated_at"])  # the ledger's projection of a flag moves it too
     points = [link.contact_point for link in patient.contacts.select_related("contact_point")]
     return {
         "id": str(patient.pk),
+        "updated_at": patient.updated_at.isoformat(),
         "first_name": patient.first_name,
         "last_name": patient.last_name,
         "phones": [
@@ -100,7 +110,11 @@ def _patient_out(patient: Patient) -> dict:
 
 @router.post("", response={201: PatientOut})
 def patients_create(request, payload: PatientIn):
-    patient = create_patient(
+    return Status(201, _patient_out(_create(request, payload, payload.external_id)))
+
+
+def _create(request, payload: PatientIn, external_id: str) -> Patient:
+    return create_patient(
         practice=practice_of(request),
         first_name=payload.first_name,
         last_name=payload.last_name,
@@ -110,7 +124,7 @@ def patients_create(request, payload: PatientIn):
         do_not_contact=payload.do_not_contact,
         marketing_consent=payload.marketing_consent,
         timezone=payload.timezone,
-        external_id=payload.external_id,
+        external_id=external_id,
         language=payload.language,
         notification_overrides=payload.notification_overrides,
         channel_opt_outs=payload.channel_opt_outs,
@@ -119,7 +133,65 @@ def patients_create(request, payload: PatientIn):
         source=Source.API,
         actor=actor_of(request),
     )
-    return Status(201, _patient_out(patient))
+
+
+class PatientPage(Schema):
+    patients: list[PatientOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last")
+
+
+@router.get("", response=PatientPage)
+def patients_list(
+    request,
+    q: str = Query("", max_length=200, description="Name words, a phone in any format, an email or an external id"),
+    updated_since: datetime | None = Query(None, description="Only patients changed at or after this instant"),
+    cursor: str = Query("", max_length=100),
+    limit: int = Query(50, ge=1, le=500),
+):
+    """The practice's patients, a page at a time, in a stable order."""
+    page = list_patients(practice_of(request), q=q, updated_since=updated_since, cursor=cursor, limit=limit)
+    return {"patients": [_patient_out(p) for p in page.patients], "next_cursor": page.next_cursor}
+
+
+@router.put("/by-external-id/{external_id}", response={200: PatientOut, 201: PatientOut})
+def patients_upsert(request, external_id: str, payload: PatientIn):
+    """Create the patient with this external id, or update the one that has it: one idempotent call
+    for a sync. The body is the patient as the EHR/PMS has them; ``external_id`` in it, if sent, must
+    be the one in the path."""
+    if payload.external_id and payload.external_id != external_id:
+        raise InvalidInput("external_id", "must be the external id of the path")
+    if not external_id.strip() or len(external_id) > 128:
+        raise InvalidInput("external_id", "must be 1 to 128 characters")
+    existing = Patient.objects.filter(practice=practice_of(request), external_id=external_id).first()
+    if existing is None:
+        return Status(201, _patient_out(_create(request, payload, external_id)))
+    sent = payload.model_fields_set
+    patient = update_patient(
+        patient=existing,
+        first_name=payload.first_name,
+        last_name=payload.last_name,
+        phones=[PhoneInput(p.number, p.line_type) for p in payload.phones] if "phones" in sent else None,
+        emails=payload.emails if "emails" in sent else None,
+        preferred_phone=payload.preferred_phone,
+        clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
+        do_not_contact=payload.do_not_contact if "do_not_contact" in sent else None,
+        marketing_consent=payload.marketing_consent if "marketing_consent" in sent else None,
+        notification_overrides=payload.notification_overrides if "notification_overrides" in sent else None,
+        channel_opt_outs=payload.channel_opt_outs if "channel_opt_outs" in sent else None,
+        tags=payload.tags if "tags" in sent else None,
+        last_visit_on=payload.last_visit_on,
+        clear_last_visit="last_visit_on" in sent and payload.last_visit_on is None,
+        source=Source.API,
+        actor=actor_of(request),
+    )
+    return Status(200, _patient_out(patient))
+
+
+@router.delete("/{patient_id}", response={204: None})
+def patients_delete(request, patient_id: str):
+    """Delete a patient. Consent stays with their addresses, and the ledger keeps its history."""
+    delete_patient(_get_patient(request, patient_id))
+    return Status(204, None)
 
 
 @router.get("/{patient_id}", response=PatientOut)
@@ -132,6 +204,10 @@ def patients_update(request, patient_id: str, payload: PatientPatch):
     sent = payload.model_fields_set
     patient = update_patient(
         patient=_get_patient(request, patient_id),
+        first_name=payload.first_name,
+        last_name=payload.last_name,
+        phones=None if payload.phones is None else [PhoneInput(p.number, p.line_type) for p in payload.phones],
+        emails=payload.emails,
         preferred_phone=payload.preferred_phone,
         clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
         do_not_contact=payload.do_not_contact,

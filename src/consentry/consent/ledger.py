@@ -189,13 +189,20 @@ def _project(event: ConsentEvent) -> None:
         else:
             Block.objects.filter(practice_id=event.practice_id, number=event.address).delete()
     elif event.subject == Subject.MARKETING:
-        Patient.objects.filter(pk=_patient_id(event.address)).update(marketing_consent=event.state)
+        Patient.objects.filter(pk=_patient_id(event.address)).update(
+            marketing_consent=event.state, updated_at=event.created_at
+        )
     elif event.subject == Subject.DO_NOT_CONTACT:
-        Patient.objects.filter(pk=_patient_id(event.address)).update(do_not_contact=event.state == "on")
+        Patient.objects.filter(pk=_patient_id(event.address)).update(
+            do_not_contact=event.state == "on", updated_at=event.created_at
+        )
     elif event.subject == Subject.NOTIFICATIONS:
         overrides, opt_outs, removed = read_notification_state(event.state)
         Patient.objects.filter(pk=_patient_id(event.address)).update(
-            notification_overrides=overrides, channel_opt_outs=opt_outs, notification_phones_removed=removed
+            notification_overrides=overrides,
+            channel_opt_outs=opt_outs,
+            notification_phones_removed=removed,
+            updated_at=event.created_at,
         )
 
 

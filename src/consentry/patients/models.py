@@ -155,6 +155,8 @@ class Patient(models.Model):
         ContactPoint, through="PatientContact", related_name="patients"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Moved by every change to the patient, consent flags included (for ?updated_since= syncs).
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         constraints = [

@@ -8,8 +8,10 @@ contact points and external ids by their unique keys, names by (practice, last n
 
 from __future__ import annotations
 
+import uuid
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from django.db.models import Q, QuerySet
@@ -178,3 +180,48 @@ def audience_from_list(practice: Practice, lines: list[str]) -> Audience:
         for patient_id in matched:
             ids[patient_id] = None
     return Audience(list(ids), unmatched)
+
+
+MAX_LIST = 500
+
+
+def _cursor_of(pk) -> str:
+    return urlsafe_b64encode(str(pk).encode()).decode().rstrip("=")
+
+
+def _after(cursor: str):
+    """The patient id a cursor names; ``InvalidInput`` for one that no answer of ours gave."""
+    try:
+        return uuid.UUID(urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor", "is not a cursor this API gave") from exc
+
+
+@dataclass(frozen=True)
+class PatientList:
+    patients: list[Patient]
+    next_cursor: str | None  # pass as ``cursor`` for the next page; None on the last
+
+
+def list_patients(
+    practice: Practice,
+    *,
+    q: str = "",
+    updated_since: datetime | None = None,
+    cursor: str = "",
+    limit: int = 50,
+) -> PatientList:
+    """The practice's patients matching ``q`` (as the staff search reads it) and changed since then,
+    in a stable order, a page at a time: the cursor carries on where the last page ended, whatever
+    was added or changed meanwhile."""
+    q = " ".join((q or "").split())[:MAX_QUERY]
+    limit = max(1, min(limit, MAX_LIST))
+    found, _ = _matching(practice, q)
+    if updated_since is not None:
+        found = found.filter(updated_at__gte=updated_since)
+    if cursor:
+        found = found.filter(pk__gt=_after(cursor))
+    rows = list(found.order_by("pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return PatientList(rows, _cursor_of(rows[-1].pk) if more else None)

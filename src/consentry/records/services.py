@@ -279,3 +279,11 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
             patient=patient, overrides=preferences[0], channel_opt_outs=preferences[1], source=source, actor=actor
         )
     return patient
+
+
+@transaction.atomic
+def delete_patient(patient: Patient) -> None:
+    """Delete a patient. Their addresses stay, with their consent and ledger history: consent belongs
+    to the address (a family's shared phone, a number that texted STOP), not to the patient. Their
+    deliveries stay in the history without them."""
+    patient.delete()
