@@ -46,7 +46,7 @@ from django.utils import timezone
 from consentry.consent import ledger, tokens
 from consentry.consent.models import ConsentEvent, ResubscribeRequest
 from consentry.conversations.models import Conversation
-from consentry.messaging.models import Delivery
+from consentry.messaging.models import Delivery, Message
 from consentry.patients.models import ApiKey, Category, Patient, Practice
 from consentry.patients.practices import create_api_key, issue_api_key
 from tests.conftest import (
@@ -314,6 +314,10 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     "POST /contacts/resubscribe-email": lambda b: Call({"email": SHARED_EMAIL}),
     "GET /blocks": NOTHING,
     "GET /patients": lambda b: Call(query={"limit": 500}),
+    "GET /messages": lambda b: Call(query={"limit": 500}),
+    "GET /messages/{message_id}/deliveries.csv": NOTHING,
+    "GET /deliveries": lambda b: Call(query={"limit": 500}),
+    "GET /patients/{patient_id}/deliveries": NOTHING,
     "PUT /patients/by-external-id/{external_id}": lambda b: Call({"first_name": "Taken", "last_name": "Over"}),
     "DELETE /patients/{patient_id}": NOTHING,
     "GET /keys": NOTHING,
@@ -538,6 +542,19 @@ def _a_category_of_its_own(a, b, body):
     assert Category.objects.get(practice=a.practice, key=b.category).notification_channels == ["sms"]
 
 
+def _a_messages_only(a, b, body):
+    listed = {m["id"] for m in body["messages"]}
+    assert a.message_id in listed and listed <= _a_message_ids(a), body
+
+
+def _a_deliveries_only(a, b, body):
+    assert body["deliveries"] and {d["message_id"] for d in body["deliveries"]} <= _a_message_ids(a), body
+
+
+def _a_message_ids(a) -> set[str]:
+    return {str(pk) for pk in Message.objects.filter(practice=a.practice).values_list("pk", flat=True)}
+
+
 def _a_patients_only(a, b, body):
     assert {p["id"] for p in body["patients"]} == {str(a.patient.pk)}, body
 
@@ -590,6 +607,8 @@ A_GETS: dict[str, tuple[int, Callable]] = {
     "POST /contacts/resubscribe-email": (409, _not_unsubscribed_at_a),
     "GET /blocks": (200, _a_blocks_only),
     "GET /patients": (200, _a_patients_only),
+    "GET /messages": (200, _a_messages_only),
+    "GET /deliveries": (200, _a_deliveries_only),
     "PUT /patients/by-external-id/{external_id}": (200, _a_own_patient_of_that_external_id),
     "GET /keys": (200, _a_keys_only),
     "POST /keys": (201, _a_key_of_its_own),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
 from enum import StrEnum
 
 from django.http import Http404
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from consentry.api.auth import SEND, actor_of, owned_or_404, practice_of
 from consentry.api.errors import ErrorOut, error
 from consentry.api.schemas import In
+from consentry.csv_export import csv_download
 from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import REQUEST_KINDS, Unacknowledged, create_message
+from consentry.messaging.selectors import DELIVERY_EXPORT_FIELDS, delivery_export_rows, list_messages
 from consentry.vocabulary import Channel, Kind, Reason
 from consentry.vocabulary import Status as DeliveryStatus
 
@@ -125,10 +129,84 @@ def messages_create(request, payload: MessageIn):
     return Status(202, _message_out(planned.message, rows, planned.warnings))
 
 
-@router.get("/{message_id}", response=MessageOut)
-def messages_get(request, message_id: str):
+class ReportOut(Schema):
+    """Where a message's deliveries stand: the delivery report."""
+
+    total: int
+    by_status: dict[str, int]  # every status, zeros included
+    by_reason: dict[str, int]  # skipped, failed and undelivered deliveries, by reason
+    by_channel: dict[str, int]
+
+
+class MessageSummaryOut(Schema):
+    id: str
+    kind: Kind
+    category: str
+    actor: str
+    created_at: str
+    report: ReportOut
+
+
+class MessagePageOut(Schema):
+    messages: list[MessageSummaryOut]
+    next_cursor: str | None
+
+
+@router.get("", response=MessagePageOut)
+def messages_list(
+    request,
+    kind: RequestKind | None = None,
+    category: str = Query("", max_length=64),
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    status: DeliveryStatus | None = Query(None, description="Only messages with a delivery in this status"),
+    cursor: str = Query("", max_length=200),
+    limit: int = Query(50, ge=1, le=500),
+):
+    """The practice's messages newest first, each with its delivery report (counts by status, by skip
+    reason, by channel)."""
+    page = list_messages(
+        practice_of(request),
+        kind=kind or "",
+        category=category,
+        created_after=created_after,
+        created_before=created_before,
+        status=status or "",
+        cursor=cursor,
+        limit=limit,
+    )
+    return {
+        "messages": [
+            {
+                "id": str(m.pk),
+                "kind": m.kind,
+                "category": m.category,
+                "actor": m.actor,
+                "created_at": m.created_at.isoformat(),
+                "report": asdict(page.reports[m.pk]),
+            }
+            for m in page.messages
+        ],
+        "next_cursor": page.next_cursor,
+    }
+
+
+def _sent_by_the_practice(request, message_id: str) -> Message:
     message = owned_or_404(Message, request, message_id)
     if message.kind in ("keyword_reply", "consent_request"):  # the service's own messages
         raise Http404("no such message")
+    return message
+
+
+@router.get("/{message_id}/deliveries.csv", response={200: None})
+def messages_export(request, message_id: str):
+    """Every delivery of the message as CSV: who, on which channel and address, what became of it."""
+    message = _sent_by_the_practice(request, message_id)
+    return csv_download(f"message-{message.pk}.csv", DELIVERY_EXPORT_FIELDS, delivery_export_rows(message))
+
+
+@router.get("/{message_id}", response=MessageOut)
+def messages_get(request, message_id: str):
+    message = _sent_by_the_practice(request, message_id)
     rows = Delivery.objects.filter(message=message).order_by("pk").values_list(*DELIVERY_FIELDS)
     return _message_out(message, rows)

@@ -9,13 +9,13 @@ contact points and external ids by their unique keys, names by (practice, last n
 from __future__ import annotations
 
 import uuid
-from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
 from django.db.models import Q, QuerySet
 
+from consentry.cursors import cursor_of, key_of
 from consentry.errors import InvalidInput
 from consentry.patients.addresses import looks_like_phone, normalize_email, typed_phone
 from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact, Practice
@@ -185,18 +185,6 @@ def audience_from_list(practice: Practice, lines: list[str]) -> Audience:
 MAX_LIST = 500
 
 
-def _cursor_of(pk) -> str:
-    return urlsafe_b64encode(str(pk).encode()).decode().rstrip("=")
-
-
-def _after(cursor: str):
-    """The patient id a cursor names; ``InvalidInput`` for one that no answer of ours gave."""
-    try:
-        return uuid.UUID(urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor", "is not a cursor this API gave") from exc
-
-
 @dataclass(frozen=True)
 class PatientList:
     patients: list[Patient]
@@ -220,8 +208,8 @@ def list_patients(
     if updated_since is not None:
         found = found.filter(updated_at__gte=updated_since)
     if cursor:
-        found = found.filter(pk__gt=_after(cursor))
+        found = found.filter(pk__gt=key_of(cursor, uuid.UUID))
     rows = list(found.order_by("pk")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
-    return PatientList(rows, _cursor_of(rows[-1].pk) if more else None)
+    return PatientList(rows, cursor_of(rows[-1].pk) if more else None)

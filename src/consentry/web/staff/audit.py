@@ -15,11 +15,11 @@ from consentry.accounts.selectors import actor_names
 from consentry.consent.ledger import verify_chain
 from consentry.consent.models import Source
 from consentry.consent.selectors import EXPORT_FIELDS, export_rows, ledger_events
+from consentry.csv_export import csv_download
 from consentry.errors import InvalidInput
 from consentry.patients.addresses import normalize_email, normalize_phone
 
 from .access import staff_page
-from .export import csv_download
 
 PER_PAGE = 100
 

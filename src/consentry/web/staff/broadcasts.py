@@ -8,7 +8,6 @@ same plan ``create_message`` stores), the report counts the deliveries it stored
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 from django import forms
 from django.core.paginator import Paginator
@@ -16,17 +15,23 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from consentry.accounts.selectors import actor_names
+from consentry.csv_export import csv_download
 from consentry.errors import InvalidInput
 from consentry.messaging import templating
 from consentry.messaging.models import Message
 from consentry.messaging.planning import create_message, preview_message
-from consentry.messaging.selectors import broadcasts, message_deliveries, message_report
+from consentry.messaging.selectors import (
+    DELIVERY_EXPORT_FIELDS,
+    broadcasts,
+    delivery_export_rows,
+    message_deliveries,
+    message_report,
+)
 from consentry.patients.models import Category, Patient
 from consentry.records.selectors import Audience, audience_all, audience_filtered, audience_from_list, practice_tags
 from consentry.vocabulary import Kind, Status
 
 from .access import page_number, staff_page
-from .export import csv_download
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 CHART_WIDTH = 320
@@ -227,16 +232,4 @@ def broadcast_report(request: HttpRequest, message_id: uuid.UUID) -> HttpRespons
 def broadcast_export(request: HttpRequest, message_id: uuid.UUID) -> StreamingHttpResponse:
     """Every delivery of the broadcast as CSV: who, on which channel and address, what became of it."""
     message = _message(request, message_id)
-    fields = ("patient_id", "external_id", "first_name", "last_name", "channel", "address", "status", "reason",
-              "error", "sent_at", "delivered_at")  # fmt: skip
-
-    def rows() -> Iterator[list]:
-        for d in message_deliveries(message).iterator(chunk_size=2000):
-            patient = d.patient
-            yield [
-                d.patient_id or "", patient.external_id if patient else "", patient.first_name if patient else "",
-                patient.last_name if patient else "", d.channel, d.address, d.status, d.reason, d.error,
-                d.sent_at.isoformat() if d.sent_at else "", d.delivered_at.isoformat() if d.delivered_at else "",
-            ]  # fmt: skip
-
-    return csv_download(f"broadcast-{message.pk}.csv", fields, rows())
+    return csv_download(f"broadcast-{message.pk}.csv", DELIVERY_EXPORT_FIELDS, delivery_export_rows(message))

@@ -1,4 +1,4 @@
-"""CSV downloads of the staff app, streamed row by row.
+"""CSV downloads (the staff app's and the API's), streamed row by row.
 
 A cell that a spreadsheet would read as a formula (it starts with =, @, a tab or a carriage return,
 or with + or - followed by more than a number, as "+14155550111" is) is written with a leading
