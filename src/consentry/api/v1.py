@@ -8,7 +8,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.operation import Operation
 
 from consentry.api.auth import ApiKeyAuth
-from consentry.api.errors import STATUS_CODES, error
+from consentry.api.errors import STATUS_CODES, ErrorBody, ErrorOut, ErrorsOut, error
 from consentry.errors import InvalidInput
 
 # Operation ids are part of the public API (generated clients name their methods by them), and ninja
@@ -40,6 +40,38 @@ class ConsentryApi(NinjaAPI):
             return f"consentry_api_v1_{name}"
         return super().get_openapi_operation_id(operation)
 
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        """The document, with the refusals every operation can answer declared on each (all in the one
+        error body): 401 and 403 everywhere, 404 where the path names an object, 422 where there is
+        input, 400 where there is a body."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ErrorBody, ErrorOut, ErrorsOut):
+            components.setdefault(model.__name__, _component(model))
+        one = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+        many = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorsOut"}}}}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                parameters = operation.get("parameters", [])
+                has_body = "requestBody" in operation
+                refusals = {401: "No valid API key", 403: "The key lacks the operation's scope"}
+                if any(p.get("in") == "path" for p in parameters):
+                    refusals[404] = "Not found at this practice"
+                if has_body:
+                    refusals[400] = "The body is not JSON"
+                for status, description in refusals.items():
+                    responses.setdefault(status, {"description": description, **one})
+                if parameters or has_body:
+                    responses.setdefault(422, {"description": "Invalid input, every field at fault named", **many})
+        return schema
+
+
+def _component(model) -> dict:
+    body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    body.pop("$defs", None)
+    return body
+
 
 api = ConsentryApi(
     title="Consentry",
@@ -66,7 +98,8 @@ def invalid_request(request, exc: ValidationError):
 
 @api.exception_handler(InvalidInput)
 def invalid_input(request, exc: InvalidInput):
-    return api.create_response(request, error("invalid", exc.message, exc.field), status=422)
+    body = error("invalid", exc.message, exc.field)
+    return api.create_response(request, {**body, "errors": [body["error"]]}, status=422)
 
 
 @api.exception_handler(Http404)

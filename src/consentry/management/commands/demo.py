@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
 import secrets
-from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -45,6 +45,9 @@ class Command(BaseCommand):
                 texting_number=DEMO_NUMBER,
                 contact_phone="+14155550199",
                 email_from="frontdesk@maple-pediatrics.example",
+                # No quiet hours, so that the demo behaves the same at any hour (its broadcast finishes
+                # at once); a practice sets its own in Settings.
+                send_window=(datetime.time(0, 0), datetime.time(0, 0)),
             )
             self._patients(practice)
             self._activity(practice)
@@ -204,14 +207,16 @@ class Command(BaseCommand):
         for patient in Patient.objects.filter(practice=practice, external_id__startswith="demo-"):
             days = due.get(patient.external_id.removeprefix("demo-"))
             if days is not None:
-                set_due(patient=patient, category="recall", due_on=today + timedelta(days=days))
-        set_due(patient=hana, category="recall", due_on=today + timedelta(days=8))
+                set_due(patient=patient, category="recall", due_on=today + datetime.timedelta(days=days))
+        set_due(patient=hana, category="recall", due_on=today + datetime.timedelta(days=8))
         # Labels and last visits, from the PMS, for choosing a broadcast's audience.
         labels = {"ava": (["asthma"], 40), "ben": (["asthma"], 200), "dora": (["diabetic"], 90), "eli": ([], 400)}
         for patient in Patient.objects.filter(practice=practice, external_id__startswith="demo-"):
             if found := labels.get(patient.external_id.removeprefix("demo-")):
                 tags, days_ago = found
-                update_patient(patient=patient, tags=tags, last_visit_on=today - timedelta(days=days_ago), actor=actor)
+                update_patient(
+                    patient=patient, tags=tags, last_visit_on=today - datetime.timedelta(days=days_ago), actor=actor
+                )
         # Texts in: an ordinary reply, one that asks to stop in other words (flagged for staff), a STOP.
         for phone, body in (
             ("+14155550111", "Thanks! We'll be there Tuesday."),
