@@ -266,6 +266,8 @@ def test_openapi_and_docs_are_served(client):
 
 
 def test_patient_preferences_can_be_changed_and_drive_decisions(api):
+    # This practice's EHR keeps the contact preferences: its syncs set them.
+    assert api.patch("/practice", {"contact_preferences_source": "ehr"}).status_code == 200
     ava = _patient(
         api, phones=[{"number": "+14155550122", "line_type": "landline"}, {"number": PHONE, "line_type": "mobile"}]
     )

@@ -103,3 +103,73 @@ def test_put_by_external_id_creates_once_then_updates_idempotently(practice, api
     assert api.put("/patients/by-external-id/EHR-43", body).status_code == 201  # another practice's is not ours
     mismatch = api.put("/patients/by-external-id/EHR-42", {**body, "external_id": "EHR-9"})
     assert mismatch.status_code == 422 and mismatch.json()["error"]["field"] == "external_id"
+
+
+def test_a_sync_never_undoes_a_persons_choice_and_says_what_it_kept(practice, api):
+    """An opt-out, an unsubscribe and a block stay with their address whatever a sync sends."""
+    consent.record_sms_opt_out(practice=practice, number="+14155550111", source=Source.SMS_KEYWORD, actor="x")
+    consent.record_email_state(
+        practice=practice, email="ava@x.example", state="unsubscribed", source="one_click_unsubscribe", actor="a"
+    )
+    consent.set_block(practice=practice, number="+14155550122", categories=["recall"], source="staff", actor="s")
+    body = {
+        "first_name": "Ava",
+        "phones": [{"number": "(415) 555-0111"}, {"number": "+14155550122"}],
+        "emails": ["Ava@x.example"],
+    }
+    answer = api.put("/patients/by-external-id/EHR-1", body).json()
+    assert [(k["field"], k["reason"]) for k in answer["kept"]] == [
+        ("phones[0]", "sms_opted_out"),
+        ("phones[1]", "blocked"),
+        ("emails[0]", "email_unsubscribed"),
+    ]
+    status = api.get("/contacts/status", address="+14155550111").json()
+    assert status["sms"] == "opted_out"
+    assert api.get("/contacts/status", address="ava@x.example").json()["email"] == "unsubscribed"
+    assert api.get("/contacts/status", address="+14155550122").json()["blocked_categories"] == ["recall"]
+
+
+def test_when_consentry_keeps_contact_preferences_a_sync_does_not_overwrite_them(practice, api):
+    created = api.post(
+        "/patients", {"first_name": "Ava", "phones": [{"number": "+14155550111"}, {"number": "+14155550122"}]}
+    ).json()
+    assert api.get("/practice").json()["contact_preferences_source"] == "consentry"
+    sent = {"do_not_contact": True, "marketing_consent": "no", "preferred_phone": "+14155550122", "last_name": "R"}
+    answer = api.patch(f"/patients/{created['id']}", sent).json()
+    assert {k["field"] for k in answer["kept"]} == {"do_not_contact", "marketing_consent", "preferred_phone"}
+    assert all(k["reason"] == "consentry_keeps_contact_preferences" for k in answer["kept"])
+    assert (answer["do_not_contact"], answer["marketing_consent"], answer["preferred_phone"]) == (
+        False,
+        "unknown",
+        None,
+    )
+    assert answer["last_name"] == "R"  # the rest applies
+    # With the EHR keeping them, the same sync applies.
+    api.patch("/practice", {"contact_preferences_source": "ehr"})
+    answer = api.patch(f"/patients/{created['id']}", sent).json()
+    assert answer["kept"] == [] and answer["do_not_contact"] is True and answer["preferred_phone"] == "+14155550122"
+
+
+def test_a_sync_does_not_turn_back_on_what_the_patient_turned_off_in_the_portal(practice, api):
+    api.patch("/practice", {"contact_preferences_source": "ehr"})
+    patient = make_patient(practice, "Ava", emails=["ava@x.example"])
+    consent.set_notification_preferences(
+        patient=patient,
+        overrides={"appointment_reminder": {"email": False}},
+        channel_opt_outs=["sms"],
+        source=Source.PORTAL,
+        actor=f"portal:{patient.pk}",
+    )
+    answer = api.patch(
+        f"/patients/{patient.pk}",
+        {
+            "notification_overrides": {"appointment_reminder": {"email": True}, "recall": {"email": False}},
+            "channel_opt_outs": [],
+        },
+    ).json()
+    assert {(k["field"], k["reason"]) for k in answer["kept"]} == {
+        ("notification_overrides", "patient_choice"),
+        ("channel_opt_outs", "patient_choice"),
+    }
+    assert answer["notification_overrides"] == {"appointment_reminder": {"email": False}, "recall": {"email": False}}
+    assert answer["channel_opt_outs"] == ["sms"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import date, datetime
 
 from ninja import Field, Query, Router, Schema, Status
@@ -13,6 +15,7 @@ from consentry.errors import InvalidInput
 from consentry.patients.models import ContactKind, Patient
 from consentry.records.selectors import list_patients
 from consentry.records.services import PhoneInput, create_patient, delete_patient, update_patient
+from consentry.records.sync import Kept, SyncChanges, address_notes, held_back
 from consentry.vocabulary import LineType, MarketingConsent
 
 router = Router(tags=["patients"])
@@ -64,6 +67,12 @@ class PhoneOut(Schema):
     valid: bool
 
 
+class KeptOut(Schema):
+    field: str
+    reason: str
+    message: str
+
+
 class PatientOut(Schema):
     id: str
     updated_at: str
@@ -80,9 +89,15 @@ class PatientOut(Schema):
     channel_opt_outs: list[str]
     tags: list[str]
     last_visit_on: date | None
+    kept: list[KeptOut] = Field(
+        default_factory=list,
+        description="What this request sent that was not applied, and why: a person's own choice "
+        "(an opt-out, an unsubscribe, a portal setting) or a block stays; preferences Consentry keeps "
+        "for this practice (contact_preferences_source) are not overwritten.",
+    )
 
 
-def _patient_out(patient: Patient) -> dict:
+def _patient_out(patient: Patient, kept: Sequence[Kept] = ()) -> dict:
     patient.refresh_from_db(fields=["updated_at"])  # the ledger's projection of a flag moves it too
     points = [link.contact_point for link in patient.contacts.select_related("contact_point")]
     return {
@@ -105,12 +120,14 @@ def _patient_out(patient: Patient) -> dict:
         "channel_opt_outs": patient.channel_opt_outs,
         "tags": patient.tags,
         "last_visit_on": patient.last_visit_on,
+        "kept": [asdict(k) for k in kept],
     }
 
 
 @router.post("", response={201: PatientOut})
 def patients_create(request, payload: PatientIn):
-    return Status(201, _patient_out(_create(request, payload, payload.external_id)))
+    notes = address_notes(practice_of(request), [p.number for p in payload.phones], payload.emails)
+    return Status(201, _patient_out(_create(request, payload, payload.external_id), notes))
 
 
 def _create(request, payload: PatientIn, external_id: str) -> Patient:
@@ -164,27 +181,35 @@ def patients_upsert(request, external_id: str, payload: PatientIn):
         raise InvalidInput("external_id", "must be 1 to 128 characters")
     existing = Patient.objects.filter(practice=practice_of(request), external_id=external_id).first()
     if existing is None:
-        return Status(201, _patient_out(_create(request, payload, external_id)))
+        notes = address_notes(practice_of(request), [p.number for p in payload.phones], payload.emails)
+        return Status(201, _patient_out(_create(request, payload, external_id), notes))
     sent = payload.model_fields_set
+    changes, kept = held_back(
+        existing,
+        SyncChanges(
+            preferred_phone=payload.preferred_phone,
+            clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
+            do_not_contact=payload.do_not_contact if "do_not_contact" in sent else None,
+            marketing_consent=payload.marketing_consent if "marketing_consent" in sent else None,
+            notification_overrides=payload.notification_overrides if "notification_overrides" in sent else None,
+            channel_opt_outs=payload.channel_opt_outs if "channel_opt_outs" in sent else None,
+        ),
+    )
+    kept += address_notes(existing.practice, [p.number for p in payload.phones], payload.emails)
     patient = update_patient(
         patient=existing,
         first_name=payload.first_name,
         last_name=payload.last_name,
         phones=[PhoneInput(p.number, p.line_type) for p in payload.phones] if "phones" in sent else None,
         emails=payload.emails if "emails" in sent else None,
-        preferred_phone=payload.preferred_phone,
-        clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
-        do_not_contact=payload.do_not_contact if "do_not_contact" in sent else None,
-        marketing_consent=payload.marketing_consent if "marketing_consent" in sent else None,
-        notification_overrides=payload.notification_overrides if "notification_overrides" in sent else None,
-        channel_opt_outs=payload.channel_opt_outs if "channel_opt_outs" in sent else None,
+        **_applied(changes),
         tags=payload.tags if "tags" in sent else None,
         last_visit_on=payload.last_visit_on,
         clear_last_visit="last_visit_on" in sent and payload.last_visit_on is None,
         source=Source.API,
         actor=actor_of(request),
     )
-    return Status(200, _patient_out(patient))
+    return Status(200, _patient_out(patient, kept))
 
 
 @router.delete("/{patient_id}", response={204: None})
@@ -202,25 +227,44 @@ def patients_get(request, patient_id: str):
 @router.patch("/{patient_id}", response=PatientOut)
 def patients_update(request, patient_id: str, payload: PatientPatch):
     sent = payload.model_fields_set
+    patient = _get_patient(request, patient_id)
+    changes, kept = held_back(
+        patient,
+        SyncChanges(
+            preferred_phone=payload.preferred_phone,
+            clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
+            do_not_contact=payload.do_not_contact,
+            marketing_consent=payload.marketing_consent,
+            notification_overrides=payload.notification_overrides,
+            channel_opt_outs=payload.channel_opt_outs,
+        ),
+    )
+    kept += address_notes(patient.practice, [p.number for p in payload.phones or []], payload.emails or [])
     patient = update_patient(
-        patient=_get_patient(request, patient_id),
+        patient=patient,
         first_name=payload.first_name,
         last_name=payload.last_name,
         phones=None if payload.phones is None else [PhoneInput(p.number, p.line_type) for p in payload.phones],
         emails=payload.emails,
-        preferred_phone=payload.preferred_phone,
-        clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
-        do_not_contact=payload.do_not_contact,
-        marketing_consent=payload.marketing_consent,
-        notification_overrides=payload.notification_overrides,
-        channel_opt_outs=payload.channel_opt_outs,
+        **_applied(changes),
         tags=payload.tags,
         last_visit_on=payload.last_visit_on,
         clear_last_visit="last_visit_on" in sent and payload.last_visit_on is None,
         source=Source.API,
         actor=actor_of(request),
     )
-    return _patient_out(patient)
+    return _patient_out(patient, kept)
+
+
+def _applied(changes: SyncChanges) -> dict:
+    return {
+        "preferred_phone": changes.preferred_phone,
+        "clear_preferred_phone": changes.clear_preferred_phone,
+        "do_not_contact": changes.do_not_contact,
+        "marketing_consent": changes.marketing_consent,
+        "notification_overrides": changes.notification_overrides,
+        "channel_opt_outs": changes.channel_opt_outs,
+    }
 
 
 def _get_patient(request, patient_id: str) -> Patient:

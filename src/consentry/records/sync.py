@@ -1,0 +1,153 @@
+"""What a sync from the practice's EHR/PMS may change, and what it keeps.
+
+A sync (the API's PUT by external id and PATCH) never undoes a person's own choice: an SMS opt-out,
+an email unsubscribe or a bounce stays with its address, a block stays on the practice's list, and
+notification choices the patient made in their portal are not turned back on. And when the practice
+keeps contact preferences in Consentry (``contact_preferences_source: consentry``), a sync does not
+overwrite the preferred phone, do-not-contact or marketing consent that staff set.
+
+Each thing kept is reported (``Kept``): the answer says which fields were kept and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from consentry.consent import ledger
+from consentry.consent.models import ConsentEvent, Source, Subject
+from consentry.errors import InvalidInput
+from consentry.patients.addresses import normalize_email, normalize_phone
+from consentry.patients.models import Patient, Practice
+
+
+@dataclass(frozen=True)
+class Kept:
+    field: str  # the input that was not applied as sent: do_not_contact, phones[0], notification_overrides
+    reason: str  # consentry_keeps_contact_preferences, patient_choice, sms_opted_out, email_unsubscribed...
+    message: str
+
+
+@dataclass(frozen=True)
+class SyncChanges:
+    """A patient change as a sync sent it: ``None`` is "not sent"."""
+
+    preferred_phone: str | None = None
+    clear_preferred_phone: bool = False
+    do_not_contact: bool | None = None
+    marketing_consent: str | None = None
+    notification_overrides: dict | None = None
+    channel_opt_outs: list[str] | None = None
+
+
+OWNED = "consentry_keeps_contact_preferences"
+OWNED_MESSAGE = (
+    "this practice keeps preferred phone, do-not-contact and marketing consent in Consentry "
+    "(contact_preferences_source: consentry): staff change them there"
+)
+
+
+def held_back(patient: Patient, sent: SyncChanges) -> tuple[SyncChanges, list[Kept]]:
+    """The part of a sync's change that applies to this patient, and what it keeps, with why."""
+    kept: list[Kept] = []
+    practice = patient.practice
+    if practice.contact_preferences_source == "consentry":
+        sent, kept = _owned_by_consentry(patient, sent)
+    if _last_notification_source(patient) == Source.PORTAL:
+        sent, more = _patient_choices_stay(patient, sent)
+        kept += more
+    return sent, kept
+
+
+def _owned_by_consentry(patient: Patient, sent: SyncChanges) -> tuple[SyncChanges, list[Kept]]:
+    kept: list[Kept] = []
+    if sent.do_not_contact is not None and sent.do_not_contact != patient.do_not_contact:
+        kept.append(Kept("do_not_contact", OWNED, OWNED_MESSAGE))
+    if sent.marketing_consent is not None and sent.marketing_consent != patient.marketing_consent:
+        kept.append(Kept("marketing_consent", OWNED, OWNED_MESSAGE))
+    current = patient.preferred_phone.address if patient.preferred_phone else None
+    hold_phone = False
+    if sent.preferred_phone is not None:
+        try:
+            wanted = normalize_phone(sent.preferred_phone, region=patient.practice.region).number
+        except InvalidInput:
+            wanted = None  # not a phone: the update refuses it, naming the field
+        phones = set(patient.contact_points.values_list("address", flat=True))
+        hold_phone = wanted is not None and wanted in phones and wanted != current
+    elif sent.clear_preferred_phone:
+        hold_phone = current is not None
+    if hold_phone:
+        kept.append(Kept("preferred_phone", OWNED, OWNED_MESSAGE))
+        sent = replace(sent, preferred_phone=None, clear_preferred_phone=False)
+    if any(k.field in ("do_not_contact", "marketing_consent") for k in kept):
+        sent = replace(sent, do_not_contact=None, marketing_consent=None)
+    return sent, kept
+
+
+def _last_notification_source(patient: Patient) -> str | None:
+    return (
+        ConsentEvent.objects.filter(
+            practice_id=patient.practice_id, subject=Subject.NOTIFICATIONS, address=ledger.patient_subject(patient.pk)
+        )
+        .order_by("-seq")
+        .values_list("source", flat=True)
+        .first()
+    )
+
+
+PATIENT_CHOICE = "the patient turned this off in their portal; only they can turn it back on"
+
+
+def _patient_choices_stay(patient: Patient, sent: SyncChanges) -> tuple[SyncChanges, list[Kept]]:
+    """What the patient turned off in their portal stays off, whatever the sync sends."""
+    kept = []
+    overrides = sent.notification_overrides
+    if overrides is not None:
+        merged = {key: dict(channels) for key, channels in overrides.items() if isinstance(channels, dict)}
+        for key, channels in (patient.notification_overrides or {}).items():
+            for channel, on in channels.items():
+                if on is False and merged.get(key, {}).get(channel) is not False:
+                    merged.setdefault(key, {})[channel] = False
+        if merged != overrides:
+            kept.append(Kept("notification_overrides", "patient_choice", PATIENT_CHOICE))
+            overrides = merged
+    opt_outs = sent.channel_opt_outs
+    if opt_outs is not None:
+        merged_outs = list(dict.fromkeys([*opt_outs, *(patient.channel_opt_outs or [])]))
+        if merged_outs != list(opt_outs):
+            kept.append(Kept("channel_opt_outs", "patient_choice", PATIENT_CHOICE))
+            opt_outs = merged_outs
+    return replace(sent, notification_overrides=overrides, channel_opt_outs=opt_outs), kept
+
+
+ADDRESS_KEPT = {
+    "sms_opted_out": "this number opted out of texts, and stays opted out: only the person can opt back in",
+    "email_unsubscribed": "this address unsubscribed, and stays unsubscribed: only the person can opt back in",
+    "email_bounced": "email to this address bounced; it stays marked until the address is corrected",
+    "blocked": "this number is on the practice's Blocked Communications list, and stays there",
+}
+
+
+def address_notes(practice: Practice, phones: list[str], emails: list[str]) -> list[Kept]:
+    """For each address a sync sent, the person's choice (or the practice's block) that stays with it."""
+    numbers = [_normal(lambda v: normalize_phone(v, region=practice.region).number, p) for p in phones]
+    addresses = [_normal(normalize_email, e) for e in emails]
+    state = ledger.consent_state(practice.pk, [a for a in numbers + addresses if a])
+    notes = []
+    for i, number in enumerate(numbers):
+        if number in state.sms_opted_out:
+            notes.append(Kept(f"phones[{i}]", "sms_opted_out", ADDRESS_KEPT["sms_opted_out"]))
+        if number in state.blocks:
+            notes.append(Kept(f"phones[{i}]", "blocked", ADDRESS_KEPT["blocked"]))
+    for i, address in enumerate(addresses):
+        if address in state.email_unsubscribed:
+            notes.append(Kept(f"emails[{i}]", "email_unsubscribed", ADDRESS_KEPT["email_unsubscribed"]))
+        if address in state.email_bounced:
+            notes.append(Kept(f"emails[{i}]", "email_bounced", ADDRESS_KEPT["email_bounced"]))
+    return notes
+
+
+def _normal(normalize, value: str) -> str | None:
+    try:
+        return normalize(value)
+    except InvalidInput:  # a bad address is refused by the update itself, naming its field
+        return None
