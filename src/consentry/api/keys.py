@@ -9,7 +9,7 @@ from consentry.api.auth import practice_of
 from consentry.api.schemas import In
 from consentry.errors import InvalidInput
 from consentry.patients.models import ApiKey
-from consentry.patients.practices import create_api_key, revoke_api_key
+from consentry.patients.practices import create_api_key, describe_api_key, revoke_api_key
 from consentry.vocabulary import Scope
 
 router = Router(tags=["keys"])
@@ -32,25 +32,15 @@ class NewKeyOut(KeyOut):
     key: str = Field(description="The secret: shown in this answer only (only its hash is stored).")
 
 
-def _key_out(key: ApiKey) -> dict:
-    return {
-        "id": key.pk,
-        "label": key.label,
-        "scopes": key.scopes,
-        "created_at": key.created_at.isoformat(),
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
-
-
 @router.post("", response={201: NewKeyOut})
 def keys_create(request, payload: KeyIn):
     key, secret = create_api_key(practice=practice_of(request), label=payload.label, scopes=payload.scopes)
-    return Status(201, {**_key_out(key), "key": secret})
+    return Status(201, {**describe_api_key(key), "key": secret})
 
 
 @router.get("", response=list[KeyOut])
 def keys_list(request):
-    return [_key_out(k) for k in ApiKey.objects.filter(practice=practice_of(request)).order_by("pk")]
+    return [describe_api_key(k) for k in ApiKey.objects.filter(practice=practice_of(request)).order_by("pk")]
 
 
 @router.delete("/{key_id}", response={204: None})

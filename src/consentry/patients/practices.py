@@ -47,6 +47,17 @@ def create_api_key(*, practice: Practice, label: str = "", scopes=tuple(Scope)) 
     return key, secret
 
 
+def describe_api_key(key: ApiKey) -> dict:
+    """A key as the API and the CLI show it: never its secret."""
+    return {
+        "id": key.pk,
+        "label": key.label,
+        "scopes": key.scopes,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
 def issue_api_key(*, practice: Practice, label: str = "") -> str:
     """A new key with every scope; its secret."""
     return create_api_key(practice=practice, label=label)[1]

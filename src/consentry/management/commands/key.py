@@ -8,20 +8,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from consentry.errors import InvalidInput
 from consentry.patients.models import ApiKey
-from consentry.patients.practices import create_api_key, revoke_api_key
+from consentry.patients.practices import create_api_key, describe_api_key, revoke_api_key
 from consentry.vocabulary import Scope
 
 from .practice import _find
-
-
-def _row(key: ApiKey) -> dict:
-    return {
-        "id": key.pk,
-        "label": key.label,
-        "scopes": key.scopes,
-        "created_at": key.created_at.isoformat(),
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
 
 
 class Command(BaseCommand):
@@ -53,11 +43,11 @@ class Command(BaseCommand):
                 scopes = [s.strip() for s in options["scopes"].split(",") if s.strip()]
                 key, secret = create_api_key(practice=practice, label=options["label"], scopes=scopes)
                 if options["json"]:
-                    self.stdout.write(json.dumps({**_row(key), "key": secret}))
+                    self.stdout.write(json.dumps({**describe_api_key(key), "key": secret}))
                 else:
                     self.stdout.write(f"API key {key.pk} ({', '.join(key.scopes)}), shown once: {secret}")
             elif action == "list":
-                rows = [_row(k) for k in ApiKey.objects.filter(practice=practice).order_by("pk")]
+                rows = [describe_api_key(k) for k in ApiKey.objects.filter(practice=practice).order_by("pk")]
                 if options["json"]:
                     self.stdout.write(json.dumps(rows))
                 for r in rows if not options["json"] else []:
