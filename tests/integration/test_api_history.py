@@ -89,3 +89,16 @@ def test_a_messages_deliveries_as_csv(practice, api):
     rows = list(csv.DictReader(io.StringIO(b"".join(answer.streaming_content).decode())))
     assert [(r["external_id"], r["channel"], r["status"]) for r in rows] == [("E-1", "sms", "delivered")]
     assert rows[0]["first_name"].startswith("'=")  # a spreadsheet does not run it
+
+
+@pytest.mark.parametrize("cursor", ["bm90LWEtY3Vyc29y", "MjAyNi0wMS0wMVQwMDowMDowMCswMDowMHxub3QtYS11dWlk", "%%%"])
+def test_a_cursor_this_api_did_not_give_is_a_422(api, cursor):
+    for path in ("/messages", "/deliveries"):
+        answer = api.get(path, cursor=cursor)
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == "cursor", (path, answer.content)
+
+
+def test_an_instant_with_any_offset_is_read_and_one_out_of_range_is_a_422(api):
+    assert api.get("/messages", created_before="0137-09-18T19:26:18-23:38").status_code == 200
+    assert api.get("/patients", updated_since="2026-01-01T00:00:00+14:00").status_code == 200
+    assert api.get("/deliveries", since="0001-01-01T00:00:00+01:00").status_code == 422

@@ -7,6 +7,7 @@ from datetime import datetime
 from ninja import Query, Router, Schema
 
 from consentry.api.auth import owned_or_404, practice_of
+from consentry.api.schemas import as_utc
 from consentry.messaging.models import Delivery
 from consentry.messaging.selectors import list_deliveries
 from consentry.patients.models import Patient
@@ -77,7 +78,9 @@ def deliveries_list(
     limit: int = Query(100, ge=1, le=500),
 ):
     """The practice's deliveries newest first."""
-    page = list_deliveries(practice_of(request), status=status or "", since=since, cursor=cursor, limit=limit)
+    page = list_deliveries(
+        practice_of(request), status=status or "", since=as_utc(since, "since"), cursor=cursor, limit=limit
+    )
     return _page_out(page)
 
 

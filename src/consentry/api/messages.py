@@ -11,7 +11,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from consentry.api.auth import SEND, actor_of, owned_or_404, practice_of
 from consentry.api.errors import ErrorOut, error
-from consentry.api.schemas import In
+from consentry.api.schemas import In, as_utc
 from consentry.csv_export import csv_download
 from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import REQUEST_KINDS, Unacknowledged, create_message
@@ -169,8 +169,8 @@ def messages_list(
         practice_of(request),
         kind=kind or "",
         category=category,
-        created_after=created_after,
-        created_before=created_before,
+        created_after=as_utc(created_after, "created_after"),
+        created_before=as_utc(created_before, "created_before"),
         status=status or "",
         cursor=cursor,
         limit=limit,

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from ninja import Field, Query, Router, Schema, Status
 
 from consentry.api.auth import actor_of, owned_or_404, practice_of
-from consentry.api.schemas import In
+from consentry.api.schemas import In, as_utc
 from consentry.consent.models import Source
 from consentry.errors import InvalidInput
 from consentry.patients.models import ContactKind, Patient
@@ -166,7 +166,8 @@ def patients_list(
     limit: int = Query(50, ge=1, le=500),
 ):
     """The practice's patients, a page at a time, in a stable order."""
-    page = list_patients(practice_of(request), q=q, updated_since=updated_since, cursor=cursor, limit=limit)
+    since = as_utc(updated_since, "updated_since")
+    page = list_patients(practice_of(request), q=q, updated_since=since, cursor=cursor, limit=limit)
     return {"patients": [_patient_out(p) for p in page.patients], "next_cursor": page.next_cursor}
 
 

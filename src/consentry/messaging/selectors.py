@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 
 from consentry.cursors import cursor_of, key_of
@@ -102,11 +103,11 @@ MAX_PAGE = 500
 def _newest_first(rows: QuerySet, cursor: str, limit: int, key: str = "created_at") -> tuple[list, str | None]:
     """One page of rows newest first, by (``key``, pk), after the row the cursor names."""
     if cursor:
-        raw = key_of(cursor)
-        at, _, pk = raw.partition("|")
+        at, _, raw_pk = key_of(cursor).partition("|")
         try:
-            instant = datetime.fromisoformat(at)
-        except ValueError as exc:
+            instant = datetime.fromisoformat(at).astimezone(UTC)
+            pk = rows.model._meta.pk.to_python(raw_pk)
+        except (ValueError, OverflowError, ValidationError) as exc:
             raise InvalidInput("cursor", "is not a cursor this API gave") from exc
         rows = rows.filter(Q(**{f"{key}__lt": instant}) | Q(**{key: instant, "pk__lt": pk}))
     page = list(rows.order_by(f"-{key}", "-pk")[: limit + 1])
