@@ -241,3 +241,15 @@ def test_the_django_admin_is_for_superusers_only_and_the_ledger_is_read_only_the
     assert client.get("/admin/consent/consentevent/add/").status_code == 403
     assert client.post(f"/admin/consent/consentevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert ConsentEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_reset_emails_go_at_most_once_every_ten_minutes_whoever_asks(practice):
+    make_staff(practice, email="dana@oak.example")
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        for _ in range(5):
+            assert b"Check your email" in Client().post("/account/reset", {"email": "dana@oak.example"}).content
+    assert SandboxMessage.objects.filter(to="dana@oak.example").count() == 1
+    with time_machine.travel(start + timedelta(minutes=11), tick=False):
+        Client().post("/account/reset", {"email": "dana@oak.example"})
+    assert SandboxMessage.objects.filter(to="dana@oak.example").count() == 2

@@ -26,3 +26,11 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} at {self.practice}: {self.role}"
+
+
+class PasswordResetSent(models.Model):
+    """When a set-password email last went to a user: at most one per ``PASSWORD_RESET_EVERY``, so the
+    reset form cannot be used to flood a staff member's inbox."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,6 +19,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
@@ -28,7 +30,7 @@ from consentry.patients.models import Practice
 from consentry.providers.base import Outbound, ProviderError, provider_for
 from consentry.vocabulary import Role
 
-from .models import Membership
+from .models import Membership, PasswordResetSent
 
 log = logging.getLogger("consentry.accounts")
 
@@ -147,6 +149,11 @@ def invite_staff(*, practice: Practice, email: str, role: str, invited_by: User,
     return account
 
 
+# One reset email per user per this long, whoever asks.
+PASSWORD_RESET_EVERY = timedelta(minutes=10)
+
+
+@transaction.atomic
 def send_password_reset(email: str, base: str) -> None:
     """Email a set-password link to an active staff user with this address; say nothing either way.
 
@@ -164,6 +171,12 @@ def send_password_reset(email: str, base: str) -> None:
     )
     if membership is None:
         return
+    now = timezone.now()
+    last = PasswordResetSent.objects.select_for_update().filter(user=membership.user).first()
+    if last is not None and last.sent_at > now - PASSWORD_RESET_EVERY:
+        log.info("password reset for staff user %s not sent: one went at %s", membership.user.pk, last.sent_at)
+        return
+    PasswordResetSent.objects.update_or_create(user=membership.user, defaults={"sent_at": now})
     link = set_password_url(membership.user, base)
     body = (
         "Someone asked to reset the password of your Consentry account. If it was you, choose a new "
