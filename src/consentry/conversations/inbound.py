@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from consentry import sms
 from consentry.consent import ledger
 from consentry.consent import services as consent
 from consentry.consent.models import SmsState, Source
@@ -63,14 +64,35 @@ def opt_in_confirmation(practice: Practice, language: str = "en") -> str:
     )
 
 
+# The answer to HELP, fullest first: the practice's name, who to call, and how to stop (CTIA's HELP
+# content). The first that fits one SMS segment is sent; a name too long for even the shortest is cut.
+HELP_REPLIES = {
+    "en": (
+        "{name}: for help call {phone}. Msg & data rates may apply. Reply STOP to opt out.",
+        "{name}: for help call {phone}. Reply STOP to opt out.",
+        "{name}: help {phone}. STOP to opt out.",
+    ),
+    "es": (
+        "{name}: para obtener ayuda, llame al {phone}. Pueden aplicarse tarifas de mensajes y datos. "
+        "Responda PARAR para cancelar.",
+        "{name}: para ayuda llame al {phone}. Responda PARAR para cancelar.",
+        "{name}: ayuda {phone}. PARAR para cancelar.",
+    ),
+}
+
+
 def help_reply(practice: Practice, language: str = "en") -> str:
+    """The reply to HELP, in one SMS segment whatever the practice's name (GSM-7 or UCS-2)."""
     phone = practice.contact_phone or practice.texting_number
-    if language == "es":
-        return (
-            f"{practice.name}: para obtener ayuda, llame al {phone}. "
-            "Pueden aplicarse tarifas de mensajes y datos. Responda PARAR para cancelar."
-        )
-    return f"{practice.name}: for help call {phone}. Msg & data rates may apply. Reply STOP to opt out."
+    templates = HELP_REPLIES.get(language, HELP_REPLIES["en"])
+    for template in templates:
+        text = template.format(name=practice.name, phone=phone)
+        if sms.fits_one_segment(text):
+            return text
+    name = practice.name
+    while name and not sms.fits_one_segment(templates[-1].format(name=name + ".", phone=phone)):
+        name = name[:-1].rstrip()
+    return templates[-1].format(name=f"{name}." if name else "", phone=phone)
 
 
 def reasonable_means_confirmation(practice: Practice) -> str:
