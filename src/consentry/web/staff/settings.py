@@ -141,8 +141,13 @@ def _page(request: HttpRequest, status: int = 200, **forms_given) -> HttpRespons
     return render(request, "staff/settings.html", context, status=status)
 
 
+# A setting's name in the services, where the form shows it otherwise.
+FORM_FIELD = {"send_window": "window_start"}
+
+
 def _refuse(form: forms.Form, exc: InvalidInput) -> None:
-    field = exc.field if exc.field in form.fields else None
+    named = FORM_FIELD.get(exc.field, exc.field)
+    field = named if named in form.fields else None
     form.add_error(field, exc.message if field else str(exc))
 
 
@@ -151,42 +156,50 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
+def _save(request: HttpRequest, form: forms.Form, name: str, apply, done) -> HttpResponse:
+    """A section's form: checked, then ``apply(cleaned_data)``; a refusal comes back on the form (400)
+    with the field at fault, a success goes back to the page with ``done(result)`` said."""
+    if form.is_valid():
+        try:
+            result = apply(form.cleaned_data)
+        except InvalidInput as exc:
+            _refuse(form, exc)
+        else:
+            messages.success(request, done(result))
+            return redirect("staff-settings")
+    return _page(request, status=400, **{name: form})
+
+
 @require_POST
 @staff_page(admin=True)
 def save_practice(request: HttpRequest) -> HttpResponse:
     practice = request.staff.practice  # type: ignore[attr-defined]
     form = PracticeForm(request.POST)
-    if form.is_valid():
-        try:
-            update_practice(practice, form.values())
-        except InvalidInput as exc:
-            field = {"send_window": "window_start"}.get(exc.field, exc.field)
-            form.add_error(field if field in form.fields else None, exc.message)
-        else:
-            messages.success(request, "Practice settings saved.")
-            return redirect("staff-settings")
-    return _page(request, status=400, practice_form=form)
+    return _save(
+        request,
+        form,
+        "practice_form",
+        lambda data: update_practice(practice, form.values()),
+        lambda _: "Practice settings saved.",
+    )
 
 
 @require_POST
 @staff_page(admin=True)
 def save_connection(request: HttpRequest) -> HttpResponse:
     practice = request.staff.practice  # type: ignore[attr-defined]
-    form = ConnectionForm(request.POST)
-    if form.is_valid():
-        try:
-            update_connection(
-                practice,
-                texting_number=form.cleaned_data["texting_number"],
-                account_sid=form.cleaned_data["twilio_account_sid"],
-                auth_token=form.cleaned_data["twilio_auth_token"],
-            )
-        except InvalidInput as exc:
-            _refuse(form, exc)
-        else:
-            messages.success(request, "Texting connection saved.")
-            return redirect("staff-settings")
-    return _page(request, status=400, connection_form=form)
+    return _save(
+        request,
+        ConnectionForm(request.POST),
+        "connection_form",
+        lambda data: update_connection(
+            practice,
+            texting_number=data["texting_number"],
+            account_sid=data["twilio_account_sid"],
+            auth_token=data["twilio_auth_token"],
+        ),
+        lambda _: "Texting connection saved.",
+    )
 
 
 @require_POST
@@ -206,22 +219,19 @@ def save_notifications(request: HttpRequest) -> HttpResponse:
 @staff_page(admin=True)
 def invite(request: HttpRequest) -> HttpResponse:
     staff = request.staff  # type: ignore[attr-defined]
-    form = InviteForm(request.POST)
-    if form.is_valid():
-        try:
-            account = invite_staff(
-                practice=staff.practice,
-                email=form.cleaned_data["email"],
-                role=form.cleaned_data["role"],
-                invited_by=staff.user,
-                base=base_url(request),
-            )
-        except InvalidInput as exc:
-            _refuse(form, exc)
-        else:
-            messages.success(request, f"Invitation sent to {account.user.email}.")
-            return redirect("staff-settings")
-    return _page(request, status=400, invite_form=form)
+    return _save(
+        request,
+        InviteForm(request.POST),
+        "invite_form",
+        lambda data: invite_staff(
+            practice=staff.practice,
+            email=data["email"],
+            role=data["role"],
+            invited_by=staff.user,
+            base=base_url(request),
+        ),
+        lambda account: f"Invitation sent to {account.user.email}.",
+    )
 
 
 @require_POST
