@@ -150,6 +150,24 @@ def test_when_consentry_keeps_contact_preferences_a_sync_does_not_overwrite_them
     assert answer["kept"] == [] and answer["do_not_contact"] is True and answer["preferred_phone"] == "+14155550122"
 
 
+def test_a_preferred_phone_sent_with_a_new_phone_list_is_kept_too(practice, api):
+    """The preferred phone Consentry keeps is kept also when the same sync brings the phone it names."""
+    phones = [{"number": "+14155550111"}, {"number": "+14155550133"}]
+    created = api.post(
+        "/patients", {"first_name": "Ava", "phones": phones[:1], "preferred_phone": "+14155550111"}
+    ).json()
+    answer = api.patch(f"/patients/{created['id']}", {"phones": phones, "preferred_phone": "+14155550133"}).json()
+    assert [p["number"] for p in answer["phones"]] == ["+14155550111", "+14155550133"]  # the list applies
+    assert [k["field"] for k in answer["kept"]] == ["preferred_phone"]
+    assert answer["preferred_phone"] == "+14155550111"
+    # A new patient takes what the EHR sends; the next sync of the same patient keeps it.
+    body = {"first_name": "Bo", "phones": phones, "preferred_phone": "+14155550133"}
+    first = api.put("/patients/by-external-id/EHR-9", body)
+    assert first.status_code == 201 and first.json()["kept"] == [] and first.json()["preferred_phone"] == "+14155550133"
+    again = api.put("/patients/by-external-id/EHR-9", {**body, "preferred_phone": "+14155550111"}).json()
+    assert [k["field"] for k in again["kept"]] == ["preferred_phone"] and again["preferred_phone"] == "+14155550133"
+
+
 def test_a_sync_does_not_turn_back_on_what_the_patient_turned_off_in_the_portal(practice, api):
     api.patch("/practice", {"contact_preferences_source": "ehr"})
     patient = make_patient(practice, "Ava", emails=["ava@x.example"])

@@ -14,8 +14,8 @@ from consentry.consent.models import Source
 from consentry.errors import InvalidInput
 from consentry.patients.models import ContactKind, Patient
 from consentry.records.selectors import list_patients
-from consentry.records.services import PhoneInput, create_patient, delete_patient, update_patient
-from consentry.records.sync import Kept, SyncChanges, address_notes, held_back
+from consentry.records.services import PhoneInput, delete_patient
+from consentry.records.sync import Kept, PatientRecord, create_from, sync_patient, update_from
 from consentry.vocabulary import LineType, MarketingConsent
 
 router = Router(tags=["patients"])
@@ -126,29 +126,40 @@ def _patient_out(patient: Patient, kept: Sequence[Kept] = ()) -> dict:
 
 @router.post("", response={201: PatientOut})
 def patients_create(request, payload: PatientIn):
-    notes = address_notes(practice_of(request), [p.number for p in payload.phones], payload.emails)
-    return Status(201, _patient_out(_create(request, payload, payload.external_id), notes))
+    record = _record(payload, payload.model_fields_set | {"first_name"})
+    synced = create_from(
+        practice_of(request), record, external_id=payload.external_id, source=Source.API, actor=actor_of(request)
+    )
+    return Status(201, _patient_out(synced.patient, synced.kept))
 
 
-def _create(request, payload: PatientIn, external_id: str) -> Patient:
-    return create_patient(
-        practice=practice_of(request),
-        first_name=payload.first_name,
-        last_name=payload.last_name,
-        phones=[PhoneInput(p.number, p.line_type) for p in payload.phones],
-        emails=payload.emails,
-        preferred_phone=payload.preferred_phone,
-        do_not_contact=payload.do_not_contact,
-        marketing_consent=payload.marketing_consent,
-        timezone=payload.timezone,
-        external_id=external_id,
-        language=payload.language,
-        notification_overrides=payload.notification_overrides,
-        channel_opt_outs=payload.channel_opt_outs,
-        tags=payload.tags,
-        last_visit_on=payload.last_visit_on,
-        source=Source.API,
-        actor=actor_of(request),
+# The fields of a body that become a patient record as they are (the rest are read apart).
+_AS_SENT = (
+    "first_name",
+    "last_name",
+    "preferred_phone",
+    "do_not_contact",
+    "marketing_consent",
+    "timezone",
+    "language",
+    "notification_overrides",
+    "channel_opt_outs",
+    "tags",
+    "last_visit_on",
+)
+
+
+def _record(payload: PatientIn | PatientPatch, sent: set[str]) -> PatientRecord:
+    """A body as a patient record: a field not sent is ``None`` ("leave it as it is")."""
+    values = {name: getattr(payload, name) for name in _AS_SENT if name in sent and hasattr(payload, name)}
+    return PatientRecord(
+        **values,
+        phones=[PhoneInput(p.number, p.line_type) for p in payload.phones]
+        if payload.phones is not None and "phones" in sent
+        else None,
+        emails=payload.emails if "emails" in sent else None,
+        clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
+        clear_last_visit="last_visit_on" in sent and payload.last_visit_on is None,
     )
 
 
@@ -175,42 +186,12 @@ def patients_list(
 def patients_upsert(request, external_id: str, payload: PatientIn):
     """Create the patient with this external id, or update the one that has it: one idempotent call
     for a sync. The body is the patient as the EHR/PMS has them; ``external_id`` in it, if sent, must
-    be the one in the path."""
+    be the one in the path. A field left out of the body stays as it is on an existing patient."""
     if payload.external_id and payload.external_id != external_id:
         raise InvalidInput("external_id", "must be the external id of the path")
-    if not external_id.strip() or len(external_id) > 128:
-        raise InvalidInput("external_id", "must be 1 to 128 characters")
-    existing = Patient.objects.filter(practice=practice_of(request), external_id=external_id).first()
-    if existing is None:
-        notes = address_notes(practice_of(request), [p.number for p in payload.phones], payload.emails)
-        return Status(201, _patient_out(_create(request, payload, external_id), notes))
-    sent = payload.model_fields_set
-    changes, kept = held_back(
-        existing,
-        SyncChanges(
-            preferred_phone=payload.preferred_phone,
-            clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
-            do_not_contact=payload.do_not_contact if "do_not_contact" in sent else None,
-            marketing_consent=payload.marketing_consent if "marketing_consent" in sent else None,
-            notification_overrides=payload.notification_overrides if "notification_overrides" in sent else None,
-            channel_opt_outs=payload.channel_opt_outs if "channel_opt_outs" in sent else None,
-        ),
-    )
-    kept += address_notes(existing.practice, [p.number for p in payload.phones], payload.emails)
-    patient = update_patient(
-        patient=existing,
-        first_name=payload.first_name,
-        last_name=payload.last_name,
-        phones=[PhoneInput(p.number, p.line_type) for p in payload.phones] if "phones" in sent else None,
-        emails=payload.emails if "emails" in sent else None,
-        **_applied(changes),
-        tags=payload.tags if "tags" in sent else None,
-        last_visit_on=payload.last_visit_on,
-        clear_last_visit="last_visit_on" in sent and payload.last_visit_on is None,
-        source=Source.API,
-        actor=actor_of(request),
-    )
-    return Status(200, _patient_out(patient, kept))
+    record = _record(payload, payload.model_fields_set | {"first_name"})
+    synced = sync_patient(practice_of(request), external_id, record, source=Source.API, actor=actor_of(request))
+    return Status(201 if synced.created else 200, _patient_out(synced.patient, synced.kept))
 
 
 @router.delete("/{patient_id}", response={204: None})
@@ -227,45 +208,11 @@ def patients_get(request, patient_id: str):
 
 @router.patch("/{patient_id}", response=PatientOut)
 def patients_update(request, patient_id: str, payload: PatientPatch):
-    sent = payload.model_fields_set
     patient = _get_patient(request, patient_id)
-    changes, kept = held_back(
-        patient,
-        SyncChanges(
-            preferred_phone=payload.preferred_phone,
-            clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
-            do_not_contact=payload.do_not_contact,
-            marketing_consent=payload.marketing_consent,
-            notification_overrides=payload.notification_overrides,
-            channel_opt_outs=payload.channel_opt_outs,
-        ),
+    synced = update_from(
+        patient, _record(payload, payload.model_fields_set), source=Source.API, actor=actor_of(request)
     )
-    kept += address_notes(patient.practice, [p.number for p in payload.phones or []], payload.emails or [])
-    patient = update_patient(
-        patient=patient,
-        first_name=payload.first_name,
-        last_name=payload.last_name,
-        phones=None if payload.phones is None else [PhoneInput(p.number, p.line_type) for p in payload.phones],
-        emails=payload.emails,
-        **_applied(changes),
-        tags=payload.tags,
-        last_visit_on=payload.last_visit_on,
-        clear_last_visit="last_visit_on" in sent and payload.last_visit_on is None,
-        source=Source.API,
-        actor=actor_of(request),
-    )
-    return _patient_out(patient, kept)
-
-
-def _applied(changes: SyncChanges) -> dict:
-    return {
-        "preferred_phone": changes.preferred_phone,
-        "clear_preferred_phone": changes.clear_preferred_phone,
-        "do_not_contact": changes.do_not_contact,
-        "marketing_consent": changes.marketing_consent,
-        "notification_overrides": changes.notification_overrides,
-        "channel_opt_outs": changes.channel_opt_outs,
-    }
+    return _patient_out(synced.patient, synced.kept)
 
 
 def _get_patient(request, patient_id: str) -> Patient:

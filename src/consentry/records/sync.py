@@ -11,13 +11,16 @@ Each thing kept is reported (``Kept``): the answer says which fields were kept a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
 
 from consentry.consent import ledger
 from consentry.consent.models import ConsentEvent, Source, Subject
 from consentry.errors import InvalidInput
 from consentry.patients.addresses import normalize_email, normalize_phone
 from consentry.patients.models import Patient, Practice
+from consentry.records.services import PhoneInput, create_patient, update_patient
 
 
 @dataclass(frozen=True)
@@ -46,19 +49,129 @@ OWNED_MESSAGE = (
 )
 
 
-def held_back(patient: Patient, sent: SyncChanges) -> tuple[SyncChanges, list[Kept]]:
-    """The part of a sync's change that applies to this patient, and what it keeps, with why."""
+@dataclass(frozen=True)
+class PatientRecord:
+    """A patient as a sync sends them (the API's body, a FHIR Patient, a row of a file). ``None`` is
+    "not sent": an update leaves that field as it is, a create takes the default."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    phones: Sequence[PhoneInput] | None = None
+    emails: Sequence[str] | None = None
+    preferred_phone: str | None = None
+    clear_preferred_phone: bool = False
+    do_not_contact: bool | None = None
+    marketing_consent: str | None = None
+    timezone: str | None = None
+    language: str | None = None
+    notification_overrides: dict | None = None
+    channel_opt_outs: Sequence[str] | None = None
+    tags: Sequence[str] | None = None
+    last_visit_on: date | None = None
+    clear_last_visit: bool = False
+
+
+@dataclass
+class Synced:
+    patient: Patient
+    created: bool
+    kept: list[Kept] = field(default_factory=list)
+
+
+def sync_patient(practice: Practice, external_id: str, record: PatientRecord, *, source: str, actor: str) -> Synced:
+    """Create the practice's patient with this external id, or update the one that has it, by the
+    sync rules (``held_back``): the one idempotent step of every sync."""
+    if not external_id.strip() or len(external_id) > 128:
+        raise InvalidInput("external_id", "must be 1 to 128 characters")
+    existing = Patient.objects.filter(practice=practice, external_id=external_id).first()
+    if existing is None:
+        return create_from(practice, record, external_id=external_id, source=source, actor=actor)
+    return update_from(existing, record, source=source, actor=actor)
+
+
+def create_from(practice: Practice, record: PatientRecord, *, external_id: str, source: str, actor: str) -> Synced:
+    """A new patient from a sync's record; what their addresses keep (an opt-out, a block) is reported."""
+    patient = create_patient(
+        practice=practice,
+        first_name=record.first_name or "",
+        last_name=record.last_name or "",
+        phones=record.phones or (),
+        emails=record.emails or (),
+        preferred_phone=record.preferred_phone,
+        do_not_contact=bool(record.do_not_contact),
+        marketing_consent=record.marketing_consent or "unknown",
+        timezone=record.timezone or "",
+        external_id=external_id,
+        language=record.language or "en",
+        notification_overrides=record.notification_overrides,
+        channel_opt_outs=record.channel_opt_outs or (),
+        tags=record.tags or (),
+        last_visit_on=record.last_visit_on,
+        source=source,
+        actor=actor,
+    )
+    return Synced(patient, True, _address_notes_of(practice, record))
+
+
+def update_from(patient: Patient, record: PatientRecord, *, source: str, actor: str) -> Synced:
+    """Apply a sync's record to a patient, keeping what the sync rules keep, and say what was kept."""
+    phones = None if record.phones is None else [p.number for p in record.phones]
+    changes, kept = held_back(
+        patient,
+        SyncChanges(
+            preferred_phone=record.preferred_phone,
+            clear_preferred_phone=record.clear_preferred_phone,
+            do_not_contact=record.do_not_contact,
+            marketing_consent=record.marketing_consent,
+            notification_overrides=record.notification_overrides,
+            channel_opt_outs=None if record.channel_opt_outs is None else list(record.channel_opt_outs),
+        ),
+        phones=phones,
+    )
+    kept += _address_notes_of(patient.practice, record)
+    patient = update_patient(
+        patient=patient,
+        first_name=record.first_name,
+        last_name=record.last_name,
+        phones=record.phones,
+        emails=record.emails,
+        preferred_phone=changes.preferred_phone,
+        clear_preferred_phone=changes.clear_preferred_phone,
+        do_not_contact=changes.do_not_contact,
+        marketing_consent=changes.marketing_consent,
+        notification_overrides=changes.notification_overrides,
+        channel_opt_outs=changes.channel_opt_outs,
+        tags=record.tags,
+        last_visit_on=record.last_visit_on,
+        clear_last_visit=record.clear_last_visit,
+        source=source,
+        actor=actor,
+    )
+    return Synced(patient, False, kept)
+
+
+def _address_notes_of(practice: Practice, record: PatientRecord) -> list[Kept]:
+    return address_notes(practice, [p.number for p in record.phones or ()], list(record.emails or ()))
+
+
+def held_back(
+    patient: Patient, sent: SyncChanges, *, phones: Sequence[str] | None = None
+) -> tuple[SyncChanges, list[Kept]]:
+    """The part of a sync's change that applies to this patient, and what it keeps, with why.
+    ``phones``: the patient's phones as the same change sends them (``None``: unchanged)."""
     kept: list[Kept] = []
     practice = patient.practice
     if practice.contact_preferences_source == "consentry":
-        sent, kept = _owned_by_consentry(patient, sent)
+        sent, kept = _owned_by_consentry(patient, sent, phones)
     if _last_notification_source(patient) == Source.PORTAL:
         sent, more = _patient_choices_stay(patient, sent)
         kept += more
     return sent, kept
 
 
-def _owned_by_consentry(patient: Patient, sent: SyncChanges) -> tuple[SyncChanges, list[Kept]]:
+def _owned_by_consentry(
+    patient: Patient, sent: SyncChanges, sent_phones: Sequence[str] | None
+) -> tuple[SyncChanges, list[Kept]]:
     kept: list[Kept] = []
     if sent.do_not_contact is not None and sent.do_not_contact != patient.do_not_contact:
         kept.append(Kept("do_not_contact", OWNED, OWNED_MESSAGE))
@@ -72,6 +185,8 @@ def _owned_by_consentry(patient: Patient, sent: SyncChanges) -> tuple[SyncChange
         except InvalidInput:
             wanted = None  # not a phone: the update refuses it, naming the field
         phones = set(patient.contact_points.values_list("address", flat=True))
+        if sent_phones is not None:  # the same change replaces the phones: the new list counts too
+            phones |= {n for n in (_normal(_phone_of(patient.practice), p) for p in sent_phones) if n}
         hold_phone = wanted is not None and wanted in phones and wanted != current
     elif sent.clear_preferred_phone:
         hold_phone = current is not None
@@ -129,7 +244,7 @@ ADDRESS_KEPT = {
 
 def address_notes(practice: Practice, phones: list[str], emails: list[str]) -> list[Kept]:
     """For each address a sync sent, the person's choice (or the practice's block) that stays with it."""
-    numbers = [_normal(lambda v: normalize_phone(v, region=practice.region).number, p) for p in phones]
+    numbers = [_normal(_phone_of(practice), p) for p in phones]
     addresses = [_normal(normalize_email, e) for e in emails]
     state = ledger.consent_state(practice.pk, [a for a in numbers + addresses if a])
     notes = []
@@ -144,6 +259,10 @@ def address_notes(practice: Practice, phones: list[str], emails: list[str]) -> l
         if address in state.email_bounced:
             notes.append(Kept(f"emails[{i}]", "email_bounced", ADDRESS_KEPT["email_bounced"]))
     return notes
+
+
+def _phone_of(practice: Practice):
+    return lambda value: normalize_phone(value, region=practice.region).number
 
 
 def _normal(normalize, value: str) -> str | None:
