@@ -12,24 +12,21 @@ connection, and the addresses checked are the ones connected to: a name that
 answers differently the second time (DNS rebinding) cannot lead here.
 
 One concern, longer than most modules: VAPID keys, the subscription check,
-the push itself and the connection guard that keeps pushes on the internet.
+the push itself (the guard that keeps pushes on the internet is ``consentry/netguard.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import logging
 import os
 import re
-import socket
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 import requests
-import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
@@ -39,6 +36,7 @@ from django.db import transaction
 from django_tasks import task
 from py_vapid import Vapid
 
+from consentry import netguard
 from consentry.errors import InvalidInput
 
 from .models import InAppNotice, PushSubscription
@@ -172,13 +170,7 @@ def _check_endpoint(endpoint: str) -> None:
     if loopback_allowed:
         return
     # A push service is on the internet: never post to this machine or its network.
-    if host == "localhost" or host.endswith(".localhost"):
-        raise InvalidInput("endpoint", "must be a push service on the internet")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not address.is_global:
+    if netguard.private_host(host):
         raise InvalidInput("endpoint", "must be a push service on the internet")
 
 
@@ -204,81 +196,16 @@ def push_notice(notice_id: int) -> dict:
         return {"misconfigured": 1}
     data = payload_for(notice, notice.patient.practice.name)
     outcomes: dict[str, int] = {}
-    with requests.Session() as session:
-        session.max_redirects = 0  # a redirect could point anywhere, this machine's network included
-        internet_only = _InternetOnly()
-        session.mount("https://", internet_only)
-        session.mount("http://", internet_only)
+    with netguard.guarded_session(_may_reach_private) as session:
         for subscription in PushSubscription.objects.filter(patient_id=notice.patient_id).order_by("pk"):
             outcome = _push_one(subscription, data, vapid, session)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
-def internet_addresses(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to, if every one is on the internet; else ``OSError`` saying why."""
-    if settings.CONSENTRY_PUSH_ALLOW_LOOPBACK and host == "127.0.0.1":
-        return [host]
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise OSError(f"cannot resolve {host}: {exc}") from exc
-    addresses = list(dict.fromkeys(str(a).split("%")[0] for *_, (a, *_) in infos))
-    if inside := sorted(a for a in addresses if not ipaddress.ip_address(a).is_global):
-        raise OSError(f"{host} resolves to {', '.join(inside)}, not to the internet")
-    return addresses
-
-
-class NotOnTheInternet(urllib3.exceptions.NewConnectionError):
-    """The endpoint's name does not lead to the internet: nothing was sent."""
-
-    def __init__(self, conn, why: str):
-        super().__init__(conn, why)
-        self.why = why
-
-
-class _InternetOnlyConnection:
-    """Connects to what ``internet_addresses`` allowed, and nowhere else: the TCP connection goes to
-    the checked address, while TLS and the Host header keep the endpoint's name."""
-
-    def _new_conn(self):
-        name = self._dns_host
-        try:
-            addresses = internet_addresses(name.rstrip("."), self.port)
-        except OSError as exc:
-            raise NotOnTheInternet(self, str(exc)) from exc
-        error = None
-        for address in addresses:
-            self._dns_host = address  # only the socket uses it; self.host is read again below
-            try:
-                return super()._new_conn()
-            except urllib3.exceptions.NewConnectionError as exc:
-                error = exc
-            finally:
-                self._dns_host = name
-        raise error
-
-
-class _HTTPConnection(_InternetOnlyConnection, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_InternetOnlyConnection, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-class _InternetOnly(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+def _may_reach_private(host: str) -> bool:
+    """Only a push service on this machine, for tests (``CONSENTRY_PUSH_ALLOW_LOOPBACK``)."""
+    return settings.CONSENTRY_PUSH_ALLOW_LOOPBACK and host == "127.0.0.1"
 
 
 def _push_one(subscription: PushSubscription, data: str, vapid: Vapid, session: requests.Session) -> str:
@@ -306,9 +233,8 @@ def _push_one(subscription: PushSubscription, data: str, vapid: Vapid, session: 
         error = f"{status} {exc.response.reason}: {exc.response.text[:300]}" if status else str(exc.message)
         return _record_error(subscription, error)
     except requests.RequestException as exc:
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        if isinstance(reason, NotOnTheInternet):
-            return _record_error(subscription, f"not pushed: {reason.why}")
+        if why := netguard.refusal(exc):
+            return _record_error(subscription, f"not pushed: {why}")
         return _record_error(subscription, f"{type(exc).__name__}: {exc}")
     except ValueError as exc:  # key material the encryption refuses
         return _record_error(subscription, f"cannot encrypt for this subscription: {exc}")
