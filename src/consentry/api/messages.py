@@ -11,6 +11,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from consentry.api.auth import SEND, actor_of, owned_or_404, practice_of
 from consentry.api.errors import ErrorOut, error
+from consentry.api.examples import DELIVERY_CSV_EXAMPLE
 from consentry.api.schemas import In, as_utc
 from consentry.csv_export import csv_download
 from consentry.messaging.models import Delivery, Message
@@ -18,6 +19,9 @@ from consentry.messaging.planning import REQUEST_KINDS, Unacknowledged, create_m
 from consentry.messaging.selectors import DELIVERY_EXPORT_FIELDS, delivery_export_rows, list_messages
 from consentry.vocabulary import Channel, Kind, Reason
 from consentry.vocabulary import Status as DeliveryStatus
+
+# The export's answer, as the document declares it: a header line of DELIVERY_EXPORT_FIELDS, then rows.
+CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}, "example": DELIVERY_CSV_EXAMPLE}}
 
 router = Router(tags=["messages"])
 
@@ -198,7 +202,11 @@ def _sent_by_the_practice(request, message_id: str) -> Message:
     return message
 
 
-@router.get("/{message_id}/deliveries.csv", response={200: None})
+@router.get(
+    "/{message_id}/deliveries.csv",
+    response={200: None},
+    openapi_extra={"responses": {200: {"description": "The deliveries, one a row", "content": CSV_CONTENT}}},
+)
 def messages_export(request, message_id: str):
     """Every delivery of the message as CSV: who, on which channel and address, what became of it."""
     message = _sent_by_the_practice(request, message_id)

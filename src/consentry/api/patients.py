@@ -15,7 +15,7 @@ from consentry.errors import InvalidInput
 from consentry.patients.models import ContactKind, Patient
 from consentry.records.selectors import list_patients
 from consentry.records.services import PhoneInput, delete_patient
-from consentry.records.sync import Kept, PatientRecord, create_from, sync_patient, update_from
+from consentry.records.sync import Kept, KeptReason, PatientRecord, create_from, sync_patient, update_from
 from consentry.vocabulary import LineType, MarketingConsent
 
 router = Router(tags=["patients"])
@@ -41,6 +41,9 @@ class PatientIn(In):
     channel_opt_outs: list[str] = Field(default_factory=list, max_length=4)
     tags: list[str] = Field(default_factory=list, max_length=20, description="Labels for choosing audiences")
     last_visit_on: date | None = None
+    location_id: str | None = Field(
+        None, max_length=36, description="The practice's location the patient belongs to: texts go from its number"
+    )
 
 
 class PatientPatch(In):
@@ -59,6 +62,7 @@ class PatientPatch(In):
     channel_opt_outs: list[str] | None = Field(None, max_length=4)
     tags: list[str] | None = Field(None, max_length=20)
     last_visit_on: date | None = None
+    location_id: str | None = Field(None, max_length=36, description="null: no location")
 
 
 class PhoneOut(Schema):
@@ -68,8 +72,8 @@ class PhoneOut(Schema):
 
 
 class KeptOut(Schema):
-    field: str
-    reason: str
+    field: str = Field(description="The input not applied as sent: a field, or an address as phones[0] or emails[1]")
+    reason: KeptReason
     message: str
 
 
@@ -89,6 +93,7 @@ class PatientOut(Schema):
     channel_opt_outs: list[str]
     tags: list[str]
     last_visit_on: date | None
+    location_id: str | None
     kept: list[KeptOut] = Field(
         default_factory=list,
         description="What this request sent that was not applied, and why: a person's own choice "
@@ -120,6 +125,7 @@ def _patient_out(patient: Patient, kept: Sequence[Kept] = ()) -> dict:
         "channel_opt_outs": patient.channel_opt_outs,
         "tags": patient.tags,
         "last_visit_on": patient.last_visit_on,
+        "location_id": str(patient.location_id) if patient.location_id else None,
         "kept": [asdict(k) for k in kept],
     }
 
@@ -160,6 +166,8 @@ def _record(payload: PatientIn | PatientPatch, sent: set[str]) -> PatientRecord:
         emails=payload.emails if "emails" in sent else None,
         clear_preferred_phone="preferred_phone" in sent and payload.preferred_phone is None,
         clear_last_visit="last_visit_on" in sent and payload.last_visit_on is None,
+        location_id=payload.location_id if "location_id" in sent else None,
+        clear_location="location_id" in sent and payload.location_id is None,
     )
 
 

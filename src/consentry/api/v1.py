@@ -9,6 +9,7 @@ from ninja.operation import Operation
 
 from consentry.api.auth import ApiKeyAuth
 from consentry.api.errors import STATUS_CODES, ErrorBody, ErrorOut, ErrorsOut, error
+from consentry.api.examples import EXAMPLES
 from consentry.errors import InvalidInput
 
 # Operation ids are part of the public API (generated clients name their methods by them), and ninja
@@ -48,6 +49,9 @@ class ConsentryApi(NinjaAPI):
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (ErrorBody, ErrorOut, ErrorsOut):
             components.setdefault(model.__name__, _component(model))
+        for name, example in EXAMPLES.items():
+            if name in components:
+                components[name].setdefault("examples", [example])
         one = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
         many = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorsOut"}}}}
         for operations in schema["paths"].values():

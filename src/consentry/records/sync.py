@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from enum import StrEnum
 
 from consentry.consent import ledger
 from consentry.consent.models import ConsentEvent, Source, Subject
@@ -23,10 +24,21 @@ from consentry.patients.models import Patient, Practice
 from consentry.records.services import PhoneInput, create_patient, update_patient
 
 
+class KeptReason(StrEnum):
+    """Why a sync's input was not applied as sent."""
+
+    CONSENTRY_KEEPS_CONTACT_PREFERENCES = "consentry_keeps_contact_preferences"
+    PATIENT_CHOICE = "patient_choice"  # turned off in the patient's portal
+    SMS_OPTED_OUT = "sms_opted_out"
+    EMAIL_UNSUBSCRIBED = "email_unsubscribed"
+    EMAIL_BOUNCED = "email_bounced"
+    BLOCKED = "blocked"
+
+
 @dataclass(frozen=True)
 class Kept:
     field: str  # the input that was not applied as sent: do_not_contact, phones[0], notification_overrides
-    reason: str  # consentry_keeps_contact_preferences, patient_choice, sms_opted_out, email_unsubscribed...
+    reason: KeptReason
     message: str
 
 
@@ -42,7 +54,7 @@ class SyncChanges:
     channel_opt_outs: list[str] | None = None
 
 
-OWNED = "consentry_keeps_contact_preferences"
+OWNED = KeptReason.CONSENTRY_KEEPS_CONTACT_PREFERENCES
 OWNED_MESSAGE = (
     "this practice keeps preferred phone, do-not-contact and marketing consent in Consentry "
     "(contact_preferences_source: consentry): staff change them there"
@@ -69,6 +81,8 @@ class PatientRecord:
     tags: Sequence[str] | None = None
     last_visit_on: date | None = None
     clear_last_visit: bool = False
+    location_id: str | None = None  # one of the practice's locations
+    clear_location: bool = False
 
 
 @dataclass
@@ -107,6 +121,7 @@ def create_from(practice: Practice, record: PatientRecord, *, external_id: str, 
         channel_opt_outs=record.channel_opt_outs or (),
         tags=record.tags or (),
         last_visit_on=record.last_visit_on,
+        location_id=record.location_id,
         source=source,
         actor=actor,
     )
@@ -144,6 +159,8 @@ def update_from(patient: Patient, record: PatientRecord, *, source: str, actor: 
         tags=record.tags,
         last_visit_on=record.last_visit_on,
         clear_last_visit=record.clear_last_visit,
+        location_id=record.location_id,
+        clear_location=record.clear_location,
         source=source,
         actor=actor,
     )
@@ -223,22 +240,22 @@ def _patient_choices_stay(patient: Patient, sent: SyncChanges) -> tuple[SyncChan
                 if on is False and merged.get(key, {}).get(channel) is not False:
                     merged.setdefault(key, {})[channel] = False
         if merged != overrides:
-            kept.append(Kept("notification_overrides", "patient_choice", PATIENT_CHOICE))
+            kept.append(Kept("notification_overrides", KeptReason.PATIENT_CHOICE, PATIENT_CHOICE))
             overrides = merged
     opt_outs = sent.channel_opt_outs
     if opt_outs is not None:
         merged_outs = list(dict.fromkeys([*opt_outs, *(patient.channel_opt_outs or [])]))
         if merged_outs != list(opt_outs):
-            kept.append(Kept("channel_opt_outs", "patient_choice", PATIENT_CHOICE))
+            kept.append(Kept("channel_opt_outs", KeptReason.PATIENT_CHOICE, PATIENT_CHOICE))
             opt_outs = merged_outs
     return replace(sent, notification_overrides=overrides, channel_opt_outs=opt_outs), kept
 
 
 ADDRESS_KEPT = {
-    "sms_opted_out": "this number opted out of texts, and stays opted out: only the person can opt back in",
-    "email_unsubscribed": "this address unsubscribed, and stays unsubscribed: only the person can opt back in",
-    "email_bounced": "email to this address bounced; it stays marked until the address is corrected",
-    "blocked": "this number is on the practice's Blocked Communications list, and stays there",
+    KeptReason.SMS_OPTED_OUT: "this number opted out of texts, and stays opted out: only the person can opt back in",
+    KeptReason.EMAIL_UNSUBSCRIBED: "this address unsubscribed, and stays unsubscribed: only the person can opt back in",
+    KeptReason.EMAIL_BOUNCED: "email to this address bounced; it stays marked until the address is corrected",
+    KeptReason.BLOCKED: "this number is on the practice's Blocked Communications list, and stays there",
 }
 
 
@@ -250,15 +267,19 @@ def address_notes(practice: Practice, phones: list[str], emails: list[str]) -> l
     notes = []
     for i, number in enumerate(numbers):
         if number in state.sms_opted_out:
-            notes.append(Kept(f"phones[{i}]", "sms_opted_out", ADDRESS_KEPT["sms_opted_out"]))
+            notes.append(_address_kept(f"phones[{i}]", KeptReason.SMS_OPTED_OUT))
         if number in state.blocks:
-            notes.append(Kept(f"phones[{i}]", "blocked", ADDRESS_KEPT["blocked"]))
+            notes.append(_address_kept(f"phones[{i}]", KeptReason.BLOCKED))
     for i, address in enumerate(addresses):
         if address in state.email_unsubscribed:
-            notes.append(Kept(f"emails[{i}]", "email_unsubscribed", ADDRESS_KEPT["email_unsubscribed"]))
+            notes.append(_address_kept(f"emails[{i}]", KeptReason.EMAIL_UNSUBSCRIBED))
         if address in state.email_bounced:
-            notes.append(Kept(f"emails[{i}]", "email_bounced", ADDRESS_KEPT["email_bounced"]))
+            notes.append(_address_kept(f"emails[{i}]", KeptReason.EMAIL_BOUNCED))
     return notes
+
+
+def _address_kept(field: str, reason: KeptReason) -> Kept:
+    return Kept(field, reason, ADDRESS_KEPT[reason])
 
 
 def _phone_of(practice: Practice):
