@@ -175,7 +175,7 @@ def _act(
         # The patient said it plainly: an earlier possible opt-out needs no one's judgement now.
         conversations.clear_flag(conversation)
         conversations.note_consent_change(conversation, event)
-    replied = _answer(practice, conversation, reply)
+    replied = _answer(practice, conversation, reply, inbound.to_number)
     return InboundResult(keyword, event is not None, replied=replied)
 
 
@@ -202,17 +202,22 @@ def _reasonable_means(practice: Practice, conversation: Conversation, inbound: I
         evidence=_evidence(inbound, rule=assessment.rule),
     )
     conversations.note_consent_change(conversation, event)
-    replied = _answer(practice, conversation, reasonable_means_confirmation(practice) if event else None)
+    replied = _answer(
+        practice, conversation, reasonable_means_confirmation(practice) if event else None, inbound.to_number
+    )
     return InboundResult(
         KeywordKind.NONE, event is not None, replied=replied, possible_opt_out=True, rule=assessment.rule
     )
 
 
-def _answer(practice: Practice, conversation: Conversation, reply: str | None) -> bool:
+def _answer(practice: Practice, conversation: Conversation, reply: str | None, to_number: str) -> bool:
+    """Answer once, from the number that was texted (``to_number``, the practice's or a location's)."""
     # In provider-managed mode (Twilio Advanced Opt-Out) the carrier side has
     # already answered; a second confirmation would be one text too many.
     if not reply or practice.keyword_mode != KeywordMode.SELF_MANAGED:
         return False
-    delivery = create_keyword_reply(practice=practice, number=conversation.phone, body=reply, actor="keyword")
+    delivery = create_keyword_reply(
+        practice=practice, number=conversation.phone, body=reply, actor="keyword", from_number=to_number
+    )
     conversations.append(conversation, Direction.OUTBOUND, reply, delivery=delivery)
     return True

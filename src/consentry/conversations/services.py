@@ -169,8 +169,9 @@ def clean_body(practice: Practice, body) -> str:
     return body
 
 
-def create_staff_text(*, practice: Practice, number: str, body: str, actor: str) -> Delivery:
-    """A staff text to one number through the normal delivery path.
+def create_staff_text(*, practice: Practice, number: str, body: str, actor: str, from_number: str = "") -> Delivery:
+    """A staff text to one number through the normal delivery path, from ``from_number`` (one of the
+    practice's numbers) if given, else from the patient's location's number or the practice's.
 
     Its kind is ``manual``: the SMS opt-out and the Blocked Communications list
     apply, here and again in the worker right before the provider call.
@@ -183,6 +184,19 @@ def create_staff_text(*, practice: Practice, number: str, body: str, actor: str)
         address=number,
         content={"sms": body},
         actor=actor,
+        from_number=from_number,
+    )
+
+
+def last_texted_number(conversation: Conversation) -> str:
+    """The practice's number the conversation's phone last texted ("" if it never texted): staff replies go
+    from it, so the patient's thread stays on one number."""
+    return (
+        conversation.entries.filter(direction=Direction.INBOUND, inbound_message__isnull=False)
+        .order_by("-created_at", "-pk")
+        .values_list("inbound_message__to_number", flat=True)
+        .first()
+        or ""
     )
 
 
@@ -217,7 +231,13 @@ def reply(conversation: Conversation, body: str, actor: str) -> ConversationEntr
         refused = reply_refusal(conversation)
         if refused is not None:
             raise refused
-        delivery = create_staff_text(practice=practice, number=conversation.phone, body=body, actor=actor)
+        delivery = create_staff_text(
+            practice=practice,
+            number=conversation.phone,
+            body=body,
+            actor=actor,
+            from_number=last_texted_number(conversation),
+        )
         return append(conversation, Direction.OUTBOUND, body, delivery=delivery, author=actor)
 
 

@@ -22,11 +22,14 @@ def create_direct_message(
     content: dict,
     actor: str,
     category: str = "system",
+    from_number: str = "",
 ) -> Delivery:
     """One message to one address (not to patients), through the normal delivery path.
 
     The delivery is linked to the earliest patient with that address, if any,
-    for the personalization tokens and the patient's history.
+    for the personalization tokens and the patient's history. ``from_number``:
+    the practice's number a text goes from (the number the person texted), when
+    not the patient's location's.
     """
     with transaction.atomic():
         message = Message.objects.create(
@@ -43,14 +46,20 @@ def create_direct_message(
             .first()
         )
         delivery = Delivery.objects.create(
-            message=message, practice=practice, patient_id=patient_id, channel=channel, address=address
+            message=message,
+            practice=practice,
+            patient_id=patient_id,
+            channel=channel,
+            address=address,
+            from_number=from_number,
         )
         enqueue_dispatch([delivery.pk])
     return delivery
 
 
-def create_keyword_reply(*, practice: Practice, number: str, body: str, actor: str) -> Delivery:
-    """The confirmation or HELP text that answers a keyword, through the normal delivery path.
+def create_keyword_reply(*, practice: Practice, number: str, body: str, actor: str, from_number: str = "") -> Delivery:
+    """The confirmation or HELP text that answers a keyword, through the normal delivery path, from
+    ``from_number`` (the number that was texted).
 
     Its kind exempts it from the opt-out it confirms (CTIA: one confirmation
     after an opt-out is allowed, and expected).
@@ -62,4 +71,5 @@ def create_keyword_reply(*, practice: Practice, number: str, body: str, actor: s
         address=number,
         content={"sms": body},
         actor=actor,
+        from_number=from_number,
     )

@@ -57,6 +57,9 @@ class Delivery(models.Model):
     # delivery, blank when they do not: the worker checks the window again
     # before a late hand-over (a retry, a re-dispatch).
     recipient_timezone = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # The practice's number a text or call goes from when it must be that one (a keyword's confirmation goes
+    # from the number texted); blank: the patient's location's number, else the practice's (patients.locations).
+    from_number = models.CharField(max_length=20, blank=True, default="", db_default="")
     # Set right before the provider call: a delivery with an attempt and no
     # outcome is never handed to the provider again (no blind resends).
     attempted_at = models.DateTimeField(null=True, blank=True)

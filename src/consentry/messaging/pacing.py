@@ -1,7 +1,8 @@
 """Per-sender rate limits, shared by all workers through the database.
 
-A sender is what the provider counts against: the practice's texting number
-for texts (and, separately, for calls), its email sender for email. Its rate
+A sender is what the provider counts against: the number a text goes from
+(the practice's, or one of its locations') for texts (and, separately, for
+calls), the practice's email sender for email. Its rate
 is the practice's setting, else the provider's default (about 1 a second for
 a Twilio long code), else none.
 
@@ -45,11 +46,14 @@ def rate_for(practice, channel: str) -> float | None:
     return getattr(import_string(path), "default_rate", None) if path else None
 
 
-def sender_for(practice, channel: str) -> Sender | None:
+def sender_for(practice, channel: str, *, number: str = "") -> Sender | None:
+    """``number``: the practice's number a text or call goes from (one of its locations'), else its own."""
     rate = rate_for(practice, channel)
     if not rate:
         return None
-    address = (practice.email_from or str(practice.pk)) if channel == Channel.EMAIL else practice.texting_number
+    address = (
+        (practice.email_from or str(practice.pk)) if channel == Channel.EMAIL else number or practice.texting_number
+    )
     return Sender(f"{channel}:{address}", timedelta(seconds=1 / rate))
 
 

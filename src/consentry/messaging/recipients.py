@@ -18,7 +18,7 @@ from django.db import connection
 from consentry.consent.models import Block, ContactConsent, EmailState, SmsState
 from consentry.consent.rules import ConsentState, Phone, Recipient
 from consentry.errors import InvalidInput
-from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact
+from consentry.patients.models import ContactKind, ContactPoint, Location, Patient, PatientContact
 from consentry.vocabulary import Channel, LineType, MarketingConsent, Status
 
 from .models import Delivery, Message
@@ -93,15 +93,17 @@ def check_patients_belong(practice_id: uuid.UUID, ids: list[uuid.UUID], chunk: i
 
 def _chunk_sql(n: int) -> str:
     p, pc, cp = Patient._meta.db_table, PatientContact._meta.db_table, ContactPoint._meta.db_table
+    loc = Location._meta.db_table
     # No ORDER BY: rows are grouped per patient in Python, which is cheaper
     # than the temporary B-tree a sort would need.
     return f"""
         SELECT p.id, p.do_not_contact, p.marketing_consent, p.preferred_phone_id, p.channel_opt_outs,
                p.notification_overrides, pc.position, cp.id, cp.address, cp.kind, cp.line_type, cp.valid,
-               p.timezone, cp.timezone, p.notification_phones_removed
+               p.timezone, cp.timezone, p.notification_phones_removed, l.timezone
         FROM {p} p
         LEFT JOIN {pc} pc ON pc.patient_id = p.id
         LEFT JOIN {cp} cp ON cp.id = pc.contact_point_id
+        LEFT JOIN {loc} l ON l.id = p.location_id
         WHERE p.id IN ({_placeholders(n)})
     """
 
@@ -150,7 +152,9 @@ def load_chunk(patient_ids: Iterable, category_key: str) -> list[Recipient]:
 def _recipient(row, contacts: list, category_key: str) -> Recipient:
     if len(contacts) > 1:
         contacts.sort()  # by position
-    phones, emails, preferred, timezone = [], [], None, row[12]
+    # Where the recipient is, for quiet hours: their own zone, else their location's, else where their (first)
+    # phone's number says, else (in the request) the practice's.
+    phones, emails, preferred, timezone = [], [], None, row[12] or row[15]
     for _, point_id, address, kind, line_type, valid, phone_zone in contacts:
         if kind == ContactKind.PHONE:
             phones.append(Phone(address, _LINE_TYPES[line_type], bool(valid)))

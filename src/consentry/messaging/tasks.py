@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -22,7 +22,8 @@ from django_tasks import task
 
 from consentry.consent import address_lock, ledger
 from consentry.consent.rules import address_block_reason, window_opens
-from consentry.patients.models import Practice
+from consentry.patients.locations import TextingSender, texting_sender
+from consentry.patients.models import Location, Practice
 from consentry.providers.base import Outbound, ProviderError, provider_for
 from consentry.vocabulary import Channel, Kind, Reason, Status
 
@@ -72,6 +73,8 @@ class Claimed:
         "recipient_timezone",
         "patient__first_name",
         "patient__last_name",
+        "from_number",
+        "patient__location_id",
     )
 
     pk: int
@@ -84,9 +87,12 @@ class Claimed:
     recipient_timezone: str
     first_name: str | None
     last_name: str | None
+    from_number: str
+    location_id: uuid.UUID | None  # the patient's
     # Given by Dispatch.attach, from one read per practice and per message, before any use.
     practice: Practice = field(init=False)
     message: Message = field(init=False)
+    texting: TextingSender = field(init=False)  # who a text or call goes from
     attempted_at: datetime | None = None
 
     @property
@@ -123,6 +129,7 @@ class Dispatch:
         self.reserved = reserved
         self.outcomes: dict[str, int] = {}
         self.practices: dict = {}
+        self.locations: dict = {}  # practice id -> its locations
         self.messages: dict = {}
         self.categories: dict = {}
         self.category_rows: dict = {}
@@ -313,23 +320,37 @@ class Dispatch:
                 self.count(_provider_refused(delivery.model(), exc))
 
     def outbound(self, delivery: Claimed) -> Outbound:
-        return render(
+        outbound = render(
             delivery,
             self.categories[delivery.practice_id, delivery.message.category],
             self.messages[delivery.message_id][1],
             delivery.person,
         )
+        if delivery.channel in (Channel.SMS, Channel.VOICE):
+            sender = delivery.texting
+            outbound = replace(outbound, sender=sender.number, messaging_service_sid=sender.messaging_service_sid)
+        return outbound
 
     def attach(self, deliveries: list[Claimed]) -> None:
         """Give each delivery its practice, message and category from one read per kind of row."""
         if missing := {d.practice_id for d in deliveries} - set(self.practices):
             self.practices.update(Practice.objects.in_bulk(missing))
+            self.locations.update({practice_id: [] for practice_id in missing})
+            for location in Location.objects.filter(practice_id__in=missing):
+                self.locations[location.practice_id].append(location)
         if missing := {d.message_id for d in deliveries} - set(self.messages):
             for message in Message.objects.filter(pk__in=missing):
                 self.messages[message.pk] = (message, json.loads(message.content))
         for delivery in deliveries:
             delivery.practice = self.practices[delivery.practice_id]
             delivery.message = self.messages[delivery.message_id][0]
+            # The one choice of the number a text or call goes from (patients.locations.texting_sender).
+            delivery.texting = texting_sender(
+                delivery.practice,
+                self.locations[delivery.practice_id],
+                from_number=delivery.from_number,
+                location_id=delivery.location_id,
+            )
             key = (delivery.practice_id, delivery.message.category)
             if key not in self.categories:
                 self.category_rows[key] = category_row(delivery.practice, delivery.message.category)
@@ -360,10 +381,12 @@ class Dispatch:
         return self.providers[key]
 
     def sender(self, delivery: Claimed):
-        """The sender whose pace this delivery keeps, or None when it has no limit."""
-        key = (delivery.practice_id, delivery.channel)
+        """The sender whose pace this delivery keeps, or None when it has no limit. Each of a practice's
+        numbers keeps its own pace (each is a long code of its own)."""
+        number = delivery.texting.number if delivery.channel in (Channel.SMS, Channel.VOICE) else ""
+        key = (delivery.practice_id, delivery.channel, number)
         if key not in self.senders:
-            self.senders[key] = pacing.sender_for(delivery.practice, delivery.channel)
+            self.senders[key] = pacing.sender_for(delivery.practice, delivery.channel, number=number)
         return self.senders[key]
 
     def pace(self, delivery: Claimed):

@@ -73,6 +73,31 @@ class Practice(models.Model):
         return f"{self.name} <{self.email_from or 'noreply@localhost'}>"
 
 
+class Location(models.Model):
+    """One of a practice's sites, with its own texting number, name and time zone.
+
+    Its number is the practice's too: a text to it reaches the practice, and consent stays the
+    practice's (a STOP to any of its numbers stops texts from all of them). It shares the practice's
+    Twilio account (and so its auth token); it may send through a Messaging Service of its own.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="locations")
+    name = models.CharField(max_length=100)
+    # Unique across every practice's and location's numbers (practices' own numbers are checked by the services).
+    texting_number = models.CharField(max_length=20, unique=True)
+    # A Twilio Messaging Service (MG...) the location's texts go through, with its number as the sender.
+    twilio_messaging_service_sid = models.CharField(max_length=34, blank=True, default="")
+    timezone = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["practice", "name"], name="location_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ApiKey(models.Model):
     """An integrator's key. Only its SHA-256 is stored; the key is shown once."""
 
@@ -133,6 +158,9 @@ class Patient(models.Model):
     last_name = models.CharField(max_length=100, blank=True, default="")
     language = models.CharField(max_length=16, default="en")
     timezone = models.CharField(max_length=64, blank=True, default="")
+    # The practice's site the patient belongs to: their texts go from its number, and its time zone is theirs
+    # when they have none of their own.
+    location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="patients")
     do_not_contact = models.BooleanField(default=False)
     marketing_consent = models.CharField(
         max_length=7, choices=choices(MarketingConsent), default=MarketingConsent.UNKNOWN.value

@@ -14,6 +14,7 @@ from consentry.vocabulary import BUILTIN_CATEGORIES, Scope
 
 from .addresses import normalize_email, normalize_phone, validate_timezone
 from .categories import CHANNELS
+from .locations import check_number_free
 from .models import ApiKey, Category, KeywordMode, Practice, ReasonableMeans
 
 
@@ -208,8 +209,7 @@ def create_practice(
     if send_window:
         values["send_window"] = send_window
     cleaned = clean_practice_settings(values, region=region)
-    if Practice.objects.filter(texting_number=number).exists():
-        raise InvalidInput("texting_number", f"{number} already belongs to a practice")
+    check_number_free(number)
     cleaned.setdefault("contact_phone", number)
     practice = Practice.objects.create(
         texting_number=number,
@@ -264,8 +264,7 @@ def update_connection(
     fields = []
     if texting_number is not None:
         number = normalize_phone(texting_number, region=practice.region, field="texting_number").number
-        if Practice.objects.filter(texting_number=number).exclude(pk=practice.pk).exists():
-            raise InvalidInput("texting_number", f"{number} already belongs to a practice")
+        check_number_free(number, practice=practice)
         practice.texting_number = number
         fields.append("texting_number")
     if account_sid is not None:

@@ -24,6 +24,8 @@ class Outbound:
     # Extra email headers (List-Unsubscribe, List-Unsubscribe-Post).
     headers: dict = field(default_factory=dict)
     category: str = ""  # the message's category (in-app notices keep it for the portal)
+    # Texts: the Twilio Messaging Service they go through (the sender's location's), with ``sender`` as From.
+    messaging_service_sid: str = ""
 
 
 @dataclass(frozen=True)

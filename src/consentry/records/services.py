@@ -23,6 +23,7 @@ from consentry.patients.addresses import (
     validate_timezone,
 )
 from consentry.patients.categories import clean_notification_preferences
+from consentry.patients.locations import location_of
 from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact, Practice
 
 
@@ -141,6 +142,7 @@ def create_patient(
     channel_opt_outs: Sequence[str] = (),
     tags: Sequence[str] = (),
     last_visit_on: date | None = None,
+    location_id: str | None = None,
     source: str = "api",
     actor: str = "api",
 ) -> Patient:
@@ -160,6 +162,7 @@ def create_patient(
     tag_list = _clean_tags(tags)
     if timezone:
         validate_timezone(timezone)
+    location = location_of(practice, location_id) if location_id is not None else None
     overrides, opt_outs = clean_notification_preferences(practice, notification_overrides or {}, channel_opt_outs)
     if external_id and Patient.objects.filter(practice=practice, external_id=external_id).exists():
         raise InvalidInput("external_id", f"a patient with external_id {external_id!r} already exists")
@@ -173,6 +176,7 @@ def create_patient(
         language=language,
         tags=tag_list,
         last_visit_on=last_visit_on,
+        location=location,
     )
     points = _points(practice, phone_list, email_list)
     PatientContact.objects.bulk_create(
@@ -207,6 +211,8 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
     tags: Sequence[str] | None = None,
     last_visit_on: date | None = None,
     clear_last_visit: bool = False,
+    location_id: str | None = None,
+    clear_location: bool = False,
     source: str = "api",
     actor: str = "api",
 ) -> Patient:
@@ -227,6 +233,9 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
     if last_visit_on is not None or clear_last_visit:
         patient.last_visit_on = last_visit_on
         fields.append("last_visit_on")
+    if location_id is not None or clear_location:
+        patient.location = location_of(practice, location_id) if location_id is not None else None
+        fields.append("location")
     phone_list = _clean_phones(practice, phones) if phones is not None else None
     email_list = _clean_emails(emails) if emails is not None else None
     replacing = phone_list is not None or email_list is not None

@@ -1,6 +1,7 @@
 """SMS and voice through Twilio's REST API, with the official ``twilio`` library.
 
-Each practice sends with its own account SID, auth token and texting number.
+Each practice sends with its own account SID and auth token, from the number the dispatcher chose
+(``Outbound.sender``: the practice's or one of its locations').
 ``CONSENTRY_TWILIO_API_BASE`` points the client somewhere other than
 ``https://api.twilio.com`` (a regional edge, or the loopback fake the tests run).
 """
@@ -93,14 +94,14 @@ class TwilioProvider:
             if message.channel == "voice":
                 call = self.client.calls.create(
                     to=message.to,
-                    from_=self.practice.texting_number,
+                    from_=message.sender,
                     twiml=voice_twiml(self.practice.name, message.body),
                     **extra,
                 )
                 return SendResult(provider_ref=call.sid, status="sent")
-            sent = self.client.messages.create(
-                to=message.to, from_=self.practice.texting_number, body=message.body, **extra
-            )
+            if message.messaging_service_sid:  # the service's features, with this number of its pool as the sender
+                extra["messaging_service_sid"] = message.messaging_service_sid
+            sent = self.client.messages.create(to=message.to, from_=message.sender, body=message.body, **extra)
             return SendResult(provider_ref=sent.sid, status="sent")
         except TwilioRestException as exc:
             # 429 and 5xx: Twilio did not take the message; trying later is safe (after Retry-After, if said).

@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from consentry.errors import InvalidInput
 from consentry.patients.addresses import normalize_phone
-from consentry.patients.models import Practice
+from consentry.patients.locations import practice_for_number
 
 from ..base import InboundText, StatusReport
 from .vocabulary import STATUSES
@@ -44,14 +44,17 @@ def _verified(request: HttpRequest, token: str) -> bool:
 
 
 def inbound_text(request: HttpRequest) -> InboundText:
-    """A text received at a practice's number. ``NotVerified`` (403) or ``InvalidInput`` (400, naming the field)."""
+    """A text received at one of a practice's numbers. ``NotVerified`` (403) or ``InvalidInput`` (400, naming the
+    field)."""
     try:
         number = normalize_phone(request.POST.get("To", ""), field="To").number
     except InvalidInput:
         raise NotVerified from None
-    practice = Practice.objects.filter(texting_number=number).first()
-    if practice is None or not _verified(request, practice.twilio_auth_token):
+    # Any of a practice's numbers: its own or one of its locations' (they share its account and token).
+    found = practice_for_number(number)
+    if found is None or not _verified(request, found[0].twilio_auth_token):
         raise NotVerified
+    practice = found[0]
     sid, sender, body = (request.POST.get(k, "") for k in ("MessageSid", "From", "Body"))
     if not sid or not sender:
         raise InvalidInput("From" if sid else "MessageSid", "is required")
@@ -60,7 +63,7 @@ def inbound_text(request: HttpRequest) -> InboundText:
     return InboundText(
         practice=practice,
         from_number=sender,
-        to_number=practice.texting_number,
+        to_number=number,
         body=body,
         provider="twilio",
         provider_ref=sid,

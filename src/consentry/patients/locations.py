@@ -1,0 +1,188 @@
+"""A practice's locations and numbers: which practice a number reaches, and which number a text goes from.
+
+A practice has its own texting number, its main one, and each of its locations has one more. Every
+number belongs to exactly one practice (no number is both a practice's and a location's, here or at
+another practice), so a text received at any of them is the practice's. Consent stays the practice's:
+it is kept per practice and address, whichever number the address texted.
+
+A text or call goes from, in this order: the number a delivery names (a keyword's confirmation goes
+back from the number that was texted), the patient's location's number, the practice's number.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from consentry.errors import InvalidInput
+
+from .addresses import normalize_phone, validate_timezone
+from .models import Location, Practice
+
+MAX_NAME = 100
+MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+
+
+@dataclass(frozen=True)
+class TextingSender:
+    """Who a text or call goes from: the number, and the Twilio Messaging Service it goes through, if any."""
+
+    number: str
+    messaging_service_sid: str = ""
+
+
+def texting_sender(
+    practice: Practice, locations: Iterable[Location], *, from_number: str = "", location_id: Any = None
+) -> TextingSender:
+    """The sender of a text or call of this practice: ``from_number`` when it is still one of the practice's
+    numbers, else the number of the location ``location_id`` (the patient's), else the practice's number.
+
+    ``locations`` are the practice's (read once by the caller for many deliveries)."""
+    locations = list(locations)
+    if from_number:
+        if from_number == practice.texting_number:
+            return TextingSender(from_number)
+        for location in locations:
+            if location.texting_number == from_number:
+                return TextingSender(location.texting_number, location.twilio_messaging_service_sid)
+    if location_id is not None:
+        for location in locations:
+            if location.pk == location_id:
+                return TextingSender(location.texting_number, location.twilio_messaging_service_sid)
+    return TextingSender(practice.texting_number)
+
+
+def practice_for_number(number: str) -> tuple[Practice, Location | None] | None:
+    """The practice a number (E.164) belongs to, and the location whose number it is (None: the practice's
+    own number); None when no practice here has it."""
+    practice = Practice.objects.filter(texting_number=number).first()
+    if practice is not None:
+        return practice, None
+    location = Location.objects.select_related("practice").filter(texting_number=number).first()
+    if location is not None:
+        return location.practice, location
+    return None
+
+
+def numbers_of(practice: Practice) -> list[tuple[str, str]]:
+    """Every number of the practice, (number, what it is): its own first, then its locations' by name."""
+    return [(practice.texting_number, practice.name)] + [
+        (location.texting_number, location.name) for location in practice.locations.order_by("name", "pk")
+    ]
+
+
+def check_number_free(number: str, *, practice: Practice | None = None, location: Location | None = None) -> None:
+    """Refuse a number another practice or location has (``practice`` or ``location``: the one being changed,
+    which may keep its own)."""
+    taken_by_practice = Practice.objects.filter(texting_number=number)
+    if practice is not None:
+        taken_by_practice = taken_by_practice.exclude(pk=practice.pk)
+    taken_by_location = Location.objects.filter(texting_number=number)
+    if location is not None:
+        taken_by_location = taken_by_location.exclude(pk=location.pk)
+    if taken_by_practice.exists() or taken_by_location.exists():
+        raise InvalidInput("texting_number", f"{number} already belongs to a practice or a location")
+
+
+def _clean(practice: Practice, values: dict, location: Location | None) -> dict:
+    """The fields sent, checked; every value is checked before anything is written."""
+    cleaned: dict = {}
+    for field, value in values.items():
+        if field == "name":
+            name = " ".join(value.split()) if isinstance(value, str) else ""
+            if not name:
+                raise InvalidInput("name", "a location name is required")
+            if len(name) > MAX_NAME:
+                raise InvalidInput("name", f"is at most {MAX_NAME} characters")
+            same = Location.objects.filter(practice=practice, name=name)
+            if location is not None:
+                same = same.exclude(pk=location.pk)
+            if same.exists():
+                raise InvalidInput("name", f"the practice already has a location named {name!r}")
+            cleaned["name"] = name
+        elif field == "texting_number":
+            if not isinstance(value, str):
+                raise InvalidInput("texting_number", "must be a phone number")
+            number = normalize_phone(value, region=practice.region, field="texting_number").number
+            check_number_free(number, location=location)
+            cleaned["texting_number"] = number
+        elif field == "timezone":
+            if not isinstance(value, str):
+                raise InvalidInput("timezone", "must be an IANA time zone such as America/Chicago")
+            cleaned["timezone"] = validate_timezone(value) if value else practice.timezone
+        elif field == "twilio_messaging_service_sid":
+            sid = value.strip() if isinstance(value, str) else None
+            if sid is None or (sid and not MESSAGING_SERVICE_SID.fullmatch(sid)):
+                raise InvalidInput(field, "must be a Twilio Messaging Service SID: MG and 32 hexadecimal digits")
+            cleaned[field] = sid
+        else:
+            raise InvalidInput(field, "is not a location setting")
+    return cleaned
+
+
+def _saved(save) -> Location:
+    """Save, turning a lost race for a unique number or name into the 422 the checks give."""
+    try:
+        with transaction.atomic():
+            return save()
+    except IntegrityError:
+        raise InvalidInput("texting_number", "already belongs to a practice or a location") from None
+
+
+@transaction.atomic
+def create_location(
+    *, practice: Practice, name: str, texting_number: str, timezone: str = "", twilio_messaging_service_sid: str = ""
+) -> Location:
+    """A new location of the practice; its time zone defaults to the practice's."""
+    cleaned = _clean(
+        practice,
+        {
+            "name": name,
+            "texting_number": texting_number,
+            "timezone": timezone,
+            "twilio_messaging_service_sid": twilio_messaging_service_sid,
+        },
+        None,
+    )
+    return _saved(lambda: Location.objects.create(practice=practice, **cleaned))
+
+
+@transaction.atomic
+def update_location(location: Location, values: dict) -> Location:
+    """Change the fields given; all are checked first, and nothing is written on an error."""
+    cleaned = _clean(location.practice, values, location)
+    if not cleaned:
+        return location
+    for field, value in cleaned.items():
+        setattr(location, field, value)
+
+    def save() -> Location:
+        location.save(update_fields=list(cleaned))
+        return location
+
+    return _saved(save)
+
+
+@transaction.atomic
+def delete_location(location: Location) -> None:
+    """Delete a location. Its patients stay, with no location (texts go from the practice's number); texts
+    received at its number stay in their conversations, and consent, the practice's, is unchanged."""
+    location.delete()
+
+
+def location_of(practice: Practice, location_id: Any, *, field: str = "location_id") -> Location:
+    """The practice's location with this id; anything else (malformed, another practice's) is a 422 naming
+    ``field``, the same for all, so that no other practice's location is confirmed to exist."""
+    try:
+        pk = uuid.UUID(str(location_id))
+    except ValueError:
+        raise InvalidInput(field, "no such location at this practice") from None
+    location = Location.objects.filter(practice=practice, pk=pk).first()
+    if location is None:
+        raise InvalidInput(field, "no such location at this practice")
+    return location
