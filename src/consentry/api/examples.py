@@ -277,4 +277,14 @@ EXAMPLES: dict[str, Any] = {
         "read_at": None,
     },
     "PortalLinkOut": {"url": "https://msg.maple.example/p/eyJwIjoiNWIwZTNm...", "expires_in_days": 30},
+    "LocationIn": {"name": "Maple Street North", "texting_number": "(415) 555-0142", "timezone": "America/Denver"},
+    "LocationPatch": {"twilio_messaging_service_sid": "MG0123456789abcdef0123456789abcdef"},
+    "LocationOut": {
+        "id": LOCATION_ID,
+        "name": "Maple Street North",
+        "texting_number": "+14155550142",
+        "timezone": "America/Denver",
+        "twilio_messaging_service_sid": "",
+        "patients": 212,
+    },
 }
