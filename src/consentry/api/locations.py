@@ -22,6 +22,7 @@ UNSET: Any = None
 
 
 class LocationIn(In):
+    model_config = {"extra": "forbid"}
     name: str = Field(max_length=100)
     texting_number: str = Field(max_length=40, description="Unique across every practice and location")
     timezone: str = Field("", max_length=64, description="An IANA zone; blank: the practice's")
