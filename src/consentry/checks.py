@@ -1,7 +1,7 @@
 """Start-up refusals: a deployment must not run on demo secrets, nor deliver to the sandbox."""
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, register
 from django.db import DatabaseError
 
 from .settings import PLACEHOLDER_SECRET
@@ -39,10 +39,10 @@ def public_url_is_set(app_configs, **kwargs):
     if settings.DEBUG or settings.DEMO_MODE or settings.CONSENTRY_PUBLIC_URL:
         return []
     return [
-        Warning(
-            "CONSENTRY_PUBLIC_URL is not set: unsubscribe and opt-in links in email point at http://127.0.0.1:8000.",
+        Error(
+            "CONSENTRY_PUBLIC_URL is not set: links in email and texts, and Twilio's callbacks, need it.",
             hint="Set CONSENTRY_PUBLIC_URL to the https:// address patients and Twilio reach this service at.",
-            id="consentry.W001",
+            id="consentry.E005",
         )
     ]
 

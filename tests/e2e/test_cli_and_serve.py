@@ -2,10 +2,14 @@
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 
 import pytest
+
+from tests.e2e.conftest import http, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +67,11 @@ def test_a_placeholder_secret_is_refused_outside_debug(env):
         CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=",
         CONSENTRY_PROVIDER="twilio",
     )
+    # Without the address patients and Twilio reach it at, it does not start either.
+    for command in (["check"], ["worker", "--batch", "--interval", "0", "--no-startup-delay"], ["serve"]):
+        refused = _run(command, strict, check=False)
+        assert refused.returncode != 0 and "CONSENTRY_PUBLIC_URL is not set" in refused.stderr, command
+    strict["CONSENTRY_PUBLIC_URL"] = "https://msg.oak-clinic.example"
     assert _run(["check"], strict).returncode == 0
     worker = _run(["worker", "--batch", "--interval", "0", "--no-startup-delay"], strict)
     assert worker.returncode == 0 and "DEMO MODE" not in worker.stderr
@@ -70,7 +79,11 @@ def test_a_placeholder_secret_is_refused_outside_debug(env):
 
 def test_production_does_not_start_while_anything_would_deliver_to_the_sandbox(env):
     strict = {k: v for k, v in env.items() if k not in ("CONSENTRY_DEMO", "DEBUG")}
-    strict.update(SECRET_KEY="x" * 50, CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=")
+    strict.update(
+        SECRET_KEY="x" * 50,
+        CONSENTRY_ENCRYPTION_KEYS="kW3xRj8d8n0tYqL2v6gk6H3Jm9uE5pQ1sZcV7bN4aXo=",
+        CONSENTRY_PUBLIC_URL="https://msg.oak-clinic.example",
+    )
     for command in (["check"], ["worker", "--batch", "--interval", "0", "--no-startup-delay"]):
         refused = _run(command, strict, check=False)  # the default provider is the sandbox
         assert refused.returncode != 0 and "consentry.E003" in refused.stderr, command
@@ -161,3 +174,50 @@ def test_serve_serves_the_sandbox_page_and_its_assets(service):
     assert status == 200 and 'action="/sandbox/reply"' in html and "Oak Clinic" in html
     for asset in ("/static/sandbox/sandbox.css", "/static/django_htmx/htmx-2.min.js"):
         assert http("GET", service.base + asset)[0] == 200, asset
+
+
+def test_serve_refuses_a_port_that_is_not_a_port(env):
+    for port in ("99999", "-1", "http"):
+        result = _run(["serve", "--port", port], env, check=False)
+        assert result.returncode == 2, result
+        assert "--port" in result.stderr and "Traceback" not in result.stderr
+    assert "1 to 65535" in _run(["serve", "--port", "99999"], env, check=False).stderr
+
+
+def test_serve_on_a_port_in_use_says_which_and_how_to_choose_another(env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run(["serve", "--port", str(port)], env, check=False)
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use: choose another with --port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_on_port_0_prints_the_real_port_and_links_follow_the_address_served(env):
+    """In a demo without CONSENTRY_PUBLIC_URL, the links a patient gets lead to the address served."""
+    assert "CONSENTRY_PUBLIC_URL" not in env
+    key = json.loads(
+        _run(["practice", "create", "--name", "Oak", "--texting-number", "+14155550100", "--json"], env).stdout
+    )["api_key"]
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        line = server.stdout.readline()
+        found = re.search(r"Consentry on (http://127\.0\.0\.1:(\d+))/", line)
+        assert found and found.group(2) != "0", line
+        base = found.group(1)
+        wait_healthy(base, server)
+        status, patient = _api(base, key, "POST", "/patients", {"first_name": "Zoe"})
+        assert status == 201
+        status, link = _api(base, key, "POST", f"/patients/{patient['id']}/portal-link", {})
+        assert status == 201 and link["url"].startswith(f"{base}/"), link
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _api(base, key, method, path, body):
+    return http(method, f"{base}/api/v1{path}", json_body=body, headers={"Authorization": f"Bearer {key}"})

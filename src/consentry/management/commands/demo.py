@@ -14,6 +14,7 @@ from consentry.accounts.services import create_staff
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
 from consentry.conversations.inbound import handle_inbound_text
+from consentry.management.commands._options import port as port_number
 from consentry.messaging.planning import create_message
 from consentry.patients.models import Patient, Practice
 from consentry.patients.practices import create_practice, issue_api_key
@@ -34,7 +35,9 @@ class Command(BaseCommand):
     help = "Load (or refresh the API key of) the demo practice and print how to use it."
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--port", type=port_number, default=8000, help="The port `consentry serve` will use, for the printed links."
+        )
 
     @transaction.atomic
     def handle(self, *args, port, **options):

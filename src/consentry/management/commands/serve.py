@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
+
+from consentry.management.commands._options import port as port_number
 
 log = logging.getLogger("consentry.serve")
 
@@ -50,28 +53,63 @@ class Command(BaseCommand):
     help = "Serve the web app and API, with an embedded delivery worker."
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--threads", type=int, default=8)
+        parser.add_argument("--host", default="127.0.0.1", help="The address to listen on (default 127.0.0.1).")
+        parser.add_argument(
+            "--port", type=port_number, default=8000, help="The port to listen on, 1-65535; 0 picks a free one."
+        )
+        parser.add_argument("--threads", type=int, default=8, help="Web threads answering requests (default 8).")
         parser.add_argument("--no-worker", action="store_true", help="Serve only; run `consentry worker` separately.")
 
     def handle(self, *, host, port, threads, no_worker, **options):
-        from waitress import serve  # type: ignore[import-untyped]  # waitress ships no types
+        from waitress import create_server  # type: ignore[import-untyped]  # waitress ships no types
 
-        from consentry.web.demo import startup_banner
+        from consentry.web.demo import is_demo, startup_banner
         from consentry.wsgi import application
 
+        try:
+            server = create_server(
+                application, host=host, port=port, threads=threads, ident="consentry", **proxy_options()
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(f"port {port} on {host} is in use: choose another with --port") from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        served = served_url(host, _listening_port(server))
+        if is_demo() and not settings.CONSENTRY_PUBLIC_URL:
+            # Links in emails and on pages lead back to the address served (production sets its own).
+            settings.CONSENTRY_PUBLIC_URL = served
         if banner := startup_banner():
             self.stderr.write(banner)
         stop = threading.Event()
         if not no_worker:
             threading.Thread(target=run_worker_forever, args=(stop,), name="consentry-worker", daemon=True).start()
         self.stdout.write(
-            f"Consentry on http://{host}:{port}/ (provider: {settings.CONSENTRY_PROVIDER}, "
+            f"Consentry on {served}/ (provider: {settings.CONSENTRY_PROVIDER}, "
             f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
             f"worker: {'separate' if no_worker else 'embedded'})"
         )
+        self.stdout.flush()
         try:
-            serve(application, host=host, port=port, threads=threads, ident="consentry", **proxy_options())
+            server.run()
         finally:
             stop.set()
+            server.close()
+
+
+def _listening_port(server) -> int:
+    """The port the server listens on (the system's pick for --port 0); a host name that resolves to
+    several addresses gives one server a socket each, all on the same port."""
+    if hasattr(server, "effective_port"):
+        return server.effective_port
+    return server.effective_listen[0][1]
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL of the address served: a wildcard host is reached on this machine at 127.0.0.1."""
+    if host in ("0.0.0.0", "", "*"):
+        host = "127.0.0.1"
+    elif host in ("::", "[::]"):
+        host = "[::1]"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
