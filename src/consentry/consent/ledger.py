@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -168,6 +168,101 @@ def record(
     event.save()
     _project(event)
     return event
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change for ``record_many()``: what ``record()`` takes, less what the whole batch shares."""
+
+    subject: Subject
+    address: str
+    state: str
+    evidence: Evidence = field(default_factory=dict)
+
+
+@transaction.atomic
+def record_many(
+    *, practice: Practice, changes: Sequence[Change], source: str, actor: str, now: datetime | None = None
+) -> list[ConsentEvent]:
+    """Append many changes, in order, and apply them to the projection: what ``record()`` does for
+    each, in a few statements (an import of thousands of rows). Same chain, same projection, no notes.
+
+    As with ``record()``, read the state the changes depend on ("already opted out") after ``lock()``.
+    """
+    lock(practice.pk)
+    actor = text.scrub(actor)
+    head = ConsentEvent.objects.filter(practice_id=practice.pk).order_by("-seq").values_list("seq", "hash").first()
+    seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
+    created_at = now or datetime.now(UTC)
+    events = []
+    for change in changes:
+        seq += 1
+        event = ConsentEvent(
+            practice_id=practice.pk,
+            seq=seq,
+            subject=change.subject,
+            address=change.address,
+            state=change.state,
+            source=source,
+            actor=actor,
+            evidence=text.scrub(dict(change.evidence)),
+            created_at=created_at,
+            prev_hash=prev_hash,
+        )
+        event.hash = prev_hash = event_hash(event)
+        events.append(event)
+    ConsentEvent.objects.bulk_create(events, batch_size=IN_CHUNK)
+    if events and events[0].pk is None:  # a backend that does not return the new ids
+        ids = dict(
+            ConsentEvent.objects.filter(practice_id=practice.pk, seq__gt=events[0].seq - 1).values_list("seq", "pk")
+        )
+        for event in events:
+            event.pk = ids[event.seq]
+    _project_many(practice.pk, events)
+    return events
+
+
+def _project_many(practice_id: PracticeId, events: list[ConsentEvent]) -> None:
+    """``_project()`` of each event, in order, with one write per table and chunk for addresses and
+    patients' flags (the last event of each address or patient decides, as it would one by one)."""
+    contacts: dict[str, dict[str, Any]] = {}  # address -> the fields its events set
+    flags: dict[tuple[str, str], Any] = {}  # (patient field, patient id) -> value
+    for event in events:
+        if event.subject in (Subject.SMS, Subject.EMAIL):
+            fields = contacts.setdefault(event.address, {})
+            fields["sms" if event.subject == Subject.SMS else "email"] = event.state
+            fields["last_event"] = event
+        elif event.subject == Subject.MARKETING:
+            flags[("marketing_consent", _patient_id(event.address))] = event.state
+        elif event.subject == Subject.DO_NOT_CONTACT:
+            flags[("do_not_contact", _patient_id(event.address))] = event.state == "on"
+        else:  # blocks and notification settings: one by one
+            _project(event)
+    addresses = list(contacts)
+    existing: dict[str, ContactConsent] = {}
+    for start in range(0, len(addresses), IN_CHUNK):
+        chunk = addresses[start : start + IN_CHUNK]
+        existing.update(
+            (row.address, row) for row in ContactConsent.objects.filter(practice_id=practice_id, address__in=chunk)
+        )
+    changed: list[ContactConsent] = []
+    new: list[ContactConsent] = []
+    for address, fields in contacts.items():
+        row = existing.get(address) or ContactConsent(practice_id=practice_id, address=address)
+        for name, value in fields.items():
+            setattr(row, name, value)
+        (changed if row.pk else new).append(row)
+    ContactConsent.objects.bulk_update(changed, ["sms", "email", "last_event"], batch_size=IN_CHUNK)
+    ContactConsent.objects.bulk_create(new, batch_size=IN_CHUNK)
+    by_value: dict[tuple[str, Any], list[str]] = {}
+    for (name, patient_id), value in flags.items():
+        by_value.setdefault((name, value), []).append(patient_id)
+    updated_at = events[-1].created_at if events else None
+    for (name, value), patient_ids in by_value.items():
+        for start in range(0, len(patient_ids), IN_CHUNK):
+            Patient.objects.filter(pk__in=patient_ids[start : start + IN_CHUNK]).update(
+                **{name: value, "updated_at": updated_at}
+            )
 
 
 def _project(event: ConsentEvent) -> None:
