@@ -34,4 +34,5 @@ urlpatterns = [
     path("", include("consentry.web.staff.inbox")),
     path("", include("consentry.web.staff.blocks")),
     path("", include("consentry.web.staff.recalls")),
+    path("", include("consentry.web.staff.imports")),
 ]
