@@ -20,14 +20,45 @@ def refused_argument(argv: list[str]) -> str | None:
     return None
 
 
+# Django's commands an operator needs; the rest (makemigrations, runserver...) are for development.
+OPERATOR_COMMANDS = ("migrate", "check", "createsuperuser", "changepassword", "dbshell", "shell")
+
+
+def product_help() -> str:
+    """``consentry --help``: Consentry's own commands, one line each, then the few of Django's an
+    operator uses; ``consentry help --all`` lists everything."""
+    import django
+    from django.core.management import get_commands, load_command_class
+
+    django.setup()
+    ours = sorted(name for name, app in get_commands().items() if app == "consentry")
+    width = max(len(name) for name in (*ours, *OPERATOR_COMMANDS)) + 2
+    lines = ["Usage: consentry COMMAND [options]   (consentry COMMAND --help: its options)", "", "Commands:"]
+    for name in ours:
+        summary = load_command_class("consentry", name).help.split("\n")[0]
+        lines.append(f"  {name:<{width}}{summary}")
+    lines += ["", "Django's commands for operators:"]
+    for name in OPERATOR_COMMANDS:
+        summary = load_command_class(get_commands()[name], name).help.split("\n")[0]
+        lines.append(f"  {name:<{width}}{summary}")
+    lines += ["", "consentry help --all lists every command, development ones included."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    if refused := refused_argument(sys.argv[1:]):
+    args = sys.argv[1:]
+    if refused := refused_argument(args):
         sys.stderr.write(f"consentry: error: {refused}\n")
         sys.exit(2)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consentry.settings")
+    if args in ([], ["help"], ["-h"], ["--help"]):
+        sys.stdout.write(product_help())
+        return
+    if args == ["help", "--all"]:
+        args = ["help"]
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(["consentry", *sys.argv[1:]])
+    execute_from_command_line(["consentry", *args])
 
 
 if __name__ == "__main__":

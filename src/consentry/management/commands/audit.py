@@ -6,11 +6,13 @@ import csv
 import json
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from consentry.consent.ledger import projection_matches, verify_chain
 from consentry.consent.selectors import EXPORT_FIELDS, export_rows, ledger_events
 from consentry.patients.models import Practice
+
+from .practice import _find
 
 
 class Command(BaseCommand):
@@ -19,21 +21,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         verify = sub.add_parser("verify", help="Recompute every hash; exit 1 at the first broken link.")
-        verify.add_argument("--practice", help="Practice id (default: every practice)")
-        verify.add_argument("--json", action="store_true")
+        verify.add_argument("--practice", help="The practice's id or texting number (default: every practice).")
+        verify.add_argument("--json", action="store_true", help="Print one report per practice as a JSON list.")
         export = sub.add_parser("export", help="Write one practice's whole ledger to stdout.")
-        export.add_argument("--practice", required=True)
-        export.add_argument("--format", choices=("csv", "json"), default="csv")
+        export.add_argument("--practice", required=True, help="The practice's id or texting number.")
+        export.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json.")
 
     def handle(self, *args, action, **options):
-        practices = Practice.objects.order_by("created_at")
         if options.get("practice"):
-            practices = practices.filter(pk=options["practice"])
-            if not practices.exists():
-                raise CommandError(f"no practice {options['practice']}")
+            practices = [_find(options["practice"])]  # a clear error for what names no practice
+        else:
+            practices = list(Practice.objects.order_by("created_at"))
         if action == "verify":
             return self._verify(practices, options["json"])
-        return self._export(practices.get(), options["format"])
+        return self._export(practices[0], options["format"])
 
     def _verify(self, practices, as_json: bool) -> None:
         reports = []

@@ -32,7 +32,7 @@ DEMO_STAFF = (
 
 
 class Command(BaseCommand):
-    help = "Load (or refresh the API key of) the demo practice and print how to use it."
+    help = "Load the demo practice (what exists stays, keys included) and print how to use it."
 
     def add_arguments(self, parser):
         parser.add_argument(

@@ -30,11 +30,11 @@ class Command(BaseCommand):
         )
         create.add_argument("--json", action="store_true", help='Print {"id", "label", "scopes", "key"} as JSON.')
         listing = sub.add_parser("list", help="The practice's keys (never their secrets).")
-        listing.add_argument("--practice", required=True)
-        listing.add_argument("--json", action="store_true")
+        listing.add_argument("--practice", required=True, help="The practice's id or texting number.")
+        listing.add_argument("--json", action="store_true", help="Print the keys as a JSON list.")
         revoke = sub.add_parser("revoke", help="Revoke a key: it stops working at once.")
-        revoke.add_argument("--practice", required=True)
-        revoke.add_argument("id", type=int)
+        revoke.add_argument("--practice", required=True, help="The practice's id or texting number.")
+        revoke.add_argument("id", type=int, help="The key's id, as `key list` shows it.")
 
     def handle(self, *args, action, **options):
         practice = _find(options["practice"])

@@ -26,16 +26,18 @@ class Command(BaseCommand):
             "prints a one-time link to choose a password.",
         )
         create.add_argument("--practice", required=True, help="The practice's id or texting number.")
-        create.add_argument("--email", required=True)
-        create.add_argument("--role", required=True, choices=[r.value for r in Role])
+        create.add_argument("--email", required=True, help="The address they sign in with.")
+        create.add_argument(
+            "--role", required=True, choices=[r.value for r in Role], help="front_desk, or admin (also Settings)."
+        )
         create.add_argument("--name", default="", help="The person's name, as shown beside their changes.")
         create.add_argument(
             "--password-stdin", action="store_true", help="Read the password from standard input (one line)."
         )
         create.add_argument("--json", action="store_true", help='Print {"user_id", "email", "role", ...} as JSON.')
         listing = sub.add_parser("list", help="The practice's staff users and their roles.")
-        listing.add_argument("--practice", required=True)
-        listing.add_argument("--json", action="store_true")
+        listing.add_argument("--practice", required=True, help="The practice's id or texting number.")
+        listing.add_argument("--json", action="store_true", help="Print the users as a JSON list.")
 
     def handle(self, *args, action, **options):
         practice = _find(options["practice"])

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connection
 
+from consentry.management.commands._options import port as port_number
 from consentry.messaging.email_events import unsubscribe_by_mail
 
 log = logging.getLogger("consentry.unsubscribe_mailbox")
@@ -82,8 +83,8 @@ class Command(BaseCommand):
     help = "Receive mail for CONSENTRY_UNSUBSCRIBE_MAILBOX over SMTP; each valid token in a subject unsubscribes."
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=2525)
+        parser.add_argument("--host", default="127.0.0.1", help="The address to listen on (default 127.0.0.1).")
+        parser.add_argument("--port", type=port_number, default=2525, help="The SMTP port to listen on (default 2525).")
 
     def handle(self, *, host, port, **options):
         controller = mailbox_controller(host, port)
