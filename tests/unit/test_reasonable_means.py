@@ -19,9 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consentry.keywords.reasonable import Assessment, assess
+from consentry.keywords import model
+from consentry.keywords.normalise import normalise
+from consentry.keywords.reasonable import Assessment, assess, decide, read_rules
 
-CORPUS = Path(__file__).parent / "data" / "reasonable_means_corpus.tsv"
+CORPUS = model.CORPUS
 FROZEN = Path(__file__).parent / "data" / "reasonable_means_frozen.tsv"
 BOTH = ("en", "es")
 
@@ -48,59 +50,72 @@ def test_the_corpus_is_large_and_well_formed():
 
 
 def test_precision_and_recall_on_the_corpus(capsys):
+    # In-sample: the model was trained on these very rows, so this shows what the
+    # classifier has learnt, not how it generalises (see the cross-validated and
+    # frozen figures below). Wrong lines are printed: the corpus is for development.
     rows = _corpus()
-    tp = fp = fn = tn = 0
     wrong: list[str] = []
     for label, lang, text in rows:
         result = assess(text, BOTH)
-        expected = label == "opt_out"
-        if result.possible_opt_out and expected:
-            tp += 1
-        elif result.possible_opt_out:
-            fp += 1
-            wrong.append(f"  false positive [{lang}] {text!r} (rule {result.rule})")
-        elif expected:
-            fn += 1
-            wrong.append(f"  missed         [{lang}] {text!r}")
-        else:
-            tn += 1
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    report = "\n".join(
-        [
-            "",
-            f"reasonable-means opt-out corpus: {len(rows)} replies, {tp + fn} opt-outs, {tn + fp} others",
-            f"  true positives {tp}, false positives {fp}, missed {fn}, true negatives {tn}",
-            f"  precision {precision:.3f}, recall {recall:.3f}",
-            *(wrong or ["  no misclassified lines"]),
-            "",
-        ]
-    )
+        if result.possible_opt_out and label != "opt_out":
+            wrong.append(f"  false positive [{lang}] {text!r} (rule {result.rule}, p {result.probability:.2f})")
+        elif label == "opt_out" and not result.possible_opt_out:
+            wrong.append(f"  missed         [{lang}] {text!r} (p {result.probability:.2f})")
+    precision, recall, auto_precision, _, report = _figures("development corpus, in-sample", rows)
+    report = "\n" + report + "\n".join(wrong or ["  no misclassified lines"]) + "\n"
     with capsys.disabled():
         print(report)
     assert precision >= 0.95, report
-    assert recall >= 0.95, report
+    assert recall >= 0.98, report
+    assert auto_precision >= 0.99, report
 
 
-def _overlap(rows: list[tuple[str, str, str]]) -> set[str]:
-    """Texts of `rows` that the development corpus also holds (case aside)."""
-    return {text.casefold() for _, _, text in rows} & {text.casefold() for _, _, text in _corpus()}
+def test_cross_validated_figures_on_the_corpus(capsys):
+    # Each fifth of the corpus is scored by a model trained on the other four fifths.
+    # The rules were written while reading the whole corpus, so they are in-sample here.
+    from sklearn.model_selection import StratifiedKFold
+
+    rows = model.corpus_rows()
+    texts = [normalise(row.text) for row in rows]
+    labels = [row.label == "opt_out" for row in rows]
+    folds = StratifiedKFold(5, shuffle=True, random_state=0).split(texts, [r.label + r.language for r in rows])
+    decided: list[Assessment] = [Assessment(False, "")] * len(rows)
+    for train, test in folds:
+        fitted = model.train([texts[i] for i in train], [labels[i] for i in train])
+        for i in test:
+            rule, guarded = read_rules(texts[i], BOTH)
+            decided[i] = decide(rule, guarded, fitted.probability(texts[i]))
+    tp = sum(a.possible_opt_out and y for a, y in zip(decided, labels, strict=True))
+    flagged = sum(a.possible_opt_out for a in decided)
+    acted = sum(a.certain for a in decided)
+    acted_right = sum(a.certain and y for a, y in zip(decided, labels, strict=True))
+    precision, recall = tp / flagged, tp / sum(labels)
+    report = (
+        f"\n  development corpus, 5-fold cross-validated model: {len(rows)} replies\n"
+        f"    flag: precision {precision:.3f}, recall {recall:.3f}\n"
+        f"    auto: precision {acted_right / acted:.3f}, acts on {acted_right / sum(labels):.3f} of opt-outs\n"
+    )
+    with capsys.disabled():
+        print(report)
+    assert precision >= 0.90 and recall >= 0.97, report
+    assert acted_right / acted >= 0.98, report
 
 
-# The frozen set was written without reading the corpus, yet short replies ("baja",
-# "yes") come out the same: this many of its texts were in the corpus when it was
-# frozen. The corpus may gain no more of them; its figures are printed with and
-# without these rows.
-FROZEN_OVERLAP_AT_START = 41
+def _overlap(rows: list[tuple[str, str, str]]) -> int:
+    """How many texts of `rows` the development corpus also holds, once both are normalised."""
+    return len({normalise(text) for _, _, text in rows} & {normalise(text) for _, _, text in _corpus()})
 
 
 def test_the_frozen_set_is_well_formed_and_apart_from_the_corpus():
+    # Short replies written by two hands come out the same ("stop please", "ok"); the
+    # development corpus holds none of the frozen set's texts, so the model never
+    # trains on a reply it is scored on. A count only: the rows themselves are not shown.
     rows = _read(FROZEN)
     assert {label for label, _, _ in rows} == {"opt_out", "other"}
     assert {lang for _, lang, _ in rows} == {"en", "es"}
     assert len({text for _, _, text in rows}) == len(rows) >= 400
-    shared = len(_overlap(rows))  # a count only: the rows themselves are not shown
-    assert shared <= FROZEN_OVERLAP_AT_START, f"{shared} frozen texts are in the development corpus"
+    shared = _overlap(rows)
+    assert shared == 0, f"{shared} frozen texts are in the development corpus"
 
 
 def _score(rows: list[tuple[str, str, str]], acts) -> tuple[int, int, int, int]:
@@ -119,7 +134,7 @@ def _score(rows: list[tuple[str, str, str]], acts) -> tuple[int, int, int, int]:
 def _figures(name: str, rows: list[tuple[str, str, str]]) -> tuple[float, float, float, float, str]:
     """flag precision and recall, auto precision and coverage of opt-outs, and a printable report."""
     tp, fp, fn, tn = _score(rows, lambda a: a.possible_opt_out)
-    atp, afp, afn, atn = _score(rows, lambda a: a.possible_opt_out)
+    atp, afp, afn, atn = _score(rows, lambda a: a.certain)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     auto_precision = atp / (atp + afp) if atp + afp else 1.0
@@ -132,20 +147,21 @@ def _figures(name: str, rows: list[tuple[str, str, str]]) -> tuple[float, float,
     return precision, recall, auto_precision, auto_coverage, report
 
 
+# The targets on the frozen set: under `flag` staff confirm, so recall comes first;
+# under `auto` the number is opted out at once, so what it acts on must be right.
+FROZEN_FLAG_RECALL = 0.97
+FROZEN_FLAG_PRECISION = 0.90
+FROZEN_AUTO_PRECISION = 0.98
+
+
 def test_precision_and_recall_on_the_frozen_set(capsys):
     # Only the figures: printing the rows would invite tuning against them.
-    rows = _read(FROZEN)
-    shared = _overlap(rows)
-    unseen = [row for row in rows if row[2].casefold() not in shared]
-    precision, recall, auto_precision, auto_coverage, report = _figures("frozen set", rows)
-    report = (
-        "\nreasonable-means frozen set (held out, scored only)\n"
-        + report
-        + _figures("of which not in the corpus", unseen)[4]
-    )
+    precision, recall, auto_precision, _, report = _figures("frozen set (held out, scored only)", _read(FROZEN))
     with capsys.disabled():
-        print(report)
-    assert recall > 0 and precision > 0, report
+        print("\n" + report)
+    assert recall >= FROZEN_FLAG_RECALL, report
+    assert precision >= FROZEN_FLAG_PRECISION, report
+    assert auto_precision >= FROZEN_AUTO_PRECISION, report
 
 
 OPT_OUTS = [
@@ -214,10 +230,14 @@ def test_named_hard_negatives(body):
 
 
 @pytest.mark.parametrize("body", SPANISH_OPT_OUTS)
-def test_spanish_requests_need_spanish_enabled(body):
-    assert assess(body, ("en", "es")).possible_opt_out
-    assert assess(body, ["es-MX"]).possible_opt_out
-    assert assess(body, ("en",)) == Assessment(False, "")
+def test_spanish_rules_need_spanish_enabled(body):
+    assert assess(body, ("en", "es")).certain
+    assert assess(body, ["es-MX"]).certain
+    # Without Spanish no Spanish rule reads the reply: the model, which reads every
+    # language, may still flag it for staff, but nothing is acted on alone.
+    english_only = assess(body, ("en",))
+    assert not english_only.certain
+    assert english_only.rule in ("", "model")
 
 
 @pytest.mark.parametrize("body", SPANISH_NOT_OPT_OUTS)
@@ -227,7 +247,7 @@ def test_spanish_hard_negatives(body):
 
 def test_a_negated_sentence_does_not_hide_a_real_request_in_the_next_one():
     result = assess("Don't cancel my appointment. But stop texting me about the bill")
-    assert result == Assessment(True, "stop_contacting")
+    assert (result.possible_opt_out, result.rule) == (True, "stop_contacting")
 
 
 def test_a_guard_that_decided_is_named():
@@ -262,4 +282,4 @@ def test_cost_grows_with_the_length_of_the_text():
     per_long = time.perf_counter() - started
     print(f"assess(): {len(short)} chars in {per_short * 1e6:.0f} µs, {len(long)} chars in {per_long * 1e3:.1f} ms")
     assert not assess(short, BOTH).possible_opt_out
-    assert assess(long, BOTH) == Assessment(True, "stop_contacting")
+    assert assess(long, BOTH) == Assessment(True, "stop_contacting", certain=True)

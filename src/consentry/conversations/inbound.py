@@ -189,7 +189,8 @@ def _reasonable_means(practice: Practice, conversation: Conversation, inbound: I
         return InboundResult(
             KeywordKind.NONE, changed=False, replied=False, possible_opt_out=True, rule=assessment.rule
         )
-    if practice.reasonable_means != ReasonableMeans.AUTO:
+    if practice.reasonable_means != ReasonableMeans.AUTO or not assessment.certain:
+        # Staff confirm: the policy asks for it, or the reply is not clear enough to act on alone.
         conversations.flag_possible_opt_out(conversation, assessment.rule)
         return InboundResult(
             KeywordKind.NONE, changed=False, replied=False, possible_opt_out=True, rule=assessment.rule
