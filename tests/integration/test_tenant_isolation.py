@@ -47,7 +47,7 @@ from consentry.consent import ledger, tokens
 from consentry.consent.models import ConsentEvent, ResubscribeRequest
 from consentry.conversations.models import Conversation
 from consentry.messaging.models import Delivery, Message
-from consentry.patients.models import ApiKey, Category, Patient, Practice
+from consentry.patients.models import ApiKey, Category, Location, Patient, Practice
 from consentry.patients.practices import create_api_key, issue_api_key
 from tests.conftest import (
     TWILIO_TOKEN,
@@ -87,6 +87,8 @@ class Tenant:
     spare_key_id: int  # a second API key of the practice (the first is ``key``)
     endpoint: str
     texts: list[str] = field(default_factory=list)  # words only this practice's data holds
+    location_id: str = ""  # a location of its own, with its own texting number
+    location_number: str = ""
 
     @property
     def markers(self) -> list[str]:
@@ -104,6 +106,8 @@ class Tenant:
             self.conversation_id,
             self.endpoint,
             *self.texts,
+            self.location_id,
+            self.location_number,
         ]
 
 
@@ -187,7 +191,11 @@ def make_tenant(
     subscription = _ok(
         api.post(f"/patients/{patient.pk}/push-subscriptions", {"endpoint": endpoint, "keys": push_keys()}), 201
     )
+    location_number = number[:-2] + "50"
+    location = _ok(api.post("/locations", {"name": f"{first_name}'s North", "texting_number": location_number}), 201)
     return Tenant(
+        location_id=location["id"],
+        location_number=location_number,
         spare_key_id=spare_key.pk,
         practice=practice,
         key=key,
@@ -354,6 +362,11 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     "DELETE /patients/{patient_id}/push-subscriptions/{subscription_id}": NOTHING,
     "GET /patients/{patient_id}/notices": NOTHING,
     "POST /patients/{patient_id}/portal-link": NOTHING,
+    "GET /locations": NOTHING,
+    "POST /locations": lambda b: Call({"name": "Annex", "texting_number": "+14155550177"}),
+    "GET /locations/{location_id}": NOTHING,
+    "PATCH /locations/{location_id}": lambda b: Call({"name": "Taken Over", "timezone": "America/Denver"}),
+    "DELETE /locations/{location_id}": NOTHING,
 }
 
 # Path parameters, by name: B's real objects.
@@ -366,6 +379,7 @@ PATH_VALUES: dict[str, Callable[[Tenant], str]] = {
     "key": lambda b: b.category,  # B's own category
     "key_id": lambda b: str(b.spare_key_id),
     "external_id": lambda b: b.patient.external_id,
+    "location_id": lambda b: b.location_id,
 }
 
 # Operations that answer without a key on purpose, each with its reason. None: GET /push/public-key shows no
@@ -588,6 +602,14 @@ def _no_practice_data(a, b, body):
     assert set(body) == {"enabled", "public_key"}, body
 
 
+def _a_locations_only(a, b, body):
+    assert [loc["id"] for loc in body] == [a.location_id], body
+
+
+def _a_location_of_its_own(a, b, body):
+    assert Location.objects.get(pk=body["id"]).practice_id == a.practice.pk
+
+
 def _not_unsubscribed_at_a(a, b, body):
     # At B the address is unsubscribed and may be sent a resubscribe email; at A it is subscribed.
     assert body["error"]["code"] == "not_unsubscribed" and "subscribed" in body["error"]["message"], body
@@ -622,6 +644,8 @@ A_GETS: dict[str, tuple[int, Callable]] = {
     "GET /practice": (200, _a_practice),
     "PATCH /practice": (200, _a_renamed),
     "GET /push/public-key": (200, _no_practice_data),
+    "GET /locations": (200, _a_locations_only),
+    "POST /locations": (201, _a_location_of_its_own),
 }
 
 
