@@ -59,9 +59,12 @@ test-sqlite: install browser lint
 	@echo "== tests on SQLite"
 	$(BIN)/pytest
 
+# The PostgreSQL server the suite starts (scripts/postgres.sh, port $$CONSENTRY_PG_PORT, default 54329)
+# is stopped when it ends, passed, failed or interrupted; one that was already running is left alone.
 test-postgres: install browser
 	@echo "== tests on PostgreSQL"
-	@url=$$(scripts/postgres.sh) ; rc=$$? ; \
+	@export CONSENTRY_PG_OWNER=make-test-$$$$; trap 'scripts/postgres.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	url=$$(scripts/postgres.sh) ; rc=$$? ; \
 	if [ $$rc -ne 0 ]; then \
 	  echo "!! PostgreSQL unavailable: the suite ran on SQLite only" >&2; \
 	  if [ "$${CONSENTRY_REQUIRE_POSTGRES:-0}" = 1 ]; then exit 1; fi; exit 0; \

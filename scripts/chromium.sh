@@ -15,9 +15,7 @@ find_chromium() {
 if ! find_chromium; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Chromium from Debian's packages..." >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq chromium >&2
+    "$(dirname "$0")/apt-install.sh" chromium >&2
   fi
   find_chromium || { echo "Chromium is not installed and cannot be installed here (need root and apt-get)" >&2; exit 3; }
 fi
