@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "consentry.conversations",
     "consentry.providers",
     "consentry.accounts",
+    "consentry.events",
     "consentry.web",
     "consentry",
 ]
@@ -330,6 +331,9 @@ CONSENTRY_VAPID_PUBLIC_KEY = os.environ.get("CONSENTRY_VAPID_PUBLIC_KEY", "")
 CONSENTRY_VAPID_SUBJECT = os.environ.get("CONSENTRY_VAPID_SUBJECT", "")
 # Accept http://127.0.0.1 push endpoints (a push service on this machine, for tests).
 CONSENTRY_PUSH_ALLOW_LOOPBACK = _env_bool("CONSENTRY_PUSH_ALLOW_LOOPBACK", False)
+# Webhook endpoints (signed outbound events) must lead to the internet, over https://; set this to
+# allow private and loopback addresses, and http:// (an EHR on the practice's own network, tests).
+CONSENTRY_WEBHOOKS_ALLOW_PRIVATE = _env_bool("CONSENTRY_WEBHOOKS_ALLOW_PRIVATE", False)
 # Sender pacing: a dispatch task waits at most this long, in all, for its
 # sender's next free instant; the rest of its deliveries are handed to a new
 # task that runs when the sender is free, so other practices are not held up.

@@ -59,11 +59,21 @@ SCOPES = {
     "POST /api/v1/patients/{patient_id}/push-subscriptions": "manage",
     "DELETE /api/v1/patients/{patient_id}/push-subscriptions/{subscription_id}": "manage",
     "POST /api/v1/patients/{patient_id}/portal-link": "manage",
+    "GET /api/v1/webhook-endpoints": "read",
+    "POST /api/v1/webhook-endpoints": "manage",
+    "GET /api/v1/webhook-endpoints/{endpoint_id}": "read",
+    "DELETE /api/v1/webhook-endpoints/{endpoint_id}": "manage",
+    "GET /api/v1/webhook-endpoints/{endpoint_id}/deliveries": "read",
     "GET /api/v1/locations": "read",
     "POST /api/v1/locations": "manage",
     "GET /api/v1/locations/{location_id}": "read",
     "PATCH /api/v1/locations/{location_id}": "manage",
     "DELETE /api/v1/locations/{location_id}": "manage",
+    "POST /api/v1/fhir": "manage",
+    "POST /api/v1/fhir/Patient": "manage",
+    "GET /api/v1/fhir/Patient/{patient_id}": "read",
+    "GET /api/v1/fhir/Consent": "read",
+    "GET /api/v1/fhir/Communication": "read",
 }
 EVERY = ["read", "send", "manage"]
 PARAMS = {"external_id": "EHR-1", "key_id": "1", "number": "%2B14155550100", "key": "recall", "subscription_id": "1"}

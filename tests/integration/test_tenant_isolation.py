@@ -46,6 +46,7 @@ from django.utils import timezone
 from consentry.consent import ledger, tokens
 from consentry.consent.models import ConsentEvent, ResubscribeRequest
 from consentry.conversations.models import Conversation
+from consentry.events.models import WebhookEndpoint
 from consentry.messaging.models import Delivery, Message
 from consentry.patients.models import ApiKey, Category, Location, Patient, Practice
 from consentry.patients.practices import create_api_key, issue_api_key
@@ -86,6 +87,7 @@ class Tenant:
     subscription_id: int
     spare_key_id: int  # a second API key of the practice (the first is ``key``)
     endpoint: str
+    webhook_endpoint_id: str
     texts: list[str] = field(default_factory=list)  # words only this practice's data holds
     location_id: str = ""  # a location of its own, with its own texting number
     location_number: str = ""
@@ -105,6 +107,7 @@ class Tenant:
             self.message_id,
             self.conversation_id,
             self.endpoint,
+            self.webhook_endpoint_id,
             *self.texts,
             self.location_id,
             self.location_number,
@@ -191,6 +194,8 @@ def make_tenant(
     subscription = _ok(
         api.post(f"/patients/{patient.pk}/push-subscriptions", {"endpoint": endpoint, "keys": push_keys()}), 201
     )
+    webhook_url = f"https://ehr.{first_name.lower()}.example/events"
+    webhook = _ok(api.post("/webhook-endpoints", {"url": webhook_url, "events": ["consent.changed"]}), 201)
     location_number = number[:-2] + "50"
     location = _ok(api.post("/locations", {"name": f"{first_name}'s North", "texting_number": location_number}), 201)
     return Tenant(
@@ -209,7 +214,8 @@ def make_tenant(
         conversation_id=str(Conversation.objects.get(practice=practice, phone=own_phone).pk),
         subscription_id=subscription["id"],
         endpoint=endpoint,
-        texts=[sms, notice, inbound],
+        webhook_endpoint_id=webhook["id"],
+        texts=[sms, notice, inbound, webhook_url, webhook["secret"]],
     )
 
 
@@ -362,12 +368,39 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     "DELETE /patients/{patient_id}/push-subscriptions/{subscription_id}": NOTHING,
     "GET /patients/{patient_id}/notices": NOTHING,
     "POST /patients/{patient_id}/portal-link": NOTHING,
+    "GET /webhook-endpoints": NOTHING,
+    "POST /webhook-endpoints": lambda b: Call({"url": "https://ehr.example.com/events", "events": ["consent.changed"]}),
+    "GET /webhook-endpoints/{endpoint_id}": NOTHING,
+    "DELETE /webhook-endpoints/{endpoint_id}": NOTHING,
+    "GET /webhook-endpoints/{endpoint_id}/deliveries": NOTHING,
+    "POST /fhir/Patient": lambda b: Call(fhir_patient(b)),
+    "POST /fhir": lambda b: Call(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": fhir_patient(b), "request": {"method": "PUT", "url": "Patient?identifier=EHR-7"}}],
+        }
+    ),
+    "GET /fhir/Patient/{patient_id}": NOTHING,
+    "GET /fhir/Consent": lambda b: Call(query={"patient": str(b.patient.pk)}),
+    "GET /fhir/Communication": lambda b: Call(query={"patient": str(b.patient.pk)}),
     "GET /locations": NOTHING,
     "POST /locations": lambda b: Call({"name": "Annex", "texting_number": "+14155550177"}),
     "GET /locations/{location_id}": NOTHING,
     "PATCH /locations/{location_id}": lambda b: Call({"name": "Taken Over", "timezone": "America/Denver"}),
     "DELETE /locations/{location_id}": NOTHING,
 }
+
+
+def fhir_patient(b: Tenant) -> dict:
+    """A FHIR Patient of B's patient's external id, with the shared person's addresses."""
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"value": b.patient.external_id}],
+        "name": [{"family": "Over", "given": ["Taken"]}],
+        "telecom": [{"system": "sms", "value": SHARED_PHONE}, {"system": "email", "value": SHARED_EMAIL}],
+    }
+
 
 # Path parameters, by name: B's real objects.
 PATH_VALUES: dict[str, Callable[[Tenant], str]] = {
@@ -379,6 +412,7 @@ PATH_VALUES: dict[str, Callable[[Tenant], str]] = {
     "key": lambda b: b.category,  # B's own category
     "key_id": lambda b: str(b.spare_key_id),
     "external_id": lambda b: b.patient.external_id,
+    "endpoint_id": lambda b: b.webhook_endpoint_id,
     "location_id": lambda b: b.location_id,
 }
 
@@ -602,12 +636,32 @@ def _no_practice_data(a, b, body):
     assert set(body) == {"enabled", "public_key"}, body
 
 
+def _a_webhook_endpoints_only(a, b, body):
+    assert [e["id"] for e in body] == [a.webhook_endpoint_id], body
+
+
+def _a_webhook_endpoint_of_its_own(a, b, body):
+    assert WebhookEndpoint.objects.get(pk=body["id"]).practice_id == a.practice.pk
+
+
+def _a_own_fhir_patient_of_that_identifier(a, b, body):
+    assert (body["resourceType"], body["id"], body["name"][0]["given"]) == ("Patient", str(a.patient.pk), ["Taken"])
+
+
+def _a_own_patient_in_the_transaction(a, b, body):
+    assert [e["response"]["location"] for e in body["entry"]] == [f"Patient/{a.patient.pk}"], body
+
+
 def _a_locations_only(a, b, body):
     assert [loc["id"] for loc in body] == [a.location_id], body
 
 
 def _a_location_of_its_own(a, b, body):
     assert Location.objects.get(pk=body["id"]).practice_id == a.practice.pk
+
+
+def _no_such_patient(a, b, body):
+    assert body["error"]["code"] == "not_found", body
 
 
 def _not_unsubscribed_at_a(a, b, body):
@@ -644,6 +698,14 @@ A_GETS: dict[str, tuple[int, Callable]] = {
     "GET /practice": (200, _a_practice),
     "PATCH /practice": (200, _a_renamed),
     "GET /push/public-key": (200, _no_practice_data),
+    "GET /webhook-endpoints": (200, _a_webhook_endpoints_only),
+    "POST /webhook-endpoints": (201, _a_webhook_endpoint_of_its_own),
+    # A FHIR import is keyed by the practice's own EHR's identifier, as the PUT by external id is.
+    "POST /fhir/Patient": (200, _a_own_fhir_patient_of_that_identifier),
+    "POST /fhir": (200, _a_own_patient_in_the_transaction),
+    # A search names B's patient in its query: as for an object in a path, a 404.
+    "GET /fhir/Consent": (404, _no_such_patient),
+    "GET /fhir/Communication": (404, _no_such_patient),
     "GET /locations": (200, _a_locations_only),
     "POST /locations": (201, _a_location_of_its_own),
 }

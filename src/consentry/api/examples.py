@@ -119,6 +119,50 @@ DELIVERY_CSV_EXAMPLE = (
     f"{PATIENT_ID},EHR-10443,Ava,Reyes,email,{EMAIL},skipped,email_unsubscribed,,,\r\n"
 )
 
+_ENDPOINT_IN = {
+    "url": "https://ehr.maple.example/consentry/events",
+    "events": ["consent.changed", "message.received"],
+    "description": "EHR: consent flags and patient replies",
+}
+_ENDPOINT = {
+    "id": "7a1f3c5e-9b2d-4e6f-8a0c-1d3e5f7a9b2c",
+    **_ENDPOINT_IN,
+    "created_at": AT,
+    "deliveries": {"pending": 1, "delivered": 340, "failed": 0},
+}
+_EVENT_DELIVERY = {
+    "id": 9051,
+    "event_id": "msg_4c7e1a9b2d5f4e8a9c0b1d2e3f4a5b6c",
+    "type": "consent.changed",
+    "status": "delivered",
+    "attempts": 2,
+    "next_attempt_at": None,
+    "last_status_code": 204,
+    "last_error": "",
+    "created_at": AT,
+    "delivered_at": "2027-01-15T14:30:06+00:00",
+    "attempt_log": [
+        {"at": AT, "status_code": 500, "error": "answered 500 Internal Server Error", "ms": 41},
+        {"at": "2027-01-15T14:30:05+00:00", "status_code": 204, "error": "", "ms": 23},
+    ],
+    "payload": {
+        "type": "consent.changed",
+        "timestamp": "2027-01-15T14:30:00Z",
+        "data": {
+            "seq": 118,
+            "subject": "sms",
+            "address": PHONE,
+            "patient_ids": [PATIENT_ID],
+            "state": "opted_out",
+            "source": "sms_keyword",
+            "actor": PHONE,
+            "recorded_at": "2027-01-15T14:30:00Z",
+            "message_id": 4410,
+            "delivery_id": None,
+        },
+    },
+}
+
 EXAMPLES: dict[str, Any] = {
     "ErrorOut": {"error": {"code": "not_found", "message": "no such patient", "field": None}},
     "ErrorsOut": {"error": ERROR, "errors": [ERROR]},
@@ -287,4 +331,8 @@ EXAMPLES: dict[str, Any] = {
         "twilio_messaging_service_sid": "",
         "patients": 212,
     },
+    "EndpointIn": _ENDPOINT_IN,
+    "EndpointOut": _ENDPOINT,
+    "NewEndpointOut": {**_ENDPOINT, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw3dUg7e2HiLk="},
+    "EventDeliveryPageOut": {"deliveries": [_EVENT_DELIVERY], "next_cursor": None},
 }

@@ -29,6 +29,7 @@ from consentry.consent import services as consent
 from consentry.consent.models import ConsentEvent, SmsState, Source, Subject
 from consentry.consent.rules import address_block_reason
 from consentry.errors import InvalidInput
+from consentry.events import emit
 from consentry.keywords.models import InboundMessage
 from consentry.messaging.categories import category_for
 from consentry.messaging.content import MAX_SMS_CHARS
@@ -96,6 +97,7 @@ def record_inbound(practice: Practice, number: str, inbound: InboundMessage) -> 
     """Append a received text to its conversation (started on the first text)."""
     conversation = conversation_for(practice, number)
     append(conversation, Direction.INBOUND, inbound.body, inbound_message=inbound)
+    emit.message_received(conversation, inbound)
     return conversation
 
 
@@ -130,6 +132,7 @@ def flag_possible_opt_out(conversation: Conversation, rule: str) -> None:
     conversation.flag_rule = rule[:64]
     conversation.flagged_at = datetime.now(UTC)
     conversation.save(update_fields=["flag", "flag_rule", "flagged_at"])
+    emit.optout_flagged(conversation)
 
 
 def clear_flag(conversation: Conversation) -> None:

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
+from consentry.events import emit
 from consentry.providers.base import StatusReport
 from consentry.providers.twilio.vocabulary import CARRIER_OPT_OUT
 from consentry.vocabulary import Reason, Status
@@ -101,6 +102,7 @@ def move(
     DeliveryEvent.objects.create(
         delivery=delivery, status=status, provider_status=provider_status, error_code=error_code
     )
+    emit.delivery_changed(delivery)
     return True
 
 
@@ -127,6 +129,7 @@ def move_many(
         DeliveryEvent.objects.bulk_create(
             [DeliveryEvent(delivery_id=pk, status=status, provider_status=provider_status) for pk in movable]
         )
+        emit.deliveries_changed(Delivery.objects.filter(pk__in=movable))
     if refused := sorted(set(ids) - set(movable)):
         log.info("deliveries %s: -> %s refused (not in a status that may move there)", refused, status)
     return movable
@@ -159,6 +162,7 @@ def handed_over(answers: list[tuple[int, str, bool]], now: datetime) -> None:
             "VALUES (%s, %s, %s, %s, %s)",
             history,
         )
+        emit.deliveries_changed(Delivery.objects.filter(pk__in=[a[0] for a in answers], updated_at=now))
 
 
 def record_carrier_opt_out(delivery: Delivery, *, error_code: str) -> None:
