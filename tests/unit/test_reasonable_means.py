@@ -283,3 +283,88 @@ def test_cost_grows_with_the_length_of_the_text():
     print(f"assess(): {len(short)} chars in {per_short * 1e6:.0f} µs, {len(long)} chars in {per_long * 1e3:.1f} ms")
     assert not assess(short, BOTH).possible_opt_out
     assert assess(long, BOTH) == Assessment(True, "stop_contacting", certain=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("S T O P", "stop"),
+        ("S.T.O.P.", "stop."),
+        ("s-t-o-p texting me", "stop texting me"),
+        ("Stoooooop!!!", "stop!"),
+        ("PLEEEASE stop txting me 😡", "please stop texting me"),
+        ("🛑", "stop"),
+        ("𝐒𝐓𝐎𝐏", "stop"),  # mathematical bold letters
+        ("Don’t text me", "dont text me"),
+        ("Bórrenme de la lista porfa", "borrenme de la lista por favor"),
+        ("ya no kiero msjs", "ya no quiero mensajes"),
+        ("opt-out", "opt out"),
+        ("st0p", "stop"),
+        ("a.m. or p.m.", "a.m. or p.m."),  # two letters are not a spelled-out word
+        ("ok\n\n  stop", "ok\nstop"),
+        ("", ""),
+    ],
+)
+def test_normalise(body, expected):
+    assert normalise(body) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["s t o p", "S.T.O.P", "stoooop", "STOPPPPP", "pls stp txting me", "🛑🛑", "s-t-o-p sending me these"],
+)
+def test_spelled_out_and_stretched_stops_are_read(body):
+    assert assess(body).possible_opt_out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Can I opt out of the flu shot?",
+        "Stop calling me, just text",
+        "Please don't text me before 9am",
+        "How do I unsubscribe from the paper newsletter? Texts are fine",
+        "¿Me pueden quitar de la lista de espera?",
+    ],
+)
+def test_stopping_something_else_is_not_an_opt_out(body):
+    assert not assess(body, BOTH).possible_opt_out
+
+
+def test_the_folded_model_scores_as_scikit_learn_does():
+    rows = model.corpus_rows()[::3]
+    texts = [normalise(row.text) for row in rows]
+    labels = [row.label == "opt_out" for row in rows]
+    vectorizer, classifier = model.fit_estimators(texts, labels)
+    folded = model.train(texts, labels)
+    probe = [normalise(row.text) for row in model.corpus_rows()[1::7]] + ["", "zzzz qqqq", "stop"]
+    expected = classifier.predict_proba(vectorizer.transform(probe))[:, 1]
+    for text, p in zip(probe, expected, strict=True):
+        assert folded.probability(text) == pytest.approx(p, abs=1e-9), text
+    assert [model.char_ngrams(t) for t in probe] == [vectorizer.build_analyzer()(t) for t in probe]
+
+
+def test_an_empty_or_symbol_only_reply_is_nothing():
+    for body in ("", "   ", "👍", "...", "¿?", "\n"):
+        assert assess(body, BOTH) == Assessment(False, "")
+
+
+def test_training_and_reading_times(capsys):
+    # Printed, not asserted: they depend on the machine and how busy it is.
+    rows = model.corpus_rows()
+    started = time.perf_counter()
+    model.fit_rows(rows)
+    training = time.perf_counter() - started
+    assess("warm", BOTH)
+    times = []
+    for row in rows:
+        started = time.perf_counter()
+        assess(row.text, BOTH)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    with capsys.disabled():
+        print(
+            f"\n  model trained on {len(rows)} replies in {training:.2f} s; assess() per reply: "
+            f"median {times[len(times) // 2] * 1e6:.0f} µs, 95th percentile {times[len(times) * 95 // 100] * 1e6:.0f} µs"
+        )
+    assert len(times) == len(rows)

@@ -215,7 +215,7 @@ _RULES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     # but not "unsubscribe me from the newsletter"
     (
         "unsubscribe",
-        _c(r"""(?:\bun\s?-?\s?su(?:bs|b|s)c?r?i?b?(?:e|ed|es|ing)?\b|\bunsubscri\w+)
+        _c(r"""(?:\bun\s?-?\s?su(?:bs|b|s)c?r?i?b?(?:e|ed|es|ing)?\b|\bunsubscri\w+)\b
                (?!\s+(?:me\s+)?from\s+(?:the|your|ur|my|this)\s+(?:\w+\s+)?
                   (?:magazine|newsletter|emails?|mailing|paper|mail|letters?|catalog)\b)"""),
         frozenset({"en"}),
