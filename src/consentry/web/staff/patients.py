@@ -23,7 +23,7 @@ from consentry.consent.selectors import (
 from consentry.errors import InvalidInput
 from consentry.messaging.selectors import patient_deliveries
 from consentry.messaging.self_service import NotUnsubscribed, TooSoon, request_resubscribe
-from consentry.patients.models import Category, Patient, PatientContact
+from consentry.patients.models import Category, Location, Patient, PatientContact
 from consentry.records.selectors import patient_points, search_patients, sharing
 from consentry.records.services import PhoneInput, update_patient
 
@@ -173,6 +173,9 @@ def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     grid = _grid(patient, categories, post)
     error = None
     ehr_owned = staff.practice.contact_preferences_source == "ehr"
+    # The practice's sites, if it has any: the patient's texts go from their location's number.
+    locations = list(Location.objects.filter(practice=staff.practice).order_by("name"))
+    location = (post.get("location", "") if post is not None else str(patient.location_id or "")) if locations else ""
     if post is not None:
         overrides: dict[str, dict[str, bool]] = {}
         for category, cells in grid:
@@ -192,6 +195,8 @@ def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
                 tags=[t for t in post.get("tags", "").split(",")],
                 notification_overrides=overrides,
                 channel_opt_outs=[c for c in OPT_OUT_CHANNELS if post.get(f"optout:{c}") == "on"],
+                location_id=location or None,
+                clear_location=bool(locations) and not location,
                 source=Source.STAFF,
                 actor=staff.actor,
             )
@@ -225,6 +230,8 @@ def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
             "error": error,
             "ehr_owned": ehr_owned,
             "tags": post.get("tags", "") if post is not None else ", ".join(patient.tags),
+            "locations": locations,
+            "location": location,
         },
         status=400 if error else 200,
     )
