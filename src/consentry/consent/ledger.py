@@ -20,6 +20,7 @@ from typing import Any
 from django.db import transaction
 
 from consentry import text
+from consentry.events import emit
 from consentry.patients.categories import CHANNELS
 from consentry.patients.models import Patient, Practice
 
@@ -167,6 +168,7 @@ def record(
     event.hash = event_hash(event)
     event.save()
     _project(event)
+    emit.consent_changed(event)  # the practice's webhook endpoints hear of it, if it has any
     return event
 
 

@@ -34,6 +34,7 @@ urlpatterns = [
     path("", include("consentry.web.staff.inbox")),
     path("", include("consentry.web.staff.blocks")),
     path("", include("consentry.web.staff.recalls")),
+    path("", include("consentry.web.staff.webhooks")),
     path("", include("consentry.web.staff.locations")),
     path("", include("consentry.web.staff.imports")),
 ]
