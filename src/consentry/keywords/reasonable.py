@@ -436,7 +436,8 @@ _RULES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
              | \bno\s+(?:quiero|queremos|deseo)\s+(?:recibir|saber)\s+(?:nada|mas\s+nada)\b
              | \bno\s+(?:quiero|queremos|deseo)\s+(?:estar|seguir|ser\s+parte)\s+(?:en|de)\s+(?:la|su|esta|sus)\s+listas?\b(?!\s+de\s+espera)
              | \bno\s+(?:quiero|queremos|quiere|quieren|deseo|desea)\s+que\s+(?:me|nos|le|les)\s+(?:sigan\s+)?
-               (?:manden|mandando|envien|enviando|escriban|escribiendo|contacten|molesten)\b"""),
+               (?:manden|mandando|envien|enviando|escriban|escribiendo|contacten|molesten)\b
+               (?!\s+(?:la|el|las|los|mi|mis|su|sus|un|una)\s+(?!(?:mas\s+)?{_ES_NOUN}))"""),
         frozenset({"es"}),
     ),
     # "bórrenme de la lista", "quítenme de su lista", "eliminen mi número"
