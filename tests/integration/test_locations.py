@@ -3,12 +3,16 @@ patient's location's number, and a STOP to any number stops texts from all of th
 
 from __future__ import annotations
 
+import json
 from datetime import time
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from consentry.consent import ledger
 from consentry.consent.models import ConsentEvent
+from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
 from consentry.messaging.models import Delivery, SenderPace
 from consentry.patients.models import Location, Patient
@@ -118,8 +122,6 @@ def test_a_change_to_a_taken_number_is_a_422_and_changes_nothing(practice, api):
 
 def test_a_practice_cannot_take_a_locations_number(practice, api):
     _location(api)
-    from consentry.errors import InvalidInput
-
     with pytest.raises(InvalidInput):
         make_practice(name="Elm Clinic", number=NORTH)
     with pytest.raises(InvalidInput):
@@ -351,3 +353,49 @@ def test_a_practice_without_locations_sends_from_its_own_number_as_before(practi
     _text(api, _patient(api)["id"])
     drain_worker()
     assert list(SandboxMessage.objects.values_list("sender", flat=True)) == [MAIN]
+
+
+# --- the command line ------------------------------------------------------------------------------------------
+
+
+def _command(*args) -> str:
+    out = StringIO()
+    call_command("location", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_location_command_adds_lists_changes_and_removes(practice):
+    added = _command(
+        "add", MAIN, "--name", "North", "--texting-number", "(415) 555-0142", "--timezone", "America/Denver"
+    )
+    assert NORTH in added and "America/Denver" in added
+    _command("add", str(practice.pk), "--name", "South", "--texting-number", SOUTH, "--messaging-service", SERVICE)
+    listed = json.loads(_command("list", MAIN, "--json"))
+    assert [(r["name"], r["texting_number"], r["timezone"]) for r in listed] == [
+        ("North", NORTH, "America/Denver"),
+        ("South", SOUTH, practice.timezone),
+    ]
+    assert listed[1]["twilio_messaging_service_sid"] == SERVICE
+    assert "North: +14155550142, America/Denver" in _command("list", MAIN)
+    _command("update", NORTH, "--name", "North Side", "--messaging-service", SERVICE)
+    assert Location.objects.get(texting_number=NORTH).twilio_messaging_service_sid == SERVICE
+    _command("remove", listed[1]["id"])
+    assert list(Location.objects.values_list("name", flat=True)) == ["North Side"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("add", MAIN, "--name", "Again", "--texting-number", MAIN),  # the practice's own number
+        ("add", "+14155559999", "--name", "Again", "--texting-number", SOUTH),  # no such practice
+        ("add", MAIN, "--name", "Again", "--texting-number", SOUTH, "--timezone", "Mars/Olympus"),
+        ("update", SOUTH, "--name", "Nowhere"),  # no such location
+        ("update", NORTH),  # nothing to change
+        ("update", NORTH, "--texting-number", MAIN),
+    ],
+)
+def test_the_location_command_refuses_bad_input_and_changes_nothing(practice, args):
+    _command("add", MAIN, "--name", "North", "--texting-number", NORTH)
+    with pytest.raises(CommandError):
+        _command(*args)
+    assert list(Location.objects.values_list("name", "texting_number")) == [("North", NORTH)]
