@@ -20,9 +20,9 @@ import csv
 import math
 import threading
 from collections.abc import Iterable
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .normalise import normalise
 

@@ -3,13 +3,16 @@
 Since April 2025 US rules say a person may revoke consent to texts in any
 reasonable way, so "please stop texting me" or "take me off your list" must
 not be treated as an ordinary reply. assess() recognises such requests with
-plain, named phrase rules; the name of the rule that fired is kept as
+plain, named phrase rules and a small statistical model (model.py); the name
+of the rule that fired ("model" when only the model did) is kept as
 evidence, so staff and auditors can see why a reply was read as an opt-out.
 
 How a reply is read:
 
-1. It is normalised: lower case, accents and apostrophes dropped
-   ("Don’t" -> "dont", "bórrenme" -> "borrenme"), whitespace collapsed.
+1. It is normalised (normalise.py): lower case, accents and apostrophes
+   dropped ("Don’t" -> "dont", "bórrenme" -> "borrenme"), letters typed one
+   by one joined ("s t o p"), stretched letters squeezed ("stooop"),
+   shorthand spelled out ("pls txt" -> "please text").
 2. Guards remove sentences that talk about stopping without asking for it:
    negated requests ("please don't stop texting me"), a sender's own slip
    ("wrong person, meant to send that to my sister"), corrections of the
@@ -21,10 +24,17 @@ How a reply is read:
    appointments, medicines, symptoms or parking never complete a rule, which
    is what keeps "stop taking his meds" or "cancel my appointment" out.
 4. A clause made only of a stop word and politeness ("stop pls", "STOP!!!",
-   "🛑", "alto por favor") counts too.
+   "🛑", "alto por favor", "remove", "enough") counts too.
+5. The model gives the probability that the whole reply asks to stop.
+   decide() combines the two: a rule's match, or a probability of at least
+   FLAG_THRESHOLD in a reply no guard set aside, is a possible opt-out for
+   staff (policy `flag`); it is `certain`, enough for policy `auto` to act
+   alone, only when a rule matched and the model agrees (AUTO_AGREEMENT).
 
-Every pattern is compiled once and has bounded repetition, so a call costs
-time linear in the length of the text and can run on every inbound message.
+Every pattern is compiled once and has bounded repetition, and the model's
+score is a sum over the reply's n-grams, so a call costs time linear in the
+length of the text (about 0.1 ms for a usual reply) and can run on every
+inbound message.
 Exact keywords are classify()'s job; the caller checks them first.
 
 Most of its length is the named rules themselves, each with the replies it
