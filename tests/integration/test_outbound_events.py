@@ -9,12 +9,14 @@ Retries are reached by moving the clock past their backoff.
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from standardwebhooks import Webhook
@@ -281,6 +283,23 @@ def test_a_staff_opt_out_of_an_email_over_the_api_is_a_consent_change(api, recei
     assert (data["subject"], data["address"], data["state"]) == ("email", "bo@example.org", "unsubscribed")
     assert data["patient_ids"] == [str(person.pk)]
     assert "asked at the desk" not in str(event)  # the staff member's words stay in the encrypted note
+
+
+def test_legacy_opt_outs_imported_from_a_file_are_consent_changes(api, receiver, practice, tmp_path):
+    register(api, receiver, events=["consent.changed"])
+    path = tmp_path / "old-system.csv"
+    path.write_text(
+        "external_id,first_name,phone,line_type,email,sms_opt_out,email_unsubscribed\n"
+        "old-1,Dee,(415) 555-0144,mobile,dee@example.com,yes,no\n"
+        "old-2,Eli,(415) 555-0155,mobile,eli@example.com,no,yes\n"
+    )
+    call_command("import", "patients", str(path), "--practice", str(practice.pk), stdout=io.StringIO())
+    drain_worker()
+    changes = {(e["data"]["address"], e["data"]["state"], e["data"]["source"]) for e in receiver.events()}
+    assert {("+14155550144", "opted_out", "import"), ("eli@example.com", "unsubscribed", "import")} <= changes
+    by_address = {e["data"]["address"]: e["data"]["patient_ids"] for e in receiver.events()}
+    dee = api.get("/patients", q="Dee").json()["patients"]
+    assert by_address["+14155550144"] == [p["id"] for p in dee if p["first_name"] == "Dee"]
 
 
 def test_an_endpoint_gets_only_the_events_it_subscribes_to_and_another_practice_none(client, api, receiver, patient):

@@ -221,6 +221,7 @@ def record_many(
         for event in events:
             event.pk = ids[event.seq]
     _project_many(practice.pk, events)
+    emit.consents_changed(practice.pk, events)
     return events
 
 

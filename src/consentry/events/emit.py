@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from .models import EventType, WebhookDelivery, WebhookEndpoint
 from .tasks import deliver_event
 
 Data = dict[str, Any]
+IN_CHUNK = 2000  # addresses per query: far below any backend's limit of bound parameters
 
 
 class LedgerEvent(Protocol):
@@ -115,11 +116,13 @@ def consent_changed(event: LedgerEvent) -> None:
     emit(event.practice_id, EventType.CONSENT_CHANGED, lambda: _consent_data(event))
 
 
-def consents_changed(practice_id: Any, events: Iterable[LedgerEvent]) -> None:
-    """Many consent changes appended at once (an import): one query for the practice's endpoints."""
+def consents_changed(practice_id: Any, events: Sequence[LedgerEvent]) -> None:
+    """Many consent changes appended at once (``ledger.record_many()``, an import): one query for the
+    practice's endpoints, and when there are some, one for the patients of every address."""
     kind = EventType.CONSENT_CHANGED
     if subscribers := _subscribers(kind, practice_id=practice_id):
-        _write(kind, subscribers, ((practice_id, _consent_data(e)) for e in events))
+        patients = _patients_by_address(practice_id, {e.address for e in events})
+        _write(kind, subscribers, ((practice_id, _consent_data(e, patients)) for e in events))
 
 
 def delivery_changed(delivery: DeliveryRow) -> None:
@@ -205,21 +208,44 @@ def _iso(at: datetime | None) -> str | None:
 
 def _patient_ids(practice_id: Any, address: str) -> list[str]:
     """The practice's patients with this phone or email."""
-    found = Patient.objects.filter(practice_id=practice_id, contact_points__address=address).order_by("pk")
-    return [str(pk) for pk in found.values_list("pk", flat=True).distinct()]
+    return _patients_by_address(practice_id, {address}).get(address, [])
 
 
-def _consent_data(event: LedgerEvent) -> Data:
+def _patients_by_address(practice_id: Any, addresses: set[str]) -> dict[str, list[str]]:
+    """The practice's patients with each of these phones or emails (in chunks of ``IN_CHUNK``)."""
+    found: dict[str, list[str]] = {}
+    wanted = sorted(addresses)
+    for start in range(0, len(wanted), IN_CHUNK):
+        rows = (
+            Patient.objects.filter(
+                practice_id=practice_id, contact_points__address__in=wanted[start : start + IN_CHUNK]
+            )
+            .order_by("pk")
+            .values_list("contact_points__address", "pk")
+            .distinct()
+        )
+        for address, pk in rows:
+            found.setdefault(address, []).append(str(pk))
+    return found
+
+
+def _consent_data(event: LedgerEvent, patients: dict[str, list[str]] | None = None) -> Data:
     patient = event.address.removeprefix("patient:") if event.address.startswith("patient:") else None
     state: Any = event.state
     if state[:1] in ("[", "{"):  # a block's categories, a patient's notification settings: JSON
         state = json.loads(state)
     evidence = event.evidence if isinstance(event.evidence, dict) else {}
+    if patient:
+        patient_ids = [patient]
+    elif patients is not None:
+        patient_ids = patients.get(event.address, [])
+    else:
+        patient_ids = _patient_ids(event.practice_id, event.address)
     return {
         "seq": event.seq,
         "subject": event.subject,
         "address": None if patient else event.address,
-        "patient_ids": [patient] if patient else _patient_ids(event.practice_id, event.address),
+        "patient_ids": patient_ids,
         "state": state,
         "source": event.source,
         "actor": event.actor,
