@@ -9,7 +9,7 @@ LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint test-sqlite test-postgres install lock browser bench clean
+.PHONY: run test lint test-sqlite test-postgres install lock browser bench clean shell
 
 # The locked versions exactly (pip refuses any file whose hash is not in the lock), then
 # Consentry itself, editable, with no dependency of its own: they all came from the lock.
@@ -38,6 +38,10 @@ run: install
 	CONSENTRY_DEMO=1 $(BIN)/consentry migrate --noinput -v0
 	CONSENTRY_DEMO=1 $(BIN)/consentry demo --port $(PORT)
 	CONSENTRY_DEMO=1 $(BIN)/consentry serve --port $(PORT)
+
+## A shell with the `consentry` command (it lives in .venv/bin/) on its PATH
+shell: install
+	@echo "consentry is on this shell's PATH (exit to leave)"; PATH="$(CURDIR)/$(BIN):$$PATH" $${SHELL:-/bin/sh}
 
 ## The whole suite on SQLite, then again on PostgreSQL 15
 test: install

@@ -4,6 +4,7 @@ medical product's pages need (HSTS, Content-Security-Policy, no caching of a pat
 from __future__ import annotations
 
 import http.client
+import os
 import subprocess
 import urllib.parse
 
@@ -96,3 +97,26 @@ def test_x_forwarded_proto_from_anyone_but_the_trusted_proxy_is_ignored(producti
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_generated_env_file_is_a_production_configuration_that_passes_the_deploy_checks(tmp_path):
+    """`consentry env` gives fresh secrets every time, and what it writes is enough to start on."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CONSENTRY_", "DATABASE_URL", "SECRET_KEY"))}
+    base.pop("DEBUG", None)
+    made = [
+        cli(["env", "--public-url", "https://msg.maple.example", "--database-url", f"sqlite:///{tmp_path}/c.db"], base)
+        for _ in range(2)
+    ]
+    first, second = (_parse_env(m.stdout) for m in made)
+    assert first["SECRET_KEY"] != second["SECRET_KEY"]
+    assert first["CONSENTRY_ENCRYPTION_KEYS"] != second["CONSENTRY_ENCRYPTION_KEYS"]
+    assert first["ALLOWED_HOSTS"] == "msg.maple.example"
+    result = cli(["check", "--deploy", "--fail-level", "WARNING"], {**base, **first}, check=False)
+    assert result.returncode == 0, result.stderr + result.stdout
+    refused = cli(["env", "--public-url", "http://msg.maple.example"], base, check=False)
+    assert refused.returncode == 1 and "https://" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def _parse_env(text: str) -> dict:
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)

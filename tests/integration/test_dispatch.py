@@ -184,6 +184,22 @@ def test_the_sandbox_outbox_is_visible_only_with_the_sandbox_provider(client, pr
     assert client.get("/sandbox/outbox").status_code == 404
 
 
+def test_the_sandbox_outbox_gives_each_emails_headers(client, practice, settings):
+    settings.DEMO_MODE = True
+    patient = make_patient(practice, emails=["ava@example.org"])
+    create_message(
+        practice=practice,
+        kind="broadcast",
+        category="announcement",
+        patient_ids=[patient.pk],
+        content={"email": {"subject": "Flu shots", "text": "Flu shots are in."}},
+    )
+    drain_worker()
+    (email,) = client.get("/sandbox/outbox", {"to": "ava@example.org"}).json()["messages"]
+    assert email["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert email["headers"]["List-Unsubscribe"].startswith("<http")
+
+
 def test_message_bodies_are_encrypted_in_the_database(practice):
     from django.db import connection
 

@@ -54,6 +54,7 @@ def sandbox_outbox(request: HttpRequest) -> JsonResponse:
                     "subject": r.subject,
                     "body": r.body,
                     "html": r.html,
+                    "headers": r.headers,  # an email's own headers (List-Unsubscribe...), as the page shows them
                     "created_at": r.created_at.isoformat(),
                 }
                 for r in rows[:1000]
