@@ -86,12 +86,14 @@ def stop_receiver(fake: WebhookReceiver) -> None:
         fake.server.server_close()
 
 
-def verify_by_hand(secret: str, headers: dict[str, str], body: bytes, now: float) -> dict:
+def verify_by_hand(secret: str, headers: dict[str, str], body: bytes, now: float | None = None) -> dict:
     """The by-hand recipe of docs/webhooks.md, word for word: what a receiver without the library does."""
     import base64
     import hashlib
     import hmac
+    import time
 
+    now = time.time() if now is None else now
     key = base64.b64decode(secret.removeprefix("whsec_"))
     msg_id, timestamp = headers["webhook-id"], headers["webhook-timestamp"]
     if abs(now - int(timestamp)) > 5 * 60:
