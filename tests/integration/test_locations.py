@@ -9,6 +9,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from consentry.consent import ledger
 from consentry.consent.models import ConsentEvent
@@ -399,3 +400,28 @@ def test_the_location_command_refuses_bad_input_and_changes_nothing(practice, ar
     with pytest.raises(CommandError):
         _command(*args)
     assert list(Location.objects.values_list("name", "texting_number")) == [("North", NORTH)]
+
+
+# --- the sandbox's phones may text any of the practice's numbers -----------------------------------------------
+
+
+def test_a_sandbox_phone_texts_a_locations_number_and_answers_the_number_that_wrote_last(practice, api, settings):
+    settings.DEMO_MODE = True
+    north = _location(api)
+    _text(api, _patient(api, location_id=north["id"])["id"])
+    drain_worker()
+    client = Client()
+    board = client.get("/sandbox/").content.decode()
+    choice = f"{practice.pk}/{NORTH}"
+    assert f'<option value="{choice}" selected>Oak Clinic, North ({NORTH})</option>' in board
+    form = {"form": "phone-14155550111", "from": PHONE, "practice": choice, "body": "STOP"}
+    assert client.post("/sandbox/reply", form).status_code == 303
+    inbound = InboundMessage.objects.get()
+    assert (inbound.practice_id, inbound.to_number) == (practice.pk, NORTH)
+    drain_worker()
+    assert SandboxMessage.objects.order_by("pk").last().sender == NORTH  # the confirmation
+    assert PHONE in ledger.consent_state(practice.pk, [PHONE]).sms_opted_out
+    # A number that is not the practice's is refused, and changes nothing.
+    stray = {**form, "practice": f"{practice.pk}/+14155550199", "body": "HELP"}
+    assert client.post("/sandbox/reply", stray).status_code == 400
+    assert InboundMessage.objects.count() == 1

@@ -24,6 +24,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from csp.decorators import csp_update
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -36,7 +37,7 @@ from consentry.conversations.inbound import handle_inbound_text
 from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
 from consentry.patients.addresses import normalize_phone
-from consentry.patients.models import Practice
+from consentry.patients.models import Location, Practice
 from consentry.providers.base import InboundText, provider_name
 from consentry.providers.models import SandboxMessage
 from consentry.web.demo import sandbox_pages_on
@@ -79,6 +80,7 @@ class Entry:
     html: str = ""
     headers: dict = field(default_factory=dict)
     keyword: str = ""
+    number: str = ""  # the practice's number the text came from (out) or went to (in)
 
     @property
     def when(self) -> str:
@@ -141,6 +143,7 @@ def build_board() -> tuple[list[Thread], list[Thread]]:
             practice_name=practice.name if practice else "unknown practice",
             body=m.body,
             sender=m.sender,
+            number=m.sender,
             subject=m.subject,
             html=m.html,
             headers=m.headers,
@@ -160,6 +163,7 @@ def build_board() -> tuple[list[Thread], list[Thread]]:
             practice_name=practice.name if practice else "unknown practice",
             body=text.body,
             sender=text.from_number,
+            number=text.to_number,
             keyword="" if text.keyword == "none" else text.keyword.replace("_", "-") + " keyword",
         )
         add(phones, phone_anchor, text.from_number, entry)
@@ -197,7 +201,10 @@ def _consent_lines(phones: dict[str, Thread], inboxes: dict[str, Thread], practi
 
 def reply_practices() -> list[Practice]:
     """The practices a sandbox phone can text: those whose texts the sandbox carries."""
-    return [p for p in Practice.objects.order_by("name") if provider_name(p, "sms") == "sandbox"]
+    practices = Practice.objects.order_by("name").prefetch_related(
+        Prefetch("locations", queryset=Location.objects.order_by("name"))
+    )
+    return [p for p in practices if provider_name(p, "sms") == "sandbox"]
 
 
 def _page(request: HttpRequest, *, form: str = "", error: str = "", values: dict | None = None, status: int = 200):
@@ -206,9 +213,12 @@ def _page(request: HttpRequest, *, form: str = "", error: str = "", values: dict
     values = values or {}
     if form and not any(t.anchor == form for t in phones):
         form = NEW_FORM  # a phone with no thread yet: its error shows on the new-number form
+    location_numbers = {location.texting_number for p in practices for location in p.locations.all()}
     for thread in phones:
-        # A phone answers, by default, the practice that wrote to it last.
-        thread.selected = values.get("practice", "") if form == thread.anchor else str(thread.latest.practice_id)
+        # A phone answers, by default, the practice (and the number of it) it last wrote to or heard from.
+        latest = thread.latest
+        last = str(latest.practice_id) + (f"/{latest.number}" if latest.number in location_numbers else "")
+        thread.selected = values.get("practice", "") if form == thread.anchor else last
     context = {
         "phones": phones,
         "inboxes": inboxes,
@@ -242,8 +252,10 @@ class ReplyRefused(Exception):
     pass
 
 
-def _clean_reply(post) -> tuple[Practice, str, str]:
-    raw_practice = post.get("practice", "")
+def _clean_reply(post) -> tuple[Practice, str, str, str]:
+    """The practice texted, the phone, the text, and the practice's number it goes to (``practice`` is the
+    practice's id, or its id and one of its locations' numbers: ``<id>/<number>``)."""
+    raw_practice, _, to_number = post.get("practice", "").partition("/")
     try:
         practice_id = uuid.UUID(raw_practice)
     except ValueError:
@@ -256,6 +268,8 @@ def _clean_reply(post) -> tuple[Practice, str, str]:
             f"{practice.name} sends its texts through {provider_name(practice, 'sms')}, "
             "not the sandbox: its patients' phones are real."
         )
+    if to_number and not practice.locations.filter(texting_number=to_number).exists():
+        raise ReplyRefused(f"{to_number} is not a number of {practice.name} (any more): reload the page.")
     try:
         number = normalize_phone(post.get("from", ""), region=practice.region, field="from").number
     except InvalidInput as exc:
@@ -267,7 +281,7 @@ def _clean_reply(post) -> tuple[Practice, str, str]:
         raise ReplyRefused("A text cannot contain NUL characters.")
     if len(body) > MAX_BODY_CHARS:
         raise ReplyRefused(f"A text has at most {MAX_BODY_CHARS} characters; this one has {len(body)}.")
-    return practice, number, body
+    return practice, number, body, to_number or practice.texting_number
 
 
 @sandbox_only
@@ -279,11 +293,11 @@ def reply(request: HttpRequest) -> HttpResponse:
     form = form if _FORM_NAME.match(form) else NEW_FORM
     values = {k: request.POST.get(k, "") for k in ("from", "practice", "body")}
     try:
-        practice, number, body = _clean_reply(request.POST)
+        practice, number, body, to_number = _clean_reply(request.POST)
         text = InboundText(
             practice=practice,
             from_number=number,
-            to_number=practice.texting_number,
+            to_number=to_number,
             body=body,
             provider="sandbox",
             provider_ref="SB" + secrets.token_hex(16),

@@ -16,6 +16,7 @@ from consentry.consent.models import EmailState, Source
 from consentry.conversations.inbound import handle_inbound_text
 from consentry.management.commands._options import port as port_number
 from consentry.messaging.planning import create_message
+from consentry.patients.locations import create_location
 from consentry.patients.models import Patient, Practice
 from consentry.patients.practices import create_practice, issue_api_key
 from consentry.providers.base import InboundText
@@ -24,6 +25,7 @@ from consentry.records.services import PhoneInput, create_patient, update_patien
 from consentry.vocabulary import Kind
 
 DEMO_NUMBER = "+14155550100"
+DEMO_LOCATION_NUMBER = "+17205550100"  # Maple Street North, in Denver
 # Demo staff: the passwords are printed by every run and are only for a demo deployment.
 DEMO_STAFF = (
     ("admin@maple-pediatrics.example", "admin", "Alex Admin", "maple-demo-admin"),
@@ -53,6 +55,7 @@ class Command(BaseCommand):
                 send_window=(datetime.time(0, 0), datetime.time(0, 0)),
             )
             self._patients(practice)
+            self._location(practice)
             self._activity(practice)
         else:
             # Keys are stored hashed, so a re-run issues a fresh demo key; the keys made before stay.
@@ -67,6 +70,10 @@ class Command(BaseCommand):
             "\n".join(
                 [
                     f"Demo practice: {practice.name} ({practice.pk}), texting number {practice.texting_number}",
+                    *(
+                        f"  location:    {location.name}, texting number {location.texting_number}"
+                        for location in practice.locations.order_by("name")
+                    ),
                     f"Demo API key:  {key}",
                     f"Staff app:     {base}/  (sign in as one of these)",
                     *staff,
@@ -158,6 +165,39 @@ class Command(BaseCommand):
             state=EmailState.BOUNCED,
             source=Source.IMPORT,
             actor=actor,
+        )
+
+    def _location(self, practice: Practice) -> None:
+        """A second site with its own number and time zone: its patients' texts go from that number, and a
+        text to it reaches the practice (the sandbox's phones may text either number)."""
+        actor = "demo"
+        north = create_location(
+            practice=practice, name="Maple Street North", texting_number=DEMO_LOCATION_NUMBER, timezone="America/Denver"
+        )
+        for first, last, phone in (
+            ("Liam", "Ortiz", "+17205550111"),
+            ("Mia", "Ortiz", "+17205550111"),
+            ("Noah", "Reed", "+17205550122"),
+        ):
+            create_patient(
+                practice=practice,
+                first_name=first,
+                last_name=last,
+                phones=[PhoneInput(phone, "mobile")],
+                external_id=f"demo-{first.lower()}",
+                location_id=str(north.pk),
+                source=Source.IMPORT,
+                actor=actor,
+            )
+        handle_inbound_text(
+            InboundText(
+                practice=practice,
+                from_number="+17205550122",
+                to_number=north.texting_number,
+                body="Is the North office open on Saturday?",
+                provider="sandbox",
+                provider_ref="SB" + secrets.token_hex(16),
+            )
         )
 
     def _activity(self, practice: Practice) -> None:
