@@ -20,9 +20,10 @@ TWILIO_ACCOUNT = "AC" + "1" * 32
 def make_practice(name="Oak Clinic", number="+14155550100", **kwargs):
     """A practice with no quiet hours, so that no test depends on the hour it runs at.
 
-    Tests of quiet hours set the window themselves.
+    Tests of quiet hours set the window themselves. The time zone is New York's, whatever the number.
     """
     kwargs.setdefault("send_window", (time(0, 0), time(0, 0)))
+    kwargs.setdefault("timezone", "America/New_York")
     return create_practice(name=name, texting_number=number, twilio_auth_token=TWILIO_TOKEN, **kwargs)
 
 

@@ -1,7 +1,7 @@
 """Start-up refusals: a deployment must not run on demo secrets, nor deliver to the sandbox."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
 from .settings import PLACEHOLDER_SECRET
@@ -44,6 +44,27 @@ def public_url_is_set(app_configs, **kwargs):
             hint="Set CONSENTRY_PUBLIC_URL to the https:// address patients and Twilio reach this service at.",
             id="consentry.E005",
         )
+    ]
+
+
+@register(TAG, deploy=False)
+def practices_have_an_email_from(app_configs, databases=None, **kwargs):
+    """A practice without a From of its own sends from noreply@ the public URL's domain: say so."""
+    if settings.DEBUG or settings.DEMO_MODE:
+        return []
+    from consentry.patients.models import Practice, default_email_from
+
+    try:
+        names = list(Practice.objects.filter(email_from="").order_by("name").values_list("name", flat=True)[:20])
+    except DatabaseError:
+        return []  # before the first migrate
+    return [
+        Warning(
+            f"{name} has no email From: its email goes from {default_email_from()}.",
+            hint="Set one: consentry practice update ID --email-from 'Name <address@your-domain>'.",
+            id="consentry.W002",
+        )
+        for name in names
     ]
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import urllib.parse
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from consentry.crypto import EncryptedTextField
@@ -19,6 +21,14 @@ class KeywordMode(models.TextChoices):
 class ReasonableMeans(models.TextChoices):
     FLAG = "flag", "Flag the conversation; staff confirm the opt-out"
     AUTO = "auto", "Opt out at once and send the one clarifying confirmation"
+
+
+def default_email_from() -> str:
+    """noreply@ the public URL's domain (localhost when it has none, as a demo on 127.0.0.1)."""
+    host = urllib.parse.urlsplit(settings.CONSENTRY_PUBLIC_URL).hostname or ""
+    if not host or host.replace(".", "").isdigit() or "." not in host:
+        host = "localhost"
+    return f"noreply@{host}"
 
 
 class Practice(models.Model):
@@ -67,10 +77,11 @@ class Practice(models.Model):
 
     @property
     def email_sender(self) -> str:
-        """The From of the practice's email: its own display name, else the practice's name."""
+        """The From of the practice's email: its own display name, else the practice's name; without an
+        address of its own, noreply@ the domain of the service's public URL."""
         if "<" in self.email_from:
             return self.email_from
-        return f"{self.name} <{self.email_from or 'noreply@localhost'}>"
+        return f"{self.name} <{self.email_from or default_email_from()}>"
 
 
 class Location(models.Model):

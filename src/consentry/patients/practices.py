@@ -70,6 +70,7 @@ def api_key_for(key: str) -> ApiKey | None:
 
 
 KEYWORD_LANGUAGES = ("es",)  # besides English, which is always on
+DEFAULT_TIMEZONE = "America/New_York"  # a practice whose texting number does not say where it is
 MAX_RATE_PER_SECOND = 10_000.0
 
 
@@ -187,7 +188,7 @@ def create_practice(
     texting_number: str,
     twilio_auth_token: str = "",
     twilio_account_sid: str = "",
-    timezone: str = "America/New_York",
+    timezone: str = "",
     region: str = "US",
     contact_phone: str = "",
     email_from: str = "",
@@ -196,12 +197,14 @@ def create_practice(
 ) -> tuple[Practice, str]:
     """Create a practice with the built-in categories and one API key (returned once).
 
-    ``settings`` are any of ``clean_practice_settings``'s fields.
+    Without a ``timezone``, the practice takes that of its texting number's area code (America/New_York
+    when the number does not tell). ``settings`` are any of ``clean_practice_settings``'s fields.
     """
     if not name or not name.strip():
         raise InvalidInput("name", "a practice name is required")
-    number = normalize_phone(texting_number, region=region, field="texting_number").number
-    values = {"name": name, "timezone": timezone, **settings}
+    phone = normalize_phone(texting_number, region=region, field="texting_number")
+    number = phone.number
+    values = {"name": name, "timezone": timezone or phone.timezone or DEFAULT_TIMEZONE, **settings}
     if contact_phone:
         values["contact_phone"] = contact_phone
     if email_from:

@@ -7,11 +7,12 @@ import json
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from consentry.errors import InvalidInput
 from consentry.patients.addresses import normalize_phone
 from consentry.patients.models import Practice
-from consentry.patients.practices import create_practice, update_practice
+from consentry.patients.practices import create_practice, update_connection, update_practice
 
 
 def parse_send_window(text: str) -> tuple[datetime.time, datetime.time]:
@@ -28,9 +29,24 @@ def _settings_arguments(parser, *, defaults: bool) -> None:
     def default(value):
         return value if defaults else None
 
-    parser.add_argument("--timezone", default=default("America/New_York"))
-    parser.add_argument("--contact-phone", default=None)
-    parser.add_argument("--email-from", default=None)
+    parser.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA time zone, e.g. America/Chicago"
+        + (" (default: the texting number's area code's, else America/New_York)." if defaults else "."),
+    )
+    parser.add_argument(
+        "--contact-phone",
+        default=None,
+        help="The phone HELP replies give" + (" (default: the texting number)." if defaults else "."),
+    )
+    parser.add_argument(
+        "--email-from",
+        default=None,
+        metavar="'NAME <ADDRESS>'",
+        help="The From of the practice's email, e.g. 'Maple Pediatrics <frontdesk@maple.example>'"
+        + (" (default: noreply@ the public URL's domain, under the practice's name)." if defaults else "."),
+    )
     parser.add_argument(
         "--send-window",
         default=default("08:00-21:00"),
@@ -63,7 +79,17 @@ def _settings_arguments(parser, *, defaults: bool) -> None:
         metavar="PER_SECOND",
         help="Texts per second from the texting number (a long code takes about 1).",
     )
-    parser.add_argument("--email-rate", type=float, default=None, metavar="PER_SECOND")
+    parser.add_argument(
+        "--email-rate", type=float, default=None, metavar="PER_SECOND", help="Emails per second from the sender."
+    )
+    parser.add_argument(
+        "--twilio-account-sid", default=None, help="The practice's Twilio account (AC followed by 32 hex digits)."
+    )
+    parser.add_argument(
+        "--twilio-auth-token",
+        default=None,
+        help="The account's auth token: Twilio's webhooks are checked against it, and it sends the texts.",
+    )
 
 
 def _settings(options) -> dict:
@@ -93,15 +119,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="Create a practice and print its API key once.")
-        create.add_argument("--name", required=True)
+        create.add_argument("--name", required=True, help="The practice's name, as patients know it.")
         create.add_argument("--texting-number", required=True, help="E.164, e.g. +14155550100")
-        create.add_argument("--twilio-auth-token", default="")
-        create.add_argument("--twilio-account-sid", default="")
         _settings_arguments(create, defaults=True)
         create.add_argument("--json", action="store_true", help='Print {"id", "api_key"} as JSON.')
         update = sub.add_parser("update", help="Change the settings given; the others stay as they are.")
         update.add_argument("practice", help="The practice's id or texting number.")
-        update.add_argument("--name", default=None)
+        update.add_argument("--name", default=None, help="The practice's name, as patients know it.")
+        update.add_argument("--texting-number", default=None, help="A new texting number, E.164.")
         _settings_arguments(update, defaults=False)
 
     def handle(self, *args, action, **options):
@@ -117,24 +142,35 @@ class Command(BaseCommand):
         practice, key = create_practice(
             name=options["name"],
             texting_number=options["texting_number"],
-            twilio_auth_token=options["twilio_auth_token"],
-            twilio_account_sid=options["twilio_account_sid"],
+            twilio_auth_token=options["twilio_auth_token"] or "",
+            twilio_account_sid=options["twilio_account_sid"] or "",
             **_settings(options),
         )
         if options["json"]:
             self.stdout.write(json.dumps({"id": str(practice.pk), "api_key": key}))
         else:
-            self.stdout.write(f"Practice {practice.name} ({practice.pk})\nAPI key (shown once): {key}")
+            self.stdout.write(
+                f"Practice {practice.name} ({practice.pk}), time zone {practice.timezone}, "
+                f"email from {practice.email_sender}\nAPI key (shown once): {key}"
+            )
 
     def _update(self, options) -> None:
         practice = _find(options["practice"])
         values = _settings(options)
         if options.get("name") is not None:
             values["name"] = options["name"]
-        if not values:
+        connection = {
+            "texting_number": options.get("texting_number"),
+            "account_sid": options.get("twilio_account_sid"),
+            "auth_token": options.get("twilio_auth_token") or "",
+        }
+        changed = [*values, *(name for name, value in connection.items() if value)]
+        if not changed:
             raise CommandError("nothing to change: give at least one setting")
-        update_practice(practice, values)
-        self.stdout.write(f"Practice {practice.name} ({practice.pk}) updated: {', '.join(sorted(values))}")
+        with transaction.atomic():  # all or nothing: a bad token changes no setting
+            update_practice(practice, values)
+            update_connection(practice, **connection)
+        self.stdout.write(f"Practice {practice.name} ({practice.pk}) updated: {', '.join(sorted(changed))}")
 
 
 def _find(ref: str) -> Practice:
