@@ -137,6 +137,21 @@ def test_a_reply_that_is_no_keyword_shows_in_the_thread_and_changes_no_consent(p
     assert not SandboxMessage.objects.exists()
 
 
+def test_a_reply_flagged_as_a_possible_opt_out_is_marked_in_the_thread(practice):
+    client = browser()
+    assert reply(client, practice, "Thanks, see you Tuesday").status_code == 303
+    assert reply(client, practice, "please stop texting me").status_code == 303
+    assert reply(client, practice, "ok").status_code == 303
+    thread = column(page(client), ANCHOR)
+    assert thread.count("possible opt-out: staff to confirm") == 1
+    mark = thread.index("possible opt-out: staff to confirm")  # in the flagged reply's header, before its text
+    assert thread.index("Thanks, see you Tuesday") < mark < thread.index("please stop texting me")
+    assert not opted_out(practice)  # the policy is flag: staff decide
+    # Once staff dismiss the flag (or the phone texts STOP), the mark goes.
+    reply(client, practice, "STOP")
+    assert "possible opt-out" not in column(page(client), ANCHOR)
+
+
 def test_a_new_number_can_text_the_practice_and_gets_its_own_column(practice):
     client = browser()
     response = reply(client, practice, "HELP", sender="(415) 555-0177", form="new")

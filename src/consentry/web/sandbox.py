@@ -34,6 +34,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from consentry.consent.ledger import consent_state
 from consentry.conversations.inbound import handle_inbound_text
+from consentry.conversations.models import Conversation, Flag
 from consentry.errors import InvalidInput
 from consentry.keywords.models import InboundMessage
 from consentry.patients.addresses import normalize_phone
@@ -80,6 +81,7 @@ class Entry:
     html: str = ""
     headers: dict = field(default_factory=dict)
     keyword: str = ""
+    flag: str = ""  # a reply the practice flagged as a possible opt-out, for staff to confirm
     number: str = ""  # the practice's number the text came from (out) or went to (in)
 
     @property
@@ -170,9 +172,29 @@ def build_board() -> tuple[list[Thread], list[Thread]]:
 
     for thread in [*phones.values(), *inboxes.values()]:
         thread.entries.sort(key=lambda e: e.at)
+    _flagged_replies(phones, practices)
     _consent_lines(phones, inboxes, practices)
     order = functools.partial(sorted, key=lambda t: t.latest.at, reverse=True)
     return order(phones.values()), order(inboxes.values())
+
+
+FLAGGED = "possible opt-out: staff to confirm"
+
+
+def _flagged_replies(phones: dict[str, Thread], practices: dict) -> None:
+    """Mark the reply each flagged conversation was flagged for: the phone's last text to that practice
+    received by the time of the flag."""
+    flagged = Conversation.objects.filter(
+        practice_id__in=list(practices), phone__in=list(phones), flag=Flag.POSSIBLE_OPT_OUT
+    ).values_list("practice_id", "phone", "flagged_at", "flag_rule")
+    for practice_id, phone, flagged_at, rule in flagged:
+        replies = [
+            e
+            for e in phones[phone].entries
+            if e.direction == "in" and e.practice_id == practice_id and e.at <= flagged_at
+        ]
+        if replies:
+            replies[-1].flag = f"{FLAGGED} ({rule})" if rule else FLAGGED
 
 
 def _consent_lines(phones: dict[str, Thread], inboxes: dict[str, Thread], practices: dict) -> None:
