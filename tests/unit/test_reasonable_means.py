@@ -368,3 +368,14 @@ def test_training_and_reading_times(capsys):
             f"median {times[len(times) // 2] * 1e6:.0f} µs, 95th percentile {times[len(times) * 95 // 100] * 1e6:.0f} µs"
         )
     assert len(times) == len(rows)
+
+
+def test_how_rules_and_model_combine():
+    # A rule's match is flagged; `auto` may act on it only when the model agrees.
+    assert decide("stop_contacting", "", 0.9) == Assessment(True, "stop_contacting", certain=True)
+    assert decide("stop_contacting", "", 0.1) == Assessment(True, "stop_contacting", certain=False)
+    # The model alone flags for staff, never for `auto`.
+    assert decide("", "", 0.9) == Assessment(True, "model", certain=False)
+    # A reply a guard set aside is not flagged on the model's word alone; the guard is named.
+    assert decide("", "negated_request", 0.9) == Assessment(False, "negated_request")
+    assert decide("", "", 0.1) == Assessment(False, "")
