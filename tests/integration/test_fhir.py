@@ -15,6 +15,8 @@ from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from consentry.consent.models import ConsentEvent
 from consentry.patients.models import ContactPoint, Patient
@@ -546,3 +548,104 @@ def test_another_practices_patient_is_a_404_and_an_identifier_is_each_practices_
     assert Patient.objects.get(pk=theirs.pk).first_name == "Zed"
     assert Patient.objects.get(practice=practice, external_id="12345").first_name == "Jim"
     assert fhir_json(Api(elm_key).get(f"/fhir/Patient/{theirs.pk}"))["name"][0]["given"] == ["Zed"]
+
+
+# --- whatever arrives, never a 500 ---------------------------------------------------------------------------------
+
+texts = st.text(max_size=20) | st.text(st.characters(categories=["Cs", "Cc", "L", "N", "P", "Z"]), max_size=20)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
+    max_leaves=10,
+)
+# Elements of a Patient, each either as FHIR shapes it or as anything at all.
+telecoms = st.fixed_dictionaries(
+    {},
+    optional={
+        "system": st.sampled_from(["phone", "sms", "email", "fax", "pager"]) | texts,
+        "value": st.sampled_from(["(415) 555-0132", "+14155550199", "a@example.com", "555", ""]) | texts,
+        "use": st.sampled_from(["home", "work", "mobile", "old", "temp"]) | texts,
+        "rank": st.integers(-2, 3) | json_values,
+        "period": st.fixed_dictionaries({}, optional={"end": st.sampled_from(["2014", "2099-05", "2020-01-01"])}),
+    },
+)
+patients = st.fixed_dictionaries(
+    {"resourceType": st.just("Patient")},
+    optional={
+        "identifier": st.lists(
+            st.fixed_dictionaries({}, optional={"value": texts, "use": st.sampled_from(["usual", "old"]) | texts}),
+            max_size=2,
+        )
+        | json_values,
+        "name": st.lists(
+            st.fixed_dictionaries({}, optional={"given": st.lists(texts, max_size=2), "family": texts}), max_size=2
+        )
+        | json_values,
+        "telecom": st.lists(telecoms, max_size=4) | json_values,
+        "communication": json_values,
+        "birthDate": texts,
+        "extension": json_values,
+    },
+)
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(body=patients | json_values)
+def test_random_patients_never_500(practice, api, body):
+    assert post(api, "/Patient", json.dumps(body)).status_code in (200, 201, 400, 422)
+
+
+@FUZZ
+@given(
+    entries=st.lists(
+        st.fixed_dictionaries(
+            {"resource": patients},
+            optional={
+                "request": st.fixed_dictionaries(
+                    {"method": st.sampled_from(["POST", "PUT", "GET"]) | texts},
+                    optional={"url": st.sampled_from(["Patient", "Patient?identifier=x|1", "Patient?x=1"]) | texts},
+                )
+            },
+        ),
+        max_size=3,
+    )
+)
+def test_random_transactions_never_500_and_a_refused_one_changes_nothing(practice, api, entries):
+    before = Patient.objects.filter(practice=practice).count(), ledger_size(practice)
+    response = post(api, "", {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert response.status_code in (200, 400, 422)
+    if response.status_code != 200:
+        assert (Patient.objects.filter(practice=practice).count(), ledger_size(practice)) == before
+
+
+def test_a_language_not_applied_is_never_silent(practice, api):
+    fhir_json(post(api, "/Patient", JIM), 201)
+    dutch = _with(lambda r: r.update(communication=[{"language": {"coding": [{"code": "nl"}]}, "preferred": True}]))
+    outcome = fhir_json(post(api, "/Patient", dutch, HTTP_PREFER="return=OperationOutcome"))
+    kept = [i["expression"] for i in outcome["issue"] if "language_kept" in json.dumps(i.get("details"))]
+    language = Patient.objects.get(practice=practice, external_id="12345").language
+    # The patient's language changes, or the answer says it was not applied, and where.
+    assert language == "nl" or kept == [["Patient.communication[0].language"]], outcome
+
+
+def test_a_transaction_has_at_most_100_entries(practice, api):
+    people = [person(f"E-{i}", "P", "Doe", []) for i in range(101)]
+    response = post(api, "", _bundle(*people))
+    assert response.status_code == 422 and response.json()["error"]["field"] == "entry"
+    assert fhir_json(post(api, "", _bundle(*people[:100])))["entry"][99]["response"]["status"] == "201 Created"
+
+
+def test_the_documents_fhir_examples_are_valid_r4(db):
+    document = Client().get("/api/v1/openapi.json").json()
+    models = {"Patient": FhirPatient, "Bundle": Bundle, "OperationOutcome": OperationOutcome}
+    checked = 0
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            bodies = [operation.get("requestBody", {})] + list(operation["responses"].values())
+            for content in (b.get("content", {}).get(FHIR_JSON) for b in bodies):
+                if content is not None:
+                    example = content["example"]
+                    models[example["resourceType"]].model_validate(example)
+                    checked += 1
+    assert checked == 8  # two requests, six answers

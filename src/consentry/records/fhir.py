@@ -50,7 +50,7 @@ PARTICIPATION_MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode
 # Stable ids for resources Consentry has no FHIR read of (a Consent, a Communication): fullUrl urn:uuid:...
 _IDS = uuid.UUID("6f0d4c1e-2f6b-5d1a-9a57-3c1f8e0b7a42")
 
-MAX_ENTRIES = 500
+MAX_ENTRIES = 100  # one transaction: on SQLite, every other write waits for it (about 2 s for 100)
 MAX_TEXT = 100  # a name's length, as the patient record keeps it
 MAX_LANGUAGE = 16
 TELECOM_SYSTEMS = ("phone", "fax", "email", "pager", "url", "sms", "other")
