@@ -212,7 +212,7 @@ EXAMPLES: dict[str, Any] = {
         "category": "recall",
         "created_at": AT,
         "deliveries": [
-            {"patient_id": PATIENT_ID, "channel": "sms", "address": PHONE, "status": "queued", "reason": None},
+            {"patient_id": PATIENT_ID, "channel": "sms", "address": PHONE, "status": "pending", "reason": None},
             {
                 "patient_id": PATIENT_ID,
                 "channel": "email",
