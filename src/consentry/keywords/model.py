@@ -103,7 +103,7 @@ def fit_estimators(texts: list[str], labels: list[bool], *, c: float = C) -> tup
 
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAMS, lowercase=False, dtype=np.float64)
     features = vectorizer.fit_transform(texts)
-    classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
+    classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear", random_state=0)
     # One thread: the problem is small, and a pool of threads on a busy machine made it 10 to 50 times slower.
     with threadpool_limits(limits=1):
         classifier.fit(features, np.asarray(labels))
