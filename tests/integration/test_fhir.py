@@ -277,6 +277,7 @@ def _with(change):
             "entry[0].request.url",
         ),
         ({**_bundle(*_three_good()), "type": "batch"}, "type"),
+        (_bundle(*_three_good(), {"resourceType": "NoSuchResource"}), "body"),  # no model to name an element by
         ({**_bundle(*_three_good()), "entry": [{"resource": _three_good()[0]}]}, "entry[0].request"),
         (
             _bundle(*_three_good(), _with(lambda r: r["name"][1]["given"].__setitem__(0, "J\udfffim"))),

@@ -106,7 +106,9 @@ def _checked(model: Any, data: Any, at: str) -> Any:
     except pydantic.ValidationError as exc:
         problems = [(_where(e.get("loc", ()), at), str(e.get("msg", "invalid"))) for e in exc.errors()]
         raise InvalidFhir(problems or [(at or "body", "is not valid FHIR R4")]) from None
-    except (ValueError, TypeError) as exc:  # what a model's own validators raise outside pydantic's errors
+    except LookupError:  # fhir.resources finds no model for a resourceType inside (an entry's, a contained one)
+        raise InvalidFhir([(at or "body", "holds a resource of an unknown resourceType")]) from None
+    except (ValueError, TypeError, AttributeError) as exc:  # a model's own validators, outside pydantic's errors
         raise InvalidFhir([(at or "body", f"is not valid FHIR R4: {exc}")]) from None
 
 
