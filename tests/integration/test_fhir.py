@@ -524,6 +524,8 @@ def test_the_communication_export_is_the_patient_deliveries(practice, api):
         following = [x["url"] for x in page["link"] if x["relation"] == "next"]
         link = f"{urlsplit(following[0]).path}?{urlsplit(following[0]).query}" if following else ""
     assert pages == [[c["id"] for c in communications[:2]], [communications[2]["id"]]]
+    refused = api.get("/fhir/Communication", patient=str(patient.pk), _cursor="not-a-cursor")
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "_cursor"
 
 
 # --- tenancy -------------------------------------------------------------------------------------------------------

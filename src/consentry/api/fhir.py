@@ -20,6 +20,7 @@ from ninja.errors import HttpError
 
 from consentry.api.auth import actor_of, owned_or_404, practice_of
 from consentry.api.errors import error
+from consentry.errors import InvalidInput
 from consentry.messaging.selectors import list_deliveries
 from consentry.patients.models import Patient
 from consentry.records import fhir
@@ -449,7 +450,10 @@ def communication_search(
 ):
     """The patient's deliveries as Communication, newest first, a page at a time (the Bundle's ``next`` link)."""
     found = _patient(request, patient)
-    page = list_deliveries(practice_of(request), patient_id=found.pk, cursor=cursor, limit=count)
+    try:
+        page = list_deliveries(practice_of(request), patient_id=found.pk, cursor=cursor, limit=count)
+    except InvalidInput as exc:
+        raise InvalidInput("_cursor", exc.message) from None
     links = {"self": request.build_absolute_uri()}
     if page.next_cursor:
         query = {"patient": patient, "_count": count, "_cursor": page.next_cursor}
