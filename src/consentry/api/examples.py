@@ -12,16 +12,16 @@ MESSAGE_ID = "9d3c1e57-6f0b-4a8e-b1a2-7c4d2e8f9a10"
 CONVERSATION_ID = "c2b7e0d4-1f6a-4c3e-9b8d-5a7e2f1c0d93"
 LOCATION_ID = "e1a4c7d2-3b5f-4e8a-9c1d-2f6b8a0e4c75"
 AT = "2027-01-15T14:30:00+00:00"
-PHONE = "+14155550111"
+PHONE = "+16175550111"
 EMAIL = "ava.reyes@example.org"
 ERROR = {"code": "invalid", "message": "not a phone number", "field": "phones.0.number"}
 
 _PATIENT_IN = {
     "first_name": "Ava",
     "last_name": "Reyes",
-    "phones": [{"number": "(415) 555-0111", "line_type": "mobile"}],
+    "phones": [{"number": "(617) 555-0111", "line_type": "mobile"}],
     "emails": [EMAIL],
-    "preferred_phone": "(415) 555-0111",
+    "preferred_phone": "(617) 555-0111",
     "marketing_consent": "no",
     "external_id": "EHR-10443",
     "language": "es",
@@ -171,7 +171,7 @@ EXAMPLES: dict[str, Any] = {
         "warnings": {"marketing_consent_no": [PATIENT_ID]},
     },
     "PatientIn": _PATIENT_IN,
-    "PatientPatch": {"phones": [{"number": PHONE, "line_type": "mobile"}, {"number": "+14155550122"}], "tags": []},
+    "PatientPatch": {"phones": [{"number": PHONE, "line_type": "mobile"}, {"number": "+16175550122"}], "tags": []},
     "PatientOut": _PATIENT_OUT,
     "PatientPage": {"patients": [_PATIENT_OUT], "next_cursor": "eyJ0IjoiMjAyNy0wMS0xNVQxNDozMDowMCIsImkiOjF9"},
     "ContactStatusOut": _CONTACT_STATUS,
@@ -185,9 +185,9 @@ EXAMPLES: dict[str, Any] = {
     },
     "ResubscribeIn": {"email": EMAIL},
     "ResubscribeOut": {"email": EMAIL, "sent": True, "detail": "an opt-in email went to the address"},
-    "BlockIn": {"number": "(415) 555-0122", "categories": ["recall"]},
+    "BlockIn": {"number": "(617) 555-0122", "categories": ["recall"]},
     "BlockCategoriesIn": {"categories": ["recall", "survey"]},
-    "BlockOut": {"number": "+14155550122", "categories": ["recall"]},
+    "BlockOut": {"number": "+16175550122", "categories": ["recall"]},
     "CategoryIn": {"key": "flu_clinic", "marketing": False, "notification_channels": ["sms", "email"]},
     "CategoryGridIn": {"notification_channels": ["email"], "quiet_hours_exempt": False},
     "CategoryOut": {
@@ -284,9 +284,9 @@ EXAMPLES: dict[str, Any] = {
     "PracticeOut": {
         "id": "0f2d6b8a-4c1e-4a3f-8b5d-7e9c1a3f5b72",
         "name": "Maple Pediatrics",
-        "texting_number": "+14155550100",
-        "timezone": "America/Los_Angeles",
-        "contact_phone": "+14155550199",
+        "texting_number": "+16175550100",
+        "timezone": "America/New_York",
+        "contact_phone": "+16175550199",
         "email_from": "Maple Pediatrics <frontdesk@maple.example>",
         "send_window": ["08:00", "21:00"],
         "keyword_mode": "self",
@@ -321,12 +321,12 @@ EXAMPLES: dict[str, Any] = {
         "read_at": None,
     },
     "PortalLinkOut": {"url": "https://msg.maple.example/p/eyJwIjoiNWIwZTNm...", "expires_in_days": 30},
-    "LocationIn": {"name": "Maple Street North", "texting_number": "(415) 555-0142", "timezone": "America/Denver"},
+    "LocationIn": {"name": "Maple Street North", "texting_number": "(617) 555-0142", "timezone": "America/Denver"},
     "LocationPatch": {"twilio_messaging_service_sid": "MG0123456789abcdef0123456789abcdef"},
     "LocationOut": {
         "id": LOCATION_ID,
         "name": "Maple Street North",
-        "texting_number": "+14155550142",
+        "texting_number": "+16175550142",
         "timezone": "America/Denver",
         "twilio_messaging_service_sid": "",
         "patients": 212,
