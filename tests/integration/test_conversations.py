@@ -10,6 +10,7 @@ from consentry.consent import ledger
 from consentry.consent.models import ConsentEvent
 from consentry.conversations.models import Conversation, ConversationEntry
 from consentry.keywords.models import InboundMessage
+from consentry.keywords.reasonable import assess
 from consentry.messaging.models import Delivery, Message
 from consentry.patients.practices import update_practice
 from consentry.providers.models import SandboxMessage
@@ -178,6 +179,19 @@ def test_auto_policy_opts_out_at_once_and_sends_exactly_one_confirmation(client,
     drain_worker()
     assert len(_outbox()) == 1
     assert ConsentEvent.objects.filter(subject="sms").count() == 1
+
+
+def test_auto_policy_leaves_a_reply_it_is_not_sure_of_to_staff(client, practice, api):
+    """Under auto, only a clear request opts out at once; one only the model reads as a request to stop
+    is flagged for staff, as under flag."""
+    update_practice(practice, {"reasonable_means": "auto"})
+    unsure = assess("no more of these please", ["en"])
+    assert unsure.possible_opt_out and not unsure.certain  # the case this test is about
+    _text(client, "no more of these please", "SMunsure")
+    drain_worker()
+    conversation = _only_conversation(api)
+    assert (conversation["flag"], conversation["sms"]) == ("possible_opt_out", "opted_in")
+    assert not _opted_out(practice) and not ConsentEvent.objects.exists() and _outbox() == []
 
 
 def test_auto_policy_in_provider_managed_mode_records_without_replying(client, practice):
