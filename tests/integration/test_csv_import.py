@@ -409,3 +409,32 @@ def test_an_upload_is_never_written_to_disk_and_a_large_one_is_refused(admin, se
 def test_the_page_needs_a_file(admin):
     answer = admin.post("/settings/import", {"action": "check"})
     assert answer.status_code == 400 and b"This field is required" in answer.content
+
+
+def test_the_documented_example_imports_as_the_documentation_says(practice):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "import.md").read_text()
+    example = doc.split("```csv\n", 1)[1].split("```", 1)[0]
+    report = import_patients(practice, example.encode(), file_name="example.csv", actor="t")
+    assert (report.created, report.sms_opt_outs, report.email_unsubscribes, report.problems) == (5, 1, 1, [])
+    shared = ContactPoint.objects.get(address="+14155550111")
+    assert sorted(shared.patients.values_list("first_name", flat=True)) == ["Ava", "Ben"]
+    again = import_patients(practice, example.encode(), file_name="example.csv", actor="t")
+    assert (again.created, again.unchanged) == (1, 4)  # Eli, without an external id, is new every time
+
+
+def test_the_practices_webhook_endpoints_hear_of_the_imported_opt_outs(practice, tmp_path):
+    import json
+
+    from consentry.events.endpoints import create_endpoint
+    from consentry.events.models import WebhookDelivery
+
+    create_endpoint(practice=practice, url="https://ehr.example.com/hooks", events=["consent.changed"])
+    run_import(practice, write(tmp_path, LEGACY, name="old-system.csv"))
+    sent = [json.loads(d.payload)["data"] for d in WebhookDelivery.objects.filter(type="consent.changed")]
+    dee = Patient.objects.get(external_id="old-1")
+    opt_out = next(d for d in sent if d["subject"] == "sms")
+    assert (opt_out["address"], opt_out["state"], opt_out["source"]) == ("+14155550144", "opted_out", "import")
+    assert opt_out["patient_ids"] == [str(dee.pk)]
+    assert sorted(d["subject"] for d in sent) == ["email", "sms"]

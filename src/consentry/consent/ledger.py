@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import transaction
 
-from consentry import text
+from consentry import bulk, text
 from consentry.events import emit
 from consentry.patients.categories import CHANNELS
 from consentry.patients.models import Patient, Practice
@@ -213,13 +213,15 @@ def record_many(
         )
         event.hash = prev_hash = event_hash(event)
         events.append(event)
-    ConsentEvent.objects.bulk_create(events, batch_size=IN_CHUNK)
-    if events and events[0].pk is None:  # a backend that does not return the new ids
+    columns = [f.attname for f in ConsentEvent._meta.concrete_fields if not f.primary_key]
+    bulk.insert_rows(ConsentEvent, [{name: getattr(event, name) for name in columns} for event in events])
+    if events:
         ids = dict(
-            ConsentEvent.objects.filter(practice_id=practice.pk, seq__gt=events[0].seq - 1).values_list("seq", "pk")
+            ConsentEvent.objects.filter(practice_id=practice.pk, seq__gte=events[0].seq).values_list("seq", "pk")
         )
         for event in events:
             event.pk = ids[event.seq]
+            event._state.adding, event._state.db = False, ConsentEvent.objects.db
     _project_many(practice.pk, events)
     emit.consents_changed(practice.pk, events)
     return events

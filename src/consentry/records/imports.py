@@ -25,9 +25,11 @@ import io
 import uuid
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from django.db import transaction
 
+from consentry.bulk import insert_rows
 from consentry.consent import address_lock, ledger
 from consentry.consent.models import Source, Subject
 from consentry.consent.rules import ConsentState
@@ -603,20 +605,22 @@ def _create(practice: Practice, rows: list[Row], progress: Callable[[int], None]
         batch = rows[start : start + BATCH]
         patients, links = [], []
         for row in batch:
-            patient = Patient(
-                id=uuid.uuid4(),
-                practice=practice,
-                external_id=row.external_id,
-                first_name=row.first_name,
-                last_name=row.last_name or "",
-                preferred_phone_id=points[row.phone.number] if row.preferred and row.phone else None,
+            patient_id = uuid.uuid4()
+            patients.append(
+                {
+                    "id": patient_id,
+                    "practice_id": practice.pk,
+                    "external_id": row.external_id,
+                    "first_name": row.first_name,
+                    "last_name": row.last_name or "",
+                    "preferred_phone_id": points[row.phone.number] if row.preferred and row.phone else None,
+                }
             )
-            patients.append(patient)
             for position, address in enumerate(a for a in (row.phone and row.phone.number, row.email) if a):
-                links.append(PatientContact(patient_id=patient.pk, contact_point_id=points[address], position=position))
-            created.append((row, patient.pk))
-        Patient.objects.bulk_create(patients)
-        PatientContact.objects.bulk_create(links)
+                links.append({"patient_id": patient_id, "contact_point_id": points[address], "position": position})
+            created.append((row, patient_id))
+        insert_rows(Patient, patients)
+        insert_rows(PatientContact, links)
         progress(start + len(batch))
     return created
 
@@ -640,27 +644,35 @@ def _points(practice: Practice, phones: dict[str, tuple[NormalizedPhone, str]], 
             point.line_type = line_type
             retyped.append(point)
     ContactPoint.objects.bulk_update(retyped, ["line_type"], batch_size=BATCH)
-    new = [
-        ContactPoint(
-            practice=practice,
-            address=number,
-            kind=ContactKind.PHONE,
-            line_type=line_type,
-            valid=phone.valid,
-            timezone=phone.timezone,
-        )
+    new: list[dict[str, Any]] = [
+        {
+            "practice_id": practice.pk,
+            "address": number,
+            "kind": ContactKind.PHONE.value,
+            "line_type": line_type,
+            "valid": phone.valid,
+            "timezone": phone.timezone,
+        }
         for number, (phone, line_type) in phones.items()
         if number not in found
     ]
-    new += [ContactPoint(practice=practice, address=e, kind=ContactKind.EMAIL) for e in emails if e not in found]
-    ContactPoint.objects.bulk_create(new, batch_size=BATCH)
+    new += [
+        {
+            "practice_id": practice.pk,
+            "address": e,
+            "kind": ContactKind.EMAIL.value,
+            "line_type": "unknown",
+            "valid": True,
+            "timezone": "",
+        }
+        for e in emails
+        if e not in found
+    ]
+    for start in range(0, len(new), BATCH):
+        insert_rows(ContactPoint, new[start : start + BATCH])
     ids = {address: point.pk for address, point in found.items()}
-    missing = [p.address for p in new if p.pk is None]  # a backend that does not return new ids
-    ids.update((p.address, p.pk) for p in new if p.pk is not None)
-    for start in range(0, len(missing), BATCH):
-        ids.update(
-            ContactPoint.objects.filter(practice=practice, address__in=missing[start : start + BATCH]).values_list(
-                "address", "id"
-            )
-        )
+    added = [point["address"] for point in new]
+    for start in range(0, len(added), BATCH):
+        chunk = added[start : start + BATCH]
+        ids.update(ContactPoint.objects.filter(practice=practice, address__in=chunk).values_list("address", "id"))
     return ids
