@@ -96,8 +96,16 @@ def test_put_by_external_id_creates_once_then_updates_idempotently(practice, api
     same = api.put("/patients/by-external-id/EHR-42", body)
     assert same.status_code == 200 and same.json()["id"] == created.json()["id"]
     assert Patient.objects.filter(external_id="EHR-42").count() == 1
+    # The patient as they are changes nothing, not even updated_at (so ?updated_since= stays quiet).
+    assert same.json()["updated_at"] == created.json()["updated_at"] and not ConsentEvent.objects.exists()
     moved = api.put("/patients/by-external-id/EHR-42", {**body, "phones": [], "emails": ["ava@x.example"]}).json()
     assert moved["phones"] == [] and moved["emails"] == ["ava@x.example"]
+    assert moved["updated_at"] > created.json()["updated_at"]
+    spanish = api.put("/patients/by-external-id/EHR-42", {**body, "language": "es"}).json()
+    assert spanish["language"] == "es" and spanish["phones"] == created.json()["phones"]
+    bad = api.put("/patients/by-external-id/EHR-42", {**body, "language": "Spanish please"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "language"
+    assert Patient.objects.get(external_id="EHR-42").language == "es"
     other = make_practice(name="Elm", number="+14155550101")[0]
     make_patient(other, "Zed", external_id="EHR-43")
     assert api.put("/patients/by-external-id/EHR-43", body).status_code == 201  # another practice's is not ours

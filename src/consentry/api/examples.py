@@ -40,6 +40,7 @@ _PATIENT_OUT = {
     "marketing_consent": "no",
     "timezone": "",
     "external_id": "EHR-10443",
+    "language": "es",
     "notification_overrides": {},
     "channel_opt_outs": [],
     "tags": ["pediatrics"],

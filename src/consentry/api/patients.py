@@ -89,6 +89,7 @@ class PatientOut(Schema):
     marketing_consent: MarketingConsent
     timezone: str
     external_id: str
+    language: str = Field(description="The language of texts and keyword replies, e.g. en or es")
     notification_overrides: dict[str, dict[str, bool]]
     channel_opt_outs: list[str]
     tags: list[str]
@@ -121,6 +122,7 @@ def _patient_out(patient: Patient, kept: Sequence[Kept] = ()) -> dict:
         "marketing_consent": patient.marketing_consent,
         "timezone": patient.timezone,
         "external_id": patient.external_id,
+        "language": patient.language,
         "notification_overrides": patient.notification_overrides,
         "channel_opt_outs": patient.channel_opt_outs,
         "tags": patient.tags,

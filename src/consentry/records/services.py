@@ -7,6 +7,7 @@ services. The API, the CLI's demo and the staff app write patients through here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -78,19 +79,24 @@ def _points(practice: Practice, phones: list[tuple[NormalizedPhone, str]], email
     return list(points.values())
 
 
-def _link(patient: Patient, points: list[ContactPoint]) -> None:
-    """Make these exactly the patient's addresses, in this order. An address taken off the patient
-    keeps its contact point, and so its consent and ledger history (consent belongs to the address)."""
+def _link(patient: Patient, points: list[ContactPoint]) -> bool:
+    """Make these exactly the patient's addresses, in this order; whether anything changed. An address
+    taken off the patient keeps its contact point, and so its consent and ledger history (consent
+    belongs to the address)."""
     wanted = [p.pk for p in points]
-    PatientContact.objects.filter(patient=patient).exclude(contact_point_id__in=wanted).delete()
+    removed, _ = PatientContact.objects.filter(patient=patient).exclude(contact_point_id__in=wanted).delete()
+    changed = removed > 0
     existing = {link.contact_point_id: link for link in PatientContact.objects.filter(patient=patient)}
     for position, point_id in enumerate(wanted):
         link = existing.get(point_id)
         if link is None:
             PatientContact.objects.create(patient=patient, contact_point_id=point_id, position=position)
+            changed = True
         elif link.position != position:
             link.position = position
             link.save(update_fields=["position"])
+            changed = True
+    return changed
 
 
 def _clean_name(value: str, field: str, *, required: bool) -> str:
@@ -104,6 +110,14 @@ def _clean_name(value: str, field: str, *, required: bool) -> str:
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 40
+
+
+def _clean_language(value: str) -> str:
+    """A language tag as BCP 47 writes the common ones: en, es, pt-BR, zh-Hant (kept in lower case)."""
+    language = value.strip().lower() if isinstance(value, str) else ""
+    if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", language) or len(language) > 16:
+        raise InvalidInput("language", "must be a language tag such as en, es or pt-br")
+    return language
 
 
 def _clean_tags(tags: Sequence[str]) -> list[str]:
@@ -173,7 +187,7 @@ def create_patient(
         last_name=last_name,
         timezone=timezone,
         external_id=external_id,
-        language=language,
+        language=_clean_language(language),
         tags=tag_list,
         last_visit_on=last_visit_on,
         location=location,
@@ -213,29 +227,34 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
     clear_last_visit: bool = False,
     location_id: str | None = None,
     clear_location: bool = False,
+    language: str | None = None,
     source: str = "api",
     actor: str = "api",
 ) -> Patient:
-    """Change a patient; only what is given changes. A ``phones`` or ``emails`` list replaces that
+    """Change a patient; only what is given, and differs, changes (so a sync that sends the patient as
+    they are changes nothing, not even ``updated_at``). A ``phones`` or ``emails`` list replaces that
     list (an address taken off keeps its consent and ledger history). Consent flags go through the
     ledger. All-or-nothing: every input is checked before the first write."""
     practice = patient.practice
     fields: list[str] = []
+
+    def change(field: str, value) -> None:
+        if getattr(patient, field) != value:
+            setattr(patient, field, value)
+            fields.append(field)
+
     if first_name is not None:
-        patient.first_name = _clean_name(first_name, "first_name", required=True)
-        fields.append("first_name")
+        change("first_name", _clean_name(first_name, "first_name", required=True))
     if last_name is not None:
-        patient.last_name = _clean_name(last_name, "last_name", required=False)
-        fields.append("last_name")
+        change("last_name", _clean_name(last_name, "last_name", required=False))
+    if language is not None:
+        change("language", _clean_language(language))
     if tags is not None:
-        patient.tags = _clean_tags(tags)
-        fields.append("tags")
+        change("tags", _clean_tags(tags))
     if last_visit_on is not None or clear_last_visit:
-        patient.last_visit_on = last_visit_on
-        fields.append("last_visit_on")
+        change("last_visit_on", last_visit_on)
     if location_id is not None or clear_location:
-        patient.location = location_of(practice, location_id) if location_id is not None else None
-        fields.append("location")
+        change("location", location_of(practice, location_id) if location_id is not None else None)
     phone_list = _clean_phones(practice, phones) if phones is not None else None
     email_list = _clean_emails(emails) if emails is not None else None
     replacing = phone_list is not None or email_list is not None
@@ -268,17 +287,16 @@ def update_patient(  # noqa: C901 (one optional change after another, each check
             kept[point.kind].append(point)
         phone_points = _points(practice, phone_list, []) if phone_list is not None else kept[ContactKind.PHONE]
         email_points = _points(practice, [], email_list) if email_list is not None else kept[ContactKind.EMAIL]
-        _link(patient, phone_points + email_points)
+        if _link(patient, phone_points + email_points):
+            fields.append("updated_at")  # the patient's addresses changed
     if preferred_phone is not None:
-        patient.preferred_phone = ContactPoint.objects.get(practice=practice, address=number)
-        fields.append("preferred_phone")
+        change("preferred_phone", ContactPoint.objects.get(practice=practice, address=number))
     elif clear_preferred_phone or (
         patient.preferred_phone is not None and patient.preferred_phone.address not in phone_numbers
     ):
-        patient.preferred_phone = None  # no longer one of the patient's phones
-        fields.append("preferred_phone")
+        change("preferred_phone", None)  # no longer one of the patient's phones
     if fields:
-        patient.save(update_fields=list(dict.fromkeys(fields)))
+        patient.save(update_fields=list(dict.fromkeys([*fields, "updated_at"])))
     if marketing_consent is not None:
         consent.set_marketing_consent(patient=patient, value=marketing_consent, source=source, actor=actor)
     if do_not_contact is not None:

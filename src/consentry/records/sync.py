@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 
+from django.db import IntegrityError, transaction
+
 from consentry.consent import ledger
 from consentry.consent.models import ConsentEvent, Source, Subject
 from consentry.errors import InvalidInput
@@ -99,7 +101,14 @@ def sync_patient(practice: Practice, external_id: str, record: PatientRecord, *,
         raise InvalidInput("external_id", "must be 1 to 128 characters")
     existing = Patient.objects.filter(practice=practice, external_id=external_id).first()
     if existing is None:
-        return create_from(practice, record, external_id=external_id, source=source, actor=actor)
+        try:
+            with transaction.atomic():  # a savepoint: a lost race leaves the outer transaction usable
+                return create_from(practice, record, external_id=external_id, source=source, actor=actor)
+        except IntegrityError:
+            # Another sync created this external id between the look and the insert: update that one.
+            existing = Patient.objects.filter(practice=practice, external_id=external_id).first()
+            if existing is None:
+                raise
     return update_from(existing, record, source=source, actor=actor)
 
 
@@ -159,6 +168,7 @@ def update_from(patient: Patient, record: PatientRecord, *, source: str, actor: 
         tags=record.tags,
         last_visit_on=record.last_visit_on,
         clear_last_visit=record.clear_last_visit,
+        language=record.language,
         location_id=record.location_id,
         clear_location=record.clear_location,
         source=source,
