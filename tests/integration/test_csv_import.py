@@ -438,3 +438,21 @@ def test_the_practices_webhook_endpoints_hear_of_the_imported_opt_outs(practice,
     assert (opt_out["address"], opt_out["state"], opt_out["source"]) == ("+14155550144", "opted_out", "import")
     assert opt_out["patient_ids"] == [str(dee.pk)]
     assert sorted(d["subject"] for d in sent) == ["email", "sms"]
+
+
+def test_a_report_file_that_cannot_be_written_stops_the_import_before_it_starts(practice, tmp_path):
+    with pytest.raises(CommandError, match="--report"):
+        run_import(practice, write(tmp_path, GOOD), "--report", str(tmp_path / "no-such-dir" / "report.csv"))
+    assert counts() == (0, 0, 0, 0)
+
+
+def test_the_page_checks_its_csrf_token(practice):
+    from django.test import Client
+
+    user = make_staff(practice, email="ann@oak.example", role="admin", name="Ann Admin")
+    client = signed_in(user, Client(enforce_csrf_checks=True))
+    answer = client.post("/settings/import", {"action": "check", "file": upload(GOOD)})
+    assert answer.status_code == 403 and b"CSRF" in answer.content
+    token = client.get("/settings/import").cookies["csrftoken"].value
+    answer = client.post("/settings/import", {"action": "check", "file": upload(GOOD), "csrfmiddlewaretoken": token})
+    assert answer.status_code == 200 and b"3 created" in answer.content

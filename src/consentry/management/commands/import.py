@@ -11,6 +11,7 @@ import csv
 import getpass
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -56,6 +57,7 @@ class Command(BaseCommand):
             data = path.read_bytes()
         except OSError as exc:
             raise CommandError(f"{options['file']}: {exc.strerror or exc}") from None
+        report_file = _open_report(options.get("report"))  # before anything is written: it may not open
         bars = _Bars()
         try:
             report = import_patients(
@@ -67,31 +69,38 @@ class Command(BaseCommand):
                 skip_invalid=options["skip_invalid"],
                 progress=bars,
             )
+            lines = list(report.lines())
+            if report_file is not None:
+                writer = csv.writer(report_file)
+                writer.writerow(["row", "column", "kind", "reason", "message"])
+                writer.writerows(lines)
         finally:
             bars.close()
-        self._show(report, options.get("report"))
+            if report_file is not None:
+                report_file.close()
+        self._show(report, lines, more_in_file=report_file is not None)
         if report.refused:
             raise CommandError(f"{report.file_name} refused: {report.refused}")
 
-    def _show(self, report: Report, report_file: str | None) -> None:
-        lines = list(report.lines())
+    def _show(self, report: Report, lines: list, *, more_in_file: bool) -> None:
         if lines:
             self.stdout.write(f"{'row':>7}  {'column':<20} {'kind':<8} message")
             for row, column, kind, _reason, message in lines[:SHOWN]:
                 self.stdout.write(f"{row or 'file':>7}  {column or '-':<20} {kind:<8} {message}")
             if len(lines) > SHOWN:
-                more = "" if report_file else " (--report FILE writes them all)"
-                self.stdout.write(f"... and {len(lines) - SHOWN:,} more{more}")
-        if report_file:
-            try:
-                with open(report_file, "w", newline="", encoding="utf-8") as out:
-                    writer = csv.writer(out)
-                    writer.writerow(["row", "column", "kind", "reason", "message"])
-                    writer.writerows(lines)
-            except OSError as exc:
-                raise CommandError(f"--report {report_file}: {exc.strerror or exc}") from None
+                where = " (all of them in the report file)" if more_in_file else " (--report FILE writes them all)"
+                self.stdout.write(f"... and {len(lines) - SHOWN:,} more{where}")
         if not report.refused:
             self.stdout.write(report.summary())
+
+
+def _open_report(name: str | None) -> TextIO | None:
+    if not name:
+        return None
+    try:
+        return open(name, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed once written)
+    except OSError as exc:
+        raise CommandError(f"--report {name}: {exc.strerror or exc}") from None
 
 
 def _actor() -> str:
