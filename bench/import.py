@@ -11,6 +11,8 @@ On a fresh temporary SQLite database (its own temp dir, migrated here) this:
    (reading, checking every row, one transaction of batched writes and ledger events), and its
    check alone; then checks the ledger (``verify_chain``, ``projection_matches``);
 3. imports the same file again: every row is an existing patient, unchanged (the re-import path);
+   then once more with 1% of the rows changed (a new last name): those go through
+   ``sync.update_from`` one by one, and the cost of one is printed;
 4. baseline: the rows the import wrote (contact points, patients, links, ledger events, consent
    projection), read back and inserted raw with ``connection.cursor().executemany`` in one
    transaction into the same tables, for another practice. The ratio import/raw is printed.
@@ -41,6 +43,7 @@ import _setup  # noqa: E402
 TARGET_SECONDS = 60.0
 LEGACY_SMS_OPT_OUT = 0.03
 LEGACY_EMAIL_UNSUBSCRIBED = 0.02
+CHANGED_SHARE = 0.01  # rows changed for the third import (their patients are updated one by one)
 HEADER = [
     "external_id",
     "first_name",
@@ -163,6 +166,15 @@ def run(args, tmp: Path) -> None:
     t_again, again = timed(lambda: import_patients(practice, data, file_name="patients.csv", actor="bench"))
     assert again.unchanged == args.n and not again.created and not again.updated, again.summary()
 
+    # --- 3b. the same file with a share of the rows changed: those go through sync.update_from one by one -------
+    lines = data.decode().splitlines(keepends=True)
+    step = max(1, round(1 / CHANGED_SHARE))
+    for i in range(1, len(lines), step):
+        lines[i] = lines[i].replace(",Bench,", ",Bench-Changed,", 1)
+    changed_data = "".join(lines).encode()
+    t_changed, changed = timed(lambda: import_patients(practice, changed_data, file_name="patients.csv", actor="b"))
+    assert changed.updated == len(range(1, len(lines), step)), changed.summary()
+
     # --- 4. raw: the same rows, read back, inserted with executemany into the same tables -------------------------
     tables = [ContactPoint, Patient, PatientContact, ConsentEvent, ContactConsent]
     source = {}
@@ -228,6 +240,7 @@ def run(args, tmp: Path) -> None:
         ("import: check only (read, parse, normalize)", t_check),
         ("import: import_patients(...), new patients", t_import),
         ("import again: every row unchanged", t_again),
+        (f"import again: {changed.updated:,} rows changed", t_changed),
         ("raw: executemany of the rows, 1 transaction", t_raw),
     ]:
         print(f"  {label:<44}{wall:>8.2f}s{cpu:>8.2f}s{args.n / wall:>10,.0f}")
@@ -237,6 +250,8 @@ def run(args, tmp: Path) -> None:
         f"  ratio import/raw: {wall / t_raw[0]:.1f}x wall, {cpu / t_raw[1]:.1f}x CPU; {args.n:,} rows in "
         f"{wall:.1f} s ({cpu:.1f} s CPU), {verdict} the {TARGET_SECONDS:.0f} s target   [times: {best}]"
     )
+    per_update = (t_changed[1] - t_again[1]) / max(changed.updated, 1) * 1e3
+    print(f"  an existing patient changed (sync.update_from, one by one): about {per_update:.1f} ms CPU each")
     if cpu < wall * 0.8:
         print(f"  (the machine was busy: this process had the CPU {cpu / wall:.0%} of the time it took)")
 

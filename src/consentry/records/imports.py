@@ -495,8 +495,9 @@ def _address_notes(row: Row, state: ConsentState) -> list[Note]:
 
 
 def _change(practice: Practice, row: Row, found: _Existing) -> tuple[PatientRecord | None, list[Note]]:
-    """The change a row makes to an existing patient, as a sync's record (None: it changes nothing),
-    and what the sync rules keep. The row's phone and email are added to the patient's, never replace them."""
+    """The change a row makes to an existing patient, as a sync's record of what differs (None: nothing
+    does), and what the sync rules keep. The row's phone and email are added to the patient's, never
+    replace them."""
     patient = found.patient
     phones: list[PhoneInput] | None = None
     if row.phone:
@@ -509,16 +510,17 @@ def _change(practice: Practice, row: Row, found: _Existing) -> tuple[PatientReco
     emails = None
     if row.email and row.email not in found.emails:
         emails = [*found.emails, row.email]
+    preferred = patient.preferred_phone.address if patient.preferred_phone else None
     record = PatientRecord(
-        first_name=row.first_name,
-        last_name=row.last_name,
+        first_name=_differing(row.first_name, patient.first_name),
+        last_name=_differing(row.last_name, patient.last_name),
         phones=phones,
         emails=emails,
-        preferred_phone=row.phone.number if row.preferred and row.phone else None,
-        do_not_contact=row.do_not_contact,
-        marketing_consent=row.marketing_consent,
+        preferred_phone=_differing(row.phone.number if row.preferred and row.phone else None, preferred),
+        do_not_contact=_differing(row.do_not_contact, patient.do_not_contact),
+        marketing_consent=_differing(row.marketing_consent, patient.marketing_consent),
     )
-    if not _differs(record, found):
+    if record == PatientRecord():
         return None, []
     changes, kept = held_back(
         patient,
@@ -530,27 +532,18 @@ def _change(practice: Practice, row: Row, found: _Existing) -> tuple[PatientReco
         phones=None if phones is None else [p.number for p in phones],
     )
     notes = [Note(row.number, KEPT_COLUMN.get(k.field, k.field), k.message, k.reason) for k in kept]
-    effective = replace(
+    applied = replace(
         record,
         preferred_phone=changes.preferred_phone,
         do_not_contact=changes.do_not_contact,
         marketing_consent=changes.marketing_consent,
     )
-    return (record if _differs(effective, found) else None), notes
+    return (None if applied == PatientRecord() else record), notes
 
 
-def _differs(record: PatientRecord, found: _Existing) -> bool:
-    patient = found.patient
-    preferred = patient.preferred_phone.address if patient.preferred_phone else None
-    return (
-        record.first_name != patient.first_name
-        or (record.last_name is not None and record.last_name != patient.last_name)
-        or record.phones is not None
-        or record.emails is not None
-        or (record.preferred_phone is not None and record.preferred_phone != preferred)
-        or (record.do_not_contact is not None and record.do_not_contact != patient.do_not_contact)
-        or (record.marketing_consent is not None and record.marketing_consent != patient.marketing_consent)
-    )
+def _differing(sent, current):
+    """What a row sends for a field when it differs from the patient's; None (not sent) otherwise."""
+    return None if sent is None or sent == current else sent
 
 
 def _write(practice: Practice, plan: _Plan, *, file_name: str, actor: str, progress: Progress) -> None:
