@@ -39,7 +39,7 @@ def test_the_worker_hands_pending_deliveries_to_the_sandbox_and_records_delivery
         "sms",
         PHONE,
         practice.texting_number,
-        "Oak Clinic: See you at 9",
+        "Oak Clinic: See you at 9 Reply STOP to opt out.",  # a number's first automated text says how to stop
     )
 
 
@@ -178,7 +178,9 @@ def test_the_sandbox_outbox_is_visible_only_with_the_sandbox_provider(client, pr
     _remind(practice, [patient])
     drain_worker()
     body = client.get("/sandbox/outbox").json()
-    assert [(m["to"], m["body"]) for m in body["messages"]] == [(PHONE, "Oak Clinic: See you at 9")]
+    assert [(m["to"], m["body"]) for m in body["messages"]] == [
+        (PHONE, "Oak Clinic: See you at 9 Reply STOP to opt out.")
+    ]
     assert client.get("/sandbox/outbox", {"to": "+14155550999"}).json() == {"messages": []}
     settings.CONSENTRY_PROVIDER = "twilio"
     assert client.get("/sandbox/outbox").status_code == 404

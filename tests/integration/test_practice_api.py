@@ -48,6 +48,8 @@ def test_the_api_keys_practice_and_its_settings(practice, api, settings):
         "frequency_caps": False,
         "frequency_cap_per_day": 1,
         "frequency_cap_per_week": 3,
+        "opt_out_hint": "first",
+        "opt_out_hint_text": "Reply STOP to opt out.",
         "sms_provider": "sandbox",
         "email_provider": "sandbox",
     }

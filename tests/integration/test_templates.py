@@ -61,9 +61,10 @@ def test_texts_start_with_the_practice_name_once(api, practice):
     assert _post(api, [ben], {"sms": "Oak Clinic: closed Monday."}).status_code == 202
     drain_worker()
     bodies = dict(SandboxMessage.objects.values_list("to", "body"))
+    # Each number's first automated text ends with how to opt out (the practice's default policy).
     assert bodies == {
-        "+14155550111": "Oak Clinic: Hi Ava, flu shots are in.",
-        "+14155550112": "Oak Clinic: closed Monday.",
+        "+14155550111": "Oak Clinic: Hi Ava, flu shots are in. Reply STOP to opt out.",
+        "+14155550112": "Oak Clinic: closed Monday. Reply STOP to opt out.",
     }
 
 
@@ -95,12 +96,13 @@ def test_allowed_filters_work(api, practice):
     content = {"sms": 'Hi {{first_name|title}} {{last_name|default:"M."}}, from {{practice_name|upper}}'}
     assert _post(api, [ava], content).status_code == 202
     drain_worker()
-    assert SandboxMessage.objects.get().body == "Oak Clinic: Hi Ava M., from OAK CLINIC"
+    assert SandboxMessage.objects.get().body == "Oak Clinic: Hi Ava M., from OAK CLINIC Reply STOP to opt out."
 
 
 def test_the_practice_name_counts_towards_a_texts_length(api, practice):
     ava = make_patient(practice, "Ava", phones=[("+14155550111", "mobile")])
-    fits = "x" * (1600 - len("Oak Clinic: "))
+    # An automated text may end with how to opt out: that counts too.
+    fits = "x" * (1600 - len("Oak Clinic: ") - len(" Reply STOP to opt out."))
     assert _post(api, [ava], {"sms": fits + "x"}).status_code == 422
     assert _post(api, [ava], {"sms": fits}).status_code == 202
     drain_worker()

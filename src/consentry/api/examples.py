@@ -302,7 +302,13 @@ EXAMPLES: dict[str, Any] = {
         "sms_provider": "twilio",
         "email_provider": "sendgrid",
     },
-    "PracticePatch": {"send_window": ["09:00", "20:00"], "keyword_languages": ["es"], "reasonable_means": "flag"},
+    "PracticePatch": {
+        "send_window": ["09:00", "20:00"],
+        "keyword_languages": ["es"],
+        "reasonable_means": "flag",
+        "opt_out_hint": "first",
+        "opt_out_hint_text": "Reply STOP to opt out. Responda STOP para cancelar.",
+    },
     "KeyIn": {"label": "EHR sync", "scopes": ["read", "manage"]},
     "KeyOut": _KEY,
     "NewKeyOut": {**_KEY, "key": "csk_6Hc2q8Wm3N0rT5vY1bD4fG7jK9pS2uX5zA8cE1hL4nQ"},
@@ -313,6 +319,8 @@ EXAMPLES: dict[str, Any] = {
     },
     "SubscriptionOut": _SUBSCRIPTION,
     "NoticeOut": {
+        "opt_out_hint": "first",
+        "opt_out_hint_text": "Reply STOP to opt out.",
         "id": 12,
         "delivery_id": 5014,
         "category": "document_shared",

@@ -41,6 +41,8 @@ class PracticeOut(Schema):
     frequency_caps: bool
     frequency_cap_per_day: int
     frequency_cap_per_week: int
+    opt_out_hint: Literal["first", "always", "never"]
+    opt_out_hint_text: str
     sms_provider: str
     email_provider: str
 
@@ -75,6 +77,14 @@ class PracticePatch(In):
     frequency_caps: bool = UNSET
     frequency_cap_per_day: int = UNSET
     frequency_cap_per_week: int = UNSET
+    opt_out_hint: Literal["first", "always", "never"] = Field(
+        UNSET,
+        description="The opt-out instruction at the end of automated and broadcast texts: on a number's first "
+        "in 30 days and on every marketing text (first), on every one (always), or on none (never).",
+    )
+    opt_out_hint_text: str = Field(
+        UNSET, max_length=200, pattern=PRINTABLE, description="Its words: one line naming STOP, at most 60 characters."
+    )
 
 
 def _practice_out(practice: Practice) -> dict:
@@ -95,6 +105,8 @@ def _practice_out(practice: Practice) -> dict:
         "frequency_caps": practice.frequency_caps,
         "frequency_cap_per_day": practice.frequency_cap_per_day,
         "frequency_cap_per_week": practice.frequency_cap_per_week,
+        "opt_out_hint": practice.opt_out_hint,
+        "opt_out_hint_text": practice.opt_out_hint_text,
         "sms_provider": provider_name(practice, "sms"),
         "email_provider": provider_name(practice, "email"),
     }

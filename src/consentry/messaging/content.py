@@ -12,12 +12,12 @@ MAX_TEXT_CHARS = 100_000
 
 
 def clean_content(  # noqa: C901 (one check after another, each naming its field)
-    kind: Kind, content: dict, *, sms_prefix: str = ""
+    kind: Kind, content: dict, *, sms_prefix: str = "", sms_suffix: str = ""
 ) -> tuple[dict, frozenset[Channel]]:
     """Validate the content and return it with the channels it can be sent on.
 
-    ``sms_prefix`` is what every text starts with (the practice's name): it
-    counts towards a text's length.
+    ``sms_prefix`` is what every text starts with (the practice's name), ``sms_suffix`` what a text may
+    end with (how to opt out, see ``hints``): both count towards a text's length.
     """
     if not isinstance(content, dict):
         raise InvalidInput("content", "must be an object with sms, voice and/or email")
@@ -29,9 +29,9 @@ def clean_content(  # noqa: C901 (one check after another, each naming its field
         if not isinstance(value, str):
             raise InvalidInput(f"content.{key}", "must be text")
         if value.strip():
-            limit = MAX_SMS_CHARS - len(sms_prefix) if key == "sms" else MAX_TEXT_CHARS
+            limit = MAX_SMS_CHARS - len(sms_prefix) - len(sms_suffix) if key == "sms" else MAX_TEXT_CHARS
             if len(value) > limit:
-                why = f" (texts start with {sms_prefix!r})" if key == "sms" and sms_prefix else ""
+                why = _sms_why(sms_prefix, sms_suffix) if key == "sms" else ""
                 raise InvalidInput(f"content.{key}", f"is longer than {limit} characters{why}")
             templating.check(value, f"content.{key}")
             cleaned[key] = value
@@ -63,3 +63,9 @@ def clean_content(  # noqa: C901 (one check after another, each naming its field
         # The portal shows a notification's own in-app text, else its text or email.
         channels.add(Channel.IN_APP)
     return cleaned, frozenset(channels)
+
+
+def _sms_why(prefix: str, suffix: str) -> str:
+    said = [f"start with {prefix!r}"] if prefix else []
+    said += [f"may end with {suffix.strip()!r}"] if suffix else []
+    return f" (texts {' and '.join(said)})" if said else ""

@@ -27,7 +27,7 @@ from consentry.errors import InvalidInput
 from consentry.patients.models import Practice
 from consentry.vocabulary import Channel, Kind, Status
 
-from . import recipients, templating
+from . import hints, recipients, templating
 from .categories import category_from_row, category_row, send_window
 from .content import clean_content
 from .models import Delivery, Message
@@ -153,7 +153,12 @@ def _request(practice: Practice, kind: str, category: str, content: dict) -> tup
         raise InvalidInput("kind", f"must be one of {', '.join(k.value for k in REQUEST_KINDS)}")
     request_kind = Kind(kind)
     category_record = category_row(practice, category)
-    cleaned, channels = clean_content(request_kind, content, sms_prefix=templating.sms_prefix(practice))
+    cleaned, channels = clean_content(
+        request_kind,
+        content,
+        sms_prefix=templating.sms_prefix(practice),
+        sms_suffix=hints.suffix(practice, request_kind),  # how to opt out, on automated texts
+    )
     request = SendRequest(
         kind=request_kind,
         category=category_from_row(category_record),

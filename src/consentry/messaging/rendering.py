@@ -38,10 +38,13 @@ class Person(NamedTuple):
     last_name: str
 
 
-def render(delivery: Addressed, category=None, content: dict | None = None, person=None) -> Outbound:
+def render(
+    delivery: Addressed, category=None, content: dict | None = None, person=None, *, opt_out_hint: str = ""
+) -> Outbound:
     """What the provider is handed: the content personalized for this recipient, in its channel's form.
 
-    ``person`` (first and last name) defaults to the delivery's patient.
+    ``person`` (first and last name) defaults to the delivery's patient. ``opt_out_hint`` ends a text
+    (how to opt out: the dispatcher decides which texts carry it, see ``hints``).
     """
     message, practice, channel = delivery.message, delivery.practice, delivery.channel
     person = person if person is not None or delivery.patient_id is None else getattr(delivery, "patient", None)
@@ -70,7 +73,7 @@ def render(delivery: Addressed, category=None, content: dict | None = None, pers
     else:
         body = templating.personalize(content[channel], values)
         if channel == Channel.SMS:
-            body = templating.sms_text(practice, body)
+            body = templating.sms_text(practice, body, opt_out_hint)
         sender = practice.texting_number
     return Outbound(
         practice_id=str(practice.pk),

@@ -27,7 +27,7 @@ from consentry.patients.models import Location, Practice
 from consentry.providers.base import Outbound, ProviderError, provider_for
 from consentry.vocabulary import Channel, Kind, Reason, Status
 
-from . import pacing
+from . import hints, pacing
 from .categories import category_from_row, category_row, send_window
 from .models import Delivery, DeliveryEvent, Message
 from .rendering import Person, render
@@ -135,6 +135,7 @@ class Dispatch:
         self.category_rows: dict = {}
         self.providers: dict = {}
         self.senders: dict = {}
+        self.hints = hints.Hints()  # which texts end with how to opt out
         self.waited = 0.0
 
     def count(self, outcome: str, n: int = 1) -> None:
@@ -252,6 +253,7 @@ class Dispatch:
                     continue
                 due.append(delivery)
             self.attach(due)
+            self.hints.load(due, now)  # one read: which numbers had an automated text lately
             # Those stored below are handed over when this transaction commits: no opt-out of their
             # addresses may commit between the check and then.
             address_lock.for_handovers((d.practice_id, d.address) for d in due if d.channel != Channel.IN_APP)
@@ -320,11 +322,13 @@ class Dispatch:
                 self.count(_provider_refused(delivery.model(), exc))
 
     def outbound(self, delivery: Claimed) -> Outbound:
+        category = self.categories[delivery.practice_id, delivery.message.category]
         outbound = render(
             delivery,
-            self.categories[delivery.practice_id, delivery.message.category],
+            category,
             self.messages[delivery.message_id][1],
             delivery.person,
+            opt_out_hint=self.hints.hint_for(delivery, marketing=category.marketing),
         )
         if delivery.channel in (Channel.SMS, Channel.VOICE):
             sender = delivery.texting

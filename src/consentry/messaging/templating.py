@@ -119,10 +119,14 @@ def sms_prefix(practice) -> str:
     return f"{practice.name}: "
 
 
-def sms_text(practice, body: str) -> str:
-    """A text names its sender first (CTIA); a body that already does is left as it is."""
+def sms_text(practice, body: str, hint: str = "") -> str:
+    """A text names its sender first (CTIA); a body that already does is left as it is. ``hint``, how
+    to opt out, ends it after a space unless it says so already (see messaging/hints.py); a text too
+    long is cut before the hint."""
     text = body if body.lower().startswith(practice.name.lower()) else sms_prefix(practice) + body
-    return text if len(text) <= MAX_SMS_CHARS else text[: MAX_SMS_CHARS - 1] + "…"
+    end = f" {hint}" if hint and hint.casefold() not in text.casefold() else ""
+    limit = MAX_SMS_CHARS - len(end)
+    return (text if len(text) <= limit else text[: limit - 1] + "…") + end
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,16 @@ class ReasonableMeans(models.TextChoices):
     AUTO = "auto", "Opt out at once and send the one clarifying confirmation"
 
 
+class OptOutHint(models.TextChoices):
+    FIRST = "first", "A number's first automated or broadcast text in 30 days, and every marketing text"
+    ALWAYS = "always", "Every automated and broadcast text"
+    NEVER = "never", "None (our texts already say it)"
+
+
+DEFAULT_OPT_OUT_HINT_TEXT = "Reply STOP to opt out."
+MAX_OPT_OUT_HINT_TEXT = 60
+
+
 def default_email_from() -> str:
     """noreply@ the public URL's domain (localhost when it has none, as a demo on 127.0.0.1)."""
     host = urllib.parse.urlsplit(settings.CONSENTRY_PUBLIC_URL).hostname or ""
@@ -70,6 +80,9 @@ class Practice(models.Model):
     contact_preferences_source = models.CharField(
         max_length=9, choices=[("consentry", "Consentry"), ("ehr", "The EHR/PMS")], default="consentry"
     )
+    # How to stop, at the end of automated and broadcast texts (messaging/hints.py), in the practice's words.
+    opt_out_hint = models.CharField(max_length=6, choices=OptOutHint.choices, default=OptOutHint.FIRST)
+    opt_out_hint_text = models.CharField(max_length=MAX_OPT_OUT_HINT_TEXT, default=DEFAULT_OPT_OUT_HINT_TEXT)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

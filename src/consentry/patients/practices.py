@@ -15,7 +15,16 @@ from consentry.vocabulary import BUILTIN_CATEGORIES, Scope
 from .addresses import normalize_email, normalize_phone, validate_timezone
 from .categories import CHANNELS
 from .locations import check_number_free
-from .models import ApiKey, Category, KeywordMode, Practice, ReasonableMeans
+from .models import (
+    DEFAULT_OPT_OUT_HINT_TEXT,
+    MAX_OPT_OUT_HINT_TEXT,
+    ApiKey,
+    Category,
+    KeywordMode,
+    OptOutHint,
+    Practice,
+    ReasonableMeans,
+)
 
 
 def hash_api_key(key: str) -> str:
@@ -117,6 +126,30 @@ def clean_email_from(value) -> str:
     return f"{name} <{address}>" if name else address
 
 
+_STOP = re.compile(r"\bSTOP\b", re.IGNORECASE)
+
+
+def clean_opt_out_hint_text(value) -> str:
+    """The practice's words for how to stop, at the end of automated texts: one short line naming STOP
+    (the keyword every carrier honours, whatever the language)."""
+    if not isinstance(value, str):
+        raise InvalidInput("opt_out_hint_text", "must be text")
+    if "\n" in value.strip() or "\r" in value.strip():
+        raise InvalidInput("opt_out_hint_text", "must be one line")
+    text = " ".join(value.split())
+    if not text:
+        raise InvalidInput("opt_out_hint_text", f"is required, e.g. {DEFAULT_OPT_OUT_HINT_TEXT!r}")
+    if len(text) > MAX_OPT_OUT_HINT_TEXT:
+        raise InvalidInput("opt_out_hint_text", f"is at most {MAX_OPT_OUT_HINT_TEXT} characters")
+    if not _STOP.search(text):
+        raise InvalidInput(
+            "opt_out_hint_text", f"must tell how to stop with the word STOP, e.g. {DEFAULT_OPT_OUT_HINT_TEXT!r}"
+        )
+    if any(not ch.isprintable() for ch in text):
+        raise InvalidInput("opt_out_hint_text", "may not hold control characters")
+    return text
+
+
 def clean_practice_settings(values: dict, *, region: str = "US") -> dict:  # noqa: C901 (one branch per setting)
     """Check the settings a practice admin may change; return them as model fields.
 
@@ -172,6 +205,12 @@ def clean_practice_settings(values: dict, *, region: str = "US") -> dict:  # noq
             if not isinstance(value, bool):
                 raise InvalidInput(field, "must be true or false")
             cleaned[field] = value
+        elif field == "opt_out_hint":
+            if value not in OptOutHint.values:
+                raise InvalidInput(field, f"must be one of {', '.join(OptOutHint.values)}")
+            cleaned[field] = value
+        elif field == "opt_out_hint_text":
+            cleaned[field] = clean_opt_out_hint_text(value)
         elif field in ("frequency_cap_per_day", "frequency_cap_per_week"):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
                 raise InvalidInput(field, "must be a whole number from 1 to 100")

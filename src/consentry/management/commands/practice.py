@@ -83,6 +83,19 @@ def _settings_arguments(parser, *, defaults: bool) -> None:
         "--email-rate", type=float, default=None, metavar="PER_SECOND", help="Emails per second from the sender."
     )
     parser.add_argument(
+        "--opt-out-hint",
+        choices=["first", "always", "never"],
+        default=None,
+        help="End automated and broadcast texts with how to opt out: on a number's first in 30 days and on "
+        "every marketing text (first, the default), on every one (always), or never (your texts say it).",
+    )
+    parser.add_argument(
+        "--opt-out-hint-text",
+        default=None,
+        metavar="TEXT",
+        help="Its words, naming STOP, at most 60 characters (default: 'Reply STOP to opt out.').",
+    )
+    parser.add_argument(
         "--twilio-account-sid", default=None, help="The practice's Twilio account (AC followed by 32 hex digits)."
     )
     parser.add_argument(
@@ -102,6 +115,8 @@ def _settings(options) -> dict:
         "keyword_mode": "keyword_mode",
         "sms_rate": "sms_rate_per_second",
         "email_rate": "email_rate_per_second",
+        "opt_out_hint": "opt_out_hint",
+        "opt_out_hint_text": "opt_out_hint_text",
     }
     for option, field in simple.items():
         if options.get(option) is not None:

@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from consentry.accounts.selectors import actor_names
 from consentry.csv_export import csv_download
 from consentry.errors import InvalidInput
-from consentry.messaging import templating
+from consentry.messaging import hints, templating
 from consentry.messaging.models import Message
 from consentry.messaging.planning import create_message, preview_message
 from consentry.messaging.selectors import (
@@ -27,7 +27,7 @@ from consentry.messaging.selectors import (
     message_deliveries,
     message_report,
 )
-from consentry.patients.models import Category, Patient
+from consentry.patients.models import Category, OptOutHint, Patient
 from consentry.records.selectors import Audience, audience_all, audience_filtered, audience_from_list, practice_tags
 from consentry.vocabulary import Kind, Status
 
@@ -117,17 +117,29 @@ def _categories(practice) -> list[str]:
 
 
 def _sample(practice, content: dict, patient: Patient | None) -> dict:
-    """The content as the first patient of the audience would get it (tokens filled in)."""
+    """The content as the first patient of the audience would get it (tokens filled in; a text as a
+    number's first, with how to opt out at its end when the practice adds it)."""
     values = templating.values_for(practice, patient)
     sample = {}
+    hint = hints.preview_hint(practice, Kind.BROADCAST)
     for channel in ("sms", "voice"):
         if channel in content:
             text = templating.personalize(content[channel], values)
-            sample[channel] = templating.sms_text(practice, text) if channel == "sms" else text
+            sample[channel] = templating.sms_text(practice, text, hint) if channel == "sms" else text
     if "email" in content:
         sample["email_subject"] = templating.personalize(content["email"]["subject"], values)
         sample["email_text"] = templating.personalize(content["email"]["text"], values)
     return sample
+
+
+def _hint_on(practice, category: str) -> str:
+    """Which of the broadcast's texts end with how to opt out, in a few words ("" when none do)."""
+    if not hints.may_add(practice, Kind.BROADCAST):
+        return ""
+    marketing = Category.objects.filter(practice=practice, key=category, marketing=True).exists()
+    if practice.opt_out_hint == OptOutHint.ALWAYS or marketing:
+        return "every text"
+    return "a number's first automated or broadcast text in 30 days"
 
 
 @staff_page
@@ -180,6 +192,8 @@ def broadcast_new(request: HttpRequest) -> HttpResponse:
                 unmatched=audience.unmatched[:20],
                 unmatched_count=len(audience.unmatched),
                 sample=_sample(practice, content, first),
+                hint_on=_hint_on(practice, form.cleaned_data["category"]),
+                hint_text=practice.opt_out_hint_text,
                 sample_patient=first,
                 send_key=uuid.uuid4().hex,
             )

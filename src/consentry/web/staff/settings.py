@@ -14,7 +14,16 @@ from consentry.accounts.models import ROLE_LABELS, Membership
 from consentry.accounts.services import base_url, invite_staff, remove_staff, set_role
 from consentry.errors import InvalidInput
 from consentry.patients.categories import CHANNELS, set_notification_channels
-from consentry.patients.models import ApiKey, Category, KeywordMode, Practice, ReasonableMeans
+from consentry.patients.models import (
+    DEFAULT_OPT_OUT_HINT_TEXT,
+    MAX_OPT_OUT_HINT_TEXT,
+    ApiKey,
+    Category,
+    KeywordMode,
+    OptOutHint,
+    Practice,
+    ReasonableMeans,
+)
 from consentry.patients.practices import create_api_key, revoke_api_key, update_connection, update_practice
 from consentry.vocabulary import Scope
 
@@ -46,6 +55,19 @@ class PracticeForm(forms.Form):
     frequency_cap_per_week = forms.IntegerField(label="At most a week", min_value=1, max_value=100)
     sms_rate_per_second = forms.FloatField(label="Texts per second (blank: the provider's default)", required=False)
     email_rate_per_second = forms.FloatField(label="Emails per second (blank: the provider's default)", required=False)
+    # Not required: a form without them leaves them as they are; a blank wording is the default one.
+    opt_out_hint = forms.ChoiceField(
+        label="End automated and broadcast texts with the opt-out instruction on",
+        choices=OptOutHint.choices,
+        required=False,
+    )
+    opt_out_hint_text = forms.CharField(
+        label="Opt-out instruction",
+        max_length=MAX_OPT_OUT_HINT_TEXT + 40,  # the service says why a longer one is refused
+        required=False,
+        help_text=f"One line naming STOP, at most {MAX_OPT_OUT_HINT_TEXT} characters "
+        f"(blank: {DEFAULT_OPT_OUT_HINT_TEXT}). It counts towards a text's length.",
+    )
 
     @classmethod
     def of(cls, practice: Practice) -> PracticeForm:
@@ -66,6 +88,8 @@ class PracticeForm(forms.Form):
                 "frequency_cap_per_week": practice.frequency_cap_per_week,
                 "sms_rate_per_second": practice.sms_rate_per_second,
                 "email_rate_per_second": practice.email_rate_per_second,
+                "opt_out_hint": practice.opt_out_hint,
+                "opt_out_hint_text": practice.opt_out_hint_text,
             }
         )
 
@@ -83,6 +107,10 @@ class PracticeForm(forms.Form):
             sms_rate_per_second=data["sms_rate_per_second"],
             email_rate_per_second=data["email_rate_per_second"],
         )
+        if data["opt_out_hint"]:
+            values["opt_out_hint"] = data["opt_out_hint"]
+        if "opt_out_hint_text" in self.data:
+            values["opt_out_hint_text"] = data["opt_out_hint_text"] or DEFAULT_OPT_OUT_HINT_TEXT
         return values
 
 
