@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import uuid
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from consentry.bulk import insert_rows
 from consentry.consent import address_lock, ledger
@@ -38,6 +39,8 @@ from consentry.patients.addresses import LINE_TYPES, NormalizedPhone, normalize_
 from consentry.patients.models import ContactKind, ContactPoint, Patient, PatientContact, Practice
 from consentry.records.services import PhoneInput
 from consentry.records.sync import ADDRESS_KEPT, KeptReason, PatientRecord, SyncChanges, held_back, update_from
+
+log = logging.getLogger(__name__)
 
 # The columns a file may have (header names are read case-insensitively; spaces and hyphens count
 # as underscores). Only first_name is required.
@@ -58,6 +61,7 @@ REQUIRED = ("first_name",)
 TRUE, FALSE = frozenset({"yes", "true", "1"}), frozenset({"no", "false", "0"})
 MARKETING = ("yes", "no", "unknown")
 DELIMITERS = (",", ";", "\t")
+
 BATCH = 2000  # rows per write and per IN (...) read: far below SQLite's bound-parameter limit
 
 FILE_ROW = 0  # a note's row when it is about the file as a whole
@@ -405,10 +409,17 @@ def import_patients(
     if dry_run:
         plan = _plan(practice, checked.rows)
     else:
-        with transaction.atomic():
-            ledger.lock(practice.pk)  # read and written under the ledger's lock: no consent change in between
-            plan = _plan(practice, checked.rows)
-            _write(practice, plan, file_name=file_name, actor=actor, progress=progress)
+        try:
+            with transaction.atomic():
+                plan = _plan(practice, checked.rows)
+                _write(practice, plan, file_name=file_name, actor=actor, progress=progress)
+        except IntegrityError:  # a patient or an address created meanwhile, with an id or address of the file's
+            log.warning("import of %s refused: the practice's records changed while it was written", file_name)
+            report.refused = (
+                "the practice's patients changed while the file was imported (a sync or another import at the "
+                "same time); nothing was imported: import it again"
+            )
+            return report
     report.created, report.updated, report.unchanged = len(plan.new), len(plan.changed), plan.unchanged
     report.sms_opt_outs = sum(1 for _, subject, _ in plan.opt_outs if subject == Subject.SMS)
     report.email_unsubscribes = len(plan.opt_outs) - report.sms_opt_outs
@@ -547,15 +558,16 @@ def _differing(sent, current):
 
 
 def _write(practice: Practice, plan: _Plan, *, file_name: str, actor: str, progress: Progress) -> None:
+    """New patients in batches, then each changed patient, then the ledger events in one append. The
+    practice's ledger lock is taken last (or by an update's consent change), so the practice's sends
+    and received texts wait for it as briefly as they can; under it, the opt-outs to record are read
+    again."""
     total = len(plan.changed) + len(plan.new)
-    done = 0
-    for _row, patient, record in plan.changed:
+    created = _create(practice, plan.new, lambda n: progress("write", n, total))
+    for done, (_row, patient, record) in enumerate(plan.changed, start=len(plan.new) + 1):
         update_from(patient, record, source=Source.IMPORT, actor=actor)
-        done += 1
         if done % 100 == 0:
             progress("write", done, total)
-    created = _create(practice, plan.new, lambda n: progress("write", done + n, total))
-    done += len(plan.new)
 
     def evidence(row: Row, column: str) -> ledger.Evidence:
         return {"file": file_name, "row": row.number, "column": column}
@@ -569,6 +581,15 @@ def _write(practice: Practice, plan: _Plan, *, file_name: str, actor: str, progr
             )
         if row.do_not_contact:
             changes.append(ledger.Change(Subject.DO_NOT_CONTACT, subject, "on", evidence(row, "do_not_contact")))
+    ledger.lock(practice.pk)
+    state = ledger.consent_state(practice.pk, [address for _, _, address in plan.opt_outs])
+
+    def recorded(subject: Subject, address: str) -> bool:  # since the plan read it (a STOP meanwhile)
+        if subject == Subject.SMS:
+            return address in state.sms_opted_out
+        return _any(address, state.email_unsubscribed, state.email_bounced)
+
+    plan.opt_outs = [(row, s, address) for row, s, address in plan.opt_outs if not recorded(s, address)]
     for row, subject, address in plan.opt_outs:
         if subject == Subject.SMS:
             changes.append(ledger.Change(Subject.SMS, address, "opted_out", evidence(row, "sms_opt_out")))
