@@ -157,6 +157,18 @@ def test_a_replayed_webhook_is_processed_once(client, practice):
     assert len(_outbox()) == 1
 
 
+def test_a_new_auth_token_counts_from_the_next_request(client, practice):
+    assert send_sms_webhook(client, body="HELP", sender=PHONE, sid="SM1").status_code == 200
+    practice.twilio_auth_token = "a-rotated-token-0123456789abcdef"
+    practice.save(update_fields=["twilio_auth_token"])
+    # The token the webhook knew a moment ago no longer verifies; the new one does.
+    assert send_sms_webhook(client, body="STOP", sender=PHONE, sid="SM2").status_code == 403
+    assert not _opted_out(practice)
+    answer = send_sms_webhook(client, body="STOP", sender=PHONE, sid="SM3", token="a-rotated-token-0123456789abcdef")
+    assert answer.status_code == 200
+    assert _opted_out(practice)
+
+
 def test_a_stop_whose_message_id_was_seen_at_another_practice_is_no_replay(client, practice):
     # Message ids are unique within a provider account, and every practice has its own account.
     other, _ = make_practice(name="Elm", number="+14155550900")

@@ -252,6 +252,17 @@ def test_a_text_to_a_locations_number_signed_with_another_token_is_403(client, p
     assert not InboundMessage.objects.exists() and not ConsentEvent.objects.exists()
 
 
+def test_a_text_to_a_locations_number_is_checked_with_the_practices_current_token(client, practice, api):
+    _location(api)
+    assert send_sms_webhook(client, body="HELP", sender=PHONE, to=NORTH, sid="SM1").status_code == 200
+    practice.twilio_auth_token = "a-rotated-token-0123456789abcdef"
+    practice.save(update_fields=["twilio_auth_token"])
+    assert send_sms_webhook(client, body="STOP", sender=PHONE, to=NORTH, sid="SM2").status_code == 403
+    new = send_sms_webhook(client, body="STOP", sender=PHONE, to=NORTH, sid="SM3", token=practice.twilio_auth_token)
+    assert new.status_code == 200
+    assert ConsentEvent.objects.get().address == PHONE
+
+
 def test_a_deleted_locations_number_reaches_no_one(client, practice, api):
     north = _location(api)
     assert api.delete(f"/locations/{north['id']}").status_code == 204

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from consentry import bulk, text
 from consentry.events import emit
@@ -122,12 +122,17 @@ def lock(practice_id: PracticeId) -> None:
     Take it before reading the state a change depends on ("already opted
     out: record nothing"), so two changes arriving at once cannot both read
     the old state. PostgreSQL: a row lock on the practice; SQLite's
-    IMMEDIATE transactions are serialized already.
+    IMMEDIATE transactions are serialized already (the write lock is taken at
+    BEGIN), so there it reads nothing.
     """
+    if connection.vendor == "sqlite":
+        return
     Practice.objects.select_for_update().only("id").get(pk=practice_id)
 
 
-@transaction.atomic
+# No savepoint inside a caller's transaction: the append is part of the caller's change, and an error
+# in it undoes the whole change (a savepoint would cost two statements for a rollback nobody takes).
+@transaction.atomic(savepoint=False)
 def record(
     *,
     practice: Practice,
@@ -273,10 +278,12 @@ def _project_many(practice_id: PracticeId, events: list[ConsentEvent]) -> None:
 def _project(event: ConsentEvent) -> None:
     if event.subject in (Subject.SMS, Subject.EMAIL):
         field = "sms" if event.subject == Subject.SMS else "email"
-        ContactConsent.objects.update_or_create(
-            practice_id=event.practice_id,
-            address=event.address,
-            defaults={field: event.state, "last_event": event},
+        # One upsert (INSERT ... ON CONFLICT DO UPDATE): the row's other state keeps its value, or its
+        # default on a new row.
+        row = ContactConsent(practice_id=event.practice_id, address=event.address, last_event=event)
+        setattr(row, field, event.state)
+        ContactConsent.objects.bulk_create(
+            [row], update_conflicts=True, unique_fields=["practice", "address"], update_fields=[field, "last_event"]
         )
     elif event.subject == Subject.BLOCK:
         categories = json.loads(event.state)

@@ -48,7 +48,7 @@ def record_sms_opt_in(
     return _record_sms(practice, number, SmsState.OPTED_IN, source, actor, evidence, "")
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the caller's change (a STOP's), as ledger.record() is
 def _record_sms(
     practice: Practice, number: str, state: SmsState, source: str, actor: str, evidence: Evidence | None, note: str
 ) -> ConsentEvent | None:

@@ -27,7 +27,8 @@ from consentry.patients.models import KeywordMode, Practice, ReasonableMeans
 from consentry.providers.base import InboundText
 
 from . import services as conversations
-from .models import Conversation, Direction
+from .models import Direction
+from .services import Thread
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ def handle_inbound_sms(
     number = normalize_phone(from_number, region=practice.region, field="From").number
     keyword, language = classify_in(body, ["en", *practice.keyword_languages])
     try:
+        # One transaction, no savepoint inside it: the text, its conversation, the consent change and the
+        # answer are written together or not at all.
         with transaction.atomic():
             inbound = InboundMessage.objects.create(
                 practice=practice,
@@ -131,10 +134,15 @@ def handle_inbound_sms(
                 body=body,
                 keyword=keyword,
             )
-            conversation = conversations.record_inbound(practice, number, inbound)
+            # The patient said it plainly: an earlier possible opt-out needs no one's judgement now.
+            settles = keyword in (KeywordKind.OPT_OUT, KeywordKind.OPT_IN)
+            thread = conversations.record_inbound(practice, number, inbound, clear_flag=settles)
             if keyword == KeywordKind.NONE:
-                return _reasonable_means(practice, conversation, inbound)
-            return _act(practice, conversation, keyword, language, inbound)
+                result = _reasonable_means(practice, thread, inbound)
+            else:
+                result = _act(practice, thread, keyword, language, inbound)
+            thread.save()
+            return result
     except IntegrityError:
         # The provider retried a webhook we already processed (the same message id at this practice).
         if InboundMessage.objects.filter(practice=practice, provider=provider, provider_ref=provider_ref).exists():
@@ -152,9 +160,9 @@ def _evidence(inbound: InboundMessage, **more) -> dict:
 
 
 def _act(
-    practice: Practice, conversation: Conversation, keyword: KeywordKind, language: str, inbound: InboundMessage
+    practice: Practice, thread: Thread, keyword: KeywordKind, language: str, inbound: InboundMessage
 ) -> InboundResult:
-    number = conversation.phone
+    number = thread.conversation.phone
     # A keyword is the whole message, so the keyword is all there is of its text.
     evidence = _evidence(inbound, keyword=normalize(inbound.body))
     reply = None
@@ -171,16 +179,14 @@ def _act(
         reply = opt_in_confirmation(practice, language) if event else None
     elif keyword == KeywordKind.HELP:
         reply = help_reply(practice, language)
-    if keyword in (KeywordKind.OPT_OUT, KeywordKind.OPT_IN):
-        # The patient said it plainly: an earlier possible opt-out needs no one's judgement now.
-        conversations.clear_flag(conversation)
-        conversations.note_consent_change(conversation, event)
-    replied = _answer(practice, conversation, reply, inbound.to_number)
+    thread.note_consent_change(event)  # its flag, if any, was cleared with the text's arrival
+    replied = _answer(practice, thread, reply, inbound.to_number)
     return InboundResult(keyword, event is not None, replied=replied)
 
 
-def _reasonable_means(practice: Practice, conversation: Conversation, inbound: InboundMessage) -> InboundResult:
+def _reasonable_means(practice: Practice, thread: Thread, inbound: InboundMessage) -> InboundResult:
     """A text that is not a keyword: flag it, or opt out at once, when it may ask to stop."""
+    conversation = thread.conversation
     assessment = assess(inbound.body, ["en", *practice.keyword_languages])
     if not assessment.possible_opt_out:
         return InboundResult(KeywordKind.NONE, changed=False, replied=False)
@@ -202,23 +208,21 @@ def _reasonable_means(practice: Practice, conversation: Conversation, inbound: I
         actor=conversation.phone,
         evidence=_evidence(inbound, rule=assessment.rule),
     )
-    conversations.note_consent_change(conversation, event)
-    replied = _answer(
-        practice, conversation, reasonable_means_confirmation(practice) if event else None, inbound.to_number
-    )
+    thread.note_consent_change(event)
+    replied = _answer(practice, thread, reasonable_means_confirmation(practice) if event else None, inbound.to_number)
     return InboundResult(
         KeywordKind.NONE, event is not None, replied=replied, possible_opt_out=True, rule=assessment.rule
     )
 
 
-def _answer(practice: Practice, conversation: Conversation, reply: str | None, to_number: str) -> bool:
+def _answer(practice: Practice, thread: Thread, reply: str | None, to_number: str) -> bool:
     """Answer once, from the number that was texted (``to_number``, the practice's or a location's)."""
     # In provider-managed mode (Twilio Advanced Opt-Out) the carrier side has
     # already answered; a second confirmation would be one text too many.
     if not reply or practice.keyword_mode != KeywordMode.SELF_MANAGED:
         return False
     delivery = create_keyword_reply(
-        practice=practice, number=conversation.phone, body=reply, actor="keyword", from_number=to_number
+        practice=practice, number=thread.conversation.phone, body=reply, actor="keyword", from_number=to_number
     )
-    conversations.append(conversation, Direction.OUTBOUND, reply, delivery=delivery)
+    thread.add(Direction.OUTBOUND, reply, delivery=delivery)
     return True

@@ -18,10 +18,11 @@ happened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 
 from consentry.consent import ledger
@@ -93,12 +94,68 @@ def append(
     return entry
 
 
-def record_inbound(practice: Practice, number: str, inbound: InboundMessage) -> Conversation:
-    """Append a received text to its conversation (started on the first text)."""
-    conversation = conversation_for(practice, number)
-    append(conversation, Direction.INBOUND, inbound.body, inbound_message=inbound)
-    emit.message_received(conversation, inbound)
+@dataclass
+class Thread:
+    """A conversation being written by one received text: its entries are collected and written together
+    (``save()``), in the order they were added."""
+
+    conversation: Conversation
+    entries: list[ConversationEntry] = field(default_factory=list)
+
+    def add(self, direction: Direction, body: str, **links) -> None:
+        self.entries.append(
+            ConversationEntry(
+                conversation=self.conversation, direction=direction, body=body, created_at=datetime.now(UTC), **links
+            )
+        )
+
+    def note_consent_change(self, event: ConsentEvent | None) -> None:
+        if event is not None:
+            self.add(Direction.SYSTEM, consent_line(event), consent_event=event)
+
+    def save(self) -> None:
+        ConversationEntry.objects.bulk_create(self.entries)
+
+
+def _touched(practice: Practice, phone: str, now: datetime, clear_flag: bool) -> Conversation:
+    """The (practice, phone) conversation, created if new, its last activity set to ``now`` and its flag
+    cleared if asked: one statement (INSERT ... ON CONFLICT DO UPDATE ... RETURNING), whichever it was."""
+    meta = Conversation._meta
+    cleared = ", flag = '', flag_rule = '', flagged_at = NULL" if clear_flag else ""
+    values = [
+        meta.pk.get_db_prep_value(uuid.uuid4(), connection),
+        meta.get_field("practice").get_db_prep_value(practice.pk, connection),
+        phone,
+        meta.get_field("last_activity_at").get_db_prep_value(now, connection),
+        meta.get_field("created_at").get_db_prep_value(now, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {meta.db_table} (id, practice_id, phone, flag, flag_rule, last_activity_at, created_at)"
+            " VALUES (%s, %s, %s, '', '', %s, %s) ON CONFLICT (practice_id, phone)"
+            f" DO UPDATE SET last_activity_at = EXCLUDED.last_activity_at{cleared} RETURNING id",
+            values,
+        )
+        (pk,) = cursor.fetchone()
+    known = {"id": pk if isinstance(pk, uuid.UUID) else uuid.UUID(pk), "practice_id": practice.pk, "phone": phone}
+    known["last_activity_at"] = now
+    if clear_flag:
+        known.update(flag="", flag_rule="", flagged_at=None)
+    # What was not written here (an earlier flag, the creation time) is read only if asked for.
+    names = [f.attname for f in meta.concrete_fields if f.attname in known]
+    conversation = Conversation.from_db(connection.alias, names, [known[name] for name in names])
+    conversation.practice = practice
     return conversation
+
+
+def record_inbound(practice: Practice, number: str, inbound: InboundMessage, *, clear_flag: bool = False) -> Thread:
+    """File a received text in its conversation (started on the first text) and tell the practice's
+    webhooks; the thread's entries are written by its ``save()``. ``clear_flag``: the text settles an
+    earlier possible opt-out (an explicit STOP or START)."""
+    thread = Thread(_touched(practice, number, datetime.now(UTC), clear_flag))
+    thread.add(Direction.INBOUND, inbound.body, inbound_message=inbound)
+    emit.message_received(thread.conversation, inbound)
+    return thread
 
 
 def consent_line(event: ConsentEvent) -> str:

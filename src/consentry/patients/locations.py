@@ -15,10 +15,15 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 
+from consentry.crypto import decrypt
 from consentry.errors import InvalidInput
 
 from .addresses import normalize_phone, validate_timezone
@@ -59,14 +64,37 @@ def texting_sender(
 
 def practice_for_number(number: str) -> tuple[Practice, Location | None] | None:
     """The practice a number (E.164) belongs to, and the location whose number it is (None: the practice's
-    own number); None when no practice here has it."""
-    practice = Practice.objects.filter(texting_number=number).first()
+    own number); None when no practice here has it.
+
+    Read at every call (one indexed query, two for a location's number), so a changed number, token or
+    setting counts at once in every process. Only the decryption of the Twilio auth token is kept, by its
+    stored ciphertext: a new token is a new ciphertext."""
+    practice = _token_sealed(Practice.objects.filter(texting_number=number)).first()
     if practice is not None:
-        return practice, None
-    location = Location.objects.select_related("practice").filter(texting_number=number).first()
-    if location is not None:
-        return location.practice, location
+        return _token_opened(practice), None
+    location = _token_sealed(Location.objects.select_related("practice"), "practice__").filter(texting_number=number)
+    found = location.first()
+    if found is not None:
+        found.practice.sealed_token = found.sealed_token
+        return _token_opened(found.practice), found
     return None
+
+
+def _token_sealed(queryset: QuerySet[Any], path: str = "") -> QuerySet[Any]:
+    """The queryset with the auth token as stored (``sealed_token``), not decrypted at each load."""
+    field = f"{path}twilio_auth_token"
+    return queryset.defer(field).annotate(sealed_token=Cast(field, output_field=TextField()))
+
+
+def _token_opened(practice: Practice) -> Practice:
+    practice.twilio_auth_token = _opened(practice.sealed_token, tuple(settings.ENCRYPTION_KEYS))  # type: ignore[attr-defined]
+    return practice
+
+
+@lru_cache(maxsize=1024)
+def _opened(sealed: str | None, keys: tuple[str, ...]) -> str:
+    """An auth token decrypted (the keys are part of the key: a key taken away no longer opens it)."""
+    return decrypt(sealed) if sealed else ""
 
 
 def numbers_of(practice: Practice) -> list[tuple[str, str]]:

@@ -1,0 +1,573 @@
+"""The Twilio inbound webhook under load: STOPs against a bare app doing one insert per POST.
+
+Both sides are served by waitress with the same number of threads, on SQLite
+files with the same settings (WAL, ``synchronous=NORMAL``, IMMEDIATE
+transactions, the service's pragmas):
+
+- **consentry**: ``consentry serve`` (with its embedded worker, then with
+  ``--no-worker``) on a fresh database with one practice that has a Twilio
+  auth token. Every request is a STOP from a number of its own, signed as
+  Twilio signs it.
+- **bare**: a Django app in this file (no middleware) whose one view inserts
+  the POST's sender, body and message id into a table in one transaction.
+
+The load comes from a separate process (this file, ``_load``) that signs
+every request before the clock starts and speaks HTTP/1.1 with keep-alive
+over asyncio streams. Two shapes, both bounded in count and time:
+
+- **closed loop** (throughput): ``--concurrency`` connections each send the
+  next request as soon as the last is answered, ``--n`` requests in all;
+- **open loop** (latency): requests are started at a fixed ``--rate`` for
+  ``--duration`` seconds whatever the answers, and each latency is counted
+  from the moment its request was due (so a slow server is not hidden by a
+  client that waits for it).
+
+Afterwards, for consentry: every STOP answered 200 must be an opt-out in the
+ledger with exactly one confirmation queued, a few replays are sent again and
+must change nothing, and ``consentry audit verify`` must pass.
+
+    .venv/bin/python bench/webhook.py [--n 3000] [--concurrency 16] [--rate 200] [--duration 15]
+
+``--statements`` instead counts the SQL statements and times one STOP in this
+process (Django's test client, no HTTP), which is the Python cost of the view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+TOKEN = "bench-auth-token-0123456789abcdef"
+TEXTING_NUMBER = "+14155550100"
+PATH = "/webhooks/twilio/sms"
+CLI = [sys.executable, "-m", "consentry.cli"]
+
+
+# --- the load generator (its own process) ------------------------------------------------------------------------
+
+
+def _requests(base: str, first: int, count: int, body: str = "STOP") -> list[tuple[str, bytes]]:
+    """``count`` signed STOPs from numbers ``first``..: (sender, the raw HTTP request)."""
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(TOKEN)
+    url = base + PATH
+    host = urllib.parse.urlsplit(base).netloc
+    out = []
+    for i in range(first, first + count):
+        sender = f"+1212{i:07d}"
+        form = {"From": sender, "To": TEXTING_NUMBER, "Body": body, "MessageSid": f"SM{i:032d}", "AccountSid": "AC1"}
+        data = urllib.parse.urlencode(form).encode()
+        signature = validator.compute_signature(url, form)
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(data)}\r\nX-Twilio-Signature: {signature}\r\n\r\n"
+        )
+        out.append((sender, head.encode() + data))
+    return out
+
+
+class _Connection:
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def send(self, raw: bytes) -> int:
+        """The status of one request (0 when the connection failed)."""
+        for _ in range(2):  # once more on a connection the server closed
+            try:
+                if self.writer is None:
+                    self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+                assert self.reader is not None
+                self.writer.write(raw)
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                status = int(head[9:12])
+                headers = head.lower()
+                if b"transfer-encoding: chunked" in headers:
+                    while True:
+                        size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                        await self.reader.readexactly(size + 2)
+                        if size == 0:
+                            break
+                else:
+                    at = headers.find(b"content-length:")
+                    length = int(headers[at + 15 : headers.index(b"\r\n", at)]) if at >= 0 else 0
+                    await self.reader.readexactly(length)
+                if b"connection: close" in headers:
+                    self.close()
+                return status
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                self.close()
+        return 0
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _closed(host, port, requests, concurrency, limit_s):
+    queue = list(reversed(requests))
+    results: list[tuple[str, int, float]] = []
+    deadline = time.perf_counter() + limit_s
+
+    async def client():
+        connection = _Connection(host, port)
+        while queue and time.perf_counter() < deadline:
+            sender, raw = queue.pop()
+            started = time.perf_counter()
+            status = await connection.send(raw)
+            results.append((sender, status, time.perf_counter() - started))
+        connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return results, time.perf_counter() - started
+
+
+async def _open(host, port, requests, rate, limit_s, max_connections=64):
+    free: list[_Connection] = []
+    opened = 0
+    waiting: asyncio.Queue[_Connection] = asyncio.Queue()
+    results: list[tuple[str, int, float]] = []
+
+    async def one(sender, raw, due):
+        nonlocal opened
+        if free:
+            connection = free.pop()
+        elif opened < max_connections:
+            opened += 1
+            connection = _Connection(host, port)
+        else:
+            connection = await waiting.get()
+        status = await connection.send(raw)
+        results.append((sender, status, time.perf_counter() - due))
+        if waiting._getters:  # someone waits for a connection: hand it over
+            waiting.put_nowait(connection)
+        else:
+            free.append(connection)
+
+    tasks = []
+    start = time.perf_counter()
+    for i, (sender, raw) in enumerate(requests):
+        due = start + i / rate
+        if due - start > limit_s:
+            break
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(sender, raw, due)))
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=limit_s + 60)
+    elapsed = time.perf_counter() - start
+    for connection in free:
+        connection.close()
+    return results, elapsed
+
+
+def load_main(argv: list[str]) -> None:
+    """``_load BASE FIRST COUNT MODE ARG LIMIT_S [BODY]``: prints one JSON line of results."""
+    base, first, count, mode, arg, limit_s = argv[:6]
+    body = argv[6] if len(argv) > 6 else "STOP"
+    requests = _requests(base, int(first), int(count), body)
+    parts = urllib.parse.urlsplit(base)
+    if mode == "closed":
+        results, elapsed = asyncio.run(_closed(parts.hostname, parts.port, requests, int(arg), float(limit_s)))
+    else:
+        results, elapsed = asyncio.run(_open(parts.hostname, parts.port, requests, float(arg), float(limit_s)))
+    print(json.dumps({"elapsed": elapsed, "results": results}))
+
+
+def run_load(base: str, first: int, count: int, mode: str, arg: float, limit_s: float, body: str = "STOP") -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "_load", base, str(first), str(count), mode, str(arg), str(limit_s), body],
+        capture_output=True,
+        text=True,
+        timeout=limit_s + 120,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def summary(load: dict) -> dict:
+    results = load["results"]
+    ok = [r for r in results if r[1] == 200]
+    latencies = sorted(r[2] * 1000 for r in ok) or [0.0]
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
+
+    return {
+        "sent": len(results),
+        "ok": len(ok),
+        "errors": {str(s): sum(1 for r in results if r[1] == s) for s in {r[1] for r in results if r[1] != 200}},
+        "rate": len(ok) / load["elapsed"] if load["elapsed"] else 0.0,
+        "p50": statistics.median(latencies),
+        "p99": pct(99),
+        "max": latencies[-1],
+    }
+
+
+# --- the bare app (its own process) ---------------------------------------------------------------------------------
+
+
+def bare_main(argv: list[str]) -> None:
+    """``_bare PORT DB THREADS``: a Django app with one view that inserts the POST, served by waitress."""
+    port, db, threads = int(argv[0]), argv[1], int(argv[2])
+    os.environ.update(DATABASE_URL=f"sqlite:///{db}", CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(Path(db).parent))
+    import django
+    from django.conf import settings
+
+    from consentry import settings as service  # the same database options as the service
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench-bare-app",
+        ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=[],
+        INSTALLED_APPS=[],
+        USE_TZ=True,
+        DATABASES={"default": {**service.DATABASES["default"]}},
+    )
+    django.setup()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS inbound (id INTEGER PRIMARY KEY, sid TEXT UNIQUE, from_number TEXT,"
+            " body TEXT, received_at TEXT)"
+        )
+    connection.close()
+    from django.core.wsgi import get_wsgi_application
+    from waitress import serve
+
+    serve(get_wsgi_application(), host="127.0.0.1", port=port, threads=threads, ident="bare")
+
+
+def _bare_view(request):
+    from datetime import UTC, datetime
+
+    from django.db import connection, transaction
+    from django.http import HttpResponse
+
+    if request.method != "POST":
+        return HttpResponse("ok", content_type="text/plain")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO inbound (sid, from_number, body, received_at) VALUES (%s, %s, %s, %s)",
+            [request.POST.get("MessageSid"), request.POST.get("From"), request.POST.get("Body"), datetime.now(UTC)],
+        )
+    return HttpResponse('<?xml version="1.0" encoding="UTF-8"?><Response />', content_type="text/xml")
+
+
+def _urlpatterns():
+    from django.urls import path
+
+    return [path("webhooks/twilio/sms", _bare_view), path("healthz", _bare_view)]
+
+
+def __getattr__(name):  # ROOT_URLCONF reads urlpatterns from this module
+    if name == "urlpatterns":
+        return _urlpatterns()
+    raise AttributeError(name)
+
+
+# --- servers ---------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(base: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server at {base} did not start") from None
+            time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def service_env(data: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(
+        CONSENTRY_DEMO="1",
+        CONSENTRY_DATA_DIR=str(data),
+        DATABASE_URL=f"sqlite:///{data / 'consentry.sqlite3'}",
+        CONSENTRY_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def prepare_service(data: Path) -> tuple[dict, str]:
+    env = service_env(data)
+    subprocess.run([*CLI, "migrate", "--noinput", "-v0"], env=env, check=True)
+    created = subprocess.run(
+        [
+            *CLI,
+            "practice",
+            "create",
+            "--name",
+            "Oak Clinic",
+            "--texting-number",
+            TEXTING_NUMBER,
+            "--twilio-auth-token",
+            TOKEN,
+            "--send-window",
+            "00:00-00:00",
+            "--json",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return env, json.loads(created.stdout)["id"]
+
+
+def start_service(env: dict, threads: int, worker: bool) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = [*CLI, "serve", "--port", str(port), "--threads", str(threads)] + ([] if worker else ["--no-worker"])
+    # waitress logs its queue depth whenever every thread is busy: that is the point of the run, so to a file.
+    log = open(Path(env["CONSENTRY_DATA_DIR"]) / "serve.log", "a")  # noqa: SIM115 (the server's, for its life)
+    process = subprocess.Popen(args, env={**env, "CONSENTRY_PUBLIC_URL": base}, stdout=subprocess.DEVNULL, stderr=log)
+    wait_up(base, process)
+    return base, process
+
+
+def start_bare(data: Path, threads: int) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, __file__, "_bare", str(port), str(data / "bare.sqlite3"), str(threads)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(data / "bare.log", "a"),  # noqa: SIM115 (the server's, for its life)
+    )
+    wait_up(base, process)
+    return base, process
+
+
+# --- checks ----------------------------------------------------------------------------------------------------------
+
+
+def check_ledger(db: Path, practice_id: str, answered: list[str]) -> dict:
+    """Every number answered 200 is opted out in the ledger, with exactly one confirmation queued."""
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        pid = practice_id.replace("-", "")
+        opted = {
+            a
+            for (a,) in con.execute(
+                "SELECT address FROM consent_consentevent WHERE practice_id=? AND subject='sms' AND state='opted_out'",
+                [pid],
+            )
+        }
+        confirmations: dict[str, int] = {}
+        for (address,) in con.execute(
+            "SELECT d.address FROM messaging_delivery d JOIN messaging_message m ON m.id = d.message_id "
+            "WHERE d.practice_id=? AND m.kind='keyword_reply'",
+            [pid],
+        ):
+            confirmations[address] = confirmations.get(address, 0) + 1
+    finally:
+        con.close()
+    return {
+        "answered": len(answered),
+        "missing_from_ledger": sum(1 for a in answered if a not in opted),
+        "not_one_confirmation": sum(1 for a in answered if confirmations.get(a, 0) != 1),
+    }
+
+
+def audit_ok(env: dict, practice_id: str) -> bool:
+    out = subprocess.run(
+        [*CLI, "audit", "verify", "--practice", practice_id, "--json"], env=env, capture_output=True, text=True
+    )
+    report = json.loads(out.stdout)[0]
+    return bool(report["ok"] and report["projection_matches"])
+
+
+# --- in-process: statements and the view's own cost ------------------------------------------------------------------
+
+
+def statements_main(n: int, profile: str = "") -> None:
+    from _setup import django_on_temp_sqlite
+
+    django_on_temp_sqlite("consentry-webhook-")
+    from collections import Counter
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from twilio.request_validator import RequestValidator
+
+    from consentry.patients.practices import create_practice
+
+    create_practice(name="Oak Clinic", texting_number=TEXTING_NUMBER, twilio_auth_token=TOKEN)
+    client = Client()
+    validator = RequestValidator(TOKEN)
+
+    def post(i: int, body: str = "STOP"):
+        form = {"From": f"+1212{i:07d}", "To": TEXTING_NUMBER, "Body": body, "MessageSid": f"SM{i:032d}"}
+        signature = validator.compute_signature("http://testserver" + PATH, form)
+        response = client.post(PATH, form, HTTP_X_TWILIO_SIGNATURE=signature)
+        assert response.status_code == 200, response.content
+
+    for i in range(20):  # warm up
+        post(i)
+    with CaptureQueriesContext(connection) as captured:
+        post(1000)
+    print(f"one STOP: {len(captured.captured_queries)} SQL statements")
+    kinds = Counter()
+    for q in captured.captured_queries:
+        sql = q["sql"]
+        words = sql.split()
+        verb = words[0].upper()
+        table = next((w.strip('"') for w in words if w.startswith('"') and "_" in w), "")
+        kinds[(verb, table if verb not in ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT") else "")] += 1
+    for (verb, table), count in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"  {count:3d}  {verb} {table}")
+    started, cpu = time.perf_counter(), time.process_time()
+    for i in range(2000, 2000 + n):
+        post(i)
+    per, per_cpu = ((time.perf_counter() - started) / n * 1000, (time.process_time() - cpu) / n * 1000)
+    print(f"{n} STOPs in process (test client, no HTTP): {per:.2f} ms each, {per_cpu:.2f} ms of CPU")
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(10_000, 10_000 + n):
+            post(i)
+        profiler.disable()
+        profiler.dump_stats(profile)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+
+
+# --- the comparison --------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=3000, help="requests of each closed-loop run (default 3,000)")
+    parser.add_argument("--concurrency", type=int, default=16, help="closed-loop connections (default 16)")
+    parser.add_argument("--rate", type=float, default=200, help="open-loop requests per second (default 200)")
+    parser.add_argument("--duration", type=float, default=15, help="open-loop seconds (default 15)")
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads on both sides (default 8)")
+    parser.add_argument("--limit", type=float, default=120, help="longest any run may take, seconds")
+    parser.add_argument("--statements", action="store_true", help="count one STOP's statements in process")
+    parser.add_argument("--profile", metavar="FILE", help="with --statements: cProfile STOPs, stats to FILE")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    if args.statements:
+        statements_main(300, args.profile or "")
+        return 0
+
+    data = Path(tempfile.mkdtemp(prefix="consentry-webhook-"))
+    rows = []
+    failures = 0
+
+    base, bare = start_bare(data, args.threads)
+    try:
+        run_load(base, 0, 200, "closed", args.concurrency, args.limit)  # warm up
+        bare_closed = summary(run_load(base, 1_000_000, args.n, "closed", args.concurrency, args.limit))
+        bare_open = summary(run_load(base, 2_000_000, int(args.rate * args.duration), "open", args.rate, args.limit))
+    finally:
+        stop(bare)
+    rows.append(("bare (one insert)", bare_closed, bare_open, None))
+
+    env, practice_id = prepare_service(data)
+    db = data / "consentry.sqlite3"
+    first = 3_000_000
+    for worker in (True, False):
+        base, server = start_service(env, args.threads, worker)
+        try:
+            run_load(base, first, 200, "closed", args.concurrency, args.limit)  # warm up
+            closed = run_load(base, first + 200, args.n, "closed", args.concurrency, args.limit)
+            opened = run_load(base, first + 200 + args.n, int(args.rate * args.duration), "open", args.rate, args.limit)
+            answered = [r[0] for r in closed["results"] + opened["results"] if r[1] == 200]
+            # Replays of twenty STOPs already answered: 200 again, and nothing more is recorded or sent.
+            replays = summary(run_load(base, first + 200, 20, "closed", 4, args.limit))
+            check = check_ledger(db, practice_id, answered)
+            check["replays_ok"] = replays["ok"] == 20
+        finally:
+            stop(server)
+        rows.append(
+            (
+                f"consentry serve ({'embedded worker' if worker else '--no-worker'})",
+                summary(closed),
+                summary(opened),
+                check,
+            )
+        )
+        failures += check["missing_from_ledger"] + check["not_one_confirmation"] + (not check["replays_ok"])
+        first += 1_000_000
+    audit = audit_ok(env, practice_id)
+    failures += not audit
+
+    print(
+        f"\nSTOP webhook, waitress {args.threads} threads, SQLite; closed loop {args.n} requests over "
+        f"{args.concurrency} connections; open loop {args.rate:g}/s for {args.duration:g} s\n"
+    )
+    print(f"| server | closed: req/s | ratio to bare | p50 / p99 ms | open: p50 / p99 ms at {args.rate:g}/s | errors |")
+    print("|---|---|---|---|---|---|")
+    for name, closed, opened, _ in rows:
+        ratio = closed["rate"] / bare_closed["rate"] if bare_closed["rate"] else 0
+        errors = {**closed["errors"], **opened["errors"]}
+        print(
+            f"| {name} | {closed['rate']:,.0f} | {ratio:.3f} | {closed['p50']:.1f} / {closed['p99']:.1f} | "
+            f"{opened['p50']:.1f} / {opened['p99']:.1f} (sent {opened['sent']}) | {errors or 0} |"
+        )
+    print()
+    for name, _, _, check in rows:
+        if check:
+            print(f"{name}: {check}")
+    print(f"audit verify: {'ok' if audit else 'FAILED'}")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)
+    else:
+        print(f"kept {data}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_load":
+        load_main(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_bare":
+        bare_main(sys.argv[2:])
+    else:
+        sys.exit(main())
