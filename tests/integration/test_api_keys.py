@@ -42,6 +42,7 @@ SCOPES = {
     "GET /api/v1/messages/{message_id}": "read",
     "GET /api/v1/messages": "read",
     "GET /api/v1/messages/{message_id}/deliveries.csv": "read",
+    "GET /api/v1/messages/{message_id}/deliveries": "read",
     "GET /api/v1/deliveries": "read",
     "GET /api/v1/patients/{patient_id}/deliveries": "read",
     "GET /api/v1/conversations": "read",

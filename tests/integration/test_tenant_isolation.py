@@ -330,6 +330,7 @@ REQUESTS: dict[str, Callable[[Tenant], Call]] = {
     "GET /patients": lambda b: Call(query={"limit": 500}),
     "GET /messages": lambda b: Call(query={"limit": 500}),
     "GET /messages/{message_id}/deliveries.csv": NOTHING,
+    "GET /messages/{message_id}/deliveries": NOTHING,
     "GET /deliveries": lambda b: Call(query={"limit": 500}),
     "GET /patients/{patient_id}/deliveries": NOTHING,
     "PUT /patients/by-external-id/{external_id}": lambda b: Call({"first_name": "Taken", "last_name": "Over"}),

@@ -223,6 +223,20 @@ EXAMPLES: dict[str, Any] = {
             },
         ],
         "warnings": {},
+        "report": {
+            "total": 2,
+            "by_status": {"pending": 1, "skipped": 1},
+            "by_reason": {"email_unsubscribed": 1},
+            "by_channel": {"sms": 1, "email": 1},
+        },
+        "deliveries_truncated": False,
+        "deliveries_url": f"https://consentry.example/api/v1/messages/{MESSAGE_ID}/deliveries",
+    },
+    "MessageDeliveryPageOut": {
+        "deliveries": [
+            {"patient_id": PATIENT_ID, "channel": "sms", "address": PHONE, "status": "pending", "reason": None},
+        ],
+        "next_cursor": "MTAyNDU",
     },
     "MessagePageOut": {
         "messages": [

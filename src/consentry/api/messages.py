@@ -1,4 +1,8 @@
-"""Messages: one request to reach patients, answered with the deliveries decided for each."""
+"""Messages: one request to reach patients, answered with the deliveries decided for each.
+
+An answer lists at most ``INLINE_DELIVERIES`` (1,000) deliveries inline; every answer counts them all
+(``report``) and gives the URL that pages through every one (``deliveries_url``), so a broadcast to a
+whole practice answers with its counts, not a million rows."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from django.http import Http404
+from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 
 from consentry.api.auth import SEND, actor_of, owned_or_404, practice_of
@@ -15,8 +20,16 @@ from consentry.api.examples import DELIVERY_CSV_EXAMPLE
 from consentry.api.schemas import In, as_utc
 from consentry.csv_export import csv_download
 from consentry.messaging.models import Delivery, Message
-from consentry.messaging.planning import REQUEST_KINDS, Unacknowledged, create_message
-from consentry.messaging.selectors import DELIVERY_EXPORT_FIELDS, delivery_export_rows, list_messages
+from consentry.messaging.planning import INLINE_DELIVERIES, REQUEST_KINDS, Unacknowledged, create_message
+from consentry.messaging.selectors import (
+    DELIVERY_EXPORT_FIELDS,
+    MESSAGE_DELIVERY_FIELDS,
+    Report,
+    delivery_export_rows,
+    list_messages,
+    message_delivery_page,
+    message_report,
+)
 from consentry.vocabulary import Channel, Kind, Reason
 from consentry.vocabulary import Status as DeliveryStatus
 
@@ -71,13 +84,34 @@ class DeliveryOut(Schema):
     not_before: str | None = None  # not sent before (UTC, ISO 8601): quiet hours, a backoff, the sender's pace
 
 
+class ReportOut(Schema):
+    """Where a message's deliveries stand: the delivery report."""
+
+    total: int
+    by_status: dict[str, int]  # every status, zeros included
+    by_reason: dict[str, int]  # skipped, failed and undelivered deliveries, by reason
+    by_channel: dict[str, int]
+
+
 class MessageOut(Schema):
     id: str
     kind: Kind
     category: str
     created_at: str
-    deliveries: list[DeliveryOut]
+    deliveries: list[DeliveryOut] = Field(
+        description=f"The first {INLINE_DELIVERIES:,} deliveries in the order they were planned (every one "
+        "when there are no more): `deliveries_truncated` says whether there are more, `deliveries_url` pages "
+        "through all of them and `report` counts them all."
+    )
     warnings: dict[str, list[str]] = Field(default_factory=dict)
+    report: ReportOut
+    deliveries_truncated: bool = Field(description=f"The message has more than {INLINE_DELIVERIES:,} deliveries")
+    deliveries_url: str = Field(description="Every delivery of the message, a page at a time")
+
+
+class MessageDeliveryPageOut(Schema):
+    deliveries: list[DeliveryOut]
+    next_cursor: str | None
 
 
 def _deliveries_out(rows) -> list[dict]:
@@ -94,7 +128,7 @@ def _deliveries_out(rows) -> list[dict]:
     ]
 
 
-def _message_out(message: Message, rows, warnings=None) -> dict:
+def _message_out(request, message: Message, rows: list, report: Report, warnings=None) -> dict:
     return {
         "id": str(message.pk),
         "kind": message.kind,
@@ -102,10 +136,12 @@ def _message_out(message: Message, rows, warnings=None) -> dict:
         "created_at": message.created_at.isoformat(),
         "deliveries": _deliveries_out(rows),
         "warnings": warnings or {},
+        "report": asdict(report),
+        "deliveries_truncated": report.total > len(rows),
+        "deliveries_url": request.build_absolute_uri(
+            reverse("api-v1:messages_deliveries", kwargs={"message_id": message.pk})
+        ),
     }
-
-
-DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason", "not_before")
 
 
 @router.post("", response={202: MessageOut, 409: WarningsOut}, auth=SEND)
@@ -129,17 +165,8 @@ def messages_create(request, payload: MessageIn):
         )
     except Unacknowledged as exc:
         return Status(409, error("unacknowledged_warnings", str(exc), "acknowledge_warnings", warnings=exc.warnings))
-    rows = [tuple(getattr(d, f) for f in DELIVERY_FIELDS) for d in planned.deliveries]
-    return Status(202, _message_out(planned.message, rows, planned.warnings))
-
-
-class ReportOut(Schema):
-    """Where a message's deliveries stand: the delivery report."""
-
-    total: int
-    by_status: dict[str, int]  # every status, zeros included
-    by_reason: dict[str, int]  # skipped, failed and undelivered deliveries, by reason
-    by_channel: dict[str, int]
+    rows = [tuple(getattr(d, f) for f in MESSAGE_DELIVERY_FIELDS) for d in planned.deliveries]
+    return Status(202, _message_out(request, planned.message, rows, planned.report, planned.warnings))
 
 
 class MessageSummaryOut(Schema):
@@ -213,8 +240,28 @@ def messages_export(request, message_id: str):
     return csv_download(f"message-{message.pk}.csv", DELIVERY_EXPORT_FIELDS, delivery_export_rows(message))
 
 
+@router.get("/{message_id}/deliveries", response=MessageDeliveryPageOut)
+def messages_deliveries(
+    request,
+    message_id: str,
+    cursor: str = Query("", max_length=200),
+    limit: int = Query(500, ge=1, le=500),
+):
+    """Every delivery of the message in the order they were planned, a page at a time (``next_cursor``
+    names the next page; null on the last)."""
+    message = _sent_by_the_practice(request, message_id)
+    page = message_delivery_page(message, cursor=cursor, limit=limit)
+    return {"deliveries": _deliveries_out(page.deliveries), "next_cursor": page.next_cursor}
+
+
 @router.get("/{message_id}", response=MessageOut)
 def messages_get(request, message_id: str):
+    """The message with its delivery report and its first deliveries (``deliveries_url`` pages through
+    every one)."""
     message = _sent_by_the_practice(request, message_id)
-    rows = Delivery.objects.filter(message=message).order_by("pk").values_list(*DELIVERY_FIELDS)
-    return _message_out(message, rows)
+    rows = list(
+        Delivery.objects.filter(message=message)
+        .order_by("pk")
+        .values_list(*MESSAGE_DELIVERY_FIELDS)[:INLINE_DELIVERIES]
+    )
+    return _message_out(request, message, rows, message_report(message))

@@ -1,11 +1,18 @@
 """Turn a message request into deliveries: validate, decide per recipient, write, enqueue.
 
 The practice's consent (opt-outs, unsubscribes, bounces, blocks) is read once;
-recipients are planned in chunks of 2,000, each read with one joined query
-(patients and their contact points, see ``recipients.py``) and written with one
-batched insert, never one query per recipient: a 100,000-patient broadcast
-costs about a hundred round trips. The deliveries and their dispatch tasks are written in the same
-transaction as the message: either all of it exists or none of it does.
+the audience is then planned a chunk of 2,000 patients at a time, end to end:
+one joined read of their flags and contact points (see ``recipients.py``), the
+decisions, one batched insert of their deliveries and the dispatch tasks of the
+ones that go. Nothing grows with the audience but the counts: a 100,000-patient
+broadcast costs a few hundred round trips, and planning a whole practice (the
+``EVERY_PATIENT`` audience) reads its ids a chunk at a time too. The deliveries
+and their dispatch tasks are written in the same transaction as the message
+(django-tasks-db's tasks are rows of this database): either all of it exists or
+none of it does.
+
+The answer lists the first ``INLINE_DELIVERIES`` deliveries and counts all of
+them by status, reason and channel (the API pages through the rest).
 
 ``preview_message()`` runs the same decisions and stores nothing (the staff app's previews). Longer
 than most modules on purpose: the request's checks, the decisions and the writer are read together.
@@ -18,22 +25,37 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import NamedTuple
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from consentry.consent.rules import AUTOMATED_KINDS, FrequencyCap, Planned, SendRequest, decide
+from consentry.consent.rules import (
+    AUTOMATED_KINDS,
+    KIND_POLICY,
+    FrequencyCap,
+    Planned,
+    Selection,
+    SendRequest,
+    decide,
+)
 from consentry.errors import InvalidInput
 from consentry.patients.models import Practice
-from consentry.vocabulary import Channel, Kind, Status
+from consentry.vocabulary import Channel, Kind, Reason, Status
 
 from . import hints, recipients, templating
 from .categories import category_from_row, category_row, send_window
 from .content import clean_content
 from .models import Delivery, Message
+from .recipients import EVERY_PATIENT, EveryPatient
+from .selectors import Report, message_report, report_of
 from .tasks import enqueue_dispatch
 
 PLAN_CHUNK = 2000
+# Deliveries an answer lists inline, in plan order; a message with more answers with its counts and the
+# first ones (the API's ``deliveries_url`` pages through every one).
+INLINE_DELIVERIES = 1000
 PHONE_CHANNELS = (Channel.SMS, Channel.VOICE)
 SENDING = (Status.PENDING, Status.DEFERRED)
 REQUEST_KINDS = (Kind.AUTOMATION, Kind.BROADCAST, Kind.MANUAL, Kind.NOTIFICATION)
@@ -58,17 +80,26 @@ class DeliveryRow(NamedTuple):
 @dataclass(frozen=True)
 class PlannedMessage:
     message: Message
-    deliveries: list[DeliveryRow]
+    deliveries: list[DeliveryRow]  # the first INLINE_DELIVERIES planned, in plan order
     warnings: dict[str, list[str]]
+    report: Report  # every delivery planned, counted by status, reason and channel
     replayed: bool = False  # an earlier request with the same Idempotency-Key
+
+    @property
+    def truncated(self) -> bool:
+        """More deliveries were planned than ``deliveries`` lists."""
+        return self.report.total > len(self.deliveries)
 
 
 MAX_IDEMPOTENCY_KEY = 255
 
 
 def _request_hash(kind, category, ids, cleaned) -> str:
+    audience: dict[str, object] = (
+        {"audience": "every_patient"} if isinstance(ids, EveryPatient) else {"patient_ids": [str(i) for i in ids]}
+    )
     canonical = json.dumps(
-        {"kind": kind, "category": category, "patient_ids": [str(i) for i in ids], "content": cleaned},
+        {"kind": kind, "category": category, **audience, "content": cleaned},
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -85,9 +116,9 @@ def _replay(practice: Practice, key: str, request_hash: str) -> PlannedMessage |
         DeliveryRow(str(p) if p else None, c, a, s, r, n)
         for p, c, a, s, r, n in Delivery.objects.filter(message=message)
         .order_by("pk")
-        .values_list("patient_id", "channel", "address", "status", "reason", "not_before")
+        .values_list("patient_id", "channel", "address", "status", "reason", "not_before")[:INLINE_DELIVERIES]
     ]
-    return PlannedMessage(message, rows, {}, replayed=True)
+    return PlannedMessage(message, rows, {}, message_report(message), replayed=True)
 
 
 class Unacknowledged(Exception):
@@ -104,14 +135,15 @@ def create_message(
     practice: Practice,
     kind: str,
     category: str,
-    patient_ids: Sequence,
+    patient_ids: Sequence | EveryPatient,
     content: dict,
     actor: str = "api",
     now: datetime | None = None,
     idempotency_key: str = "",
     acknowledge_warnings: bool = False,
 ) -> PlannedMessage:
-    """Plan and store a message to these patients; every input is checked before any write.
+    """Plan and store a message to these patients (or ``EVERY_PATIENT`` of the practice); a request
+    with any bad input (an id that names no patient of the practice...) stores nothing.
 
     With an ``idempotency_key``, a repeated request (same key, same body)
     returns the message the first one created, never a second send.
@@ -123,8 +155,7 @@ def create_message(
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidInput("Idempotency-Key", f"is longer than {MAX_IDEMPOTENCY_KEY} characters")
     request, cleaned = _request(practice, kind, category, content)
-    ids = recipients.parse_patient_ids(patient_ids)
-    recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)
+    ids = _audience(patient_ids)
     request_hash = _request_hash(request.kind, request.category.key, ids, cleaned) if idempotency_key else ""
     if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
         return replayed
@@ -145,6 +176,12 @@ def create_message(
         if idempotency_key and (replayed := _replay(practice, idempotency_key, request_hash)):
             return replayed
         raise
+
+
+def _audience(patient_ids: Sequence | EveryPatient) -> list | EveryPatient:
+    """The audience checked for form: every patient, or distinct well-formed ids (whether they name
+    patients of the practice is checked a chunk at a time as they are read)."""
+    return EVERY_PATIENT if isinstance(patient_ids, EveryPatient) else recipients.parse_patient_ids(patient_ids)
 
 
 def _request(practice: Practice, kind: str, category: str, content: dict) -> tuple[SendRequest, dict]:
@@ -188,7 +225,7 @@ def preview_message(
     practice: Practice,
     kind: str,
     category: str,
-    patient_ids: Sequence,
+    patient_ids: Sequence | EveryPatient,
     content: dict,
     now: datetime | None = None,
     keep_deliveries: bool = False,
@@ -198,26 +235,27 @@ def preview_message(
     The staff app shows it before a send (greyed-out channels, the marketing warning, a broadcast's
     recipients by channel and skip reason)."""
     request, _ = _request(practice, kind, category, content)
-    ids = recipients.parse_patient_ids(patient_ids)
-    recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)
+    ids = _audience(patient_ids)
+    text_id = recipients.text_id_function()
     by_channel: dict[str, int] = {}
     skipped: dict[str, int] = {}
     warnings: dict[str, list[str]] = {}
     rows: list[DeliveryRow] = []
     count = 0
-    for chunk in _decisions(practice, request, ids, now or datetime.now(UTC)):
-        for _, patient_id, _, decision in chunk:
-            count += 1
-            if decision.warnings:
-                warnings[patient_id] = [str(w) for w in decision.warnings]
-            for planned in decision.deliveries:
-                if planned.status in SENDING:
-                    by_channel[planned.channel.value] = by_channel.get(planned.channel.value, 0) + 1
-                else:
-                    reason = planned.reason.value if planned.reason else planned.status.value
-                    skipped[reason] = skipped.get(reason, 0) + 1
-                if keep_deliveries:
-                    rows.append(DeliveryRow.of(patient_id, planned))
+    with recipients.bounded_cache():
+        for chunk in _decisions(practice, request, ids, now or datetime.now(UTC)):
+            for db_id, _, decision in chunk:
+                count += 1
+                if decision.warnings:
+                    warnings[text_id(db_id)] = [str(w) for w in decision.warnings]
+                for planned in decision.deliveries:
+                    if planned.status in SENDING:
+                        by_channel[planned.channel.value] = by_channel.get(planned.channel.value, 0) + 1
+                    else:
+                        reason = planned.reason.value if planned.reason else planned.status.value
+                        skipped[reason] = skipped.get(reason, 0) + 1
+                    if keep_deliveries:
+                        rows.append(DeliveryRow.of(text_id(db_id), planned))
     return Preview(count, by_channel, skipped, warnings, rows)
 
 
@@ -225,7 +263,8 @@ def _plan(
     practice, request, ids, cleaned, actor, now, idempotency_key, request_hash, acknowledge_warnings
 ) -> PlannedMessage:
     category_value = request.category
-    with transaction.atomic():
+    text_id = recipients.text_id_function()
+    with recipients.bounded_cache(), transaction.atomic():
         message = Message.objects.create(
             practice=practice,
             kind=request.kind,
@@ -235,54 +274,84 @@ def _plan(
             idempotency_key=idempotency_key,
             request_hash=request_hash,
         )
-        deliveries: list[DeliveryRow] = []
+        kept: list[DeliveryRow] = []
+        counts: dict[tuple[str, str, str], int] = {}
         warnings: dict[str, list[str]] = {}
         writer = _DeliveryWriter(message, now)
+        queue = _DispatchQueue(settings.CONSENTRY_DISPATCH_BATCH)
         for chunk in _decisions(practice, request, ids, now):
-            for db_id, patient_id, zone, decision in chunk:
+            for db_id, zone, decision in chunk:
                 if decision.warnings:
-                    warnings[patient_id] = [str(w) for w in decision.warnings]
+                    warnings[text_id(db_id)] = [str(w) for w in decision.warnings]
                 for planned in decision.deliveries:
-                    row = DeliveryRow.of(patient_id, planned)
-                    writer.add(db_id, row, zone)
-                    deliveries.append(row)
-            writer.flush()
+                    key = writer.add(db_id, planned, zone)
+                    counts[key] = counts.get(key, 0) + 1
+                    if len(kept) < INLINE_DELIVERIES:
+                        kept.append(DeliveryRow.of(text_id(db_id), planned))
+            for pk, not_before in writer.flush():
+                queue.add(pk, not_before)
         if warnings and not acknowledge_warnings:
             raise Unacknowledged(warnings)  # the transaction is rolled back: nothing stored, nothing queued
-        for not_before, delivery_ids in writer.due_ids().items():
-            enqueue_dispatch(delivery_ids, run_after=not_before)
-    return PlannedMessage(message, deliveries, warnings)
+        queue.close()
+    report = report_of((status, reason, channel, n) for (status, reason, channel), n in counts.items())
+    return PlannedMessage(message, kept, warnings, report)
 
 
-def _decisions(practice: Practice, request: SendRequest, ids: list, now: datetime):
-    """The engine's decision for every recipient, a chunk at a time: lists of
-    (patient id as the database has it, as text, the zone quiet hours were judged in, decision)."""
-    to_db = recipients.db_id_function()
+def _needs(request: SendRequest) -> recipients.Needs:
+    """What of each patient this request's decisions read (the rest is not selected)."""
+    policy = KIND_POLICY[request.kind]
+    return recipients.Needs(
+        zone=request.window is not None,
+        preferred=policy.preferred_phone,
+        notification=policy.channels == Selection.ACTIVE_FOR_TYPE,
+    )
+
+
+def _decisions(practice: Practice, request: SendRequest, ids: list | EveryPatient, now: datetime):
+    """The engine's decision for every recipient, a chunk at a time: lists of (patient id as the
+    database has it, the zone quiet hours were judged in, decision).
+
+    A list of ids is checked as it is read: an id that names no patient of the practice is a 422
+    (raised before the chunk it is in is decided, so a plan's transaction stores nothing)."""
     state = recipients.practice_consent(practice.pk)
     recent = None
     if request.frequency_cap is not None:
         # Counted as the plan goes, so a family's shared phone is capped within one broadcast too.
         recent = recipients.recent_phone_sends(practice.pk, now, AUTOMATED_KINDS)
         state = replace(state, recent_sends=recent)
-    for start in range(0, len(ids), PLAN_CHUNK):
-        as_text = {to_db(i): str(i) for i in ids[start : start + PLAN_CHUNK]}
+    needs, key = _needs(request), request.category.key
+    # Every patient is of the practice by construction; a list's ids are filtered on it.
+    owner = None if isinstance(ids, EveryPatient) else practice.pk
+    for chunk_ids in recipients.id_chunks(practice.pk, ids, PLAN_CHUNK):
+        loaded = recipients.load_chunk(chunk_ids, key, needs, owner)
+        if len(loaded) < len(chunk_ids):
+            assert not isinstance(ids, EveryPatient)
+            recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)  # raises, naming them all
         chunk = []
-        for recipient in recipients.load_chunk(as_text, request.category.key):
+        for recipient in loaded:
             decision = decide(request, recipient, state, now)
             # The zone quiet hours were judged in, for the worker's check before a late hand-over.
             zone = (recipient.timezone or request.default_timezone) if request.window is not None else ""
-            chunk.append((recipient.patient_id, as_text[recipient.patient_id], zone, decision))
+            chunk.append((recipient.patient_id, zone, decision))
             if recent is not None:
                 for planned in decision.deliveries:
                     if planned.address and planned.channel in PHONE_CHANNELS and planned.status in SENDING:
-                        counts = recent.setdefault(planned.address, [0, 0])
-                        counts[0] += 1
-                        counts[1] += 1
+                        recent[planned.address] = _one_more(recent.get(planned.address, (0, 0)))
         yield chunk
 
 
+@lru_cache(maxsize=256)
+def _one_more(counts: tuple[int, int]) -> tuple[int, int]:
+    # Shared tuples: a broadcast's counts stay small however many numbers it texts.
+    return counts[0] + 1, counts[1] + 1
+
+
+_VALUE = {m: m.value for enum in (Channel, Status, Reason) for m in enum}
+
+
 class _DeliveryWriter:
-    """Inserts planned deliveries as plain rows: the model's columns, no model instances."""
+    """Inserts planned deliveries as plain rows (the model's columns, no model instances), a chunk at a
+    time; gives back the ids of the ones to hand over, with when they may go."""
 
     # Columns left out (provider_ref, error, attempts, timestamps of the send)
     # take their database defaults.
@@ -299,59 +368,111 @@ class _DeliveryWriter:
         "created_at",
         "updated_at",
     )
+    # Rows per statement: 11,000 parameters, within SQLite's and PostgreSQL's limits.
+    ROWS = 1000
 
     def __init__(self, message: Message, now: datetime):
         self.table = Delivery._meta.db_table
         self.message_id = recipients.db_id(message.pk)
         self.practice_id = recipients.db_id(message.practice_id)
         self.now = connection.ops.adapt_datetimefield_value(now)
-        self.batch: list[tuple] = []
+        self.params: list = []  # flat, COLUMNS at a time, in plan order (the ids follow it)
+        self.sending = False  # among them, deliveries to hand over
         self.adapted: dict = {}
-        self.sql = (
-            f"INSERT INTO {self.table} ({', '.join(self.COLUMNS)}) VALUES ({', '.join(['%s'] * len(self.COLUMNS))})"
-        )
+        self.moments: dict = {}  # adapted value -> the datetime it stands for
+        self.returning = connection.features.can_return_rows_from_bulk_insert
+        self.last_id = 0  # without RETURNING: the highest id read back so far
+        self.statements: dict[int, str] = {}
 
-    def add(self, patient_db_id, row: DeliveryRow, zone: str = "") -> None:
-        self.batch.append(
+    def add(self, patient_db_id, planned: Planned, zone: str = "") -> tuple[str, str, str]:
+        """Queue one delivery's row; its (status, reason, channel) for the counts."""
+        status, channel = _VALUE[planned.status], _VALUE[planned.channel]
+        reason = _VALUE[planned.reason] if planned.reason else ""
+        self.sending = self.sending or planned.status in SENDING
+        self.params.extend(
             (
                 self.message_id,
                 self.practice_id,
                 patient_db_id,
-                row.channel,
-                row.address,
-                row.status,
-                row.reason,
-                self._at(row.not_before),
+                channel,
+                planned.address or "",
+                status,
+                reason,
+                self._at(planned.not_before),
                 zone,
                 self.now,
                 self.now,
             )
         )
+        return status, reason, channel
 
     def _at(self, when: datetime | None):
         if when is None:
             return None
         if when not in self.adapted:
-            self.adapted[when] = connection.ops.adapt_datetimefield_value(when)
+            value = self.adapted[when] = connection.ops.adapt_datetimefield_value(when)
+            self.moments[value] = when
         return self.adapted[when]
 
-    def flush(self) -> None:
-        if self.batch:
-            with connection.cursor() as cursor:
-                cursor.executemany(self.sql, self.batch)
-            self.batch = []
+    def _sql(self, rows: int) -> str:
+        sql = self.statements.get(rows)
+        if sql is None:
+            one = f"({', '.join(['%s'] * len(self.COLUMNS))})"
+            sql = f"INSERT INTO {self.table} ({', '.join(self.COLUMNS)}) VALUES {', '.join([one] * rows)}"
+            if self.returning:
+                sql += " RETURNING id, status, not_before"
+            self.statements[rows] = sql
+        return sql
 
-    def due_ids(self) -> dict[datetime | None, list[int]]:
-        """Deliveries to hand over, by when they may go (None: now)."""
-        due: dict = {}
+    def flush(self) -> list[tuple[int, datetime | None]]:
+        """Write the queued rows; (id, not before) of each delivery to hand over, in id order."""
+        due: list[tuple[int, datetime | None]] = []
+        width, step = len(self.COLUMNS), self.ROWS * len(self.COLUMNS)
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, not_before FROM {self.table} WHERE message_id = %s AND status IN (%s, %s) ORDER BY id",
-                [self.message_id, Status.PENDING.value, Status.DEFERRED.value],
-            )
-            for pk, not_before in cursor.fetchall():
-                due.setdefault(not_before, []).append(pk)
-        return {_datetime_from_db(k): v for k, v in due.items()}
+            for start in range(0, len(self.params), step):
+                part = self.params[start : start + step]
+                cursor.execute(self._sql(len(part) // width), part)
+                if self.returning:
+                    due += [(pk, self._moment(at)) for pk, status, at in cursor.fetchall() if status in SENDING]
+            if self.sending and not self.returning:  # a database without INSERT ... RETURNING: read them back
+                cursor.execute(
+                    f"SELECT id, not_before FROM {self.table} WHERE message_id = %s AND id > %s "
+                    "AND status IN (%s, %s) ORDER BY id",
+                    [self.message_id, self.last_id, Status.PENDING.value, Status.DEFERRED.value],
+                )
+                due = [(pk, self._moment(at)) for pk, at in cursor.fetchall()]
+                cursor.execute(f"SELECT MAX(id) FROM {self.table} WHERE message_id = %s", [self.message_id])
+                (self.last_id,) = cursor.fetchone()
+        self.params, self.sending = [], False
+        due.sort(key=lambda entry: entry[0])
+        return due
+
+    def _moment(self, value) -> datetime | None:
+        if value is None:
+            return None
+        return self.moments.get(value) or _datetime_from_db(value)
+
+
+class _DispatchQueue:
+    """Dispatch tasks of ``batch`` deliveries each, per instant they may go, enqueued as they fill:
+    a plan holds at most one unfilled batch per instant."""
+
+    def __init__(self, batch: int):
+        self.batch = batch
+        self.waiting: dict[datetime | None, list[int]] = {}
+
+    def add(self, pk: int, not_before: datetime | None) -> None:
+        ids = self.waiting.setdefault(not_before, [])
+        ids.append(pk)
+        if len(ids) >= self.batch:
+            enqueue_dispatch(ids, run_after=not_before)
+            self.waiting[not_before] = []
+
+    def close(self) -> None:
+        for not_before, ids in self.waiting.items():
+            if ids:
+                enqueue_dispatch(ids, run_after=not_before)
+        self.waiting = {}
 
 
 def _datetime_from_db(value) -> datetime | None:

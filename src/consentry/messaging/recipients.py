@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
@@ -55,56 +57,133 @@ def _placeholders(n: int) -> str:
     return ", ".join(["%s"] * n)
 
 
+class EveryPatient:
+    """The audience "every patient of the practice": read from the database a chunk at a time while
+    planning, never held as a list of ids."""
+
+    def __repr__(self) -> str:
+        return "EVERY_PATIENT"
+
+
+EVERY_PATIENT = EveryPatient()
+
+
 def parse_patient_ids(patient_ids: Sequence) -> list[uuid.UUID]:
     """Distinct patient ids in request order; a malformed id is a 422."""
     if not isinstance(patient_ids, (list, tuple)) or not patient_ids:
         raise InvalidInput("patient_ids", "at least one patient id is required")
-    parsed, bad = [], []
-    for value in dict.fromkeys(str(p) for p in patient_ids):
+    parsed: dict[uuid.UUID, None] = {}
+    bad = []
+    for value in patient_ids:
+        if isinstance(value, uuid.UUID):
+            parsed[value] = None
+            continue
         try:
-            parsed.append(uuid.UUID(value))
+            parsed[uuid.UUID(str(value))] = None
         except ValueError:
-            bad.append(value)
+            bad.append(str(value))
     if bad:
+        bad = list(dict.fromkeys(bad))
         raise InvalidInput("patient_ids", f"{len(bad)} unknown patient(s): {_shown(bad)}")
-    return parsed
+    return list(parsed)
 
 
 def _shown(values: list[str]) -> str:
     return ", ".join(values[:5]) + (" ..." if len(values) > 5 else "")
 
 
-def check_patients_belong(practice_id: uuid.UUID, ids: list[uuid.UUID], chunk: int) -> None:
-    """Every id names a patient of this practice, or nothing is planned."""
+def id_chunks(practice_id: uuid.UUID, ids: list[uuid.UUID] | EveryPatient, size: int) -> Iterator[list]:
+    """The audience's patient ids as the database has them, ``size`` at a time.
+
+    Every patient of the practice is read through a chunked cursor (a server-side one on
+    PostgreSQL), so no list of a whole practice's ids is ever built."""
+    if not isinstance(ids, EveryPatient):
+        to_db = db_id_function()
+        for start in range(0, len(ids), size):
+            yield [to_db(i) for i in ids[start : start + size]]
+        return
+    cursor = connection.chunked_cursor()
+    try:
+        # No ORDER BY: the practice's index hands the ids over without a sort.
+        cursor.execute(f"SELECT id FROM {Patient._meta.db_table} WHERE practice_id = %s", [db_id(practice_id)])
+        while rows := cursor.fetchmany(size):
+            yield [row[0] for row in rows]
+    finally:
+        cursor.close()
+
+
+def text_id_function():
+    """A patient id as the database returned it -> its canonical text (as the API shows it)."""
+    if connection.features.has_native_uuid_field:
+        return str
+    return lambda value: f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+
+
+def missing_patients(practice_id: uuid.UUID, ids: list[uuid.UUID], chunk: int) -> list[str]:
+    """The ids that name no patient of this practice, in request order (one read per chunk; nothing
+    else is kept)."""
     table = Patient._meta.db_table
     owner, to_db = db_id(practice_id), db_id_function()
-    found: set[object] = set()  # UUIDs, or their hex on SQLite
+    missing: list[str] = []
     with connection.cursor() as cursor:
         for start in range(0, len(ids), chunk):
-            part = [to_db(i) for i in ids[start : start + chunk]]
+            part = ids[start : start + chunk]
             # Filter on the primary key alone: it is the index that fits,
             # whatever statistics the planner has.
-            cursor.execute(f"SELECT id, practice_id FROM {table} WHERE id IN ({_placeholders(len(part))})", part)
-            found.update(pk for pk, practice in cursor.fetchall() if practice == owner)
-    missing = [str(i) for i in ids if to_db(i) not in found]
-    if missing:
+            cursor.execute(
+                f"SELECT id, practice_id FROM {table} WHERE id IN ({_placeholders(len(part))})",
+                [to_db(i) for i in part],
+            )
+            found = {pk for pk, practice in cursor.fetchall() if practice == owner}
+            missing += [str(i) for i in part if to_db(i) not in found]
+    return missing
+
+
+def check_patients_belong(practice_id: uuid.UUID, ids: list[uuid.UUID], chunk: int) -> None:
+    """Every id names a patient of this practice, or nothing is planned."""
+    if missing := missing_patients(practice_id, ids, chunk):
         raise InvalidInput("patient_ids", f"{len(missing)} unknown patient(s): {_shown(missing)}")
 
 
-def _chunk_sql(n: int) -> str:
+@dataclass(frozen=True)
+class Needs:
+    """What of a patient a message's decisions read; the rest is not selected (NULL in its place).
+
+    ``zone``: where the patient is, for quiet hours; ``preferred``: their preferred phone;
+    ``notification``: their notification settings (channel opt-outs, per-type overrides, removed phones).
+    """
+
+    zone: bool = True
+    preferred: bool = True
+    notification: bool = True
+
+
+EVERYTHING = Needs()
+
+
+def _chunk_sql(n: int, needs: Needs = EVERYTHING, practice_id: object = None) -> str:
     p, pc, cp = Patient._meta.db_table, PatientContact._meta.db_table, ContactPoint._meta.db_table
     loc = Location._meta.db_table
+
+    def pick(needed: bool, column: str) -> str:
+        return column if needed else "NULL"
+
+    zone, note = needs.zone, needs.notification
+    location = f"LEFT JOIN {loc} l ON l.id = p.location_id" if zone else ""
+    owner = "AND p.practice_id = %s" if practice_id is not None else ""
     # No ORDER BY: rows are grouped per patient in Python, which is cheaper
     # than the temporary B-tree a sort would need.
     return f"""
-        SELECT p.id, p.do_not_contact, p.marketing_consent, p.preferred_phone_id, p.channel_opt_outs,
-               p.notification_overrides, pc.position, cp.id, cp.address, cp.kind, cp.line_type, cp.valid,
-               p.timezone, cp.timezone, p.notification_phones_removed, l.timezone
+        SELECT p.id, p.do_not_contact, p.marketing_consent, {pick(needs.preferred, "p.preferred_phone_id")},
+               {pick(note, "p.channel_opt_outs")}, {pick(note, "p.notification_overrides")}, pc.position,
+               {pick(needs.preferred, "cp.id")}, cp.address, cp.kind, cp.line_type, cp.valid,
+               {pick(zone, "p.timezone")}, {pick(zone, "cp.timezone")}, {pick(note, "p.notification_phones_removed")},
+               {pick(zone, "l.timezone")}
         FROM {p} p
         LEFT JOIN {pc} pc ON pc.patient_id = p.id
         LEFT JOIN {cp} cp ON cp.id = pc.contact_point_id
-        LEFT JOIN {loc} l ON l.id = p.location_id
-        WHERE p.id IN ({_placeholders(n)})
+        {location}
+        WHERE p.id IN ({_placeholders(n)}) {owner}
     """
 
 
@@ -133,11 +212,15 @@ def practice_consent(practice_id) -> ConsentState:
     )
 
 
-def load_chunk(patient_ids: Iterable, category_key: str) -> list[Recipient]:
-    """Recipients of these patients, ``patient_id`` in the database's representation."""
+def load_chunk(
+    patient_ids: Iterable, category_key: str, needs: Needs = EVERYTHING, practice_id: uuid.UUID | None = None
+) -> list[Recipient]:
+    """Recipients of these patients, ``patient_id`` in the database's representation; with a
+    ``practice_id``, only that practice's patients (an id of another practice is left out)."""
     ids = list(patient_ids)
+    params = ids if practice_id is None else [*ids, db_id(practice_id)]
     with connection.cursor() as cursor:
-        cursor.execute(_chunk_sql(len(ids)), ids)
+        cursor.execute(_chunk_sql(len(ids), needs, practice_id), params)
         rows = cursor.fetchall()
     patients: dict[object, tuple[tuple, list[tuple]]] = {}
     for row in rows:
@@ -158,7 +241,7 @@ def _recipient(row, contacts: list, category_key: str) -> Recipient:
     for _, point_id, address, kind, line_type, valid, phone_zone in contacts:
         if kind == ContactKind.PHONE:
             phones.append(Phone(address, _LINE_TYPES[line_type], bool(valid)))
-            if point_id == row[3]:
+            if point_id is not None and point_id == row[3]:
                 preferred = address
             # No zone of their own: where their (first) phone is.
             timezone = timezone or phone_zone
@@ -182,7 +265,7 @@ def _recipient(row, contacts: list, category_key: str) -> Recipient:
     )
 
 
-def recent_phone_sends(practice_id, now: datetime, kinds) -> dict[str, list[int]]:
+def recent_phone_sends(practice_id, now: datetime, kinds) -> dict[str, tuple[int, int]]:
     """Automated calls and texts per number in the last day and week, for frequency caps.
 
     Counts what was sent or is on its way (not what was skipped or failed).
@@ -201,4 +284,34 @@ def recent_phone_sends(practice_id, now: datetime, kinds) -> dict[str, list[int]
         cursor.execute(
             sql, [day, db_id(practice_id), week, until, *[s.value for s in counted], *[k.value for k in kinds]]
         )
-        return {address: [int(day_count), int(week_count)] for address, day_count, week_count in cursor.fetchall()}
+        return {address: (int(day_count), int(week_count)) for address, day_count, week_count in cursor.fetchall()}
+
+
+# While a message is planned, SQLite reads every patient of its audience once: a bounded page cache
+# and memory map keep the planner's memory flat however large the practice (the connection's own
+# settings, a large cache and map for the app's other reads, come back afterwards).
+PLAN_CACHE_KIB = 16 * 1024
+PLAN_MMAP_BYTES = 64 * 1024 * 1024
+
+
+@contextmanager
+def bounded_cache() -> Iterator[None]:
+    """SQLite's page cache and memory map bounded for one long read (no change on other databases)."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        (cache,) = cursor.fetchone()
+        cursor.execute("PRAGMA mmap_size")
+        mapped = cursor.fetchone()  # no row: a database that is not a file (in memory)
+        cursor.execute(f"PRAGMA cache_size = {-PLAN_CACHE_KIB:d}")
+        if mapped is not None:
+            cursor.execute(f"PRAGMA mmap_size = {PLAN_MMAP_BYTES:d}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(cache):d}")
+            if mapped is not None:
+                cursor.execute(f"PRAGMA mmap_size = {int(mapped[0]):d}")

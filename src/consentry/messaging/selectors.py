@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,10 +77,11 @@ def reports(messages: list[Message]) -> dict[uuid.UUID, Report]:
         .values_list("message_id", "status", "reason", "channel", "n")
     ):
         counts[message_id].append((status, reason, channel, n))
-    return {message_id: _report(rows) for message_id, rows in counts.items()}
+    return {message_id: report_of(rows) for message_id, rows in counts.items()}
 
 
-def _report(rows: list[tuple[str, str, str, int]]) -> Report:
+def report_of(rows: Iterable[tuple[str, str, str, int]]) -> Report:
+    """A report from counts of deliveries by (status, reason, channel)."""
     by_status = {status.value: 0 for status in Status}
     by_reason: dict[str, int] = {}
     by_channel: dict[str, int] = {}
@@ -188,6 +189,31 @@ def message_deliveries(message: Message, *, status: str = "", reason: str = "") 
     if reason:
         rows = rows.filter(reason=reason)
     return rows.order_by("pk")
+
+
+@dataclass(frozen=True)
+class MessageDeliveryPage:
+    deliveries: list[tuple]  # (patient_id, channel, address, status, reason, not_before)
+    next_cursor: str | None
+
+
+MESSAGE_DELIVERY_FIELDS = ("patient_id", "channel", "address", "status", "reason", "not_before")
+
+
+def message_delivery_page(message: Message, *, cursor: str = "", limit: int = 100) -> MessageDeliveryPage:
+    """One page of a message's deliveries in the order they were planned (by id), after the one the
+    cursor names: how a client reads a message too large to list in one answer."""
+    rows = Delivery.objects.filter(message=message)
+    if cursor:
+        after = key_of(cursor, int)
+        if not 0 <= after < 2**63:
+            raise InvalidInput("cursor", "is not a cursor this API gave")
+        rows = rows.filter(pk__gt=after)
+    limit = max(1, min(limit, MAX_PAGE))
+    page = list(rows.order_by("pk").values_list("pk", *MESSAGE_DELIVERY_FIELDS)[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return MessageDeliveryPage([row[1:] for row in page], cursor_of(page[-1][0]) if more else None)
 
 
 def broadcasts(practice: Practice, limit: int = 50) -> list[Message]:
