@@ -22,6 +22,7 @@ import gc
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,12 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _setup  # noqa: E402  (also puts src/ on the path as a fallback)
 
 from consentry.consent.rules import (
+    AUTOMATED_KINDS,
+    QUIET_HOURS_KINDS,
     ConsentState,
     Decision,
+    FrequencyCap,
     Phone,
     Planned,
     Recipient,
     SendRequest,
+    SendWindow,
     builtin_category,  # noqa: E402
     decide,
 )
@@ -60,6 +65,25 @@ REQUESTS = {
 }
 
 
+def with_rules(request: SendRequest, quiet_hours: bool, caps: bool) -> SendRequest:
+    """The request as a practice sends it: quiet hours (the default window, 08:00-21:00, in New York)
+    for the kinds that keep them, and frequency caps (the default 1 a day, 3 a week) for automated kinds."""
+    return replace(
+        request,
+        window=SendWindow() if quiet_hours and request.kind in QUIET_HOURS_KINDS else None,
+        default_timezone="America/New_York",
+        frequency_cap=FrequencyCap() if caps and request.kind in AUTOMATED_KINDS else None,
+    )
+
+
+def recent_sends(pop: _setup.Population) -> dict[str, tuple[int, int]]:
+    """Automated calls and texts already sent this week: one to every fourth number, two to every tenth."""
+    numbers = sorted(pop.phones)
+    sends = {number: (0, 1) for number in numbers[::4]}
+    sends.update({number: (1, 2) for number in numbers[::10]})
+    return sends
+
+
 def to_recipients(pop: _setup.Population) -> list[Recipient]:
     out = []
     for p in pop.patients:
@@ -81,12 +105,13 @@ def to_recipients(pop: _setup.Population) -> list[Recipient]:
     return out
 
 
-def to_state(c: _setup.ConsentSpec) -> ConsentState:
+def to_state(c: _setup.ConsentSpec, recent: dict[str, tuple[int, int]] | None = None) -> ConsentState:
     return ConsentState(
         sms_opted_out=frozenset(c.sms_opted_out),
         email_unsubscribed=frozenset(c.email_unsubscribed),
         email_bounced=frozenset(c.email_bounced),
         blocks={number: frozenset(cats) for number, cats in c.blocks.items()},
+        recent_sends=recent or {},
     )
 
 
@@ -129,23 +154,32 @@ def main(argv=None) -> None:
     ap.add_argument("--recipients", type=int, default=5000, help="distinct recipients, cycled (default 5,000)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per measurement; the best is kept (default 5)")
     ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--no-quiet-hours", action="store_true", help="no send window (on by default: 08:00-21:00)")
+    ap.add_argument("--no-caps", action="store_true", help="no frequency caps (on by default: 1 a day, 3 a week)")
     args = ap.parse_args(argv)
 
     pop = _setup.population(args.recipients, args.seed)
     recipients = to_recipients(pop)
-    state = to_state(pop.consent)
-    now = datetime.now(UTC)
+    caps, quiet_hours = not args.no_caps, not args.no_quiet_hours
+    state = to_state(pop.consent, recent_sends(pop) if caps else None)
+    # At 23:30 in New York: outside the window, so quiet hours defer what would go.
+    now = datetime(2026, 3, 11, 3, 30, tzinfo=UTC)
+    requests = {kind: with_rules(request, quiet_hours, caps) for kind, request in REQUESTS.items()}
     calls = (recipients * (args.n // len(recipients) + 1))[: args.n]
 
     print(f"decide() benchmark, Python {sys.version.split()[0]}")
     print(f"population: {_setup.describe(pop)}")
-    print(f"{args.n:,} decisions per kind over {len(recipients):,} recipients, best of {args.repeat}\n")
+    print(f"{args.n:,} decisions per kind over {len(recipients):,} recipients, best of {args.repeat}")
+    print(
+        f"quiet hours {'on (08:00-21:00, now 23:30 in New York)' if quiet_hours else 'off'}, "
+        f"frequency caps {'on (1 a day, 3 a week; automation, broadcast, notification)' if caps else 'off'}\n"
+    )
 
     header = f"{'kind':<13}{'decide/s':>12}{'µs/call':>9}{'baseline/s':>13}{'ratio':>7}  {'planned/dec':>11}  outcome mix (channels sent, or why none)"
     print(header)
     print("-" * len(header))
     total_decide = total_base = 0.0
-    for kind, request in REQUESTS.items():
+    for kind, request in requests.items():
         # What decide() returns for each call: its Planned count for the baseline, and the mix.
         decisions = [decide(request, r, state, now) for r in recipients]
         per_recipient = [len(d.deliveries) for d in decisions]
