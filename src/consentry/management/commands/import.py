@@ -33,7 +33,9 @@ class Command(BaseCommand):
             "patients",
             help="Patients from a CSV file (UTF-8; the first row names the columns: see docs/import.md).",
         )
-        patients.add_argument("file", metavar="FILE.csv")
+        patients.add_argument(
+            "file", metavar="FILE.csv", help="A header row, then one patient a row: the columns are in docs/import.md."
+        )
         patients.add_argument("--practice", required=True, help="The practice's id or texting number.")
         patients.add_argument(
             "--dry-run", action="store_true", help="Check the file and say what it would do; change nothing."
