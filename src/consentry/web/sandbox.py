@@ -191,7 +191,7 @@ def _flagged_replies(phones: dict[str, Thread], practices: dict) -> None:
         replies = [
             e
             for e in phones[phone].entries
-            if e.direction == "in" and e.practice_id == practice_id and e.at <= flagged_at
+            if e.direction == "in" and e.practice_id == practice_id and (flagged_at is None or e.at <= flagged_at)
         ]
         if replies:
             replies[-1].flag = f"{FLAGGED} ({rule})" if rule else FLAGGED

@@ -61,7 +61,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="Serve only; run `consentry worker` separately.")
 
     def handle(self, *, host, port, threads, no_worker, **options):
-        from waitress import create_server
+        from waitress import create_server  # type: ignore[import-untyped]  # waitress ships no types
 
         from consentry.web.demo import is_demo, startup_banner
         from consentry.wsgi import application
