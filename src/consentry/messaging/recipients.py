@@ -290,8 +290,8 @@ def recent_phone_sends(practice_id, now: datetime, kinds) -> dict[str, tuple[int
 # While a message is planned, SQLite reads every patient of its audience once: a bounded page cache
 # and memory map keep the planner's memory flat however large the practice (the connection's own
 # settings, a large cache and map for the app's other reads, come back afterwards).
-PLAN_CACHE_KIB = 16 * 1024
-PLAN_MMAP_BYTES = 64 * 1024 * 1024
+PLAN_CACHE_KIB = 8 * 1024
+PLAN_MMAP_BYTES = 0
 
 
 @contextmanager
