@@ -49,7 +49,7 @@ def test_stop_then_start_through_the_webhook_controls_the_next_message(service):
     assert _remind(service, patient_id) == [("sms", "delivered", None)]
 
     bodies = service.wait_outbox(PHONE, 4)
-    assert bodies[0] == "Oak Clinic: Reminder: 9am tomorrow"
+    assert bodies[0] == "Oak Clinic: Reminder: 9am tomorrow Reply STOP to opt out."  # the number's first in 30 days
     assert "Reply START" in bodies[1]  # the opt-out confirmation, not blocked by the opt-out
     assert "STOP to opt out" in bodies[2]  # the opt-in confirmation
     assert bodies[3] == "Oak Clinic: Reminder: 9am tomorrow"

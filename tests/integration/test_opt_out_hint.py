@@ -208,6 +208,9 @@ PREVIEW = {"category": "announcement", "audience": "all", "sms": "Hi {{first_nam
 def test_the_broadcast_preview_shows_the_text_with_the_hint(practice, desk, ava):
     page = desk.post("/broadcasts/new", PREVIEW).content.decode()
     assert f"Oak Clinic: Hi Ava, we moved. {HINT}" in page
+    assert "Text (1 segment):" in page
+    long = {**PREVIEW, "sms": "x" * (160 - len("Oak Clinic: "))}  # one segment, two with the hint
+    assert "Text (2 segments):" in desk.post("/broadcasts/new", long).content.decode()
     _policy(practice, "never")
     page = desk.post("/broadcasts/new", PREVIEW).content.decode()
     assert "Oak Clinic: Hi Ava, we moved." in page and HINT not in page

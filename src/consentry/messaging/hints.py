@@ -9,15 +9,16 @@ chooses (``Practice.opt_out_hint``):
 - ``always``: every such text carries it;
 - ``never``: none does (the practice's own texts already say it).
 
-The practice's wording is ``Practice.opt_out_hint_text`` (e.g. Spanish). It ends the text after a space,
-and counts towards the text's length when the content is checked (``suffix()``). Staff texts, replies in
+The practice's wording is ``Practice.opt_out_hint_text`` (e.g. Spanish). It ends the text after a space
+(a text that already holds those words is left as it is: ``templating.sms_text``), and counts towards the
+text's length when the content is checked (``suffix()``). Staff texts, replies in
 a conversation and keyword confirmations never carry it: a person is writing to a person, or answering
 the keyword.
 
 Whether a text is a number's first is decided when it is handed over, for a whole dispatch chunk with one
 query (``Hints.load()``): no automated text handed to the provider (sent, delivered or undelivered) from
-the same practice to that number in the last 30 days. Within a chunk, the first text to a number carries
-it and the next ones do not (a family's shared phone getting two texts of one broadcast); two workers
+the same practice to that number in the last 30 days. Within one dispatch task, the first text to a number
+carries it and the next ones do not (a family's shared phone getting two texts of one broadcast); two workers
 handing over texts to one number at the same instant may both add it, which errs on the side of saying it.
 """
 

@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from consentry import sms
 from consentry.accounts.selectors import actor_names
 from consentry.csv_export import csv_download
 from consentry.errors import InvalidInput
@@ -126,6 +127,8 @@ def _sample(practice, content: dict, patient: Patient | None) -> dict:
         if channel in content:
             text = templating.personalize(content[channel], values)
             sample[channel] = templating.sms_text(practice, text, hint) if channel == "sms" else text
+    if "sms" in sample:
+        sample["sms_segments"] = sms.segments(sample["sms"])  # what a carrier bills
     if "email" in content:
         sample["email_subject"] = templating.personalize(content["email"]["subject"], values)
         sample["email_text"] = templating.personalize(content["email"]["text"], values)
