@@ -56,10 +56,11 @@ def test_first_adds_the_hint_to_a_numbers_first_automated_text_in_30_days(practi
     _send(api, [ava], kind="broadcast", category="announcement")
     _send(api, [ava])
     assert _outbox() == [f"{SENT} {HINT}", SENT, SENT]
-    # 29 days later, the first text is still recent; a day more and the next one says it again.
+    # 29 days later the first text is still recent, so this one goes without it; once 30 days have
+    # passed with no automated text to the number, the next one says it again.
     with time_machine.travel(datetime.now(UTC) + timedelta(days=29)):
         _send(api, [ava])
-    with time_machine.travel(datetime.now(UTC) + timedelta(days=59)):
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=29 + 31)):
         _send(api, [ava])
         _send(api, [ava])
     assert _outbox()[3:] == [SENT, f"{SENT} {HINT}", SENT]
