@@ -313,6 +313,8 @@ EXAMPLES: dict[str, Any] = {
         "frequency_caps": False,
         "frequency_cap_per_day": 1,
         "frequency_cap_per_week": 3,
+        "opt_out_hint": "first",
+        "opt_out_hint_text": "Reply STOP to opt out.",
         "sms_provider": "twilio",
         "email_provider": "sendgrid",
     },
@@ -333,8 +335,6 @@ EXAMPLES: dict[str, Any] = {
     },
     "SubscriptionOut": _SUBSCRIPTION,
     "NoticeOut": {
-        "opt_out_hint": "first",
-        "opt_out_hint_text": "Reply STOP to opt out.",
         "id": 12,
         "delivery_id": 5014,
         "category": "document_shared",
