@@ -121,14 +121,14 @@ def _sample(practice, content: dict, patient: Patient | None) -> dict:
     """The content as the first patient of the audience would get it (tokens filled in; a text as a
     number's first, with how to opt out at its end when the practice adds it)."""
     values = templating.values_for(practice, patient)
-    sample = {}
+    sample: dict[str, str | int] = {}
     hint = hints.preview_hint(practice, Kind.BROADCAST)
     for channel in ("sms", "voice"):
         if channel in content:
             text = templating.personalize(content[channel], values)
             sample[channel] = templating.sms_text(practice, text, hint) if channel == "sms" else text
     if "sms" in sample:
-        sample["sms_segments"] = sms.segments(sample["sms"])  # what a carrier bills
+        sample["sms_segments"] = sms.segments(str(sample["sms"]))  # what a carrier bills
     if "email" in content:
         sample["email_subject"] = templating.personalize(content["email"]["subject"], values)
         sample["email_text"] = templating.personalize(content["email"]["text"], values)
