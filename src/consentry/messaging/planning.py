@@ -290,6 +290,8 @@ def _plan(
                         kept.append(DeliveryRow.of(text_id(db_id), planned))
             for pk, not_before in writer.flush():
                 queue.add(pk, not_before)
+        for pk, not_before in writer.flush(final=True):
+            queue.add(pk, not_before)
         if warnings and not acknowledge_warnings:
             raise Unacknowledged(warnings)  # the transaction is rolled back: nothing stored, nothing queued
         queue.close()
@@ -382,7 +384,7 @@ class _DeliveryWriter:
         self.moments: dict = {}  # adapted value -> the datetime it stands for
         self.returning = connection.features.can_return_rows_from_bulk_insert
         self.last_id = 0  # without RETURNING: the highest id read back so far
-        self.statements: dict[int, str] = {}
+        self.full_sql = ""
 
     def add(self, patient_db_id, planned: Planned, zone: str = "") -> tuple[str, str, str]:
         """Queue one delivery's row; its (status, reason, channel) for the counts."""
@@ -415,26 +417,30 @@ class _DeliveryWriter:
         return self.adapted[when]
 
     def _sql(self, rows: int) -> str:
-        sql = self.statements.get(rows)
-        if sql is None:
-            one = f"({', '.join(['%s'] * len(self.COLUMNS))})"
-            sql = f"INSERT INTO {self.table} ({', '.join(self.COLUMNS)}) VALUES {', '.join([one] * rows)}"
-            if self.returning:
-                sql += " RETURNING id, status, not_before"
-            self.statements[rows] = sql
+        if rows == self.ROWS and self.full_sql:
+            return self.full_sql
+        one = f"({', '.join(['%s'] * len(self.COLUMNS))})"
+        sql = f"INSERT INTO {self.table} ({', '.join(self.COLUMNS)}) VALUES {', '.join([one] * rows)}"
+        if self.returning:
+            sql += " RETURNING id, status, not_before"
+        if rows == self.ROWS:
+            self.full_sql = sql
         return sql
 
-    def flush(self) -> list[tuple[int, datetime | None]]:
-        """Write the queued rows; (id, not before) of each delivery to hand over, in id order."""
+    def flush(self, final: bool = False) -> list[tuple[int, datetime | None]]:
+        """Write the queued rows ``ROWS`` at a time (with ``final``, the last ones too: otherwise they
+        wait for the next chunk, so that every statement but the last has the one shape, prepared
+        once); (id, not before) of each delivery to hand over, in id order."""
         due: list[tuple[int, datetime | None]] = []
         width, step = len(self.COLUMNS), self.ROWS * len(self.COLUMNS)
+        end = len(self.params) if final else len(self.params) - len(self.params) % step
         with connection.cursor() as cursor:
-            for start in range(0, len(self.params), step):
-                part = self.params[start : start + step]
+            for start in range(0, end, step):
+                part = self.params[start : min(start + step, end)]
                 cursor.execute(self._sql(len(part) // width), part)
                 if self.returning:
                     due += [(pk, self._moment(at)) for pk, status, at in cursor.fetchall() if status in SENDING]
-            if self.sending and not self.returning:  # a database without INSERT ... RETURNING: read them back
+            if end and self.sending and not self.returning:  # no INSERT ... RETURNING: read them back
                 cursor.execute(
                     f"SELECT id, not_before FROM {self.table} WHERE message_id = %s AND id > %s "
                     "AND status IN (%s, %s) ORDER BY id",
@@ -443,7 +449,8 @@ class _DeliveryWriter:
                 due = [(pk, self._moment(at)) for pk, at in cursor.fetchall()]
                 cursor.execute(f"SELECT MAX(id) FROM {self.table} WHERE message_id = %s", [self.message_id])
                 (self.last_id,) = cursor.fetchone()
-        self.params, self.sending = [], False
+        self.params = self.params[end:]
+        self.sending = self.sending and bool(self.params)
         due.sort(key=lambda entry: entry[0])
         return due
 
