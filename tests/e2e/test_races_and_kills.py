@@ -134,7 +134,7 @@ def _opted_out_at(service, number) -> float | None:
 def _broadcast_received(twilio) -> dict[str, list[float]]:
     received: dict[str, list[float]] = {}
     for request in twilio.messages():
-        if request["form"].get("Body", "").endswith(BROADCAST):
+        if BROADCAST in request["form"].get("Body", ""):  # a first text ends with how to opt out
             received.setdefault(request["form"]["To"], []).append(request["at"])
     return received
 

@@ -172,4 +172,8 @@ def test_a_broadcast_previews_its_recipients_and_its_report_reaches_final_counts
     expect(by_reason).to_contain_text("no reachable channel")
     expect(page.get_by_role("region", name="By status")).to_contain_text("delivered")
     axe_clean(page, "the delivery report")
-    assert service.wait_outbox("+14155550175", 1)[0].endswith("Hi Bo, the clinic is closed Monday.")
+    # A broadcast text to a number with none in 30 days ends with how to opt out (opt_out_hint: first).
+    assert (
+        service.wait_outbox("+14155550175", 1)[0]
+        == "Oak Clinic: Hi Bo, the clinic is closed Monday. Reply STOP to opt out."
+    )
