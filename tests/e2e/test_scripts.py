@@ -72,8 +72,12 @@ def test_the_postgres_server_the_suite_started_is_stopped_and_one_it_found_is_le
     data = f"/tmp/consentry-pg-scripts-test-{port}"
     try:
         started = _postgres(owner="suite-1", port=port, data=data)
-        if started.returncode == 3:
-            pytest.skip(f"!! no PostgreSQL on this machine: {started.stderr.strip()}")
+        if started.returncode == 3:  # no PostgreSQL and no way to install it; CI requires one, so it fails there
+            if os.environ.get("CONSENTRY_REQUIRE_POSTGRES") == "1":
+                pytest.fail(f"PostgreSQL is required (CONSENTRY_REQUIRE_POSTGRES=1): {started.stderr.strip()}")
+            pytest.skip(
+                f"!! NOT RUN: no PostgreSQL on this machine, and none can be installed: {started.stderr.strip()}"
+            )
         assert started.returncode == 0 and started.stdout.strip().endswith(f":{port}/consentry"), started.stderr
         assert _running(port)
         # Another run of the suite found it running: its stop leaves it alone.
