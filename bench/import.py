@@ -44,19 +44,6 @@ TARGET_SECONDS = 60.0
 LEGACY_SMS_OPT_OUT = 0.03
 LEGACY_EMAIL_UNSUBSCRIBED = 0.02
 CHANGED_SHARE = 0.01  # rows changed for the third import (their patients are updated one by one)
-HEADER = [
-    "external_id",
-    "first_name",
-    "last_name",
-    "phone",
-    "line_type",
-    "email",
-    "preferred",
-    "do_not_contact",
-    "marketing_consent",
-    "sms_opt_out",
-    "email_unsubscribed",
-]
 
 
 def national(number: str) -> str:
@@ -70,28 +57,30 @@ def make_csv(n: int, seed: int) -> tuple[bytes, str]:
     rng = random.Random(seed + 1)
     opted_out = set(rng.sample(sorted(pop.phones), int(len(pop.phones) * LEGACY_SMS_OPT_OUT)))
     unsubscribed = set(rng.sample(pop.emails, int(len(pop.emails) * LEGACY_EMAIL_UNSUBSCRIBED)))
+    from consentry.records.imports import COLUMNS  # every column the importer reads
+
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(HEADER)
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
     for spec in pop.patients:
         phone = spec.phones[0] if spec.phones else None
         if spec.preferred_phone:  # one phone per row: the preferred one, when there is one
             phone = next(p for p in spec.phones if p.number == spec.preferred_phone)
         email = spec.emails[0] if spec.emails else ""
         writer.writerow(
-            [
-                f"pms-{spec.index}",
-                spec.first_name,
-                "Bench",
-                national(phone.number) if phone else "",
-                phone.line_type if phone else "",
-                email,
-                "yes" if spec.preferred_phone else "",
-                "yes" if spec.do_not_contact else "no",
-                spec.marketing_consent,
-                "yes" if phone and phone.number in opted_out else "",
-                "yes" if email in unsubscribed else "",
-            ]
+            {
+                "external_id": f"pms-{spec.index}",
+                "first_name": spec.first_name,
+                "last_name": "Bench",
+                "phone": national(phone.number) if phone else "",
+                "line_type": phone.line_type if phone else "",
+                "email": email,
+                "preferred": "yes" if spec.preferred_phone else "",
+                "do_not_contact": "yes" if spec.do_not_contact else "no",
+                "marketing_consent": spec.marketing_consent,
+                "sms_opt_out": "yes" if phone and phone.number in opted_out else "",
+                "email_unsubscribed": "yes" if email in unsubscribed else "",
+            }
         )
     return out.getvalue().encode(), _setup.describe(pop)
 
