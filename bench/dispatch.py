@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TARGET = 0.5  # our rate / baseline rate, at least
+DURABLE_PG_PORT = "54339"  # the benchmark's own PostgreSQL server, durable (scripts/postgres.sh)
 POLL_SECONDS = 0.05
 SMS = "Hi {{first_name}}, it's time for your check-up. Reply to book, STOP to opt out."
 WORKER = [
@@ -132,7 +133,11 @@ def main(argv=None) -> None:
     base_url = os.environ.get("DATABASE_URL", "")
     if args.postgres or base_url.startswith("postgres"):
         if not base_url.startswith("postgres"):
-            started = subprocess.run([str(ROOT / "scripts" / "postgres.sh")], capture_output=True, text=True)
+            # A server of its own, with PostgreSQL's durable defaults (the test server runs with fsync off).
+            durable = {**os.environ, "CONSENTRY_PG_DURABLE": "1", "CONSENTRY_PG_PORT": DURABLE_PG_PORT}
+            started = subprocess.run(
+                [str(ROOT / "scripts" / "postgres.sh")], capture_output=True, text=True, env=durable
+            )
             base_url = started.stdout.strip() if started.returncode == 0 else ""
             if not base_url:
                 print(f"!! PostgreSQL unavailable, SQLite only: {started.stderr.strip()}", file=sys.stderr)

@@ -9,6 +9,8 @@
 #                              the owner asked for it is left alone)
 #
 # CONSENTRY_PG_PORT (default 54329) is its port on 127.0.0.1; CONSENTRY_PG_DIR its data.
+# CONSENTRY_PG_DURABLE=1 keeps PostgreSQL's durable defaults (fsync, synchronous commit, full page
+# writes): the benchmarks measure that; the test server turns them off for speed.
 set -euo pipefail
 PORT="${CONSENTRY_PG_PORT:-54329}"
 DATA="${CONSENTRY_PG_DIR:-/tmp/consentry-pg-$PORT}"
@@ -60,8 +62,10 @@ if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
   fi
   touch "$LOG"; [ "$(id -u)" = 0 ] && chown postgres "$LOG"
   # Durability is pointless for a throwaway test server: fsync off makes it fast.
+  FAST="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${CONSENTRY_PG_DURABLE:-0}" = 1 ] && FAST=""
   as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start \
-    -o "-p $PORT -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50" >/dev/null
+    -o "-p $PORT -k /tmp -c listen_addresses=127.0.0.1 $FAST -c max_connections=50" >/dev/null
   if [ -n "$OWNER" ]; then echo "$OWNER" > "$STARTED"; else rm -f "$STARTED"; fi
 fi
 echo "postgres://postgres@127.0.0.1:$PORT/consentry"
