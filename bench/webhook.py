@@ -7,7 +7,9 @@ transactions, the service's pragmas):
 - **consentry**: ``consentry serve`` (with its embedded worker, then with
   ``--no-worker``) on a fresh database with one practice that has a Twilio
   auth token. Every request is a STOP from a number of its own, signed as
-  Twilio signs it.
+  Twilio signs it. Then, as production serves it, the WSGI application under
+  gunicorn (``--gunicorn`` processes sharing ``--threads``) with a separate
+  ``consentry worker``.
 - **bare**: a Django app in this file (no middleware) whose one view inserts
   the POST's sender, body and message id into a table in one transaction.
 
@@ -22,11 +24,15 @@ over asyncio streams. Two shapes, both bounded in count and time:
   from the moment its request was due (so a slow server is not hidden by a
   client that waits for it).
 
-Afterwards, for consentry: every STOP answered 200 must be an opt-out in the
-ledger with exactly one confirmation queued, a few replays are sent again and
-must change nothing, and ``consentry audit verify`` must pass.
+Checks, for consentry: the moment each load ends, every STOP answered 200 is
+stored (in force for every send decision, read by a worker or not); twenty
+replays answer 200 and change nothing; once a worker has read everything (the
+embedded one, the separate one, or for ``--no-worker`` a ``consentry worker
+--batch`` started afterwards, timed), every such STOP is an opt-out in the
+ledger with exactly one confirmation, and ``consentry audit verify`` passes.
 
     .venv/bin/python bench/webhook.py [--n 3000] [--concurrency 16] [--rate 200] [--duration 15]
+        [--gunicorn 2] [--only embedded,no-worker,gunicorn]
 
 ``--statements`` instead counts the SQL statements and times one STOP in this
 process (Django's test client, no HTTP), which is the Python cost of the view.
@@ -367,6 +373,29 @@ def start_service(env: dict, threads: int, worker: bool) -> tuple[str, subproces
     return base, process
 
 
+def start_gunicorn(env: dict, processes: int, threads: int) -> tuple[str, subprocess.Popen]:
+    """The WSGI application under gunicorn: ``processes`` workers of ``threads`` threads each (gthread)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    args = [gunicorn, "-w", str(processes), "--threads", str(threads), "-b", f"127.0.0.1:{port}"]
+    log = open(Path(env["CONSENTRY_DATA_DIR"]) / "gunicorn.log", "a")  # noqa: SIM115 (the server's, for its life)
+    process = subprocess.Popen(
+        [*args, "--log-level", "warning", "consentry.wsgi:application"],
+        env={**env, "CONSENTRY_PUBLIC_URL": base},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    wait_up(base, process)
+    return base, process
+
+
+def start_worker(env: dict) -> subprocess.Popen:
+    """``consentry worker``, as production runs it beside the web processes."""
+    log = open(Path(env["CONSENTRY_DATA_DIR"]) / "worker.log", "a")  # noqa: SIM115 (the worker's, for its life)
+    return subprocess.Popen([*CLI, "worker", "--interval", "0.1"], env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+
 def start_bare(data: Path, threads: int) -> tuple[str, subprocess.Popen]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -380,6 +409,40 @@ def start_bare(data: Path, threads: int) -> tuple[str, subprocess.Popen]:
 
 
 # --- checks ----------------------------------------------------------------------------------------------------------
+
+
+def stored_stops(db: Path, practice_id: str, answered: list[str]) -> int:
+    """How many of the numbers answered 200 have no STOP stored: it must be none, the moment the load ends."""
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        stored = {
+            n
+            for (n,) in con.execute(
+                "SELECT from_number FROM keywords_inboundmessage WHERE practice_id=? AND asks_to_stop",
+                [practice_id.replace("-", "")],
+            )
+        }
+    finally:
+        con.close()
+    return sum(1 for a in answered if a not in stored)
+
+
+def unread(db: Path) -> int:
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return con.execute("SELECT count(*) FROM keywords_inboundmessage WHERE processed_at IS NULL").fetchone()[0]
+    finally:
+        con.close()
+
+
+def wait_read(db: Path, limit_s: float) -> float | None:
+    """Seconds until the worker has read every stored text (None: not within ``limit_s``)."""
+    started = time.perf_counter()
+    while unread(db):
+        if time.perf_counter() - started > limit_s:
+            return None
+        time.sleep(0.05)
+    return time.perf_counter() - started
 
 
 def check_ledger(db: Path, practice_id: str, answered: list[str]) -> dict:
@@ -486,7 +549,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200, help="open-loop requests per second (default 200)")
     parser.add_argument("--duration", type=float, default=15, help="open-loop seconds (default 15)")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads on both sides (default 8)")
+    parser.add_argument(
+        "--gunicorn", type=int, default=2, help="gunicorn processes, sharing --threads (default 2; 0 leaves it out)"
+    )
     parser.add_argument("--limit", type=float, default=120, help="longest any run may take, seconds")
+    parser.add_argument("--only", default="", help="some of: embedded,no-worker,gunicorn (default all)")
     parser.add_argument("--statements", action="store_true", help="count one STOP's statements in process")
     parser.add_argument("--profile", metavar="FILE", help="with --statements: cProfile STOPs, stats to FILE")
     parser.add_argument("--keep", action="store_true")
@@ -511,28 +578,47 @@ def main() -> int:
     env, practice_id = prepare_service(data)
     db = data / "consentry.sqlite3"
     first = 3_000_000
-    for worker in (True, False):
-        base, server = start_service(env, args.threads, worker)
+    sides = [("serve", True), ("serve", False)] + [("gunicorn", True)] * (args.gunicorn > 0)
+    if args.only:
+        wanted = set(args.only.split(","))
+        names = {("serve", True): "embedded", ("serve", False): "no-worker", ("gunicorn", True): "gunicorn"}
+        sides = [side for side in sides if names[side] in wanted]
+    for kind, worker in sides:
+        if kind == "serve":
+            name = f"consentry serve ({'embedded worker' if worker else '--no-worker'})"
+            base, server = start_service(env, args.threads, worker)
+            beside = None
+        else:
+            name = f"gunicorn -w {args.gunicorn} --threads {args.threads // args.gunicorn} + consentry worker"
+            base, server = start_gunicorn(env, args.gunicorn, max(1, args.threads // args.gunicorn))
+            beside = start_worker(env)
         try:
             run_load(base, first, 200, "closed", args.concurrency, args.limit)  # warm up
             closed = run_load(base, first + 200, args.n, "closed", args.concurrency, args.limit)
+            # The moment the load ends: every STOP answered 200 is stored (in force), read or not.
+            not_stored = stored_stops(db, practice_id, [r[0] for r in closed["results"] if r[1] == 200])
             opened = run_load(base, first + 200 + args.n, int(args.rate * args.duration), "open", args.rate, args.limit)
+            not_stored += stored_stops(db, practice_id, [r[0] for r in opened["results"] if r[1] == 200])
             answered = [r[0] for r in closed["results"] + opened["results"] if r[1] == 200]
             # Replays of twenty STOPs already answered: 200 again, and nothing more is recorded or sent.
             replays = summary(run_load(base, first + 200, 20, "closed", 4, args.limit))
-            check = check_ledger(db, practice_id, answered)
-            check["replays_ok"] = replays["ok"] == 20
+            left = unread(db)
+            if worker:
+                read_in = wait_read(db, args.limit * 5)
         finally:
             stop(server)
-        rows.append(
-            (
-                f"consentry serve ({'embedded worker' if worker else '--no-worker'})",
-                summary(closed),
-                summary(opened),
-                check,
-            )
-        )
+            if beside is not None:
+                stop(beside)
+        if not worker:  # a worker started now reads what the web process stored
+            started = time.perf_counter()
+            subprocess.run([*CLI, "worker", "--batch", "--no-startup-delay"], env=env, check=True)
+            read_in = time.perf_counter() - started
+        check = check_ledger(db, practice_id, answered)
+        check.update(not_stored_at_200=not_stored, replays_ok=replays["ok"] == 20, unread_after_load=left)
+        check["read_all_in_s"] = None if read_in is None else round(read_in, 1)
+        rows.append((name, summary(closed), summary(opened), check))
         failures += check["missing_from_ledger"] + check["not_one_confirmation"] + (not check["replays_ok"])
+        failures += not_stored + (read_in is None)
         first += 1_000_000
     audit = audit_ok(env, practice_id)
     failures += not audit

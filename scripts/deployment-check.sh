@@ -120,6 +120,10 @@ curl -sf -o /dev/null -H "Host: $PUBLIC_HOST" -H "X-Forwarded-Proto: https" -H "
 sms="$(api "/contacts/status?address=%2B14155550111" | json 'd["sms"]')"
 [ "$sms" = opted_out ] || fail "after STOP the number is $sms"
 echo "   STOP over the signed webhook: the number is opted out"
+read_stop() { [ "$(api "/conversations" | json 'len(d)')" -gt 0 ]; }
+for _ in $(seq 100); do read_stop && break; sleep 0.2; done
+read_stop || fail "no worker read the STOP within 20 s"
+echo "   a worker read it: filed in its conversation, recorded in the ledger"
 
 step "6. Backup: pg_dump, restored and its ledger verified"
 "$PG_BIN/pg_dump" -Fc -d "$SERVER/$DB" -f "$WORK/backup.dump"

@@ -204,6 +204,13 @@ def smtp(settings, practice):
     controller.stop()
 
 
+def read_received() -> int:
+    """A worker's reader reads the texts the webhook stored (no task runs); how many it read."""
+    from consentry.conversations.reader import Reader
+
+    return Reader().read_unread()
+
+
 def send_sms_webhook(
     client: Client,
     *,
@@ -214,7 +221,10 @@ def send_sms_webhook(
     token: str = TWILIO_TOKEN,
     signature: str | None = None,
     extra: dict | None = None,
+    read: bool = True,
 ):
+    """Twilio's inbound webhook, signed; ``read``: then the worker reads what it stored, as it would a moment
+    later (``read=False`` leaves the text stored and not yet read)."""
     params = {
         "From": sender,
         "To": to,
@@ -226,7 +236,10 @@ def send_sms_webhook(
     }
     url = "http://testserver/webhooks/twilio/sms"
     sig = signature if signature is not None else twilio_signature(url, params, token)
-    return client.post("/webhooks/twilio/sms", params, HTTP_X_TWILIO_SIGNATURE=sig)
+    response = client.post("/webhooks/twilio/sms", params, HTTP_X_TWILIO_SIGNATURE=sig)
+    if read:
+        read_received()
+    return response
 
 
 # --- figures printed at the end of the run ---------------------------------------------------------------------

@@ -97,7 +97,7 @@ MIDDLEWARE = [
     # Last of the authentication steps: a locked-out sign-in answers before any view runs.
     "axes.middleware.AxesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "consentry.web.middleware.CSPMiddleware",
     "consentry.web.metrics.WebhookTimingMiddleware",
 ]
 

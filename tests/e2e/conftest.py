@@ -103,6 +103,17 @@ class Service:
         sig = signature if signature is not None else twilio_signature(url, form, token)
         return http("POST", url, form=form, headers={"X-Twilio-Signature": sig})
 
+    def read_all(self, timeout=20) -> None:
+        """Until a worker has read every text the webhook stored (``/healthz`` shows none waiting)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = http("GET", f"{self.base}/healthz")
+            assert status == 200, body
+            if body["oldest_unread_text_age_seconds"] is None:
+                return
+            assert time.monotonic() < deadline, f"texts still unread after {timeout} s: {body}"
+            time.sleep(0.05)
+
     def outbox(self, to):
         status, body = http("GET", f"{self.base}/sandbox/outbox?to={urllib.parse.quote(to)}")
         assert status == 200

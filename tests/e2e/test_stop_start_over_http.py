@@ -42,10 +42,12 @@ def test_stop_then_start_through_the_webhook_controls_the_next_message(service):
     assert _remind(service, patient_id) == [("sms", "delivered", None)]
 
     assert service.text_in(PHONE, "Stop", "SM1")[0] == 200
+    # In force from the answer, whether or not the worker has read it yet.
     assert _remind(service, patient_id) == [("sms", "skipped", "sms_opted_out")]
     assert service.api("GET", "/contacts/status?address=%2B14155550111")[1]["sms"] == "opted_out"
 
     assert service.text_in(PHONE, "UNSTOP", "SM2")[0] == 200
+    service.read_all()  # an opt-in counts once a worker has read it
     assert _remind(service, patient_id) == [("sms", "delivered", None)]
 
     bodies = service.wait_outbox(PHONE, 4)

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from consentry.messaging.models import Delivery
 from consentry.messaging.planning import create_message
 from consentry.messaging.recovery import beat
-from tests.conftest import drain_worker, make_patient, send_sms_webhook
+from tests.conftest import drain_worker, make_patient, read_received, send_sms_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +33,7 @@ def test_health_says_the_database_answers_and_how_old_the_worker_beat_and_the_qu
         "database": "ok",
         "worker_heartbeat_age_seconds": None,
         "oldest_due_delivery_age_seconds": None,
+        "oldest_unread_text_age_seconds": None,
     }
     beat("w1", now=datetime.now(UTC) - timedelta(seconds=30))
     patient = make_patient(practice, phones=[(PHONE, "mobile")])
@@ -68,6 +69,10 @@ def test_metrics_count_deliveries_by_status_and_reason_the_queue_opt_outs_and_we
     assert _metric(text, "consentry_opt_outs", channel="sms", source="sms_keyword") == 1
     assert _metric(text, "consentry_webhook_seconds_count", webhook="twilio-sms") >= 1
     assert _metric(text, "consentry_worker_heartbeat_age_seconds") == -1
+    assert _metric(text, "consentry_oldest_unread_text_seconds") == 0  # the STOP was read
+    send_sms_webhook(client, body="See you then", sender=OTHER, sid="SM2", read=False)
+    assert _metric(client.get("/metrics").content.decode(), "consentry_oldest_unread_text_seconds") >= 0
+    read_received()
     drain_worker()
     text = client.get("/metrics").content.decode()
     assert _metric(text, "consentry_deliveries", status="delivered", reason="") == 2

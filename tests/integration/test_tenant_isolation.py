@@ -56,6 +56,7 @@ from tests.conftest import (
     drain_worker,
     make_patient,
     make_practice,
+    read_received,
     send_sms_webhook,
     summary,
     twilio_signature,
@@ -893,6 +894,7 @@ def test_a_webhook_signed_for_one_practice_never_acts_for_the_other(a, b, settin
 
     # B's own signature works, and acts at B only.
     assert sms(b.practice.texting_number, B_TWILIO_TOKEN).status_code == 200
+    assert read_received() == 1  # the worker reads what the webhook stored
     assert ledger.address_status(b.practice.pk, SHARED_PHONE).sms == "opted_in"
     assert_unchanged(before[a.practice.pk], a.practice, "B's signed webhook")
 

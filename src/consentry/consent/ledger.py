@@ -21,6 +21,7 @@ from django.db import connection, transaction
 
 from consentry import bulk, text
 from consentry.events import emit
+from consentry.keywords.models import InboundMessage
 from consentry.patients.categories import CHANNELS
 from consentry.patients.models import Patient, Practice
 
@@ -320,8 +321,21 @@ def _patient_id(address: str) -> str:
 # --- reads -----------------------------------------------------------------
 
 
+def stops_not_yet_read(practice_id: PracticeId, numbers: Sequence[str] | None = None) -> set[str]:
+    """The numbers among these (None: any) whose STOP (or clear request to stop) was received and not yet read
+    by a worker.
+
+    Such a text already is the opt-out: the webhook answered once it was stored. Read it before the ledger's
+    projection: a text read in between is then seen in one or the other, never in neither.
+    """
+    unread = InboundMessage.objects.filter(practice_id=practice_id, processed_at__isnull=True, asks_to_stop=True)
+    if numbers is not None:
+        unread = unread.filter(from_number__in=numbers)
+    return set(unread.values_list("from_number", flat=True))
+
+
 def consent_state(practice_id: PracticeId, addresses: Iterable[str]) -> ConsentState:
-    """The consent state of these addresses, for ``decide()``."""
+    """The consent state of these addresses, for ``decide()``: the ledger's, and the STOPs not yet read."""
     addresses = list(dict.fromkeys(addresses))
     opted_out: set[str] = set()
     unsubscribed: set[str] = set()
@@ -329,6 +343,7 @@ def consent_state(practice_id: PracticeId, addresses: Iterable[str]) -> ConsentS
     blocks: dict[str, frozenset[str]] = {}
     for start in range(0, len(addresses), IN_CHUNK):
         chunk = addresses[start : start + IN_CHUNK]
+        opted_out |= stops_not_yet_read(practice_id, [a for a in chunk if "@" not in a])
         rows = ContactConsent.objects.filter(practice_id=practice_id, address__in=chunk).values_list(
             "address", "sms", "email"
         )
@@ -355,11 +370,12 @@ class AddressStatus:
 
 
 def address_status(practice_id: PracticeId, address: str) -> AddressStatus:
+    stopped = "@" not in address and bool(stops_not_yet_read(practice_id, [address]))
     row = ContactConsent.objects.filter(practice_id=practice_id, address=address).values("sms", "email").first()
     block = Block.objects.filter(practice_id=practice_id, number=address).values_list("categories", flat=True).first()
     return AddressStatus(
         address=address,
-        sms=row["sms"] if row else SmsState.OPTED_IN,
+        sms=SmsState.OPTED_OUT if stopped else row["sms"] if row else SmsState.OPTED_IN,
         email=row["email"] if row else EmailState.SUBSCRIBED,
         blocked_categories=sorted(block or []),
     )

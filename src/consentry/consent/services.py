@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 
 from django.db import transaction
 
@@ -35,22 +36,43 @@ def _current(practice: Practice, address: str, field: str, default: str) -> str:
 
 
 def record_sms_opt_out(
-    *, practice: Practice, number: str, source: str, actor: str, evidence: Evidence | None = None, note: str = ""
+    *,
+    practice: Practice,
+    number: str,
+    source: str,
+    actor: str,
+    evidence: Evidence | None = None,
+    note: str = "",
+    at: datetime | None = None,
 ) -> ConsentEvent | None:
-    return _record_sms(practice, number, SmsState.OPTED_OUT, source, actor, evidence, note)
+    """``at``: when the person asked (a STOP's arrival, read a moment later by the worker); default now."""
+    return _record_sms(practice, number, SmsState.OPTED_OUT, source, actor, evidence, note, at)
 
 
 def record_sms_opt_in(
-    *, practice: Practice, number: str, source: str, actor: str, evidence: Evidence | None = None
+    *,
+    practice: Practice,
+    number: str,
+    source: str,
+    actor: str,
+    evidence: Evidence | None = None,
+    at: datetime | None = None,
 ) -> ConsentEvent | None:
     if source not in SMS_OPT_IN_SOURCES:
         raise ConsentRefused("only the person can opt a phone back in, by texting START or UNSTOP")
-    return _record_sms(practice, number, SmsState.OPTED_IN, source, actor, evidence, "")
+    return _record_sms(practice, number, SmsState.OPTED_IN, source, actor, evidence, "", at)
 
 
 @transaction.atomic(savepoint=False)  # part of the caller's change (a STOP's), as ledger.record() is
 def _record_sms(
-    practice: Practice, number: str, state: SmsState, source: str, actor: str, evidence: Evidence | None, note: str
+    practice: Practice,
+    number: str,
+    state: SmsState,
+    source: str,
+    actor: str,
+    evidence: Evidence | None,
+    note: str,
+    at: datetime | None,
 ) -> ConsentEvent | None:
     if _current(practice, number, "sms", SmsState.OPTED_IN) == state:
         return None
@@ -63,6 +85,7 @@ def _record_sms(
         actor=actor,
         evidence=evidence,
         note=note,
+        now=at,
     )
 
 

@@ -11,18 +11,19 @@ confirmation is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 
 from consentry import sms
-from consentry.consent import ledger
+from consentry.consent import address_lock, ledger
 from consentry.consent import services as consent
 from consentry.consent.models import SmsState, Source
 from consentry.keywords.classify import KeywordKind, classify_in, normalize
 from consentry.keywords.models import InboundMessage
 from consentry.keywords.reasonable import assess
 from consentry.messaging.direct import create_keyword_reply
-from consentry.patients.addresses import normalize_phone
+from consentry.patients.addresses import e164
 from consentry.patients.models import KeywordMode, Practice, ReasonableMeans
 from consentry.providers.base import InboundText
 
@@ -104,50 +105,121 @@ def reasonable_means_confirmation(practice: Practice) -> str:
     )
 
 
+def receive_inbound_text(text: InboundText) -> bool:
+    """Store a verified text from a provider's webhook and leave the rest to the worker; False for a replay.
+
+    This is all the webhook waits for: one insert, so that a STOP is answered
+    in milliseconds whatever else the service is doing. From its commit the
+    stored STOP is the opt-out for every send decision
+    (``consent.ledger.consent_state``); a worker's reader then files it in
+    its conversation, records it in the ledger at the time it was received,
+    and answers once (``process_inbound``, from ``reader.py``).
+    """
+    return _store(text, processed=False) is not None
+
+
 def handle_inbound_text(text: InboundText) -> InboundResult:
-    """A verified text from any provider's webhook (or the sandbox's phones)."""
-    return handle_inbound_sms(
-        practice=text.practice,
-        from_number=text.from_number,
-        to_number=text.to_number,
-        body=text.body,
-        provider_ref=text.provider_ref,
-        provider=text.provider,
-    )
+    """Store a text and read it at once, in one transaction (the sandbox's phones, the demo)."""
+    with transaction.atomic():
+        inbound = _store(text, processed=True)
+        if inbound is None:
+            keyword, _ = classify_in(text.body, ["en", *text.practice.keyword_languages])
+            return InboundResult(keyword, changed=False, replied=False, replay=True)
+        return _read(inbound)
 
 
 def handle_inbound_sms(
     *, practice: Practice, from_number: str, to_number: str, body: str, provider_ref: str, provider: str = "twilio"
 ) -> InboundResult:
-    number = normalize_phone(from_number, region=practice.region, field="From").number
-    keyword, language = classify_in(body, ["en", *practice.keyword_languages])
+    return handle_inbound_text(
+        InboundText(
+            practice=practice,
+            from_number=from_number,
+            to_number=to_number,
+            body=body,
+            provider=provider,
+            provider_ref=provider_ref,
+        )
+    )
+
+
+def _store(text: InboundText, *, processed: bool) -> InboundMessage | None:
+    """The text as received, with what it asks (None: the provider retried a text already stored here).
+
+    A STOP takes its address's lock first, so that a hand-over to a provider already under way for that
+    number ends before it (see ``consent.address_lock``), and every later one sees it."""
+    practice = text.practice
+    number = e164(text.from_number, region=practice.region, field="From")
+    keyword, _ = classify_in(text.body, ["en", *practice.keyword_languages])
+    asks_to_stop = keyword == KeywordKind.OPT_OUT or (
+        keyword == KeywordKind.NONE
+        and practice.reasonable_means == ReasonableMeans.AUTO
+        and assess(text.body, ["en", *practice.keyword_languages]).certain
+    )
+    inbound = InboundMessage(
+        practice=practice,
+        provider=text.provider,
+        provider_ref=text.provider_ref,
+        from_number=number,
+        to_number=text.to_number,
+        body=text.body,
+        keyword=keyword,
+        asks_to_stop=asks_to_stop,
+        received_at=datetime.now(UTC),
+    )
+    inbound.processed_at = inbound.received_at if processed else None
+    statement = inbound.insert_statement()
     try:
-        # One transaction, no savepoint inside it: the text, its conversation, the consent change and the
-        # answer are written together or not at all.
         with transaction.atomic():
-            inbound = InboundMessage.objects.create(
-                practice=practice,
-                provider=provider,
-                provider_ref=provider_ref,
-                from_number=number,
-                to_number=to_number,
-                body=body,
-                keyword=keyword,
-            )
-            # The patient said it plainly: an earlier possible opt-out needs no one's judgement now.
-            settles = keyword in (KeywordKind.OPT_OUT, KeywordKind.OPT_IN)
-            thread = conversations.record_inbound(practice, number, inbound, clear_flag=settles)
-            if keyword == KeywordKind.NONE:
-                result = _reasonable_means(practice, thread, inbound)
-            else:
-                result = _act(practice, thread, keyword, language, inbound)
-            thread.save()
-            return result
+            if asks_to_stop and address_lock.for_change(practice.pk, number):
+                # It may have waited for a hand-over to this number: the STOP counts from now, after it.
+                inbound.received_at = datetime.now(UTC)
+                inbound.processed_at = inbound.received_at if processed else None
+                statement = inbound.insert_statement()
+            inbound.insert(statement)  # unread, it is the worker's queue (``reader.py``)
+            return inbound
     except IntegrityError:
-        # The provider retried a webhook we already processed (the same message id at this practice).
-        if InboundMessage.objects.filter(practice=practice, provider=provider, provider_ref=provider_ref).exists():
-            return InboundResult(keyword, changed=False, replied=False, replay=True)
+        # The provider retried a webhook we already stored (the same message id at this practice).
+        if InboundMessage.objects.filter(
+            practice=practice, provider=text.provider, provider_ref=text.provider_ref
+        ).exists():
+            return None
         raise
+
+
+def process_inbound(pk: int) -> InboundResult | None:
+    """Read a stored text (a worker's reader): None when it was read already."""
+    with transaction.atomic():
+        # The claim: one reader locks the unread row (another passes it by) and sets processed_at; the
+        # effects below commit with it.
+        inbound = (
+            InboundMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("practice")
+            .filter(pk=pk, processed_at__isnull=True)
+            .first()
+        )
+        if inbound is None:
+            return None
+        inbound.processed_at = datetime.now(UTC)
+        inbound.save(update_fields=["processed_at"])
+        return _read(inbound)
+
+
+def _read(inbound: InboundMessage) -> InboundResult:
+    """File the text in its conversation, act on its keyword or what it asks, and answer once; in the caller's
+    transaction, with no savepoint inside it."""
+    practice = inbound.practice
+    keyword = KeywordKind(inbound.keyword)
+    _, language = classify_in(inbound.body, ["en", *practice.keyword_languages])
+    # The patient said it plainly: an earlier possible opt-out needs no one's judgement now.
+    settles = keyword in (KeywordKind.OPT_OUT, KeywordKind.OPT_IN)
+    thread = conversations.record_inbound(practice, inbound.from_number, inbound, clear_flag=settles)
+    if keyword == KeywordKind.NONE:
+        result = _reasonable_means(practice, thread, inbound)
+    else:
+        result = _act(practice, thread, keyword, language, inbound)
+    thread.save()
+    return result
 
 
 def _evidence(inbound: InboundMessage, **more) -> dict:
@@ -169,12 +241,22 @@ def _act(
     event = None
     if keyword == KeywordKind.OPT_OUT:
         event = consent.record_sms_opt_out(
-            practice=practice, number=number, source=Source.SMS_KEYWORD, actor=number, evidence=evidence
+            practice=practice,
+            number=number,
+            source=Source.SMS_KEYWORD,
+            actor=number,
+            evidence=evidence,
+            at=inbound.received_at,
         )
         reply = opt_out_confirmation(practice, language) if event else None
     elif keyword == KeywordKind.OPT_IN:
         event = consent.record_sms_opt_in(
-            practice=practice, number=number, source=Source.SMS_KEYWORD, actor=number, evidence=evidence
+            practice=practice,
+            number=number,
+            source=Source.SMS_KEYWORD,
+            actor=number,
+            evidence=evidence,
+            at=inbound.received_at,
         )
         reply = opt_in_confirmation(practice, language) if event else None
     elif keyword == KeywordKind.HELP:
@@ -207,6 +289,7 @@ def _reasonable_means(practice: Practice, thread: Thread, inbound: InboundMessag
         source=Source.SMS_REPLY,
         actor=conversation.phone,
         evidence=_evidence(inbound, rule=assessment.rule),
+        at=inbound.received_at,
     )
     thread.note_consent_change(event)
     replied = _answer(practice, thread, reasonable_means_confirmation(practice) if event else None, inbound.to_number)

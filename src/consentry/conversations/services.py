@@ -102,10 +102,12 @@ class Thread:
     conversation: Conversation
     entries: list[ConversationEntry] = field(default_factory=list)
 
-    def add(self, direction: Direction, body: str, **links) -> None:
+    def add(self, direction: Direction, body: str, at: datetime | None = None, **links) -> None:
+        """An entry at ``at`` (a text's arrival), else now."""
+        created_at = at or datetime.now(UTC)
         self.entries.append(
             ConversationEntry(
-                conversation=self.conversation, direction=direction, body=body, created_at=datetime.now(UTC), **links
+                conversation=self.conversation, direction=direction, body=body, created_at=created_at, **links
             )
         )
 
@@ -152,8 +154,8 @@ def record_inbound(practice: Practice, number: str, inbound: InboundMessage, *, 
     """File a received text in its conversation (started on the first text) and tell the practice's
     webhooks; the thread's entries are written by its ``save()``. ``clear_flag``: the text settles an
     earlier possible opt-out (an explicit STOP or START)."""
-    thread = Thread(_touched(practice, number, datetime.now(UTC), clear_flag))
-    thread.add(Direction.INBOUND, inbound.body, inbound_message=inbound)
+    thread = Thread(_touched(practice, number, inbound.received_at, clear_flag))
+    thread.add(Direction.INBOUND, inbound.body, at=inbound.received_at, inbound_message=inbound)
     emit.message_received(thread.conversation, inbound)
     return thread
 

@@ -1,4 +1,6 @@
-from django.db import models
+from typing import Any
+
+from django.db import connection, models
 
 from consentry.crypto import EncryptedTextField
 from consentry.patients.models import Practice
@@ -9,6 +11,11 @@ class InboundMessage(models.Model):
 
     A message id is unique only within one practice's account at one provider:
     the same id arriving at another practice is a different text, never a replay.
+
+    The webhook stores the text and answers; the worker then reads it (its
+    conversation, the consent change, the answer) and sets ``processed_at``.
+    Until then a text that ``asks_to_stop`` already counts as the opt-out in
+    every consent read (``consent.ledger.consent_state``).
     """
 
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="inbound_messages")
@@ -19,8 +26,50 @@ class InboundMessage(models.Model):
     body = EncryptedTextField(blank=True, default="")
     keyword = models.CharField(max_length=10)
     received_at = models.DateTimeField(auto_now_add=True)
+    # A STOP (or, where the practice acts on replies at once, a reply that clearly asks to stop).
+    asks_to_stop = models.BooleanField(default=False)
+    processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["practice", "provider", "provider_ref"], name="inbound_message_once")
         ]
+        indexes = [
+            # The texts not read yet: a handful at most, looked up by sender at every consent read.
+            models.Index(
+                fields=["practice", "from_number"],
+                condition=models.Q(processed_at__isnull=True),
+                name="inbound_unprocessed",
+            )
+        ]
+
+    def insert_statement(self) -> tuple[str, list[Any]]:
+        """The ``INSERT`` that stores this new text, and its values, each prepared by its own field (encryption
+        included): made before the caller's transaction, so the write lock is held for the statement alone.
+
+        ``received_at`` is the caller's (``auto_now_add`` sets it only in ``save()``). The webhook's one
+        write: ``save()`` compiles the statement anew at every call, which cost about as much as the rest of
+        the webhook.
+        """
+        if self.received_at is None:
+            raise ValueError("received_at is set by the caller")
+        fields = [f for f in self._meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        sql = (
+            f"INSERT INTO {quote(self._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))})"
+        )
+        if connection.features.can_return_columns_from_insert:
+            sql += f" RETURNING {quote(self._meta.pk.column)}"
+        return sql, [f.get_db_prep_save(getattr(self, f.attname), connection) for f in fields]
+
+    def insert(self, statement: tuple[str, list[Any]]) -> None:
+        """Run ``insert_statement()``; a replayed message id raises ``IntegrityError`` as ``save()`` would."""
+        sql, values = statement
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            if connection.features.can_return_columns_from_insert:
+                self.pk = cursor.fetchone()[0]
+            else:
+                self.pk = connection.ops.last_insert_id(cursor, self._meta.db_table, self._meta.pk.column)
+        self._state.adding = False

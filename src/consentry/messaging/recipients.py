@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
+from consentry.consent import ledger
 from consentry.consent.models import Block, ContactConsent, EmailState, SmsState
 from consentry.consent.rules import ConsentState, Phone, Recipient
 from consentry.errors import InvalidInput
@@ -193,9 +194,11 @@ def practice_consent(practice_id) -> ConsentState:
 
     Read once per message: these rows are few next to a practice's addresses
     (only opt-outs, unsubscribes, bounces and blocks are stored), so one pass
-    beats joining them into every recipient's row.
+    beats joining them into every recipient's row. A STOP stored and not yet
+    read is an opt-out already.
     """
     owner = db_id(practice_id)
+    stopped = ledger.stops_not_yet_read(practice_id)  # first: see consent_state()
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT address, sms, email FROM {ContactConsent._meta.db_table} "
@@ -206,7 +209,7 @@ def practice_consent(practice_id) -> ConsentState:
         cursor.execute(f"SELECT number, categories FROM {Block._meta.db_table} WHERE practice_id = %s", [owner])
         blocks = {number: frozenset(_json(categories)) for number, categories in cursor.fetchall()}
     return ConsentState(
-        sms_opted_out=frozenset(a for a, sms, _ in consent if sms == SmsState.OPTED_OUT),
+        sms_opted_out=frozenset(a for a, sms, _ in consent if sms == SmsState.OPTED_OUT) | stopped,
         email_unsubscribed=frozenset(a for a, _, email in consent if email == EmailState.UNSUBSCRIBED),
         email_bounced=frozenset(a for a, _, email in consent if email == EmailState.BOUNCED),
         blocks=blocks,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -29,6 +30,28 @@ def normalize_phone(raw: str, *, region: str = "US", field: str = "number") -> N
     numbering plan says no such number exists) is kept and marked invalid, so
     the decision engine can report ``phone_invalid`` instead of dropping it.
     """
+    parsed = _parsed(raw, region, field)
+    zones = phonenumbers.timezone.time_zones_for_number(parsed)
+    return NormalizedPhone(
+        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.is_valid_number(parsed),
+        zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else "",
+    )
+
+
+def e164(raw: str, *, region: str = "US", field: str = "number") -> str:
+    """Only the E.164 form of ``normalize_phone`` (a received text's numbers: nothing more is asked of them)."""
+    if not isinstance(raw, str):
+        raise InvalidInput(field, "a phone number is required")
+    return _e164(raw, region, field)
+
+
+@lru_cache(maxsize=4096)  # numbers seen lately: a practice's own numbers arrive with every text
+def _e164(raw: str, region: str, field: str) -> str:
+    return phonenumbers.format_number(_parsed(raw, region, field), phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parsed(raw: str, region: str, field: str) -> phonenumbers.PhoneNumber:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInput(field, "a phone number is required")
     try:
@@ -37,12 +60,7 @@ def normalize_phone(raw: str, *, region: str = "US", field: str = "number") -> N
         raise InvalidInput(field, f"not a phone number: {raw!r}") from exc
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidInput(field, f"not a phone number: {raw!r}")
-    zones = phonenumbers.timezone.time_zones_for_number(parsed)
-    return NormalizedPhone(
-        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
-        phonenumbers.is_valid_number(parsed),
-        zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else "",
-    )
+    return parsed
 
 
 def normalize_email(raw: str, *, field: str = "email") -> str:
@@ -62,7 +80,7 @@ def normalize_address(raw: str, *, region: str = "US", field: str = "address") -
     """A phone number or an email address, normalized."""
     if isinstance(raw, str) and "@" in raw:
         return normalize_email(raw, field=field)
-    return normalize_phone(raw, region=region, field=field).number
+    return e164(raw, region=region, field=field)
 
 
 def validate_timezone(name: str, *, field: str = "timezone") -> str:

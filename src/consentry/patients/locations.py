@@ -11,6 +11,7 @@ back from the number that was texted), the patient's location's number, the prac
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections.abc import Iterable
@@ -19,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
@@ -66,18 +67,50 @@ def practice_for_number(number: str) -> tuple[Practice, Location | None] | None:
     """The practice a number (E.164) belongs to, and the location whose number it is (None: the practice's
     own number); None when no practice here has it.
 
-    Read at every call (one indexed query, two for a location's number), so a changed number, token or
-    setting counts at once in every process. Only the decryption of the Twilio auth token is kept, by its
-    stored ciphertext: a new token is a new ciphertext."""
-    practice = _token_sealed(Practice.objects.filter(texting_number=number)).first()
-    if practice is not None:
-        return _token_opened(practice), None
-    location = _token_sealed(Location.objects.select_related("practice"), "practice__").filter(texting_number=number)
-    found = location.first()
-    if found is not None:
-        found.practice.sealed_token = found.sealed_token
-        return _token_opened(found.practice), found
-    return None
+    Read at every call, so a changed number, token or setting counts at once in every process: one raw
+    read of the practice's row (and the location's, for a location's number) as stored. Only the models
+    built from rows already seen are kept, with the Twilio auth token decrypted: a changed row (a new
+    token is a new ciphertext) or a changed key builds them again. The caller gets its own copies."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PRACTICE_ROW + "texting_number = %s", [number])
+        practice_row = cursor.fetchone()
+        location_row = None
+        if practice_row is None:
+            cursor.execute(_LOCATION_ROW + "texting_number = %s", [number])
+            location_row = cursor.fetchone()
+            if location_row is None:
+                return None
+            cursor.execute(_PRACTICE_ROW + "id = %s", [location_row[_LOCATION_PRACTICE]])
+            practice_row = cursor.fetchone()
+    rows = (practice_row, location_row, tuple(settings.ENCRYPTION_KEYS))
+    known = _routes.get(number)
+    if known is None or known[0] != rows:
+        known = (rows, *_load(number, location_row is not None))
+        if len(_routes) >= 1024:
+            _routes.clear()
+        _routes[number] = known
+    _, practice, location = known
+    return copy.copy(practice), copy.copy(location)
+
+
+def _columns(model: Any) -> str:
+    return ", ".join(connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
+
+
+_PRACTICE_ROW = f"SELECT {_columns(Practice)} FROM {Practice._meta.db_table} WHERE "
+_LOCATION_ROW = f"SELECT {_columns(Location)} FROM {Location._meta.db_table} WHERE "
+_LOCATION_PRACTICE = [f.name for f in Location._meta.concrete_fields].index("practice")
+# number -> ((the rows as read, the keys), the practice, its location): what was built from those rows.
+_routes: dict[str, tuple[tuple, Practice, Location | None]] = {}
+
+
+def _load(number: str, at_location: bool) -> tuple[Practice, Location | None]:
+    if not at_location:
+        return _token_opened(_token_sealed(Practice.objects.filter(texting_number=number)).get()), None
+    found = _token_sealed(Location.objects.select_related("practice"), "practice__").get(texting_number=number)
+    found.practice.sealed_token = found.sealed_token
+    _token_opened(found.practice)
+    return found.practice, found
 
 
 def _token_sealed(queryset: QuerySet[Any], path: str = "") -> QuerySet[Any]:

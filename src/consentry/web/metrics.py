@@ -41,6 +41,7 @@ def _age(then: datetime | None, now: datetime) -> float | None:
 
 
 def health(request: HttpRequest) -> JsonResponse:
+    from consentry.keywords.models import InboundMessage
     from consentry.messaging.models import Delivery, WorkerBeat
     from consentry.vocabulary import Status
 
@@ -54,6 +55,7 @@ def health(request: HttpRequest) -> JsonResponse:
             status__in=[Status.PENDING, Status.DEFERRED],
             attempted_at__isnull=True,
         ).aggregate(at=Min("updated_at"))["at"]
+        oldest_unread = InboundMessage.objects.filter(processed_at__isnull=True).aggregate(at=Min("received_at"))["at"]
     except DatabaseError:
         return JsonResponse({"ok": False, "database": "unreachable"}, status=503)
     return JsonResponse(
@@ -62,6 +64,8 @@ def health(request: HttpRequest) -> JsonResponse:
             "database": "ok",
             "worker_heartbeat_age_seconds": _age(last_beat, now),
             "oldest_due_delivery_age_seconds": _age(oldest_due, now),
+            # A received text waits for a worker's reader (a STOP holds sends meanwhile): seconds at most.
+            "oldest_unread_text_age_seconds": _age(oldest_unread, now),
         }
     )
 
@@ -78,6 +82,7 @@ class DatabaseFigures:
         from django_tasks_db.models import DBTaskResult
 
         from consentry.consent.models import ConsentEvent, EmailState, SmsState, Subject
+        from consentry.keywords.models import InboundMessage
         from consentry.messaging.models import Delivery, WorkerBeat
         from consentry.vocabulary import Status
 
@@ -104,6 +109,12 @@ class DatabaseFigures:
             n=Count("pk"), oldest=Min("enqueued_at")
         )
         yield GaugeMetricFamily("consentry_tasks_ready", "Tasks queued for a worker.", value=tasks["n"])
+        unread = InboundMessage.objects.filter(processed_at__isnull=True).aggregate(oldest=Min("received_at"))
+        yield GaugeMetricFamily(
+            "consentry_oldest_unread_text_seconds",
+            "How long the oldest received text has waited for a worker to read it (0 when none).",
+            value=_age(unread["oldest"], now) or 0.0,
+        )
         beat = WorkerBeat.objects.order_by("-beat_at").values_list("beat_at", flat=True).first()
         age = _age(beat, now)
         yield GaugeMetricFamily(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from csp.decorators import csp_exempt
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
-from consentry.conversations.inbound import handle_inbound_text
+from consentry.conversations.inbound import receive_inbound_text
 from consentry.errors import InvalidInput
 from consentry.messaging.models import Delivery
 from consentry.messaging.status import apply_status
@@ -17,22 +18,28 @@ from consentry.providers.twilio.webhooks import public_url
 __all__ = ["public_url", "twilio_sms", "twilio_status"]
 
 
+EMPTY_TWIML = str(MessagingResponse())
+
+
 def _refused(status: int, text: str) -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain")
 
 
 @csrf_exempt
+@csp_exempt()  # an XML answer to Twilio: no page, no policy to build
+@csp_exempt(REPORT_ONLY=True)
 @require_POST
 def twilio_sms(request: HttpRequest) -> HttpResponse:
     try:
-        handle_inbound_text(twilio.inbound_text(request))
+        # Stored (a STOP is in force from here) and answered; the worker reads it a moment later.
+        receive_inbound_text(twilio.inbound_text(request))
     except twilio.NotVerified:
         return _refused(403, "signature does not verify")
     except InvalidInput as exc:
         return _refused(400, str(exc))
     # Replies go out through the delivery pipeline, never inline in the TwiML,
     # so every outbound text is consent-checked and tracked the same way.
-    return HttpResponse(str(MessagingResponse()), content_type="text/xml")
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 
 
 def _sent_by_us(sid: str) -> Delivery | None:

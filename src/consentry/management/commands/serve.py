@@ -16,16 +16,61 @@ from consentry.management.commands._options import port as port_number
 
 log = logging.getLogger("consentry.serve")
 
+# The longest the embedded worker waits for a pause in the web requests before each piece of its work.
+YIELD_AT_MOST = 0.05
 
-def run_worker_forever(stop: threading.Event, interval: float = 0.5) -> None:
-    """Run the task worker in this thread; a crash is logged and the worker restarts."""
+
+class Requests:
+    """The WSGI application, counting the requests it is answering, so that the embedded worker's work can
+    wait for a pause in them: the worker shares this process (and its interpreter lock) with the web
+    threads, and a STOP's answer must not wait behind the reading of earlier ones."""
+
+    def __init__(self, application):
+        self.application = application
+        self.active = 0
+        self.changed = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self.changed:
+            self.active += 1
+        try:
+            return self.application(environ, start_response)
+        finally:
+            with self.changed:
+                self.active -= 1
+                if not self.active:
+                    self.changed.notify_all()
+
+    def pause(self, longest: float = YIELD_AT_MOST) -> None:
+        """Wait until no request is being answered, or ``longest`` seconds (so work goes on under any load)."""
+        with self.changed:
+            self.changed.wait_for(lambda: not self.active, timeout=longest)
+
+
+class EmbeddedWorker(Worker):
+    """The task worker, which lets the web threads answer first (``pause``) before each task it runs."""
+
+    def __init__(self, *args, pause, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pause = pause
+
+    def run_task(self, db_task_result) -> None:
+        self.pause()
+        super().run_task(db_task_result)
+
+
+def run_worker_forever(stop: threading.Event, requests: Requests, interval: float = 0.5) -> None:
+    """Run the task worker and the reader of received texts in this process, after the web requests in
+    flight; a crash is logged and the worker restarts."""
+    from consentry.conversations.reader import Reader
     from consentry.messaging.recovery import Sweeper
 
     worker_id = "serve-" + get_random_string(16)
     sweeper = Sweeper(worker_id)  # beats for this worker and sweeps for what stopped workers left open
     sweeper.start()
+    Reader(pause=requests.pause).start()  # reads received texts, apart from the task queue
     while not stop.is_set():
-        worker = Worker(
+        worker = EmbeddedWorker(
             queue_names=["default"],
             interval=interval,
             batch=False,
@@ -34,6 +79,7 @@ def run_worker_forever(stop: threading.Event, interval: float = 0.5) -> None:
             max_tasks=None,
             worker_id=worker_id,
             excluded_queue_names=[],
+            pause=requests.pause,
         )
         try:
             worker.run()
@@ -66,9 +112,15 @@ class Command(BaseCommand):
         from consentry.web.demo import is_demo, startup_banner
         from consentry.wsgi import application
 
+        requests = Requests(application)
         try:
             server = create_server(
-                application, host=host, port=port, threads=threads, ident="consentry", **proxy_options()
+                application if no_worker else requests,
+                host=host,
+                port=port,
+                threads=threads,
+                ident="consentry",
+                **proxy_options(),
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -82,7 +134,9 @@ class Command(BaseCommand):
             self.stderr.write(banner)
         stop = threading.Event()
         if not no_worker:
-            threading.Thread(target=run_worker_forever, args=(stop,), name="consentry-worker", daemon=True).start()
+            threading.Thread(
+                target=run_worker_forever, args=(stop, requests), name="consentry-worker", daemon=True
+            ).start()
         self.stdout.write(
             f"Consentry on {served}/ (provider: {settings.CONSENTRY_PROVIDER}, "
             f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "

@@ -12,6 +12,7 @@ class Command(DbWorkerCommand):
     requires_system_checks = [TAG]
 
     def handle(self, *args, **options):
+        from consentry.conversations.reader import Reader
         from consentry.messaging.recovery import Sweeper
         from consentry.web.demo import startup_banner
 
@@ -20,7 +21,13 @@ class Command(DbWorkerCommand):
         # Beats for this worker and sweeps for what stopped workers left open.
         sweeper = Sweeper(options["worker_id"])
         sweeper.start()
+        reader = Reader()  # reads received texts, apart from the task queue
+        if options["batch"]:
+            reader.read_unread()  # what is unread now, then the tasks (their answers among them), then stop
+        else:
+            reader.start()
         try:
             return super().handle(*args, **options)
         finally:
+            reader.stop()
             sweeper.stop()

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from twilio.request_validator import RequestValidator
 
 from consentry.errors import InvalidInput
-from consentry.patients.addresses import normalize_phone
+from consentry.patients.addresses import e164
 from consentry.patients.locations import practice_for_number
 
 from ..base import InboundText, StatusReport
@@ -47,7 +47,7 @@ def inbound_text(request: HttpRequest) -> InboundText:
     """A text received at one of a practice's numbers. ``NotVerified`` (403) or ``InvalidInput`` (400, naming the
     field)."""
     try:
-        number = normalize_phone(request.POST.get("To", ""), field="To").number
+        number = e164(request.POST.get("To", ""), field="To")
     except InvalidInput:
         raise NotVerified from None
     # Any of a practice's numbers: its own or one of its locations' (they share its account and token).
