@@ -62,6 +62,7 @@ if str(ROOT / "src") not in sys.path:
 TOKEN = "bench-auth-token-0123456789abcdef"
 TEXTING_NUMBER = "+14155550100"
 PATH = "/webhooks/twilio/sms"
+DURABLE_PG_PORT = "54339"  # the benchmarks' own PostgreSQL server, durable (scripts/postgres.sh)
 CLI = [sys.executable, "-m", "consentry.cli"]
 
 
@@ -234,9 +235,10 @@ def summary(load: dict) -> dict:
 
 
 def bare_main(argv: list[str]) -> None:
-    """``_bare PORT DB THREADS``: a Django app with one view that inserts the POST, served by waitress."""
-    port, db, threads = int(argv[0]), argv[1], int(argv[2])
-    os.environ.update(DATABASE_URL=f"sqlite:///{db}", CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(Path(db).parent))
+    """``_bare PORT DATABASE_URL DATA_DIR THREADS``: a Django app with one view that inserts the POST, served by
+    waitress."""
+    port, url, data, threads = int(argv[0]), argv[1], argv[2], int(argv[3])
+    os.environ.update(DATABASE_URL=url, CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=data)
     import django
     from django.conf import settings
 
@@ -255,9 +257,10 @@ def bare_main(argv: list[str]) -> None:
     django.setup()
     from django.db import connection
 
+    key = "BIGSERIAL PRIMARY KEY" if connection.vendor == "postgresql" else "INTEGER PRIMARY KEY"
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TABLE IF NOT EXISTS inbound (id INTEGER PRIMARY KEY, sid TEXT UNIQUE, from_number TEXT,"
+            f"CREATE TABLE IF NOT EXISTS inbound (id {key}, sid TEXT UNIQUE, from_number TEXT,"
             " body TEXT, received_at TEXT)"
         )
     connection.close()
@@ -278,7 +281,12 @@ def _bare_view(request):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO inbound (sid, from_number, body, received_at) VALUES (%s, %s, %s, %s)",
-            [request.POST.get("MessageSid"), request.POST.get("From"), request.POST.get("Body"), datetime.now(UTC)],
+            [
+                request.POST.get("MessageSid"),
+                request.POST.get("From"),
+                request.POST.get("Body"),
+                str(datetime.now(UTC)),
+            ],
         )
     return HttpResponse('<?xml version="1.0" encoding="UTF-8"?><Response />', content_type="text/xml")
 
@@ -325,19 +333,14 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def service_env(data: Path) -> dict:
+def service_env(data: Path, url: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(
-        CONSENTRY_DEMO="1",
-        CONSENTRY_DATA_DIR=str(data),
-        DATABASE_URL=f"sqlite:///{data / 'consentry.sqlite3'}",
-        CONSENTRY_LOG_LEVEL="WARNING",
-    )
+    env.update(CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(data), DATABASE_URL=url, CONSENTRY_LOG_LEVEL="WARNING")
     return env
 
 
-def prepare_service(data: Path) -> tuple[dict, str]:
-    env = service_env(data)
+def prepare_service(data: Path, url: str) -> tuple[dict, str]:
+    env = service_env(data, url)
     subprocess.run([*CLI, "migrate", "--noinput", "-v0"], env=env, check=True)
     created = subprocess.run(
         [
@@ -396,11 +399,11 @@ def start_worker(env: dict) -> subprocess.Popen:
     return subprocess.Popen([*CLI, "worker", "--interval", "0.1"], env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
-def start_bare(data: Path, threads: int) -> tuple[str, subprocess.Popen]:
+def start_bare(data: Path, url: str, threads: int) -> tuple[str, subprocess.Popen]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [sys.executable, __file__, "_bare", str(port), str(data / "bare.sqlite3"), str(threads)],
+        [sys.executable, __file__, "_bare", str(port), url, str(data), str(threads)],
         stdout=subprocess.DEVNULL,
         stderr=open(data / "bare.log", "a"),  # noqa: SIM115 (the server's, for its life)
     )
@@ -411,61 +414,57 @@ def start_bare(data: Path, threads: int) -> tuple[str, subprocess.Popen]:
 # --- checks ----------------------------------------------------------------------------------------------------------
 
 
-def stored_stops(db: Path, practice_id: str, answered: list[str]) -> int:
+def _rows(url: str, sql: str, params: list) -> list[tuple]:
+    """A query on the service's database, SQLite or PostgreSQL, through the driver alone (``%s`` placeholders)."""
+    if url.startswith("sqlite:///"):
+        con = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)
+        try:
+            return con.execute(sql.replace("%s", "?"), params).fetchall()
+        finally:
+            con.close()
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        return con.execute(sql, params).fetchall()
+
+
+def _pid(url: str, practice_id: str) -> str:
+    return practice_id.replace("-", "") if url.startswith("sqlite") else practice_id  # how each stores a UUID
+
+
+def stored_stops(url: str, practice_id: str, answered: list[str]) -> int:
     """How many of the numbers answered 200 have no STOP stored: it must be none, the moment the load ends."""
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        stored = {
-            n
-            for (n,) in con.execute(
-                "SELECT from_number FROM keywords_inboundmessage WHERE practice_id=? AND asks_to_stop",
-                [practice_id.replace("-", "")],
-            )
-        }
-    finally:
-        con.close()
+    sql = "SELECT from_number FROM keywords_inboundmessage WHERE practice_id = %s AND asks_to_stop"
+    stored = {n for (n,) in _rows(url, sql, [_pid(url, practice_id)])}
     return sum(1 for a in answered if a not in stored)
 
 
-def unread(db: Path) -> int:
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        return con.execute("SELECT count(*) FROM keywords_inboundmessage WHERE processed_at IS NULL").fetchone()[0]
-    finally:
-        con.close()
+def unread(url: str) -> int:
+    return _rows(url, "SELECT count(*) FROM keywords_inboundmessage WHERE processed_at IS NULL", [])[0][0]
 
 
-def wait_read(db: Path, limit_s: float) -> float | None:
+def wait_read(url: str, limit_s: float) -> float | None:
     """Seconds until the worker has read every stored text (None: not within ``limit_s``)."""
     started = time.perf_counter()
-    while unread(db):
+    while unread(url):
         if time.perf_counter() - started > limit_s:
             return None
         time.sleep(0.05)
     return time.perf_counter() - started
 
 
-def check_ledger(db: Path, practice_id: str, answered: list[str]) -> dict:
+def check_ledger(url: str, practice_id: str, answered: list[str]) -> dict:
     """Every number answered 200 is opted out in the ledger, with exactly one confirmation queued."""
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        pid = practice_id.replace("-", "")
-        opted = {
-            a
-            for (a,) in con.execute(
-                "SELECT address FROM consent_consentevent WHERE practice_id=? AND subject='sms' AND state='opted_out'",
-                [pid],
-            )
-        }
-        confirmations: dict[str, int] = {}
-        for (address,) in con.execute(
-            "SELECT d.address FROM messaging_delivery d JOIN messaging_message m ON m.id = d.message_id "
-            "WHERE d.practice_id=? AND m.kind='keyword_reply'",
-            [pid],
-        ):
-            confirmations[address] = confirmations.get(address, 0) + 1
-    finally:
-        con.close()
+    pid = _pid(url, practice_id)
+    sql = "SELECT address FROM consent_consentevent WHERE practice_id = %s AND subject = 'sms' AND state = 'opted_out'"
+    opted = {a for (a,) in _rows(url, sql, [pid])}
+    confirmations: dict[str, int] = {}
+    sql = (
+        "SELECT d.address FROM messaging_delivery d JOIN messaging_message m ON m.id = d.message_id "
+        "WHERE d.practice_id = %s AND m.kind = 'keyword_reply'"
+    )
+    for (address,) in _rows(url, sql, [pid]):
+        confirmations[address] = confirmations.get(address, 0) + 1
     return {
         "answered": len(answered),
         "missing_from_ledger": sum(1 for a in answered if a not in opted),
@@ -553,6 +552,8 @@ def main() -> int:
         "--gunicorn", type=int, default=2, help="gunicorn processes, sharing --threads (default 2; 0 leaves it out)"
     )
     parser.add_argument("--limit", type=float, default=120, help="longest any run may take, seconds")
+    parser.add_argument("--settle", type=float, default=4, help="seconds after start-up before the load (default 4)")
+    parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL (its own durable server)")
     parser.add_argument("--only", default="", help="some of: embedded,no-worker,gunicorn (default all)")
     parser.add_argument("--statements", action="store_true", help="count one STOP's statements in process")
     parser.add_argument("--profile", metavar="FILE", help="with --statements: cProfile STOPs, stats to FILE")
@@ -563,10 +564,68 @@ def main() -> int:
         return 0
 
     data = Path(tempfile.mkdtemp(prefix="consentry-webhook-"))
-    rows = []
+    databases = [("SQLite", f"sqlite:///{data / 'bare.sqlite3'}", f"sqlite:///{data / 'consentry.sqlite3'}")]
+    if args.postgres:
+        databases.append(("PostgreSQL", *postgres_databases()))
     failures = 0
+    tables = []
+    for label, bare_url, url in databases:
+        rows, failed = compare(args, data, label, bare_url, url)
+        failures += failed
+        tables.append((label, rows))
+    for label, rows in tables:
+        print(
+            f"\nSTOP webhook on {label}, {args.threads} threads in all; closed loop {args.n} requests over "
+            f"{args.concurrency} connections; open loop {args.rate:g}/s for {args.duration:g} s\n"
+        )
+        print(
+            f"| server | closed: req/s | ratio to bare | p50 / p99 ms | open: p50 / p99 ms at {args.rate:g}/s | errors |"
+        )
+        print("|---|---|---|---|---|---|")
+        bare_rate = rows[0][1]["rate"]
+        for name, closed, opened, _ in rows:
+            ratio = closed["rate"] / bare_rate if bare_rate else 0
+            errors = {**closed["errors"], **opened["errors"]}
+            print(
+                f"| {name} | {closed['rate']:,.0f} | {ratio:.3f} | {closed['p50']:.1f} / {closed['p99']:.1f} | "
+                f"{opened['p50']:.1f} / {opened['p99']:.1f} (sent {opened['sent']}) | {errors or 0} |"
+            )
+        print()
+        for name, _, _, check in rows:
+            if check:
+                print(f"{name}: {check}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}; checks {'FAILED' if failures else 'ok'}")
+    if not args.keep:
+        import shutil
 
-    base, bare = start_bare(data, args.threads)
+        shutil.rmtree(data, ignore_errors=True)
+    else:
+        print(f"kept {data}")
+    return 1 if failures else 0
+
+
+def postgres_databases() -> tuple[str, str]:
+    """Two fresh databases on a PostgreSQL server of the benchmark's own, with its durable defaults."""
+    import uuid
+
+    import psycopg
+
+    durable = {**os.environ, "CONSENTRY_PG_DURABLE": "1", "CONSENTRY_PG_PORT": DURABLE_PG_PORT}
+    started = subprocess.run([str(ROOT / "scripts" / "postgres.sh")], capture_output=True, text=True, env=durable)
+    if started.returncode != 0:
+        raise SystemExit(f"PostgreSQL unavailable: {started.stderr.strip()}")
+    server = started.stdout.strip().rsplit("/", 1)[0]
+    names = [f"consentry_webhook_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server}/{names[0]}", f"{server}/{names[1]}"
+
+
+def compare(args, data: Path, label: str, bare_url: str, url: str) -> tuple[list, int]:
+    """The bare app and each side on one database: the table's rows, and how many checks failed."""
+    rows: list = []
+    base, bare = start_bare(data, bare_url, args.threads)
     try:
         run_load(base, 0, 200, "closed", args.concurrency, args.limit)  # warm up
         bare_closed = summary(run_load(base, 1_000_000, args.n, "closed", args.concurrency, args.limit))
@@ -574,9 +633,11 @@ def main() -> int:
     finally:
         stop(bare)
     rows.append(("bare (one insert)", bare_closed, bare_open, None))
+    print(f"{label}: bare {bare_closed['rate']:,.0f} req/s", flush=True)
 
-    env, practice_id = prepare_service(data)
-    db = data / "consentry.sqlite3"
+    (data / label).mkdir(exist_ok=True)
+    env, practice_id = prepare_service(data / label, url)
+    failures = 0
     first = 3_000_000
     sides = [("serve", True), ("serve", False)] + [("gunicorn", True)] * (args.gunicorn > 0)
     if args.only:
@@ -593,27 +654,30 @@ def main() -> int:
             base, server = start_gunicorn(env, args.gunicorn, max(1, args.threads // args.gunicorn))
             beside = start_worker(env)
         try:
+            # Start-up work ends first: the opt-out model trains in the background for about two seconds.
+            time.sleep(args.settle)
             run_load(base, first, 200, "closed", args.concurrency, args.limit)  # warm up
             closed = run_load(base, first + 200, args.n, "closed", args.concurrency, args.limit)
             # The moment the load ends: every STOP answered 200 is stored (in force), read or not.
-            not_stored = stored_stops(db, practice_id, [r[0] for r in closed["results"] if r[1] == 200])
+            not_stored = stored_stops(url, practice_id, [r[0] for r in closed["results"] if r[1] == 200])
             opened = run_load(base, first + 200 + args.n, int(args.rate * args.duration), "open", args.rate, args.limit)
-            not_stored += stored_stops(db, practice_id, [r[0] for r in opened["results"] if r[1] == 200])
+            not_stored += stored_stops(url, practice_id, [r[0] for r in opened["results"] if r[1] == 200])
             answered = [r[0] for r in closed["results"] + opened["results"] if r[1] == 200]
             # Replays of twenty STOPs already answered: 200 again, and nothing more is recorded or sent.
             replays = summary(run_load(base, first + 200, 20, "closed", 4, args.limit))
-            left = unread(db)
+            left = unread(url)
             if worker:
-                read_in = wait_read(db, args.limit * 5)
+                read_in = wait_read(url, args.limit * 5)
         finally:
             stop(server)
             if beside is not None:
                 stop(beside)
         if not worker:  # a worker started now reads what the web process stored
             started = time.perf_counter()
-            subprocess.run([*CLI, "worker", "--batch", "--no-startup-delay"], env=env, check=True)
+            with open(data / label / "worker.log", "a") as log:
+                subprocess.run([*CLI, "worker", "--batch", "--no-startup-delay"], env=env, check=True, stderr=log)
             read_in = time.perf_counter() - started
-        check = check_ledger(db, practice_id, answered)
+        check = check_ledger(url, practice_id, answered)
         check.update(not_stored_at_200=not_stored, replays_ok=replays["ok"] == 20, unread_after_load=left)
         check["read_all_in_s"] = None if read_in is None else round(read_in, 1)
         rows.append((name, summary(closed), summary(opened), check))
@@ -621,33 +685,8 @@ def main() -> int:
         failures += not_stored + (read_in is None)
         first += 1_000_000
     audit = audit_ok(env, practice_id)
-    failures += not audit
-
-    print(
-        f"\nSTOP webhook, waitress {args.threads} threads, SQLite; closed loop {args.n} requests over "
-        f"{args.concurrency} connections; open loop {args.rate:g}/s for {args.duration:g} s\n"
-    )
-    print(f"| server | closed: req/s | ratio to bare | p50 / p99 ms | open: p50 / p99 ms at {args.rate:g}/s | errors |")
-    print("|---|---|---|---|---|---|")
-    for name, closed, opened, _ in rows:
-        ratio = closed["rate"] / bare_closed["rate"] if bare_closed["rate"] else 0
-        errors = {**closed["errors"], **opened["errors"]}
-        print(
-            f"| {name} | {closed['rate']:,.0f} | {ratio:.3f} | {closed['p50']:.1f} / {closed['p99']:.1f} | "
-            f"{opened['p50']:.1f} / {opened['p99']:.1f} (sent {opened['sent']}) | {errors or 0} |"
-        )
-    print()
-    for name, _, _, check in rows:
-        if check:
-            print(f"{name}: {check}")
-    print(f"audit verify: {'ok' if audit else 'FAILED'}")
-    if not args.keep:
-        import shutil
-
-        shutil.rmtree(data, ignore_errors=True)
-    else:
-        print(f"kept {data}")
-    return 1 if failures else 0
+    print(f"{label}: audit verify {'ok' if audit else 'FAILED'}", flush=True)
+    return rows, failures + (not audit)
 
 
 if __name__ == "__main__":

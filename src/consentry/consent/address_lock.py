@@ -36,6 +36,11 @@ def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def taken() -> bool:
+    """Whether these locks are taken at all (PostgreSQL); on SQLite a write transaction stands for them."""
+    return _postgres()
+
+
 def for_change(practice_id: PracticeId, address: str) -> bool:
     """Hold the address exclusively until the current transaction ends (a consent change is about to read it).
     True when a lock was taken (PostgreSQL), which may have waited for hand-overs: the change is later."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from consentry import sms
 from consentry.consent import address_lock, ledger
@@ -169,14 +169,20 @@ def _store(text: InboundText, *, processed: bool) -> InboundMessage | None:
     )
     inbound.processed_at = inbound.received_at if processed else None
     statement = inbound.insert_statement()
+    locked = asks_to_stop and address_lock.taken()
     try:
-        with transaction.atomic():
-            if asks_to_stop and address_lock.for_change(practice.pk, number):
+        if not locked and not connection.in_atomic_block:
+            # One statement, its own transaction: SQLite's write lock is held inside it alone.
+            inbound.insert(statement)  # unread, it is the worker's queue (``reader.py``)
+            return inbound
+        with transaction.atomic():  # (nested: a savepoint, so a replay leaves the caller's transaction usable)
+            if locked:
+                address_lock.for_change(practice.pk, number)
                 # It may have waited for a hand-over to this number: the STOP counts from now, after it.
                 inbound.received_at = datetime.now(UTC)
                 inbound.processed_at = inbound.received_at if processed else None
                 statement = inbound.insert_statement()
-            inbound.insert(statement)  # unread, it is the worker's queue (``reader.py``)
+            inbound.insert(statement)
             return inbound
     except IntegrityError:
         # The provider retried a webhook we already stored (the same message id at this practice).

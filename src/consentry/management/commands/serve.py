@@ -16,18 +16,22 @@ from consentry.management.commands._options import port as port_number
 
 log = logging.getLogger("consentry.serve")
 
-# The longest the embedded worker waits for a pause in the web requests before each piece of its work.
-YIELD_AT_MOST = 0.05
+# Before each piece of its work the embedded worker waits for the web threads to be quiet this long, or at
+# most YIELD_AT_MOST in all.
+QUIET = 0.01
+YIELD_AT_MOST = 0.25
 
 
 class Requests:
     """The WSGI application, counting the requests it is answering, so that the embedded worker's work can
-    wait for a pause in them: the worker shares this process (and its interpreter lock) with the web
-    threads, and a STOP's answer must not wait behind the reading of earlier ones."""
+    wait for a pause in them: the worker shares this process (and its interpreter lock, and on SQLite the
+    write lock) with the web threads, and a STOP's answer must not wait behind the reading of earlier ones
+    (they are in force from their own answers)."""
 
     def __init__(self, application):
         self.application = application
         self.active = 0
+        self.last_answered = 0.0
         self.changed = threading.Condition()
 
     def __call__(self, environ, start_response):
@@ -38,13 +42,22 @@ class Requests:
         finally:
             with self.changed:
                 self.active -= 1
+                self.last_answered = time.monotonic()
                 if not self.active:
                     self.changed.notify_all()
 
-    def pause(self, longest: float = YIELD_AT_MOST) -> None:
-        """Wait until no request is being answered, or ``longest`` seconds (so work goes on under any load)."""
+    def pause(self, quiet: float = QUIET, longest: float = YIELD_AT_MOST) -> None:
+        """Wait until no request has been answered for ``quiet`` seconds, or ``longest`` seconds in all (so
+        the work goes on, slowly, under any load)."""
+        deadline = time.monotonic() + longest
         with self.changed:
-            self.changed.wait_for(lambda: not self.active, timeout=longest)
+            while (now := time.monotonic()) < deadline:
+                if self.active:
+                    self.changed.wait(deadline - now)
+                elif (still := now - self.last_answered) >= quiet:
+                    return
+                else:
+                    self.changed.wait(min(quiet - still, deadline - now))
 
 
 class EmbeddedWorker(Worker):
