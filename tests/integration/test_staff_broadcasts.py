@@ -188,3 +188,27 @@ def test_an_audience_by_label_and_last_visit(practice, desk):
     assert "<strong>1</strong> patient in the audience" in page and "As Bob" in page
     nobody = desk.post("/broadcasts/new", {**form, "tag": "asthma", "visited_before": "2020-01-01"})
     assert nobody.status_code == 400 and "no patient has that label" in nobody.content.decode()
+
+
+def test_all_patients_of_a_practice_with_none_yet_is_refused_and_nothing_is_sent(practice, desk):
+    response = desk.post("/broadcasts/new", {**CONTENT, "action": "preview"})
+    assert response.status_code == 400
+    assert "the practice has no patients yet" in response.content.decode()
+    assert not Message.objects.exists()
+
+
+def test_all_patients_means_this_practices_patients_only(practice, desk, families):
+    other, _ = make_practice("Elm Clinic", "+14155550200")
+    make_patient(other, "Zed", phones=[("+14155550199", "mobile")])
+    page = desk.post("/broadcasts/new", {**CONTENT, "action": "preview"}).content.decode()
+    assert "<strong>4</strong> patients in the audience" in page
+    key = re.search(r'name="send_key" value="([0-9a-f]+)"', page).group(1)
+    desk.post("/broadcasts/new", {**CONTENT, "action": "send", "send_key": key})
+    message = Message.objects.get()
+    assert not Delivery.objects.filter(message=message, patient__practice=other).exists()
+    assert set(Delivery.objects.filter(message=message).values_list("patient__first_name", flat=True)) == {
+        "Ava",
+        "Ben",
+        "Cy",
+        "Dee",
+    }

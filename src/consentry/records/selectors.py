@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
@@ -100,12 +101,8 @@ MAX_LIST_LINES = 200_000
 
 @dataclass(frozen=True)
 class Audience:
-    patient_ids: list
+    patient_ids: Any  # a list of ids, or the planner's EVERY_PATIENT (read a chunk at a time)
     unmatched: list[str]  # lines of an uploaded list that named no patient of the practice
-
-
-def audience_all(practice: Practice) -> Audience:
-    return Audience(list(Patient.objects.filter(practice=practice).order_by("pk").values_list("pk", flat=True)), [])
 
 
 def audience_filtered(

@@ -21,6 +21,7 @@ from consentry.errors import InvalidInput
 from consentry.messaging import hints, templating
 from consentry.messaging.models import Message
 from consentry.messaging.planning import create_message, preview_message
+from consentry.messaging.recipients import EVERY_PATIENT, EveryPatient
 from consentry.messaging.selectors import (
     DELIVERY_EXPORT_FIELDS,
     broadcasts,
@@ -29,7 +30,7 @@ from consentry.messaging.selectors import (
     message_report,
 )
 from consentry.patients.models import Category, OptOutHint, Patient
-from consentry.records.selectors import Audience, audience_all, audience_filtered, audience_from_list, practice_tags
+from consentry.records.selectors import Audience, audience_filtered, audience_from_list, practice_tags
 from consentry.vocabulary import Kind, Status
 
 from .access import page_number, staff_page
@@ -87,7 +88,10 @@ class BroadcastForm(forms.Form):
     def audience_of(self, practice) -> Audience:
         data = self.cleaned_data
         if data["audience"] == "all":
-            return audience_all(practice)
+            # Every patient, read a chunk at a time by the planner: no list of a whole practice in memory.
+            if not Patient.objects.filter(practice=practice).exists():
+                raise InvalidInput("audience", "the practice has no patients yet")
+            return Audience(EVERY_PATIENT, [])
         if data["audience"] == "filter":
             audience = audience_filtered(
                 practice,
@@ -189,7 +193,10 @@ def broadcast_new(request: HttpRequest) -> HttpResponse:
                 patient_ids=audience.patient_ids,
                 content=content,
             )
-            first = Patient.objects.filter(pk=audience.patient_ids[0]).first()
+            if isinstance(audience.patient_ids, EveryPatient):
+                first = Patient.objects.filter(practice=practice).order_by("pk").first()
+            else:
+                first = Patient.objects.filter(pk=audience.patient_ids[0]).first()
             context.update(
                 preview=preview,
                 unmatched=audience.unmatched[:20],
