@@ -245,26 +245,19 @@ def _act(
     evidence = _evidence(inbound, keyword=normalize(inbound.body))
     reply = None
     event = None
-    if keyword == KeywordKind.OPT_OUT:
-        event = consent.record_sms_opt_out(
+    if keyword in (KeywordKind.OPT_OUT, KeywordKind.OPT_IN):
+        opting_out = keyword == KeywordKind.OPT_OUT
+        record = consent.record_sms_opt_out if opting_out else consent.record_sms_opt_in
+        event = record(
             practice=practice,
             number=number,
             source=Source.SMS_KEYWORD,
             actor=number,
             evidence=evidence,
-            at=inbound.received_at,
+            at=inbound.received_at,  # when the person asked, not when the worker read it
         )
-        reply = opt_out_confirmation(practice, language) if event else None
-    elif keyword == KeywordKind.OPT_IN:
-        event = consent.record_sms_opt_in(
-            practice=practice,
-            number=number,
-            source=Source.SMS_KEYWORD,
-            actor=number,
-            evidence=evidence,
-            at=inbound.received_at,
-        )
-        reply = opt_in_confirmation(practice, language) if event else None
+        confirmation = opt_out_confirmation if opting_out else opt_in_confirmation
+        reply = confirmation(practice, language) if event else None
     elif keyword == KeywordKind.HELP:
         reply = help_reply(practice, language)
     thread.note_consent_change(event)  # its flag, if any, was cleared with the text's arrival
