@@ -27,6 +27,7 @@ def test_staff_sign_in_find_a_patient_and_see_why_a_phone_cannot_be_texted(servi
         service, first_name="Ben", last_name="Okafor", phones=[{"number": "+14155550172", "line_type": "landline"}]
     )
     assert service.text_in(phone, "STOP", "SM" + "7" * 32)[0] == 200
+    service.read_all()  # filed in its conversation by the embedded worker
 
     page.goto(f"{service.base}/")
     expect(page.get_by_role("heading", name="Sign in to Consentry")).to_be_visible()

@@ -25,6 +25,7 @@ def test_staff_reply_from_the_inbox_then_a_stop_turns_the_conversation_red_live(
     )
     assert status == 201, body
     assert service.text_in(PHONE, "Can I move my appointment to Thursday?", "SM" + "1" * 32)[0] == 200
+    service.read_all()  # filed in its conversation by the embedded worker
 
     refused = []  # what the Content-Security-Policy blocked, as Chromium reports it
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
