@@ -41,14 +41,12 @@ def taken() -> bool:
     return _postgres()
 
 
-def for_change(practice_id: PracticeId, address: str) -> bool:
-    """Hold the address exclusively until the current transaction ends (a consent change is about to read it).
-    True when a lock was taken (PostgreSQL), which may have waited for hand-overs: the change is later."""
-    if not _postgres():
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key(practice_id, address)])
-    return True
+def for_change(practice_id: PracticeId, address: str) -> None:
+    """Hold the address exclusively until the current transaction ends (a consent change is about to read it);
+    on PostgreSQL (``taken()``) this may wait for hand-overs to it in flight."""
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key(practice_id, address)])
 
 
 def for_handovers(pairs: Iterable[tuple[PracticeId, str]]) -> None:
