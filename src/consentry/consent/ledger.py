@@ -335,30 +335,63 @@ def stops_not_yet_read(practice_id: PracticeId, numbers: Sequence[str] | None = 
 
 
 def consent_state(practice_id: PracticeId, addresses: Iterable[str]) -> ConsentState:
-    """The consent state of these addresses, for ``decide()``: the ledger's, and the STOPs not yet read."""
+    """The consent state of these addresses, for ``decide()``: the ledger's, and the STOPs not yet read.
+
+    One statement per chunk of addresses (a dispatch chunk's whole consent check): the numbers' unread
+    STOPs (``stops_not_yet_read()``), their projection and their blocks, read in one snapshot, so a text
+    read meanwhile is seen either unread or in the ledger, never in neither.
+    """
     addresses = list(dict.fromkeys(addresses))
     opted_out: set[str] = set()
     unsubscribed: set[str] = set()
     bounced: set[str] = set()
     blocks: dict[str, frozenset[str]] = {}
-    for start in range(0, len(addresses), IN_CHUNK):
-        chunk = addresses[start : start + IN_CHUNK]
-        opted_out |= stops_not_yet_read(practice_id, [a for a in chunk if "@" not in a])
-        rows = ContactConsent.objects.filter(practice_id=practice_id, address__in=chunk).values_list(
-            "address", "sms", "email"
-        )
-        for address, sms, email in rows:
-            if sms == SmsState.OPTED_OUT:
-                opted_out.add(address)
-            if email == EmailState.UNSUBSCRIBED:
-                unsubscribed.add(address)
-            elif email == EmailState.BOUNCED:
-                bounced.add(address)
-        for number, categories in Block.objects.filter(practice_id=practice_id, number__in=chunk).values_list(
-            "number", "categories"
-        ):
-            blocks[number] = frozenset(categories)
+    if not addresses:
+        return ConsentState(frozenset(), frozenset(), frozenset(), blocks)
+    practice = Practice._meta.pk.get_db_prep_value(practice_id, connection)
+    with connection.cursor() as cursor:
+        for start in range(0, len(addresses), IN_CHUNK):
+            chunk = addresses[start : start + IN_CHUNK]
+            numbers = [a for a in chunk if "@" not in a]
+            params: list[Any] = [practice, *chunk, practice, *chunk]
+            if numbers:
+                params += [practice, True, *numbers]
+            cursor.execute(_state_sql(len(chunk), len(numbers)), params)
+            for what, address, first, second in cursor.fetchall():
+                if what == _STOP:
+                    opted_out.add(address)
+                elif what == _BLOCK:
+                    blocks[address] = frozenset(json.loads(first))
+                else:
+                    if first == SmsState.OPTED_OUT:
+                        opted_out.add(address)
+                    if second == EmailState.UNSUBSCRIBED:
+                        unsubscribed.add(address)
+                    elif second == EmailState.BOUNCED:
+                        bounced.add(address)
     return ConsentState(frozenset(opted_out), frozenset(unsubscribed), frozenset(bounced), blocks)
+
+
+_CONTACT, _BLOCK, _STOP = 0, 1, 2
+
+
+def _state_sql(n_addresses: int, n_numbers: int) -> str:
+    """``consent_state()``'s read of one chunk: (what, address, and two values) per row found."""
+    addresses = ", ".join(["%s"] * n_addresses)
+    sql = (
+        f"SELECT {_CONTACT}, address, sms, email FROM {ContactConsent._meta.db_table} "
+        f"WHERE practice_id = %s AND address IN ({addresses}) "
+        f"UNION ALL SELECT {_BLOCK}, number, CAST(categories AS TEXT), '' FROM {Block._meta.db_table} "
+        f"WHERE practice_id = %s AND number IN ({addresses})"
+    )
+    if n_numbers:
+        # What stops_not_yet_read() reads (the index on unread texts serves it).
+        sql += (
+            f" UNION ALL SELECT {_STOP}, from_number, '', '' FROM {InboundMessage._meta.db_table} "
+            f"WHERE practice_id = %s AND processed_at IS NULL AND asks_to_stop = %s "
+            f"AND from_number IN ({', '.join(['%s'] * n_numbers)})"
+        )
+    return sql
 
 
 @dataclass(frozen=True)
