@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple, Protocol
 
+from consentry.patients.locations import TextingSender
 from consentry.patients.models import Practice
 from consentry.providers.base import Outbound
 from consentry.vocabulary import Channel, Kind
@@ -39,12 +40,19 @@ class Person(NamedTuple):
 
 
 def render(
-    delivery: Addressed, category=None, content: dict | None = None, person=None, *, opt_out_hint: str = ""
+    delivery: Addressed,
+    category=None,
+    content: dict | None = None,
+    person=None,
+    *,
+    opt_out_hint: str = "",
+    texting: TextingSender | None = None,
 ) -> Outbound:
     """What the provider is handed: the content personalized for this recipient, in its channel's form.
 
     ``person`` (first and last name) defaults to the delivery's patient. ``opt_out_hint`` ends a text
-    (how to opt out: the dispatcher decides which texts carry it, see ``hints``).
+    (how to opt out: the dispatcher decides which texts carry it, see ``hints``). ``texting``: who a
+    text or call goes from (its number and Messaging Service), when not simply the practice's number.
     """
     message, practice, channel = delivery.message, delivery.practice, delivery.channel
     person = person if person is not None or delivery.patient_id is None else getattr(delivery, "patient", None)
@@ -75,6 +83,9 @@ def render(
         if channel == Channel.SMS:
             body = templating.sms_text(practice, body, opt_out_hint)
         sender = practice.texting_number
+    service = ""
+    if texting is not None and channel in (Channel.SMS, Channel.VOICE):
+        sender, service = texting.number, texting.messaging_service_sid
     return Outbound(
         practice_id=str(practice.pk),
         delivery_id=delivery.pk,
@@ -86,4 +97,5 @@ def render(
         html=html,
         headers=headers,
         category=message.category,
+        messaging_service_sid=service,
     )

@@ -6,6 +6,8 @@ import logging
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 
 from consentry.consent import services as consent
 from consentry.consent.models import EmailState, Source
@@ -141,6 +143,8 @@ def handed_over(answers: list[tuple[int, str, bool]], now: datetime) -> None:
     One statement per row, plain SQL (the ORM's bulk_update costs more here than the rows), each moving
     only a delivery that may still go to sent or delivered.
     """
+    if not answers:
+        return
     at = connection.ops.adapt_datetimefield_value(now)
     allowed = sources(Status.SENT)
     placeholders = ", ".join(["%s"] * len(allowed))
@@ -162,7 +166,10 @@ def handed_over(answers: list[tuple[int, str, bool]], now: datetime) -> None:
             "VALUES (%s, %s, %s, %s, %s)",
             history,
         )
-        emit.deliveries_changed(Delivery.objects.filter(pk__in=[a[0] for a in answers], updated_at=now))
+        # Those just moved (another status since is another event): their ids written out, which the ORM's
+        # per-value preparation of a long IN list would cost more than the query.
+        moved = RawSQL(f"id IN ({', '.join(str(int(a[0])) for a in answers)})", (), output_field=BooleanField())
+        emit.deliveries_changed(Delivery.objects.filter(moved, updated_at=now))
 
 
 def record_carrier_opt_out(delivery: Delivery, *, error_code: str) -> None:

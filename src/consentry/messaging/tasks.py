@@ -12,18 +12,18 @@ import json
 import logging
 import random
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django_tasks import task
 
 from consentry.consent import address_lock, ledger
-from consentry.consent.rules import address_block_reason, window_opens
+from consentry.consent.rules import Category, SendWindow, address_block_reason, window_opens
 from consentry.patients.locations import TextingSender, texting_sender
-from consentry.patients.models import Location, Practice
+from consentry.patients.models import Location, Patient, Practice
 from consentry.providers.base import Outbound, ProviderError, provider_for
 from consentry.vocabulary import Channel, Kind, Reason, Status
 
@@ -56,26 +56,10 @@ def dispatch_one(delivery_id: int) -> str:
     return outcome
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Claimed:
     """What a hand-over needs of a delivery: a few columns, not a model (the model is loaded only on
     the rare paths that change more than its status: a skip, a refusal)."""
-
-    # The patient's name comes with the row: personalization needs nothing else of the patient.
-    FIELDS = (
-        "id",
-        "message_id",
-        "practice_id",
-        "patient_id",
-        "channel",
-        "address",
-        "not_before",
-        "recipient_timezone",
-        "patient__first_name",
-        "patient__last_name",
-        "from_number",
-        "patient__location_id",
-    )
 
     pk: int
     message_id: uuid.UUID
@@ -90,10 +74,21 @@ class Claimed:
     from_number: str
     location_id: uuid.UUID | None  # the patient's
     # Given by Dispatch.attach, from one read per practice and per message, before any use.
-    practice: Practice = field(init=False)
-    message: Message = field(init=False)
-    texting: TextingSender = field(init=False)  # who a text or call goes from
+    route: Route = field(init=False)
     attempted_at: datetime | None = None
+
+    @property
+    def practice(self) -> Practice:
+        return self.route.practice
+
+    @property
+    def message(self) -> Message:
+        return self.route.message
+
+    @property
+    def texting(self) -> TextingSender:
+        """Who a text or call goes from."""
+        return self.route.texting
 
     @property
     def person(self) -> Person | None:
@@ -103,6 +98,23 @@ class Claimed:
         delivery = Delivery.objects.select_related("practice").get(pk=self.pk)
         delivery.message = self.message
         return delivery
+
+
+@dataclass(eq=False, slots=True)
+class Route:
+    """What the deliveries of one message on one channel from one sender share: worked out once per task
+    (``Dispatch.attach``), not for each delivery."""
+
+    practice: Practice
+    message: Message
+    content: dict
+    kind: Kind
+    channel: Channel
+    category: Category
+    window: SendWindow | None  # the quiet hours that apply, if any
+    texting: TextingSender  # who a text or call goes from
+    provider: object = None
+    local: bool = False  # the provider keeps what it is sent in this database, with no pace to keep
 
 
 class Dispatch:
@@ -137,6 +149,8 @@ class Dispatch:
         self.senders: dict = {}
         self.hints = hints.Hints()  # which texts end with how to opt out
         self.waited = 0.0
+        self.uuids: dict[str, uuid.UUID] = {}  # SQLite: the ids of practices, messages, locations, as read
+        self.routes: dict[tuple, Route] = {}  # (message, channel, from number, patient's location) -> its route
 
     def count(self, outcome: str, n: int = 1) -> None:
         if n:
@@ -222,12 +236,9 @@ class Dispatch:
 
     def block_reason(self, delivery: Claimed, state) -> Reason | None:
         """Why this delivery may no longer go to its address, from the consent ``state``; None if it may."""
+        route = delivery.route
         return address_block_reason(
-            kind=Kind(delivery.message.kind),
-            category=self.categories[delivery.practice_id, delivery.message.category],
-            channel=Channel(delivery.channel),
-            address=delivery.address,
-            state=state,
+            kind=route.kind, category=route.category, channel=route.channel, address=delivery.address, state=state
         )
 
     def claim(self, ids: list[int]) -> list[Claimed]:
@@ -236,12 +247,7 @@ class Dispatch:
         checked again as it is taken)."""
         now = datetime.now(UTC)
         with transaction.atomic():
-            rows = {
-                row[0]: Claimed(*row)
-                for row in Delivery.objects.select_for_update(of=("self",))
-                .filter(pk__in=ids, status__in=[Status.PENDING, Status.DEFERRED], attempted_at__isnull=True)
-                .values_list(*Claimed.FIELDS)
-            }
+            rows = {row.pk: row for row in self.read(ids)}
             self.count("not_pending", len(set(ids) - set(rows)))
             due = []
             for pk in ids:
@@ -278,9 +284,8 @@ class Dispatch:
                 if delivery.recipient_timezone and (opens := self.quiet_until(delivery, now, opening)):
                     deferred.setdefault(opens, []).append(delivery.pk)  # late: a retry, a re-dispatch
                     continue
-                provider = self.provider(delivery)
-                if hasattr(provider, "send_many") and self.sender(delivery) is None:
-                    local.setdefault(provider, []).append(delivery)
+                if delivery.route.local:
+                    local.setdefault(delivery.route.provider, []).append(delivery)
                 else:
                     remote.append(delivery)
             for opens, deferred_ids in deferred.items():
@@ -289,11 +294,50 @@ class Dispatch:
                 self.store(provider, deliveries)
         return remote
 
+    def read(self, ids: list[int]) -> list[Claimed]:
+        """The columns a hand-over needs of those of ``ids`` still waiting for one, locked: one plain read (the
+        ORM's per-value preparation and conversion cost more than the rows here)."""
+        if not ids:
+            return []
+        sql = _CLAIM_SQL.format(
+            delivery=Delivery._meta.db_table,
+            patient=Patient._meta.db_table,
+            ids=", ".join(["%s"] * len(ids)),
+            lock=" FOR UPDATE OF d" if connection.features.has_select_for_update_of else "",
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*ids, Status.PENDING.value, Status.DEFERRED.value])
+            rows = cursor.fetchall()
+        if connection.features.has_native_uuid_field:
+            return [Claimed(*row) for row in rows]
+        # SQLite: ids are hex, times text; a task's rows share a few practices, messages and locations.
+        known, when = self.uuids, connection.ops.convert_datetimefield_value  # type: ignore[attr-defined]
+        claimed = []
+        for pk, message, practice, patient, channel, address, not_before, zone, first, last, sender, location in rows:
+            claimed.append(
+                Claimed(
+                    pk,
+                    known.get(message) or known.setdefault(message, uuid.UUID(message)),
+                    known.get(practice) or known.setdefault(practice, uuid.UUID(practice)),
+                    None if patient is None else uuid.UUID(patient),
+                    channel,
+                    address,
+                    None if not_before is None else when(not_before, None, connection),
+                    zone,
+                    first,
+                    last,
+                    sender,
+                    None
+                    if location is None
+                    else known.get(location) or known.setdefault(location, uuid.UUID(location)),
+                )
+            )
+        return claimed
+
     def quiet_until(self, delivery: Claimed, now: datetime, opening: dict) -> datetime | None:
         """When the recipient's window opens, if quiet hours apply and it is shut now; else None.
         ``opening`` keeps the answer per zone and window for this ``now``."""
-        row = self.category_rows[delivery.practice_id, delivery.message.category]
-        window = send_window(delivery.practice, Kind(delivery.message.kind), row)
+        window = delivery.route.window
         if window is None or window.start == window.end:
             return None  # exempt, or no quiet hours at all
         key = (delivery.recipient_timezone, window)
@@ -322,18 +366,15 @@ class Dispatch:
                 self.count(_provider_refused(delivery.model(), exc))
 
     def outbound(self, delivery: Claimed) -> Outbound:
-        category = self.categories[delivery.practice_id, delivery.message.category]
-        outbound = render(
+        route = delivery.route
+        return render(
             delivery,
-            category,
-            self.messages[delivery.message_id][1],
+            route.category,
+            route.content,
             delivery.person,
-            opt_out_hint=self.hints.hint_for(delivery, marketing=category.marketing),
+            opt_out_hint=self.hints.hint_for(delivery, marketing=route.category.marketing),
+            texting=route.texting,
         )
-        if delivery.channel in (Channel.SMS, Channel.VOICE):
-            sender = delivery.texting
-            outbound = replace(outbound, sender=sender.number, messaging_service_sid=sender.messaging_service_sid)
-        return outbound
 
     def attach(self, deliveries: list[Claimed]) -> None:
         """Give each delivery its practice, message and category from one read per kind of row."""
@@ -346,32 +387,49 @@ class Dispatch:
             for message in Message.objects.filter(pk__in=missing):
                 self.messages[message.pk] = (message, json.loads(message.content))
         for delivery in deliveries:
-            delivery.practice = self.practices[delivery.practice_id]
-            delivery.message = self.messages[delivery.message_id][0]
+            key = (delivery.message_id, delivery.channel, delivery.from_number, delivery.location_id)
+            route = self.routes.get(key)
+            if route is None:
+                route = self.routes[key] = self.route(delivery)
+            delivery.route = route
+
+    def route(self, delivery: Claimed) -> Route:
+        practice = self.practices[delivery.practice_id]
+        message, content = self.messages[delivery.message_id]
+        key = (delivery.practice_id, message.category)
+        if key not in self.categories:
+            self.category_rows[key] = category_row(practice, message.category)
+            self.categories[key] = category_from_row(self.category_rows[key])
+        route = Route(
+            practice,
+            message,
+            content,
+            Kind(message.kind),
+            Channel(delivery.channel),
+            self.categories[key],
+            send_window(practice, Kind(message.kind), self.category_rows[key]),
             # The one choice of the number a text or call goes from (patients.locations.texting_sender).
-            delivery.texting = texting_sender(
-                delivery.practice,
+            texting_sender(
+                practice,
                 self.locations[delivery.practice_id],
                 from_number=delivery.from_number,
                 location_id=delivery.location_id,
-            )
-            key = (delivery.practice_id, delivery.message.category)
-            if key not in self.categories:
-                self.category_rows[key] = category_row(delivery.practice, delivery.message.category)
-                self.categories[key] = category_from_row(self.category_rows[key])
+            ),
+        )
+        delivery.route = route
+        route.provider = self.provider(delivery)
+        route.local = hasattr(route.provider, "send_many") and self.sender(delivery) is None
+        return route
 
     def record(self, answered: list) -> None:
         """What the providers answered, in one transaction: provider ids, statuses, history."""
         if not answered:
             return
-        now = datetime.now(UTC)
-        for delivery, result in answered:
-            delivered = result.status == Status.DELIVERED
-            delivery.provider_ref, delivery.sent_at, delivery.updated_at = result.provider_ref, now, now
-            delivery.status = Status.DELIVERED if delivered else Status.SENT
-            delivery.delivered_at = now if delivered else None
-            self.count(delivery.status)
-        handed_over([(d.pk, result.provider_ref, d.status == Status.DELIVERED) for d, result in answered], now)
+        answers = [(d.pk, result.provider_ref, result.status == Status.DELIVERED) for d, result in answered]
+        delivered = sum(1 for answer in answers if answer[2])
+        self.count(Status.DELIVERED, delivered)
+        self.count(Status.SENT, len(answers) - delivered)
+        handed_over(answers, datetime.now(UTC))
 
     # --- providers and pacing ----------------------------------------------------------------------------------
 
@@ -422,6 +480,15 @@ class Dispatch:
             ).update(not_before=slot)
             dispatch_deliveries.using(run_after=slot).enqueue(ids, [sender.key, slot.isoformat()])
         self.count("paced", len(ids))
+
+
+# The columns of ``Claimed``, in its order: the patient's name and location come with the row.
+_CLAIM_SQL = (
+    "SELECT d.id, d.message_id, d.practice_id, d.patient_id, d.channel, d.address, d.not_before, "
+    "d.recipient_timezone, p.first_name, p.last_name, d.from_number, p.location_id "
+    "FROM {delivery} d LEFT OUTER JOIN {patient} p ON p.id = d.patient_id "
+    "WHERE d.id IN ({ids}) AND d.status IN (%s, %s) AND d.attempted_at IS NULL{lock}"
+)
 
 
 def _take(delivery: Claimed) -> bool:
