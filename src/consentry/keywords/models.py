@@ -54,13 +54,16 @@ class InboundMessage(models.Model):
         if self.received_at is None:
             raise ValueError("received_at is set by the caller")
         fields = [f for f in self._meta.concrete_fields if not f.primary_key]
-        quote = connection.ops.quote_name
-        sql = (
-            f"INSERT INTO {quote(self._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))})"
-        )
-        if connection.features.can_return_columns_from_insert:
-            sql += f" RETURNING {quote(self._meta.pk.column)}"
+        sql = _INSERTS.get(connection.vendor)
+        if sql is None:
+            quote = connection.ops.quote_name
+            sql = (
+                f"INSERT INTO {quote(self._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+                f"VALUES ({', '.join(['%s'] * len(fields))})"
+            )
+            if connection.features.can_return_columns_from_insert:
+                sql += f" RETURNING {quote(self._meta.pk.column)}"
+            _INSERTS[connection.vendor] = sql
         return sql, [f.get_db_prep_save(getattr(self, f.attname), connection) for f in fields]
 
     def insert(self, statement: tuple[str, list[Any]]) -> None:
@@ -73,3 +76,7 @@ class InboundMessage(models.Model):
             else:
                 self.pk = connection.ops.last_insert_id(cursor, self._meta.db_table, self._meta.pk.column)
         self._state.adding = False
+
+
+# The insert's SQL by database vendor, written once per process.
+_INSERTS: dict[str, str] = {}
