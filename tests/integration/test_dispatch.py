@@ -1,6 +1,10 @@
 """The worker: consent re-checked at the last moment, then the provider, then the outcome."""
 
+import re
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tasks_db.models import DBTaskResult
 
 from consentry.consent import services as consent
@@ -333,3 +337,33 @@ def test_a_task_dispatches_its_deliveries_in_chunks_with_history(practice, setti
             ("sent", "accepted"),
             ("delivered", "delivered"),
         ]
+
+
+def test_a_chunk_costs_the_same_statements_whatever_its_size(practice):
+    """One locked read, one consent read, one batch stored and recorded per chunk: nothing per delivery."""
+    counts = []
+    for first, size in ((0, 2), (10, 12)):
+        patients = [
+            make_patient(practice, f"P{i}", phones=[(f"+141555503{i:02d}", "mobile")])
+            for i in range(first, first + size)
+        ]
+        _remind(practice, patients, content={"sms": "Flu shots are in, {{first_name}}"})
+        with CaptureQueriesContext(connection) as queries:
+            assert drain_worker() == 1
+        counts.append(len(queries.captured_queries))
+    assert counts[0] == counts[1]
+    assert Delivery.objects.filter(status="delivered").count() == 14
+    sent = dict(SandboxMessage.objects.values_list("to", "body"))
+    assert sent["+14155550311"] == "Oak Clinic: Flu shots are in, P11 Reply STOP to opt out."
+
+
+def test_sandbox_refs_are_distinct_and_grow_with_time(practice):
+    patients = [make_patient(practice, f"P{i}", phones=[(f"+141555504{i:02d}", "mobile")]) for i in range(3)]
+    _remind(practice, patients[:2])
+    drain_worker()
+    _remind(practice, patients[2:])
+    drain_worker()
+    refs = list(Delivery.objects.order_by("pk").values_list("provider_ref", flat=True))
+    assert all(re.fullmatch(r"SB[0-9a-f]{32}", ref) for ref in refs) and len(set(refs)) == 3
+    assert refs[2] > max(refs[:2])  # a later batch's refs sort after an earlier one's (their indexes grow at the end)
+    assert set(refs) == set(SandboxMessage.objects.values_list("ref", flat=True))

@@ -1,7 +1,10 @@
 """The consent ledger: append-only, hash-chained, and the only source of current state."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from consentry.consent import ledger
 from consentry.consent import services as consent
@@ -293,3 +296,38 @@ def test_audit_verify_checks_every_practice_and_export_refuses_an_unknown_one(pr
     assert f"{practice.pk}: 1 events, chain ok" in out and f"{other.pk}: 2 events, chain ok" in out
     with pytest.raises(CommandError, match="no practice"):
         call_command("audit", "export", "--practice", str(uuid.uuid4()))
+
+
+def test_the_consent_state_of_many_addresses_is_one_statement_per_chunk(practice):
+    """Unread STOPs, the projection and the blocks in one read per chunk of addresses, each counted as before."""
+    other, _ = make_practice(name="Elm Clinic", number="+14155550900")
+    _opt_out(practice, number="+14155550101")
+    consent.set_block(practice=practice, number="+14155550102", categories=["recall"], source=Source.STAFF, actor="a")
+    for email, state in (("u@example.com", EmailState.UNSUBSCRIBED), ("b@example.com", EmailState.BOUNCED)):
+        consent.record_email_state(practice=practice, email=email, state=state, source=Source.STAFF, actor="a")
+
+    def text(at, number, ref, *, stop=True, read=False):
+        InboundMessage.objects.create(
+            practice=at, from_number=number, to_number="+14155550100", provider_ref=ref, body="STOP",
+            keyword="opt_out" if stop else "none", asks_to_stop=stop, processed_at=datetime.now(UTC) if read else None,
+        )  # fmt: skip
+
+    text(practice, "+14155550103", "SM3")  # unread: the opt-out already
+    text(practice, "+14155550104", "SM4", read=True)  # read: the ledger decides (it has nothing)
+    text(practice, "+14155550105", "SM5", stop=False)  # does not ask to stop
+    text(other, "+14155550106", "SM6")  # another practice's
+    many = [f"+1415666{i:04d}" for i in range(ledger.IN_CHUNK + 10)]  # a second chunk
+    addresses = [*many, "+14155550101", "+14155550102", "+14155550103", "+14155550104", "+14155550105"]
+    addresses += ["+14155550106", "u@example.com", "b@example.com", "+14155550101"]  # one twice
+    with CaptureQueriesContext(connection) as queries:
+        state = ledger.consent_state(practice.pk, addresses)
+    assert len(queries.captured_queries) == 2
+    assert state.sms_opted_out == {"+14155550101", "+14155550103"}
+    assert state.blocks == {"+14155550102": frozenset({"recall"})}
+    assert (state.email_unsubscribed, state.email_bounced) == ({"u@example.com"}, {"b@example.com"})
+    assert ledger.consent_state(other.pk, ["+14155550106", "+14155550103"]).sms_opted_out == {"+14155550106"}
+    only_emails = ledger.consent_state(practice.pk, ["u@example.com"])  # no number: no unread STOP to look for
+    assert only_emails.email_unsubscribed == {"u@example.com"} and not only_emails.sms_opted_out
+    with CaptureQueriesContext(connection) as queries:
+        assert ledger.consent_state(practice.pk, []) == ledger.ConsentState()
+    assert not queries.captured_queries
