@@ -19,7 +19,9 @@ Before every run the rows go back to ``pending``, their history, sandbox outbox 
 task rows are deleted, and the tasks are enqueued again with ``enqueue_dispatch``
 (SQLite: WAL checkpointed; PostgreSQL: VACUUM), so every run starts from the same
 state. Both sides include their processes' start-up (Django set-up), printed
-separately. The target: our rate at least half the baseline's.
+separately; then both run again with the processes already running when the work
+appears (the rate a running service drains at). The target: our rate at least 0.6 of
+the baseline's, with the processes already running.
 
     .venv/bin/python bench/dispatch.py [--n 5000] [--postgres] [--repeat 1] [--batch 500]
                                        [--profile FILE] [--keep]
@@ -36,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -48,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TARGET = 0.5  # our rate / baseline rate, at least
+TARGET = 0.6  # our rate / baseline rate, at least (issue 15, item 3)
 DURABLE_PG_PORT = "54339"  # the benchmark's own PostgreSQL server, durable (scripts/postgres.sh)
 POLL_SECONDS = 0.05
 SMS = "Hi {{first_name}}, it's time for your check-up. Reply to book, STOP to opt out."
@@ -163,7 +166,11 @@ def main(argv=None) -> None:
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
 
-    print(f"\n===== summary: {args.n:,} deliveries, deliveries/s, best of {args.repeat} =====")
+    load = os.getloadavg()
+    print(
+        f"\n===== summary: {args.n:,} deliveries, deliveries/s, best of {args.repeat} "
+        f"(load average now {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}) ====="
+    )
     print(f"{'':<22}{'with start-up':^30}{'processes already running':^42}")
     print(
         f"{'database':<12}{'processes':>10}{'dispatch':>10}{'baseline':>10}{'ratio':>8}"
@@ -178,6 +185,16 @@ def main(argv=None) -> None:
                 f"{row['net_ours']:>12,.0f}{row['net_baseline']:>10,.0f}{net:>8.2f}  "
                 f"{'met' if net >= TARGET else 'MISSED'}"
             )
+    if args.repeat > 1:
+        print(f"\n{'ratio of each repetition':<22}{'with start-up':^22}{'processes already running':^30}")
+        print(f"{'database':<12}{'processes':>10}{'min':>11}{'median':>11}{'min':>15}{'median':>15}")
+        for label, s in summaries:
+            for row in s["rows"]:
+                r, net = row["ratios"], row["net_ratios"]
+                print(
+                    f"{label:<12}{row['procs']:>10}{min(r):>11.2f}{statistics.median(r):>11.2f}"
+                    f"{min(net):>15.2f}{statistics.median(net):>15.2f}"
+                )
 
 
 def _create_pg_database(base_url: str) -> tuple[str, str]:
@@ -433,6 +450,7 @@ def run_database(args) -> None:
 
     # --- 3-4. timed runs, interleaved ---------------------------------------------
     best: dict = {}
+    times: dict = {}  # (kind, processes) -> each repetition's time, in order
     for _ in range(args.repeat):
         for procs in (1, 2):
             for kind, fn in (
@@ -443,6 +461,11 @@ def run_database(args) -> None:
             ):
                 elapsed = fn(procs)
                 best[kind, procs] = min(best.get((kind, procs), float("inf")), elapsed)
+                times.setdefault((kind, procs), []).append(elapsed)
+
+    def ratios(ours: str, base: str, procs: int) -> list[float]:
+        """The ratio of each repetition, its two sides measured one right after the other."""
+        return [b / o for o, b in zip(times[ours, procs], times[base, procs], strict=True)]
 
     runs = f"best of {args.repeat}" if args.repeat > 1 else "one run"
     print(f"start-up, empty queue: consentry worker {startup_worker:.2f} s, baseline process {startup_baseline:.2f} s")
@@ -466,6 +489,14 @@ def run_database(args) -> None:
             f"  {'ratio, processes running':<30}{procs:>10}{net_base / net_ours:>9.2f}  "
             f"({'meets' if net_base / net_ours >= TARGET else 'MISSES'} the target of {TARGET:.1f})"
         )
+        per_run = ratios("ours", "baseline", procs)
+        net_per_run = ratios("ours running", "baseline running", procs)
+        if args.repeat > 1:
+            print(
+                f"  {'ratio of each repetition':<30}{procs:>10}  with start-up: min {min(per_run):.2f}, median "
+                f"{statistics.median(per_run):.2f}; running: min {min(net_per_run):.2f}, median "
+                f"{statistics.median(net_per_run):.2f}  ({', '.join(f'{r:.2f}' for r in net_per_run)})"
+            )
         rows.append(
             {
                 "procs": procs,
@@ -473,6 +504,8 @@ def run_database(args) -> None:
                 "baseline": args.n / base,
                 "net_ours": args.n / net_ours,
                 "net_baseline": args.n / net_base,
+                "ratios": per_run,
+                "net_ratios": net_per_run,
             }
         )
     print(
