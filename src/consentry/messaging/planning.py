@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -309,12 +310,23 @@ def _needs(request: SendRequest) -> recipients.Needs:
     )
 
 
+def _recipients(practice: Practice, ids: list | EveryPatient, key: str, needs: recipients.Needs):
+    """The audience's recipients, a chunk at a time. A list of ids is checked as it is read: an id that names
+    no patient of the practice is a 422 (raised before the chunk it is in is decided, so a plan's
+    transaction stores nothing)."""
+    if isinstance(ids, EveryPatient):
+        yield from recipients.practice_patients(practice.pk, key, needs, PLAN_CHUNK)
+        return
+    for chunk_ids in recipients.id_chunks(practice.pk, ids, PLAN_CHUNK):
+        loaded = recipients.load_chunk(chunk_ids, key, needs, practice.pk)
+        if len(loaded) < len(chunk_ids):
+            recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)  # raises, naming them all
+        yield loaded
+
+
 def _decisions(practice: Practice, request: SendRequest, ids: list | EveryPatient, now: datetime):
     """The engine's decision for every recipient, a chunk at a time: lists of (patient id as the
-    database has it, the zone quiet hours were judged in, decision).
-
-    A list of ids is checked as it is read: an id that names no patient of the practice is a 422
-    (raised before the chunk it is in is decided, so a plan's transaction stores nothing)."""
+    database has it, the zone quiet hours were judged in, decision)."""
     state = recipients.practice_consent(practice.pk)
     recent = None
     if request.frequency_cap is not None:
@@ -322,13 +334,7 @@ def _decisions(practice: Practice, request: SendRequest, ids: list | EveryPatien
         recent = recipients.recent_phone_sends(practice.pk, now, AUTOMATED_KINDS)
         state = replace(state, recent_sends=recent)
     needs, key = _needs(request), request.category.key
-    # Every patient is of the practice by construction; a list's ids are filtered on it.
-    owner = None if isinstance(ids, EveryPatient) else practice.pk
-    for chunk_ids in recipients.id_chunks(practice.pk, ids, PLAN_CHUNK):
-        loaded = recipients.load_chunk(chunk_ids, key, needs, owner)
-        if len(loaded) < len(chunk_ids):
-            assert not isinstance(ids, EveryPatient)
-            recipients.check_patients_belong(practice.pk, ids, PLAN_CHUNK)  # raises, naming them all
+    for loaded in _recipients(practice, ids, key, needs):
         chunk = []
         for recipient in loaded:
             decision = decide(request, recipient, state, now)
@@ -379,18 +385,21 @@ class _DeliveryWriter:
         self.practice_id = recipients.db_id(message.practice_id)
         self.now = connection.ops.adapt_datetimefield_value(now)
         self.params: list = []  # flat, COLUMNS at a time, in plan order (the ids follow it)
-        self.sending = False  # among them, deliveries to hand over
+        self.rows = 0  # rows queued in ``params``
+        self.due: list[tuple[int, datetime | None]] = []  # (row in ``params``, not before) of those to hand over
         self.adapted: dict = {}
-        self.moments: dict = {}  # adapted value -> the datetime it stands for
-        self.returning = connection.features.can_return_rows_from_bulk_insert
-        self.last_id = 0  # without RETURNING: the highest id read back so far
+        # SQLite numbers a statement's rows consecutively (see ``_insert``); PostgreSQL says which ids it gave.
+        self.sqlite = connection.vendor == "sqlite"
         self.full_sql = ""
+        self.driver_sql = ("", "")  # a statement and its text for the driver (its last one)
 
     def add(self, patient_db_id, planned: Planned, zone: str = "") -> tuple[str, str, str]:
         """Queue one delivery's row; its (status, reason, channel) for the counts."""
         status, channel = _VALUE[planned.status], _VALUE[planned.channel]
         reason = _VALUE[planned.reason] if planned.reason else ""
-        self.sending = self.sending or planned.status in SENDING
+        if planned.status in SENDING:
+            self.due.append((self.rows, planned.not_before))
+        self.rows += 1
         self.params.extend(
             (
                 self.message_id,
@@ -412,8 +421,7 @@ class _DeliveryWriter:
         if when is None:
             return None
         if when not in self.adapted:
-            value = self.adapted[when] = connection.ops.adapt_datetimefield_value(when)
-            self.moments[value] = when
+            self.adapted[when] = connection.ops.adapt_datetimefield_value(when)
         return self.adapted[when]
 
     def _sql(self, rows: int) -> str:
@@ -421,43 +429,54 @@ class _DeliveryWriter:
             return self.full_sql
         one = f"({', '.join(['%s'] * len(self.COLUMNS))})"
         sql = f"INSERT INTO {self.table} ({', '.join(self.COLUMNS)}) VALUES {', '.join([one] * rows)}"
-        if self.returning:
-            sql += " RETURNING id, status, not_before"
+        if not self.sqlite:
+            sql += " RETURNING id"
         if rows == self.ROWS:
             self.full_sql = sql
         return sql
+
+    def _insert(self, cursor, rows: int, params: list) -> Sequence[int]:
+        """Insert ``rows`` rows; their ids, in the order of the rows."""
+        sql = self._sql(rows)
+        if self.sqlite and not (connection.queries_logged or connection.execute_wrappers):
+            # Straight to the driver: Django's SQLite cursor would rewrite the statement's 11,000 "%s" on
+            # every call. Statements that are logged (DEBUG, tests counting queries) or wrapped still go
+            # through Django.
+            if sql is not self.driver_sql[0]:
+                self.driver_sql = (sql, sql.replace("%s", "?"))
+            connection.validate_no_broken_transaction()
+            with connection.wrap_database_errors:
+                sqlite3.Cursor.execute(cursor.cursor, self.driver_sql[1], params)
+        else:
+            cursor.execute(sql, params)
+        if self.sqlite:
+            # One statement's rows take consecutive ids, in the order of its VALUES: each new row gets one more
+            # than the largest id (AUTOINCREMENT never reuses one) and nothing else writes while it runs.
+            last = cursor.lastrowid
+            return range(last - rows + 1, last + 1)
+        # PostgreSQL returns the rows of an INSERT ... VALUES in the order of its VALUES (bulk_create relies on it).
+        return [pk for (pk,) in cursor.fetchall()]
 
     def flush(self, final: bool = False) -> list[tuple[int, datetime | None]]:
         """Write the queued rows ``ROWS`` at a time (with ``final``, the last ones too: otherwise they
         wait for the next chunk, so that every statement but the last has the one shape, prepared
         once); (id, not before) of each delivery to hand over, in id order."""
-        due: list[tuple[int, datetime | None]] = []
-        width, step = len(self.COLUMNS), self.ROWS * len(self.COLUMNS)
-        end = len(self.params) if final else len(self.params) - len(self.params) % step
+        handed: list[tuple[int, datetime | None]] = []
+        width, due, taken = len(self.COLUMNS), self.due, 0
+        end = self.rows if final else self.rows - self.rows % self.ROWS
         with connection.cursor() as cursor:
-            for start in range(0, end, step):
-                part = self.params[start : min(start + step, end)]
-                cursor.execute(self._sql(len(part) // width), part)
-                if self.returning:
-                    due += [(pk, self._moment(at)) for pk, status, at in cursor.fetchall() if status in SENDING]
-            if end and self.sending and not self.returning:  # no INSERT ... RETURNING: read them back
-                cursor.execute(
-                    f"SELECT id, not_before FROM {self.table} WHERE message_id = %s AND id > %s "
-                    "AND status IN (%s, %s) ORDER BY id",
-                    [self.message_id, self.last_id, Status.PENDING.value, Status.DEFERRED.value],
-                )
-                due = [(pk, self._moment(at)) for pk, at in cursor.fetchall()]
-                cursor.execute(f"SELECT MAX(id) FROM {self.table} WHERE message_id = %s", [self.message_id])
-                (self.last_id,) = cursor.fetchone()
-        self.params = self.params[end:]
-        self.sending = self.sending and bool(self.params)
-        due.sort(key=lambda entry: entry[0])
-        return due
-
-    def _moment(self, value) -> datetime | None:
-        if value is None:
-            return None
-        return self.moments.get(value) or _datetime_from_db(value)
+            for start in range(0, end, self.ROWS):
+                rows = min(self.ROWS, end - start)
+                ids = self._insert(cursor, rows, self.params[start * width : (start + rows) * width])
+                while taken < len(due) and due[taken][0] < start + rows:
+                    row, not_before = due[taken]
+                    handed.append((ids[row - start], not_before))
+                    taken += 1
+        del self.params[: end * width]
+        self.rows -= end
+        self.due = [(row - end, not_before) for row, not_before in due[taken:]]
+        handed.sort(key=lambda entry: entry[0])
+        return handed
 
 
 class _DispatchQueue:
@@ -480,12 +499,3 @@ class _DispatchQueue:
             if ids:
                 enqueue_dispatch(ids, run_after=not_before)
         self.waiting = {}
-
-
-def _datetime_from_db(value) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    # SQLite keeps datetimes naive, in UTC (USE_TZ); PostgreSQL returns them aware.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

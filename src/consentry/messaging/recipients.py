@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 
 from django.db import connection
 
@@ -29,6 +30,9 @@ from .models import Delivery, Message
 _CHANNELS = {c.value: c for c in Channel}
 _LINE_TYPES = {t.value: t for t in LineType}
 _CONSENT = {c.value: c for c in MarketingConsent}
+PHONE = ContactKind.PHONE.value
+# A patient's contact points in their order: by position, then (when positions tie) as the database lists them.
+_POSITION = itemgetter(6, 7, 8)
 
 
 def db_id(value: uuid.UUID):
@@ -162,7 +166,9 @@ class Needs:
 EVERYTHING = Needs()
 
 
-def _chunk_sql(n: int, needs: Needs = EVERYTHING) -> str:
+def _select(needs: Needs, owner: bool) -> str:
+    """The joined read's columns and tables, without its ``WHERE``: one row per patient and contact point
+    (one with NULL contact columns for a patient without any), the columns at fixed positions."""
     p, pc, cp = Patient._meta.db_table, PatientContact._meta.db_table, ContactPoint._meta.db_table
     loc = Location._meta.db_table
 
@@ -171,22 +177,25 @@ def _chunk_sql(n: int, needs: Needs = EVERYTHING) -> str:
 
     zone, note = needs.zone, needs.notification
     location = f"LEFT JOIN {loc} l ON l.id = p.location_id" if zone else ""
-    # No ORDER BY: rows are grouped per patient in Python, which is cheaper
-    # than the temporary B-tree a sort would need. Filtered on the primary key
-    # alone (the practice is checked in Python): with the practice in the WHERE
-    # clause, SQLite may walk the practice's whole index for every chunk.
     return f"""
         SELECT p.id, p.do_not_contact, p.marketing_consent, {pick(needs.preferred, "p.preferred_phone_id")},
                {pick(note, "p.channel_opt_outs")}, {pick(note, "p.notification_overrides")}, pc.position,
                {pick(needs.preferred, "cp.id")}, cp.address, cp.kind, cp.line_type, cp.valid,
                {pick(zone, "p.timezone")}, {pick(zone, "cp.timezone")}, {pick(note, "p.notification_phones_removed")},
-               {pick(zone, "l.timezone")}, p.practice_id
+               {pick(zone, "l.timezone")}, {pick(owner, "p.practice_id")}
         FROM {p} p
         LEFT JOIN {pc} pc ON pc.patient_id = p.id
         LEFT JOIN {cp} cp ON cp.id = pc.contact_point_id
         {location}
-        WHERE p.id IN ({_placeholders(n)})
     """
+
+
+def _chunk_sql(n: int, needs: Needs = EVERYTHING, owner: bool = True) -> str:
+    # No ORDER BY: rows are grouped per patient in Python, which is cheaper
+    # than the temporary B-tree a sort would need. Filtered on the primary key
+    # alone (the practice is checked in Python): with the practice in the WHERE
+    # clause, SQLite may walk the practice's whole index for every chunk.
+    return f"{_select(needs, owner)} WHERE p.id IN ({_placeholders(n)})"
 
 
 def practice_consent(practice_id) -> ConsentState:
@@ -223,34 +232,72 @@ def load_chunk(
     ``practice_id``, only that practice's patients (an id of another practice is left out)."""
     ids = list(patient_ids)
     with connection.cursor() as cursor:
-        cursor.execute(_chunk_sql(len(ids), needs), ids)
+        cursor.execute(_chunk_sql(len(ids), needs, owner=practice_id is not None), ids)
         rows = cursor.fetchall()
     owner = None if practice_id is None else db_id(practice_id)
-    patients: dict[object, tuple[tuple, list[tuple]]] = {}
+    patients: dict[object, list[tuple]] = {}  # patient id -> their rows
     for row in rows:
         if owner is not None and row[16] != owner:
             continue
-        entry = patients.get(row[0])
-        if entry is None:
-            entry = patients[row[0]] = (row, [])
-        if row[8] is not None:  # else a patient with no contact points
-            entry[1].append((*row[6:12], row[13]))
-    return [_recipient(row, contacts, category_key) for row, contacts in patients.values()]
+        if (entry := patients.get(row[0])) is None:
+            patients[row[0]] = [row]
+        else:
+            entry.append(row)
+    return [_recipient(rows, category_key) for rows in patients.values()]
 
 
-def _recipient(row, contacts: list, category_key: str) -> Recipient:
-    if len(contacts) > 1:
-        contacts.sort()  # by position
+def practice_patients(practice_id: uuid.UUID, category_key: str, needs: Needs, size: int) -> Iterator[list[Recipient]]:
+    """Every patient of the practice as recipients, ``size`` at a time, in the order of ``id_chunks``.
+
+    On SQLite one joined read walks the practice's index and brings each patient's contact points along,
+    a fetch at a time: twice as fast as looking each chunk's patients up by id, and no list of them is
+    built. ``ORDER BY p.rowid`` keeps a patient's rows together; the practice's index already hands the
+    patients over in that order, so SQLite sorts nothing. Elsewhere (PostgreSQL might sort a whole
+    practice for that order) the ids are read a chunk at a time and each chunk looked up by them."""
+    if connection.vendor != "sqlite":
+        for chunk_ids in id_chunks(practice_id, EVERY_PATIENT, size):
+            yield load_chunk(chunk_ids, category_key, needs)
+        return
+    cursor = connection.chunked_cursor()
+    try:
+        cursor.execute(f"{_select(needs, owner=False)} WHERE p.practice_id = %s ORDER BY p.rowid", [db_id(practice_id)])
+        chunk: list[Recipient] = []
+        patient: list[tuple] = []  # the rows of the patient being read
+        while rows := cursor.fetchmany(size):
+            for row in rows:
+                if patient and row[0] != patient[0][0]:
+                    chunk.append(_recipient(patient, category_key))
+                    if len(chunk) == size:
+                        yield chunk
+                        chunk = []
+                    patient = [row]
+                else:
+                    patient.append(row)
+        if patient:
+            chunk.append(_recipient(patient, category_key))
+        if chunk:
+            yield chunk
+    finally:
+        cursor.close()
+
+
+def _recipient(rows: list[tuple], category_key: str) -> Recipient:
+    """One patient's recipient from their rows of the joined read (one per contact point)."""
+    row = rows[0]
+    if len(rows) > 1:
+        rows.sort(key=_POSITION)
     # Where the recipient is, for quiet hours: their own zone, else their location's, else where their (first)
     # phone's number says, else (in the request) the practice's.
     phones, emails, preferred, timezone = [], [], None, row[12] or row[15]
-    for _, point_id, address, kind, line_type, valid, phone_zone in contacts:
-        if kind == ContactKind.PHONE:
-            phones.append(Phone(address, _LINE_TYPES[line_type], bool(valid)))
-            if point_id is not None and point_id == row[3]:
+    for contact in rows:
+        if (address := contact[8]) is None:
+            continue  # a patient with no contact points
+        if contact[9] == PHONE:
+            phones.append(Phone(address, _LINE_TYPES[contact[10]], bool(contact[11])))
+            if contact[7] is not None and contact[7] == row[3]:
                 preferred = address
             # No zone of their own: where their (first) phone is.
-            timezone = timezone or phone_zone
+            timezone = timezone or contact[13]
         else:
             emails.append(address)
     opt_outs, overrides = _json(row[4]) or (), (_json(row[5]) or {}).get(category_key) or {}
