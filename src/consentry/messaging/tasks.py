@@ -150,7 +150,8 @@ class Dispatch:
         self.hints = hints.Hints()  # which texts end with how to opt out
         self.waited = 0.0
         self.uuids: dict[str, uuid.UUID] = {}  # SQLite: the ids of practices, messages, locations, as read
-        self.routes: dict[tuple, Route] = {}  # (message, channel, from number, patient's location) -> its route
+        # (practice, message, channel, from number, patient's location) -> their route
+        self.routes: dict[tuple, Route] = {}
 
     def count(self, outcome: str, n: int = 1) -> None:
         if n:
@@ -377,7 +378,8 @@ class Dispatch:
         )
 
     def attach(self, deliveries: list[Claimed]) -> None:
-        """Give each delivery its practice, message and category from one read per kind of row."""
+        """Give each delivery its route (practice, message, category, sender...), from one read per kind of row
+        and one route per message, channel and sender in the task."""
         if missing := {d.practice_id for d in deliveries} - set(self.practices):
             self.practices.update(Practice.objects.in_bulk(missing))
             self.locations.update({practice_id: [] for practice_id in missing})
@@ -387,13 +389,20 @@ class Dispatch:
             for message in Message.objects.filter(pk__in=missing):
                 self.messages[message.pk] = (message, json.loads(message.content))
         for delivery in deliveries:
-            key = (delivery.message_id, delivery.channel, delivery.from_number, delivery.location_id)
+            key = (
+                delivery.practice_id,
+                delivery.message_id,
+                delivery.channel,
+                delivery.from_number,
+                delivery.location_id,
+            )
             route = self.routes.get(key)
             if route is None:
                 route = self.routes[key] = self.route(delivery)
             delivery.route = route
 
     def route(self, delivery: Claimed) -> Route:
+        """Work out what this delivery shares with the others of its message, channel and sender."""
         practice = self.practices[delivery.practice_id]
         message, content = self.messages[delivery.message_id]
         key = (delivery.practice_id, message.category)
