@@ -32,7 +32,7 @@ embedded one, the separate one, or for ``--no-worker`` a ``consentry worker
 ledger with exactly one confirmation, and ``consentry audit verify`` passes.
 
     .venv/bin/python bench/webhook.py [--n 3000] [--concurrency 16] [--rate 200] [--duration 15]
-        [--gunicorn 2] [--only embedded,no-worker,gunicorn]
+        [--gunicorn 2] [--only embedded,no-worker,gunicorn] [--repeat 3]
 
 ``--statements`` instead counts one STOP's SQL statements and times STOPs called
 in process through the service's WSGI application and through the bare app's
@@ -627,6 +627,7 @@ def main() -> int:
     parser.add_argument("--limit", type=float, default=120, help="longest any run may take, seconds")
     parser.add_argument("--settle", type=float, default=4, help="seconds after start-up before the load (default 4)")
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL (its own durable server)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs, each on fresh databases (min and median)")
     parser.add_argument("--only", default="", help="some of: embedded,no-worker,gunicorn (default all)")
     parser.add_argument("--statements", action="store_true", help="count one STOP's statements in process")
     parser.add_argument("--profile", metavar="FILE", help="with --statements: cProfile STOPs, stats to FILE")
@@ -637,15 +638,25 @@ def main() -> int:
         return 0
 
     data = Path(tempfile.mkdtemp(prefix="consentry-webhook-"))
-    databases = [("SQLite", f"sqlite:///{data / 'bare.sqlite3'}", f"sqlite:///{data / 'consentry.sqlite3'}")]
-    if args.postgres:
-        databases.append(("PostgreSQL", *postgres_databases()))
     failures = 0
     tables = []
-    for label, bare_url, url in databases:
-        rows, failed = compare(args, data, label, bare_url, url)
-        failures += failed
-        tables.append((label, rows))
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for run in range(args.repeat):
+        # Each run on fresh databases: the bare app first, then each side of the service, one after the other.
+        (data / f"run{run}").mkdir()
+        databases = [
+            ("SQLite", *(f"sqlite:///{data / f'run{run}' / n}" for n in ("bare.sqlite3", "consentry.sqlite3")))
+        ]
+        if args.postgres:
+            databases.append(("PostgreSQL", *postgres_databases()))
+        for label, bare_url, url in databases:
+            print(f"run {run + 1} of {args.repeat}, load average {os.getloadavg()[0]:.1f}", flush=True)
+            rows, failed = compare(args, data / f"run{run}", label, bare_url, url)
+            failures += failed
+            tables.append((label, rows))
+            bare_rate = rows[0][1]["rate"]
+            for name, closed, _, _ in rows[1:]:
+                ratios.setdefault((label, name), []).append(closed["rate"] / bare_rate if bare_rate else 0)
     for label, rows in tables:
         print(
             f"\nSTOP webhook on {label}, {args.threads} threads in all; closed loop {args.n} requests over "
@@ -667,6 +678,10 @@ def main() -> int:
         for name, _, _, check in rows:
             if check:
                 print(f"{name}: {check}")
+    if args.repeat > 1:
+        print(f"\nratio to bare over {args.repeat} runs (target 0.70): min / median")
+        for (label, name), values in ratios.items():
+            print(f"  {label}, {name}: {min(values):.3f} / {statistics.median(values):.3f}")
     print(f"load average after: {os.getloadavg()[0]:.1f}; checks {'FAILED' if failures else 'ok'}")
     if not args.keep:
         import shutil
