@@ -157,7 +157,7 @@ def _store(text: InboundText, *, processed: bool) -> InboundMessage | None:
         and assess(text.body, ["en", *practice.keyword_languages]).certain
     )
     inbound = InboundMessage(
-        practice=practice,
+        practice_id=practice.pk,
         provider=text.provider,
         provider_ref=text.provider_ref,
         from_number=number,
@@ -187,7 +187,7 @@ def _store(text: InboundText, *, processed: bool) -> InboundMessage | None:
     except IntegrityError:
         # The provider retried a webhook we already stored (the same message id at this practice).
         if InboundMessage.objects.filter(
-            practice=practice, provider=text.provider, provider_ref=text.provider_ref
+            practice_id=practice.pk, provider=text.provider, provider_ref=text.provider_ref
         ).exists():
             return None
         raise

@@ -11,7 +11,7 @@ back from the number that was texted), the patient's location's number, the prac
 
 from __future__ import annotations
 
-import copy
+import json
 import re
 import uuid
 from collections.abc import Iterable
@@ -21,8 +21,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet, TextField
-from django.db.models.functions import Cast
 
 from consentry.crypto import decrypt
 from consentry.errors import InvalidInput
@@ -63,65 +61,70 @@ def texting_sender(
     return TextingSender(practice.texting_number)
 
 
-def practice_for_number(number: str) -> tuple[Practice, Location | None] | None:
-    """The practice a number (E.164) belongs to, and the location whose number it is (None: the practice's
-    own number); None when no practice here has it.
+@dataclass(frozen=True)
+class Route:
+    """The practice a number reaches, and what a text received there needs of it: the auth token that signs the
+    provider's webhook and what deciding whether the text asks to stop depends on. A value, so it is shared."""
 
-    Read at every call, so a changed number, token or setting counts at once in every process: one raw
-    read of the practice's row (and the location's, for a location's number) as stored. Only the models
-    built from rows already seen are kept, with the Twilio auth token decrypted: a changed row (a new
-    token is a new ciphertext) or a changed key builds them again. The caller gets its own copies."""
+    practice_id: uuid.UUID
+    twilio_auth_token: str  # decrypted
+    region: str
+    keyword_languages: tuple[str, ...]
+    reasonable_means: str
+    location_id: Any = None  # None: the practice's own number
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.practice_id
+
+
+def route_for_number(number: str) -> Route | None:
+    """Where a text received at a number (E.164) goes: its practice, its own number or one of its locations';
+    None when no practice here has it.
+
+    Read at every call, so a changed number, token or setting counts at once in every process: one raw read of
+    the few columns the route is made of (and of the location's row, for a location's number). Only the
+    decryption of the token is kept between calls, by its ciphertext and the keys (a new token is a new
+    ciphertext; a key taken away no longer opens it)."""
     with connection.cursor() as cursor:
-        cursor.execute(_PRACTICE_ROW + "texting_number = %s", [number])
-        practice_row = cursor.fetchone()
-        location_row = None
-        if practice_row is None:
-            cursor.execute(_LOCATION_ROW + "texting_number = %s", [number])
-            location_row = cursor.fetchone()
-            if location_row is None:
+        cursor.execute(_ROUTE_BY + "texting_number = %s", [number])
+        row = cursor.fetchone()
+        location_id = None
+        if row is None:
+            cursor.execute(_LOCATION_BY_NUMBER, [number])
+            location = cursor.fetchone()
+            if location is None:
                 return None
-            cursor.execute(_PRACTICE_ROW + "id = %s", [location_row[_LOCATION_PRACTICE]])
-            practice_row = cursor.fetchone()
-    rows = (practice_row, location_row, tuple(settings.ENCRYPTION_KEYS))
-    known = _routes.get(number)
-    if known is None or known[0] != rows:
-        known = (rows, *_load(number, location_row is not None))
-        if len(_routes) >= 1024:
-            _routes.clear()
-        _routes[number] = known
-    _, practice, location = known
-    return copy.copy(practice), copy.copy(location)
+            location_id = _LOCATION_PK.to_python(location[0])
+            cursor.execute(_ROUTE_BY + "id = %s", [location[1]])
+            row = cursor.fetchone()
+    practice_id, sealed, region, languages, reasonable_means = row
+    return Route(
+        practice_id=_PRACTICE_PK.to_python(practice_id),
+        twilio_auth_token=_opened(sealed, tuple(settings.ENCRYPTION_KEYS)),
+        region=region,
+        keyword_languages=tuple(json.loads(languages) if isinstance(languages, str) else languages or ()),
+        reasonable_means=reasonable_means,
+        location_id=location_id,
+    )
 
 
-def _columns(model: Any) -> str:
-    return ", ".join(connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
+def _column(model: Any, name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
 
 
-_PRACTICE_ROW = f"SELECT {_columns(Practice)} FROM {Practice._meta.db_table} WHERE "
-_LOCATION_ROW = f"SELECT {_columns(Location)} FROM {Location._meta.db_table} WHERE "
-_LOCATION_PRACTICE = [f.name for f in Location._meta.concrete_fields].index("practice")
-# number -> ((the rows as read, the keys), the practice, its location): what was built from those rows.
-_routes: dict[str, tuple[tuple, Practice, Location | None]] = {}
-
-
-def _load(number: str, at_location: bool) -> tuple[Practice, Location | None]:
-    if not at_location:
-        return _token_opened(_token_sealed(Practice.objects.filter(texting_number=number)).get()), None
-    found = _token_sealed(Location.objects.select_related("practice"), "practice__").get(texting_number=number)
-    found.practice.sealed_token = found.sealed_token
-    _token_opened(found.practice)
-    return found.practice, found
-
-
-def _token_sealed(queryset: QuerySet[Any], path: str = "") -> QuerySet[Any]:
-    """The queryset with the auth token as stored (``sealed_token``), not decrypted at each load."""
-    field = f"{path}twilio_auth_token"
-    return queryset.defer(field).annotate(sealed_token=Cast(field, output_field=TextField()))
-
-
-def _token_opened(practice: Practice) -> Practice:
-    practice.twilio_auth_token = _opened(practice.sealed_token, tuple(settings.ENCRYPTION_KEYS))  # type: ignore[attr-defined]
-    return practice
+_ROUTE_BY = "SELECT {} FROM {} WHERE ".format(
+    ", ".join(
+        _column(Practice, name)
+        for name in ("id", "twilio_auth_token", "region", "keyword_languages", "reasonable_means")
+    ),
+    Practice._meta.db_table,
+)
+_LOCATION_BY_NUMBER = (
+    f"SELECT {_column(Location, 'id')}, {_column(Location, 'practice')} FROM {Location._meta.db_table} "
+    f"WHERE {_column(Location, 'texting_number')} = %s"
+)
+_PRACTICE_PK, _LOCATION_PK = Practice._meta.pk, Location._meta.pk
 
 
 @lru_cache(maxsize=1024)

@@ -32,7 +32,9 @@ class Outbound:
 class InboundText:
     """A text a phone sent to a practice, as any provider's webhook hands it over (verified)."""
 
-    practice: Any  # the Practice whose number was texted
+    # The practice whose number was texted: a Practice, or the webhook's ``patients.locations.Route`` (storing
+    # the text reads its pk, region, keyword_languages and reasonable_means).
+    practice: Any
     from_number: str
     to_number: str
     body: str

@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator, add_port, compare, remove
 
 from consentry.errors import InvalidInput
 from consentry.patients.addresses import e164
-from consentry.patients.locations import practice_for_number
+from consentry.patients.locations import route_for_number
 
 from ..base import InboundText, StatusReport
 from .vocabulary import STATUSES
@@ -64,17 +64,16 @@ def inbound_text(request: HttpRequest) -> InboundText:
     except InvalidInput:
         raise NotVerified from None
     # Any of a practice's numbers: its own or one of its locations' (they share its account and token).
-    found = practice_for_number(number)
-    if found is None or not _verified(request, found[0].twilio_auth_token):
+    route = route_for_number(number)
+    if route is None or not _verified(request, route.twilio_auth_token):
         raise NotVerified
-    practice = found[0]
     sid, sender, body = (request.POST.get(k, "") for k in ("MessageSid", "From", "Body"))
     if not sid or not sender:
         raise InvalidInput("From" if sid else "MessageSid", "is required")
     if len(sid) > MAX_SID:
         raise InvalidInput("MessageSid", "is too long")
     return InboundText(
-        practice=practice,
+        practice=route,
         from_number=sender,
         to_number=number,
         body=body,
