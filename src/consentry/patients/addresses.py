@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,7 +44,15 @@ def e164(raw: str, *, region: str = "US", field: str = "number") -> str:
     """Only the E.164 form of ``normalize_phone`` (a received text's numbers: nothing more is asked of them)."""
     if not isinstance(raw, str):
         raise InvalidInput(field, "a phone number is required")
+    if _NANP_E164.fullmatch(raw):
+        return raw
     return _e164(raw, region, field)
+
+
+# A North American number written in E.164, with an area code that can begin one, is its own E.164 form, and
+# a possible number, whatever the region (phonenumbers agrees: tests/unit/test_addresses.py). It is how
+# carriers hand over nearly every sender: each STOP's sender is known without a parse (a tenth of its CPU).
+_NANP_E164 = re.compile(r"\+1[2-9][0-9]{9}")
 
 
 @lru_cache(maxsize=4096)  # numbers seen lately: a practice's own numbers arrive with every text
