@@ -17,7 +17,7 @@ is in question, and it imports only the standard library.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -82,6 +82,13 @@ QUIET_HOURS_KINDS = frozenset(kind for kind, policy in KIND_POLICY.items() if po
 AUTOMATED_KINDS = frozenset(kind for kind, policy in KIND_POLICY.items() if policy.frequency_cap)
 
 
+# Members the hot path reads, looked up once: on Python 3.11 ``Channel.SMS`` goes through the enum
+# metaclass's ``__getattr__`` hook, about 0.1 µs a read, and a decision makes a dozen of them.
+_SMS, _VOICE, _EMAIL, _IN_APP = Channel.SMS, Channel.VOICE, Channel.EMAIL, Channel.IN_APP
+_PENDING, _SKIPPED, _DEFERRED = Status.PENDING, Status.SKIPPED, Status.DEFERRED
+_YES, _NO, _LANDLINE = MarketingConsent.YES, MarketingConsent.NO, LineType.LANDLINE
+
+
 # A practice's id as the callers hold it: the model's UUID, or its text.
 PracticeId = uuid.UUID | str
 
@@ -96,7 +103,7 @@ class Phone:
     def text_capable(self) -> bool:
         # Only a known landline is ruled out: VoIP and unknown lines usually
         # take texts, and the carrier will tell us (an error) when they don't.
-        return self.line_type != LineType.LANDLINE
+        return self.line_type != _LANDLINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,17 +238,22 @@ def address_block_reason(
     Used by ``decide()`` and again by the worker as it takes a delivery, so a
     STOP committed after planning still wins.
     """
-    policy = KIND_POLICY[kind]
+    return _address_reason(KIND_POLICY[kind], category, channel, address, state)
+
+
+def _address_reason(
+    policy: KindPolicy, category: Category, channel: Channel, address: str, state: ConsentState
+) -> Reason | None:
     if not policy.address_consent:
         return None
-    if channel in (Channel.SMS, Channel.VOICE):
-        if channel == Channel.SMS and address in state.sms_opted_out:
+    if channel in (_SMS, _VOICE):
+        if channel == _SMS and address in state.sms_opted_out:
             return Reason.SMS_OPTED_OUT
         blocked = state.blocks.get(address)
         if blocked and category.key in blocked:
             return Reason.BLOCKED_FOR_CATEGORY
         return None
-    if channel == Channel.EMAIL:
+    if channel == _EMAIL:
         if address in state.email_bounced:
             return Reason.EMAIL_BOUNCED
         applies = policy.unsubscribe == Unsubscribe.ALWAYS or (
@@ -260,24 +272,24 @@ def decide(request: SendRequest, recipient: Recipient, state: ConsentState, now:
     """
     kind, category = request.kind, request.category
     policy = KIND_POLICY[kind]
-    considered = _considered_channels(request, recipient)
 
     if policy.do_not_contact and recipient.do_not_contact:
-        return _skip_all(recipient, considered, Reason.DO_NOT_CONTACT)
+        return _skip_all(recipient, _considered_channels(request, recipient), Reason.DO_NOT_CONTACT)
     warnings: tuple[Reason, ...] = ()
-    if recipient.marketing_consent != MarketingConsent.YES:
+    if recipient.marketing_consent != _YES:
         if category.marketing:
-            return _skip_all(recipient, considered, Reason.NO_MARKETING_CONSENT)
-        if policy.marketing_warning and recipient.marketing_consent == MarketingConsent.NO:
+            return _skip_all(recipient, _considered_channels(request, recipient), Reason.NO_MARKETING_CONSENT)
+        if policy.marketing_warning and recipient.marketing_consent == _NO:
             warnings = (Reason.NO_MARKETING_CONSENT,)
 
     phones = _candidate_phones(policy, recipient)
     cap = request.frequency_cap if policy.frequency_cap else None
-    if policy.channels == Selection.FIRST_REACHABLE:
+    if policy.channels == FIRST_REACHABLE:
         planned = _first_reachable(kind, category, request.content_channels, phones, recipient.emails, state, cap)
-    elif policy.channels == Selection.ACTIVE_FOR_TYPE:
+    elif policy.channels == ACTIVE_FOR_TYPE:
         planned = _all_active(request, recipient, phones, state, cap)
     else:
+        considered = _considered_channels(request, recipient)
         planned = [_plan_channel(kind, category, ch, phones, recipient.emails, state) for ch in considered]
     if request.window is not None and policy.quiet_hours:
         opens = window_opens(now, recipient.timezone or request.default_timezone, request.window)
@@ -288,14 +300,21 @@ def decide(request: SendRequest, recipient: Recipient, state: ConsentState, now:
 
 def _defer(planned: Planned, opens: datetime) -> Planned:
     # In-app notices make no sound: they are never held back.
-    if planned.status != Status.PENDING or planned.channel == Channel.IN_APP:
+    if planned.status != _PENDING or planned.channel == _IN_APP:
         return planned
-    return replace(planned, status=Status.DEFERRED, reason=Reason.QUIET_HOURS, not_before=opens)
+    return replace(planned, status=_DEFERRED, reason=Reason.QUIET_HOURS, not_before=opens)
 
 
 def window_opens(now: datetime, timezone: str, window: SendWindow) -> datetime | None:
     """None while ``now`` is inside the window where the recipient is; else the next opening (UTC)."""
-    return _opening(now.astimezone(UTC).replace(second=0, microsecond=0), timezone, window)
+    return _opens(now, timezone, window.start, window.end)
+
+
+@lru_cache(maxsize=4096)
+def _opens(now: datetime, timezone: str, start: time, end: time) -> datetime | None:
+    # Cached per instant too: a broadcast asks with one ``now`` for every recipient (the window's hours
+    # make a cheaper key than the window).
+    return _opening(now.astimezone(UTC).replace(second=0, microsecond=0), timezone, SendWindow(start, end))
 
 
 @lru_cache(maxsize=4096)
@@ -350,49 +369,40 @@ def _plan_channel(
     opted-out mobile (the family can text UNSTOP) says more than the landline
     listed before it, so a person's own choice outranks what the line cannot do.
     """
-    if channel == Channel.IN_APP:
-        return Planned(channel, None, Status.PENDING)
+    if channel == _IN_APP:
+        return Planned(channel, None, _PENDING)
+    policy = KIND_POLICY[kind]
     best: tuple[int, str, Reason] | None = None
-    for address, reason in _address_checks(kind, category, channel, phones, emails, state, cap):
-        if reason is None:
-            return Planned(channel, address, Status.PENDING)
-        rank = _REFUSAL_RANK.get(reason, 0)
-        if best is None or rank < best[0]:
-            best = (rank, address, reason)
+    if channel == _EMAIL:
+        for email in emails:
+            reason = _address_reason(policy, category, channel, email, state)
+            if reason is None:
+                return Planned(channel, email, _PENDING)
+            rank = _REFUSAL_RANK.get(reason, 0)
+            if best is None or rank < best[0]:
+                best = (rank, email, reason)
+    else:
+        for phone in phones:
+            if not phone.valid:
+                reason = Reason.PHONE_INVALID
+            elif channel == _SMS and not phone.text_capable:
+                reason = Reason.NO_TEXT_CAPABLE_PHONE
+            else:
+                reason = _address_reason(policy, category, channel, phone.number, state)
+                if reason is None and cap is not None and cap.reached(state.recent_sends.get(phone.number, (0, 0))):
+                    reason = Reason.FREQUENCY_CAP
+                if reason is None:
+                    return Planned(channel, phone.number, _PENDING)
+            rank = _REFUSAL_RANK.get(reason, 0)
+            if best is None or rank < best[0]:
+                best = (rank, phone.number, reason)
     if best is None:
-        return Planned(channel, None, Status.SKIPPED, Reason.NO_REACHABLE_CHANNEL)
-    return Planned(channel, best[1], Status.SKIPPED, best[2])
+        return Planned(channel, None, _SKIPPED, Reason.NO_REACHABLE_CHANNEL)
+    return Planned(channel, best[1], _SKIPPED, best[2])
 
 
 # Lower is more telling. Consent choices first, then what the line cannot do.
 _REFUSAL_RANK = {Reason.NO_TEXT_CAPABLE_PHONE: 1, Reason.PHONE_INVALID: 2}
-
-
-def _address_checks(
-    kind: Kind,
-    category: Category,
-    channel: Channel,
-    phones: tuple[Phone, ...],
-    emails: tuple[str, ...],
-    state: ConsentState,
-    cap: FrequencyCap | None = None,
-) -> Iterator[tuple[str, Reason | None]]:
-    if channel == Channel.EMAIL:
-        for email in emails:
-            yield email, address_block_reason(kind=kind, category=category, channel=channel, address=email, state=state)
-        return
-    for phone in phones:
-        if not phone.valid:
-            yield phone.number, Reason.PHONE_INVALID
-        elif channel == Channel.SMS and not phone.text_capable:
-            yield phone.number, Reason.NO_TEXT_CAPABLE_PHONE
-        else:
-            reason = address_block_reason(
-                kind=kind, category=category, channel=channel, address=phone.number, state=state
-            )
-            if reason is None and cap is not None and cap.reached(state.recent_sends.get(phone.number, (0, 0))):
-                reason = Reason.FREQUENCY_CAP
-            yield phone.number, reason
 
 
 def _first_reachable(
@@ -417,7 +427,7 @@ def _first_reachable(
             continue
         entry = _plan_channel(kind, category, channel, phones, emails, state, cap)
         planned.append(entry)
-        if entry.status == Status.PENDING:
+        if entry.status == _PENDING:
             break
     return planned
 

@@ -300,21 +300,23 @@ def _recipient(rows: list[tuple], category_key: str) -> Recipient:
             timezone = timezone or contact[13]
         else:
             emails.append(address)
-    opt_outs, overrides = _json(row[4]) or (), (_json(row[5]) or {}).get(category_key) or {}
-    removed = _json(row[14])
+    # The notification settings: NULL unless the request needs them (then JSON, mostly empty).
+    opt_outs = _json(row[4]) if row[4] is not None else None
+    overrides = (_json(row[5]) or {}).get(category_key) if row[5] is not None else None
+    removed = _json(row[14]) if row[14] is not None else None
+    # By position, in the order of Recipient's fields: a broadcast builds one per patient, and keywords
+    # would cost as much again.
     return Recipient(
-        patient_id=row[0],
-        phones=tuple(phones),
-        emails=tuple(emails),
-        preferred_phone=preferred,
-        do_not_contact=bool(row[1]),
-        marketing_consent=_CONSENT[row[2]],
-        channel_opt_outs=frozenset(_CHANNELS[c] for c in opt_outs) if opt_outs else _NO_CHANNELS,
-        notification_overrides={(category_key, _CHANNELS[c]): bool(v) for c, v in overrides.items()}
-        if overrides
-        else _NO_OVERRIDES,
-        timezone=timezone or "",
-        notification_phones_removed=frozenset(removed) if removed else _NO_PHONES,
+        row[0],
+        tuple(phones),
+        tuple(emails),
+        preferred,
+        bool(row[1]),
+        _CONSENT[row[2]],
+        frozenset(_CHANNELS[c] for c in opt_outs) if opt_outs else _NO_CHANNELS,
+        {(category_key, _CHANNELS[c]): bool(v) for c, v in overrides.items()} if overrides else _NO_OVERRIDES,
+        frozenset(removed) if removed else _NO_PHONES,
+        timezone or "",
     )
 
 
