@@ -45,7 +45,7 @@ class _Fields(dict):
 
 
 def _verified(request: HttpRequest, token: str) -> bool:
-    signature = request.headers.get("X-Twilio-Signature", "")
+    signature = request.META.get("HTTP_X_TWILIO_SIGNATURE", "")  # (request.headers would copy every header first)
     if not (signature and token):
         return False
     validator, params, url = RequestValidator(token), _Fields(request.POST.lists()), urlparse(public_url(request))
