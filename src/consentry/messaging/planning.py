@@ -31,6 +31,9 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django_tasks.base import Task
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult, get_date_max
 
 from consentry.consent.rules import (
     AUTOMATED_KINDS,
@@ -51,7 +54,7 @@ from .content import clean_content
 from .models import Delivery, Message
 from .recipients import EVERY_PATIENT, EveryPatient
 from .selectors import Report, message_report, report_of
-from .tasks import enqueue_dispatch
+from .tasks import dispatch_deliveries
 
 PLAN_CHUNK = 2000
 # Deliveries an answer lists inline, in plan order; a message with more answers with its counts and the
@@ -291,6 +294,7 @@ def _plan(
                         kept.append(DeliveryRow.of(text_id(db_id), planned))
             for pk, not_before in writer.flush():
                 queue.add(pk, not_before)
+            queue.write()
         for pk, not_before in writer.flush(final=True):
             queue.add(pk, not_before)
         if warnings and not acknowledge_warnings:
@@ -480,22 +484,59 @@ class _DeliveryWriter:
 
 
 class _DispatchQueue:
-    """Dispatch tasks of ``batch`` deliveries each, per instant they may go, enqueued as they fill:
-    a plan holds at most one unfilled batch per instant."""
+    """Dispatch tasks of ``batch`` deliveries each, per instant they may go: a plan holds at most one
+    unfilled batch per instant. The batches a chunk fills are enqueued together (``write``)."""
 
     def __init__(self, batch: int):
         self.batch = batch
         self.waiting: dict[datetime | None, list[int]] = {}
+        self.filled: list[tuple[list[int], datetime | None]] = []
 
     def add(self, pk: int, not_before: datetime | None) -> None:
         ids = self.waiting.setdefault(not_before, [])
         ids.append(pk)
         if len(ids) >= self.batch:
-            enqueue_dispatch(ids, run_after=not_before)
+            self.filled.append((ids, not_before))
             self.waiting[not_before] = []
 
+    def write(self) -> None:
+        """Enqueue the batches filled so far."""
+        if self.filled:
+            _enqueue_dispatches(self.filled)
+            self.filled = []
+
     def close(self) -> None:
-        for not_before, ids in self.waiting.items():
-            if ids:
-                enqueue_dispatch(ids, run_after=not_before)
+        self.filled += [(ids, not_before) for not_before, ids in self.waiting.items() if ids]
         self.waiting = {}
+        self.write()
+
+
+def _enqueue_dispatches(batches: list[tuple[list[int], datetime | None]]) -> None:
+    """``enqueue_dispatch(ids, run_after=not_before)`` for each batch, in one INSERT.
+
+    Each row is the one django-tasks-db's backend writes for ``dispatch_deliveries.enqueue(ids)``: the
+    same columns and values, ``run_after`` without an instant being its far-future marker (which its
+    ``pre_save`` handler would set), validated by the backend as it would be. Only the statement per
+    task goes, and the ``task_enqueued`` signal (django-tasks' debug log line) that it sends per task."""
+    backend = dispatch_deliveries.get_backend()
+    assert isinstance(backend, DatabaseBackend)  # tasks are rows of this database: they roll back with the plan
+    tasks: dict[datetime | None, Task] = {}
+    rows: list[DBTaskResult] = []
+    for ids, run_after in batches:
+        if (task := tasks.get(run_after)) is None:
+            task = tasks[run_after] = (
+                dispatch_deliveries.using(run_after=run_after) if run_after else dispatch_deliveries
+            )
+            backend.validate_task(task)
+        rows.append(
+            DBTaskResult(
+                id=backend._get_id(),
+                args_kwargs={"args": [ids], "kwargs": {}},
+                priority=task.priority,
+                task_path=task.module_path,
+                queue_name=task.queue_name,
+                run_after=task.run_after or get_date_max(),
+                backend_name=backend.alias,
+            )
+        )
+    DBTaskResult.objects.bulk_create(rows)
