@@ -168,12 +168,16 @@ def _store(text: InboundText, *, processed: bool) -> InboundMessage | None:
         received_at=datetime.now(UTC),
     )
     inbound.processed_at = inbound.received_at if processed else None
-    statement = inbound.insert_statement()
     locked = asks_to_stop and address_lock.taken()
     try:
-        if not locked and not connection.in_atomic_block:
-            # One statement, its own transaction: SQLite's write lock is held inside it alone.
-            inbound.insert(statement)  # unread, it is the worker's queue (``reader.py``)
+        if not connection.in_atomic_block:
+            # One statement, its own transaction (unread, the text is the readers' queue: ``reader.py``). On SQLite
+            # the write lock is held inside it alone; on PostgreSQL a STOP takes its address's lock inside it, and
+            # counts from then, after any hand-over to the number it waited for.
+            if locked:
+                inbound.insert_behind_lock(address_lock.key(practice.pk, number))
+            else:
+                inbound.insert(inbound.insert_statement())
             return inbound
         with transaction.atomic():  # (nested: a savepoint, so a replay leaves the caller's transaction usable)
             if locked:
@@ -181,8 +185,7 @@ def _store(text: InboundText, *, processed: bool) -> InboundMessage | None:
                 # It may have waited for a hand-over to this number: the STOP counts from now, after it.
                 inbound.received_at = datetime.now(UTC)
                 inbound.processed_at = inbound.received_at if processed else None
-                statement = inbound.insert_statement()
-            inbound.insert(statement)
+            inbound.insert(inbound.insert_statement())
             return inbound
     except IntegrityError:
         # The provider retried a webhook we already stored (the same message id at this practice).

@@ -53,18 +53,7 @@ class InboundMessage(models.Model):
         """
         if self.received_at is None:
             raise ValueError("received_at is set by the caller")
-        fields = [f for f in self._meta.concrete_fields if not f.primary_key]
-        sql = _INSERTS.get(connection.vendor)
-        if sql is None:
-            quote = connection.ops.quote_name
-            sql = (
-                f"INSERT INTO {quote(self._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-                f"VALUES ({', '.join(['%s'] * len(fields))})"
-            )
-            if connection.features.can_return_columns_from_insert:
-                sql += f" RETURNING {quote(self._meta.pk.column)}"
-            _INSERTS[connection.vendor] = sql
-        return sql, [f.get_db_prep_save(getattr(self, f.attname), connection) for f in fields]
+        return _insert_sql(), [f.get_db_prep_save(getattr(self, f.attname), connection) for f in _FIELDS]
 
     def insert(self, statement: tuple[str, list[Any]]) -> None:
         """Run ``insert_statement()``; a replayed message id raises ``IntegrityError`` as ``save()`` would."""
@@ -77,6 +66,37 @@ class InboundMessage(models.Model):
                 self.pk = connection.ops.last_insert_id(cursor, self._meta.db_table, self._meta.pk.column)
         self._state.adding = False
 
+    def insert_behind_lock(self, lock: int) -> None:
+        """PostgreSQL, outside any transaction: the insert, in one statement that is its own transaction, with
+        the address's exclusive lock (``consent.address_lock.key``) taken inside it: first the lock (it waits
+        for a hand-over to the number in flight), then ``received_at`` from the database's clock, then the row;
+        the commit ends the lock. A STOP counts from after any hand-over it waited for, as in a transaction that
+        takes the lock and then inserts, in one round trip where that took four."""
+        _, values = self.insert_statement()
+        values[_FIELDS.index(_RECEIVED_AT)] = lock
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_sql(received_at=_AFTER_LOCK), values)
+            self.pk, self.received_at = cursor.fetchone()
+        self._state.adding = False
 
-# The insert's SQL by database vendor, written once per process.
-_INSERTS: dict[str, str] = {}
+
+_FIELDS = [f for f in InboundMessage._meta.concrete_fields if not f.primary_key]
+_RECEIVED_AT = InboundMessage._meta.get_field("received_at")
+# received_at's value in insert_behind_lock(): the clock once the lock is held (the scalar subquery is evaluated,
+# lock first, before the row is made).
+_AFTER_LOCK = "(SELECT clock_timestamp() FROM pg_advisory_xact_lock(%s))"
+_INSERTS: dict[tuple[str, str], str] = {}  # the statements by database vendor, written once per process
+
+
+def _insert_sql(received_at: str = "%s") -> str:
+    key = (connection.vendor, received_at)
+    if (sql := _INSERTS.get(key)) is None:
+        quote = connection.ops.quote_name
+        values = ", ".join(received_at if f is _RECEIVED_AT else "%s" for f in _FIELDS)
+        sql = f"INSERT INTO {quote(InboundMessage._meta.db_table)} ({', '.join(quote(f.column) for f in _FIELDS)}) "
+        sql += f"VALUES ({values})"
+        if connection.features.can_return_columns_from_insert:
+            returned = [InboundMessage._meta.pk.column] + ([_RECEIVED_AT.column] if received_at != "%s" else [])
+            sql += f" RETURNING {', '.join(quote(c) for c in returned)}"
+        _INSERTS[key] = sql
+    return sql
