@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from operator import itemgetter
 
 from django.db import connection
@@ -31,8 +32,6 @@ _CHANNELS = {c.value: c for c in Channel}
 _LINE_TYPES = {t.value: t for t in LineType}
 _CONSENT = {c.value: c for c in MarketingConsent}
 PHONE = ContactKind.PHONE.value
-# A patient's contact points in their order: by position, then (when positions tie) as the database lists them.
-_POSITION = itemgetter(6, 7, 8)
 
 
 def db_id(value: uuid.UUID):
@@ -152,7 +151,7 @@ def check_patients_belong(practice_id: uuid.UUID, ids: list[uuid.UUID], chunk: i
 
 @dataclass(frozen=True)
 class Needs:
-    """What of a patient a message's decisions read; the rest is not selected (NULL in its place).
+    """What of a patient a message's decisions read; the rest is not selected.
 
     ``zone``: where the patient is, for quiet hours; ``preferred``: their preferred phone;
     ``notification``: their notification settings (channel opt-outs, per-type overrides, removed phones).
@@ -166,23 +165,57 @@ class Needs:
 EVERYTHING = Needs()
 
 
-def _select(needs: Needs, owner: bool) -> str:
-    """The joined read's columns and tables, without its ``WHERE``: one row per patient and contact point
-    (one with NULL contact columns for a patient without any), the columns at fixed positions."""
+# Selected for every request: (0) the patient, their do-not-contact flag and marketing consent, and one
+# contact point (3) its position in their list, address, kind, line type and validity (NULL for a
+# patient with none).
+_ALWAYS = (
+    "p.id", "p.do_not_contact", "p.marketing_consent", "pc.position", "cp.address", "cp.kind", "cp.line_type", "cp.valid"
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The joined read's columns for a request, and where the optional ones are in its rows (None: not
+    selected). A column that is not needed is left out rather than selected as NULL: the driver would
+    still build a value for it in every row."""
+
+    columns: tuple[str, ...]
+    owner: int | None  # the patient's practice
+    preferred: int | None  # the patient's preferred phone, then the contact point's id
+    notification: int | None  # the patient's channel opt-outs, per-type overrides, removed phones
+    zone: int | None  # the patient's zone, their location's, then the contact point's
+    order: Callable[[tuple], tuple]  # sort key of a patient's rows: by position, then as the database lists the points
+
+
+@lru_cache(maxsize=32)
+def _layout(needs: Needs, owner: bool) -> _Layout:
+    columns = list(_ALWAYS)
+
+    def add(needed: bool, *names: str) -> int | None:
+        if not needed:
+            return None
+        columns.extend(names)
+        return len(columns) - len(names)
+
+    owner_at = add(owner, "p.practice_id")
+    preferred = add(needs.preferred, "p.preferred_phone_id", "cp.id")
+    notification = add(
+        needs.notification, "p.channel_opt_outs", "p.notification_overrides", "p.notification_phones_removed"
+    )
+    zone = add(needs.zone, "p.timezone", "l.timezone", "cp.timezone")
+    order: Callable[[tuple], tuple] = itemgetter(3, 4)
+    if preferred is not None:
+        order = itemgetter(3, preferred + 1, 4)
+    return _Layout(tuple(columns), owner_at, preferred, notification, zone, order)
+
+
+def _select(layout: _Layout) -> str:
+    """The joined read without its ``WHERE``: one row per patient and contact point (one with NULL
+    contact columns for a patient without any)."""
     p, pc, cp = Patient._meta.db_table, PatientContact._meta.db_table, ContactPoint._meta.db_table
-    loc = Location._meta.db_table
-
-    def pick(needed: bool, column: str) -> str:
-        return column if needed else "NULL"
-
-    zone, note = needs.zone, needs.notification
-    location = f"LEFT JOIN {loc} l ON l.id = p.location_id" if zone else ""
+    location = f"LEFT JOIN {Location._meta.db_table} l ON l.id = p.location_id" if layout.zone is not None else ""
     return f"""
-        SELECT p.id, p.do_not_contact, p.marketing_consent, {pick(needs.preferred, "p.preferred_phone_id")},
-               {pick(note, "p.channel_opt_outs")}, {pick(note, "p.notification_overrides")}, pc.position,
-               {pick(needs.preferred, "cp.id")}, cp.address, cp.kind, cp.line_type, cp.valid,
-               {pick(zone, "p.timezone")}, {pick(zone, "cp.timezone")}, {pick(note, "p.notification_phones_removed")},
-               {pick(zone, "l.timezone")}, {pick(owner, "p.practice_id")}
+        SELECT {", ".join(layout.columns)}
         FROM {p} p
         LEFT JOIN {pc} pc ON pc.patient_id = p.id
         LEFT JOIN {cp} cp ON cp.id = pc.contact_point_id
@@ -190,12 +223,12 @@ def _select(needs: Needs, owner: bool) -> str:
     """
 
 
-def _chunk_sql(n: int, needs: Needs = EVERYTHING, owner: bool = True) -> str:
+def _chunk_sql(n: int, layout: _Layout) -> str:
     # No ORDER BY: rows are grouped per patient in Python, which is cheaper
     # than the temporary B-tree a sort would need. Filtered on the primary key
     # alone (the practice is checked in Python): with the practice in the WHERE
     # clause, SQLite may walk the practice's whole index for every chunk.
-    return f"{_select(needs, owner)} WHERE p.id IN ({_placeholders(n)})"
+    return f"{_select(layout)} WHERE p.id IN ({_placeholders(n)})"
 
 
 def practice_consent(practice_id) -> ConsentState:
@@ -231,19 +264,20 @@ def load_chunk(
     """Recipients of these patients, ``patient_id`` in the database's representation; with a
     ``practice_id``, only that practice's patients (an id of another practice is left out)."""
     ids = list(patient_ids)
+    layout = _layout(needs, owner=practice_id is not None)
     with connection.cursor() as cursor:
-        cursor.execute(_chunk_sql(len(ids), needs, owner=practice_id is not None), ids)
+        cursor.execute(_chunk_sql(len(ids), layout), ids)
         rows = cursor.fetchall()
-    owner = None if practice_id is None else db_id(practice_id)
+    owner, at = (None, 0) if practice_id is None else (db_id(practice_id), layout.owner)
     patients: dict[object, list[tuple]] = {}  # patient id -> their rows
     for row in rows:
-        if owner is not None and row[16] != owner:
+        if owner is not None and row[at] != owner:
             continue
         if (entry := patients.get(row[0])) is None:
             patients[row[0]] = [row]
         else:
             entry.append(row)
-    return [_recipient(rows, category_key) for rows in patients.values()]
+    return [_recipient(rows, category_key, layout) for rows in patients.values()]
 
 
 def practice_patients(practice_id: uuid.UUID, category_key: str, needs: Needs, size: int) -> Iterator[list[Recipient]]:
@@ -258,15 +292,16 @@ def practice_patients(practice_id: uuid.UUID, category_key: str, needs: Needs, s
         for chunk_ids in id_chunks(practice_id, EVERY_PATIENT, size):
             yield load_chunk(chunk_ids, category_key, needs)
         return
+    layout = _layout(needs, owner=False)
     cursor = connection.chunked_cursor()
     try:
-        cursor.execute(f"{_select(needs, owner=False)} WHERE p.practice_id = %s ORDER BY p.rowid", [db_id(practice_id)])
+        cursor.execute(f"{_select(layout)} WHERE p.practice_id = %s ORDER BY p.rowid", [db_id(practice_id)])
         chunk: list[Recipient] = []
         patient: list[tuple] = []  # the rows of the patient being read
         while rows := cursor.fetchmany(size):
             for row in rows:
                 if patient and row[0] != patient[0][0]:
-                    chunk.append(_recipient(patient, category_key))
+                    chunk.append(_recipient(patient, category_key, layout))
                     if len(chunk) == size:
                         yield chunk
                         chunk = []
@@ -274,36 +309,44 @@ def practice_patients(practice_id: uuid.UUID, category_key: str, needs: Needs, s
                 else:
                     patient.append(row)
         if patient:
-            chunk.append(_recipient(patient, category_key))
+            chunk.append(_recipient(patient, category_key, layout))
         if chunk:
             yield chunk
     finally:
         cursor.close()
 
 
-def _recipient(rows: list[tuple], category_key: str) -> Recipient:
+def _recipient(rows: list[tuple], category_key: str, layout: _Layout) -> Recipient:
     """One patient's recipient from their rows of the joined read (one per contact point)."""
     row = rows[0]
     if len(rows) > 1:
-        rows.sort(key=_POSITION)
+        rows.sort(key=layout.order)
+    zone = layout.zone
     # Where the recipient is, for quiet hours: their own zone, else their location's, else where their (first)
     # phone's number says, else (in the request) the practice's.
-    phones, emails, preferred, timezone = [], [], None, row[12] or row[15]
+    timezone = (row[zone] or row[zone + 1]) if zone is not None else None
+    # Their preferred phone's contact point, and where a row has its contact point's id.
+    preferred_point, point_at = (None, 0) if layout.preferred is None else (row[layout.preferred], layout.preferred + 1)
+    phones, emails, preferred = [], [], None
     for contact in rows:
-        if (address := contact[8]) is None:
+        if (address := contact[4]) is None:
             continue  # a patient with no contact points
-        if contact[9] == PHONE:
-            phones.append(Phone(address, _LINE_TYPES[contact[10]], bool(contact[11])))
-            if contact[7] is not None and contact[7] == row[3]:
+        if contact[5] == PHONE:
+            phones.append(Phone(address, _LINE_TYPES[contact[6]], bool(contact[7])))
+            if preferred_point is not None and contact[point_at] == preferred_point:
                 preferred = address
-            # No zone of their own: where their (first) phone is.
-            timezone = timezone or contact[13]
+            if zone is not None:
+                # No zone of their own: where their (first) phone is.
+                timezone = timezone or contact[zone + 2]
         else:
             emails.append(address)
-    # The notification settings: NULL unless the request needs them (then JSON, mostly empty).
-    opt_outs = _json(row[4]) if row[4] is not None else None
-    overrides = (_json(row[5]) or {}).get(category_key) if row[5] is not None else None
-    removed = _json(row[14]) if row[14] is not None else None
+    opt_outs = overrides = removed = None
+    if (note := layout.notification) is not None:
+        opt_outs, overrides, removed = (
+            _json(row[note]),
+            (_json(row[note + 1]) or {}).get(category_key),
+            _json(row[note + 2]),
+        )
     # By position, in the order of Recipient's fields: a broadcast builds one per patient, and keywords
     # would cost as much again.
     return Recipient(
