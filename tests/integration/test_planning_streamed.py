@@ -9,6 +9,9 @@ real one (1,000), crossed with real patients.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
 import pytest
 from django_tasks_db.models import DBTaskResult
 
@@ -19,6 +22,7 @@ from consentry.messaging import planning
 from consentry.messaging.models import Delivery, Message
 from consentry.messaging.planning import INLINE_DELIVERIES, Unacknowledged, create_message, preview_message
 from consentry.messaging.recipients import EVERY_PATIENT
+from consentry.messaging.tasks import enqueue_dispatch
 from consentry.patients.models import Patient
 from tests.conftest import Api, make_patient, make_practice
 
@@ -237,3 +241,34 @@ def test_a_replayed_request_answers_with_the_counts_of_the_first(practice, small
     assert again.replayed and again.message.pk == first.message.pk
     assert again.report == first.report and again.deliveries == first.deliveries
     assert Message.objects.count() == 1
+
+
+def test_a_plans_dispatch_tasks_are_the_rows_enqueue_dispatch_writes(practice):
+    """The plan writes its tasks in one statement per chunk: each row is the one django-tasks-db writes for
+    ``enqueue_dispatch`` (the worker reads nothing else), at once or at the window's opening."""
+    practice.send_window_start, practice.send_window_end = time(8, 0), time(21, 0)
+    practice.timezone = "America/New_York"
+    practice.save()
+    ids = _landline_patients(practice, 2)
+    columns = [f.attname for f in DBTaskResult._meta.fields if f.attname not in ("id", "enqueued_at", "args_kwargs")]
+    for now in (
+        datetime(2026, 3, 10, 15, 0, tzinfo=UTC),
+        datetime(2026, 3, 10, 23, 30, tzinfo=ZoneInfo("America/New_York")),
+    ):
+        DBTaskResult.objects.all().delete()
+        create_message(
+            practice=practice, kind="broadcast", category="recall", patient_ids=ids, content=CONTENT, now=now
+        )
+        [planned] = DBTaskResult.objects.all()
+        calls = list(
+            Delivery.objects.filter(channel="voice", status__in=("pending", "deferred")).values_list("pk", "not_before")
+        )
+        assert len(calls) == 2 and len({at for _, at in calls}) == 1
+        assert (calls[0][1] is None) == (now.tzinfo is UTC)  # 10 a.m. in New York; then 11:30 p.m., deferred
+        enqueue_dispatch([pk for pk, _ in calls], run_after=calls[0][1])
+        enqueued = DBTaskResult.objects.exclude(pk=planned.pk).get()
+        assert [getattr(planned, c) for c in columns] == [getattr(enqueued, c) for c in columns]
+        assert planned.args_kwargs == enqueued.args_kwargs == {"args": [sorted(pk for pk, _ in calls)], "kwargs": {}}
+        assert planned.task_result.task == enqueued.task_result.task
+        assert planned.enqueued_at is not None
+        Delivery.objects.all().delete()
