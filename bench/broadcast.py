@@ -15,7 +15,7 @@ On a fresh temporary SQLite database (its own temp dir, migrated here) this:
    its rows as the baseline's source;
 4. then, in a fresh process each (``--repeat`` times, interleaved), so that the
    peak resident memory (VmHWM, the high-water mark of its own address space) is the run's own:
-   - plans the broadcast to ``EVERY_PATIENT`` (the ids read a chunk at a time);
+   - plans the broadcast to ``EVERY_PATIENT`` (one streamed read of the practice);
    - plans it to the list of every patient's id, given the way the API or a
      staff audience gives it (the list is loaded before the clock starts);
    - baseline: inserts the same delivery rows (same columns, same values) raw
