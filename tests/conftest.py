@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import time
 
@@ -15,6 +16,15 @@ from consentry.records.services import PhoneInput, create_patient
 
 TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
 TWILIO_ACCOUNT = "AC" + "1" * 32
+
+
+def only_on_postgresql(why: str):
+    """A mark that skips a test, loudly, outside make test's PostgreSQL pass (which CI requires): ``why`` says
+    what it proves that only PostgreSQL has."""
+    return pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason=f"!! NOT RUN ON SQLITE: {why}. It runs in make test's PostgreSQL pass, which CI requires.",
+    )
 
 
 def make_practice(name="Oak Clinic", number="+14155550100", **kwargs):

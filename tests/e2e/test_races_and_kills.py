@@ -26,18 +26,14 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import TWILIO_ACCOUNT, summary
+from tests.conftest import TWILIO_ACCOUNT, only_on_postgresql, summary
 from tests.e2e.conftest import CLI, cli, start_service, twilio_env, wait_healthy
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-        reason=(
-            "!! NOT RUN ON SQLITE: the race and kill tests prove the PostgreSQL guarantee (the address lock held "
-            "until the provider answers); SQLite orders an opt-out only with the check-and-take (README, ADR 0005). "
-            "They run in make test's PostgreSQL pass, which CI requires."
-        ),
+    only_on_postgresql(
+        "the race and kill tests prove the PostgreSQL guarantee (the address lock held until the provider "
+        "answers); SQLite orders an opt-out only with the check-and-take (README, ADR 0005)"
     ),
 ]
 

@@ -7,7 +7,6 @@ does in a worker."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,15 +17,12 @@ from django.db import connection
 
 from consentry.consent import address_lock, ledger
 from consentry.keywords.models import InboundMessage
+from tests.conftest import only_on_postgresql
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-        reason=(
-            "!! NOT RUN ON SQLITE: the address locks are PostgreSQL's (on SQLite the write lock orders a STOP and a "
-            "hand-over's check-and-take). It runs in make test's PostgreSQL pass, which CI requires."
-        ),
+    only_on_postgresql(
+        "the address locks are PostgreSQL's (on SQLite the write lock orders a STOP and a hand-over's check-and-take)"
     ),
 ]
 
