@@ -213,6 +213,31 @@ def run_load(base: str, first: int, count: int, mode: str, arg: float, limit_s: 
     return json.loads(out.stdout)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of a process and of every process under it, from /proc."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    tree, total = {pid}, 0.0
+    for _ in range(3):  # the server, its children, theirs
+        tree |= {child for child, (parent, _) in stats.items() if parent in tree}
+    for member in tree:
+        total += stats.get(member, (0, 0.0))[1]
+    return total
+
+
+def measured(process: subprocess.Popen, *load_args) -> dict:
+    """``run_load`` with the server's CPU seconds over it (``cpu``)."""
+    before = cpu_seconds(process.pid)
+    load = run_load(*load_args)
+    return {**load, "cpu": cpu_seconds(process.pid) - before}
+
+
 def summary(load: dict) -> dict:
     results = load["results"]
     ok = [r for r in results if r[1] == 200]
@@ -229,6 +254,7 @@ def summary(load: dict) -> dict:
         "p50": statistics.median(latencies),
         "p99": pct(99),
         "max": latencies[-1],
+        "cpu_ms": 1000 * load["cpu"] / len(ok) if ok and "cpu" in load else None,
     }
 
 
@@ -663,15 +689,15 @@ def main() -> int:
             f"{args.concurrency} connections; open loop {args.rate:g}/s for {args.duration:g} s\n"
         )
         print(
-            f"| server | closed: req/s | ratio to bare | p50 / p99 ms | open: p50 / p99 ms at {args.rate:g}/s | errors |"
+            f"| server | closed: req/s | ratio to bare | server CPU ms/req | p50 / p99 ms | open: p50 / p99 ms at {args.rate:g}/s | errors |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         bare_rate = rows[0][1]["rate"]
         for name, closed, opened, _ in rows:
             ratio = closed["rate"] / bare_rate if bare_rate else 0
             errors = {**closed["errors"], **opened["errors"]}
             print(
-                f"| {name} | {closed['rate']:,.0f} | {ratio:.3f} | {closed['p50']:.1f} / {closed['p99']:.1f} | "
+                f"| {name} | {closed['rate']:,.0f} | {ratio:.3f} | {closed['cpu_ms']:.2f} | {closed['p50']:.1f} / {closed['p99']:.1f} | "
                 f"{opened['p50']:.1f} / {opened['p99']:.1f} (sent {opened['sent']}) | {errors or 0} |"
             )
         print()
@@ -716,7 +742,7 @@ def compare(args, data: Path, label: str, bare_url: str, url: str) -> tuple[list
     base, bare = start_bare(data, bare_url, args.threads)
     try:
         run_load(base, 0, 200, "closed", args.concurrency, args.limit)  # warm up
-        bare_closed = summary(run_load(base, 1_000_000, args.n, "closed", args.concurrency, args.limit))
+        bare_closed = summary(measured(bare, base, 1_000_000, args.n, "closed", args.concurrency, args.limit))
         bare_open = summary(run_load(base, 2_000_000, int(args.rate * args.duration), "open", args.rate, args.limit))
     finally:
         stop(bare)
@@ -745,7 +771,7 @@ def compare(args, data: Path, label: str, bare_url: str, url: str) -> tuple[list
             # Start-up work ends first: the opt-out model trains in the background for about two seconds.
             time.sleep(args.settle)
             run_load(base, first, 200, "closed", args.concurrency, args.limit)  # warm up
-            closed = run_load(base, first + 200, args.n, "closed", args.concurrency, args.limit)
+            closed = measured(server, base, first + 200, args.n, "closed", args.concurrency, args.limit)
             # The moment the load ends: every STOP answered 200 is stored (in force), read or not.
             not_stored = stored_stops(url, practice_id, [r[0] for r in closed["results"] if r[1] == 200])
             opened = run_load(base, first + 200 + args.n, int(args.rate * args.duration), "open", args.rate, args.limit)

@@ -1,5 +1,5 @@
 """On PostgreSQL a received STOP is stored in one statement that takes its address's exclusive lock first
-(``InboundMessage.insert_behind_lock``): a hand-over to that number in flight (which holds the lock shared until
+(``InboundMessage.insert(lock=...)``): a hand-over to that number in flight (which holds the lock shared until
 the provider has the message) ends before it, and the STOP counts from after it, by the database's clock.
 
 The hand-over here is a second connection holding the address's shared lock, as ``address_lock.handing_over``
@@ -71,7 +71,7 @@ def test_a_stop_waits_for_a_hand_over_in_flight_and_counts_from_after_it(practic
         started = time.monotonic()
         thread.start()
         stop = _stop(practice, "SM1")
-        stop.insert_behind_lock(key)
+        stop.insert(lock=key)
         waited = time.monotonic() - started
         thread.join()
     assert waited >= HELD * 0.9, f"the STOP did not wait for the hand-over ({waited:.3f} s)"
@@ -86,7 +86,7 @@ def test_another_numbers_hand_over_does_not_hold_it(practice):
     with _other_connection() as hand_over:
         hand_over.execute("SELECT pg_advisory_lock_shared(%s)", [address_lock.key(practice.pk, "+14155550999")])
         started = time.monotonic()
-        _stop(practice, "SM2").insert_behind_lock(address_lock.key(practice.pk, PHONE))
+        _stop(practice, "SM2").insert(lock=address_lock.key(practice.pk, PHONE))
         assert time.monotonic() - started < HELD
     assert InboundMessage.objects.filter(provider_ref="SM2").exists()
 
@@ -95,7 +95,7 @@ def test_a_replay_is_refused_by_the_same_statement(practice):
     from django.db import IntegrityError, transaction
 
     key = address_lock.key(practice.pk, PHONE)
-    _stop(practice, "SM3").insert_behind_lock(key)
+    _stop(practice, "SM3").insert(lock=key)
     with pytest.raises(IntegrityError), transaction.atomic():
-        _stop(practice, "SM3").insert_behind_lock(key)
+        _stop(practice, "SM3").insert(lock=key)
     assert InboundMessage.objects.filter(provider_ref="SM3").count() == 1

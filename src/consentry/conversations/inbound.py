@@ -24,6 +24,7 @@ from consentry.keywords.models import InboundMessage
 from consentry.keywords.reasonable import assess
 from consentry.messaging.direct import create_keyword_reply
 from consentry.patients.addresses import e164
+from consentry.patients.locations import Route, RouteChanged
 from consentry.patients.models import KeywordMode, Practice, ReasonableMeans
 from consentry.providers.base import InboundText
 
@@ -114,6 +115,9 @@ def receive_inbound_text(text: InboundText) -> bool:
     (``consent.ledger.consent_state``); a worker's reader then files it in
     its conversation, records it in the ledger at the time it was received,
     and answers once (``process_inbound``, from ``reader.py``).
+
+    ``RouteChanged``, and nothing stored: the text came with a route (``patients.locations.Route``) that is no
+    longer its number's (its practice, token or settings changed since it was read).
     """
     return _store(text, processed=False) is not None
 
@@ -169,15 +173,16 @@ def _store(text: InboundText, *, processed: bool) -> InboundMessage | None:
     )
     inbound.processed_at = inbound.received_at if processed else None
     locked = asks_to_stop and address_lock.taken()
+    # A route the webhook kept from an earlier text is stored by only while it is still the practice's.
+    only_if = practice.still_current() if isinstance(practice, Route) else None
     try:
         if not connection.in_atomic_block:
             # One statement, its own transaction (unread, the text is the readers' queue: ``reader.py``). On SQLite
             # the write lock is held inside it alone; on PostgreSQL a STOP takes its address's lock inside it, and
             # counts from then, after any hand-over to the number it waited for.
-            if locked:
-                inbound.insert_behind_lock(address_lock.key(practice.pk, number))
-            else:
-                inbound.insert(inbound.insert_statement())
+            lock = address_lock.key(practice.pk, number) if locked else None
+            if not inbound.insert(lock=lock, only_if=only_if):
+                raise RouteChanged
             return inbound
         with transaction.atomic():  # (nested: a savepoint, so a replay leaves the caller's transaction usable)
             if locked:
@@ -185,7 +190,8 @@ def _store(text: InboundText, *, processed: bool) -> InboundMessage | None:
                 # It may have waited for a hand-over to this number: the STOP counts from now, after it.
                 inbound.received_at = datetime.now(UTC)
                 inbound.processed_at = inbound.received_at if processed else None
-            inbound.insert(inbound.insert_statement())
+            if not inbound.insert(only_if=only_if):
+                raise RouteChanged
             return inbound
     except IntegrityError:
         # The provider retried a webhook we already stored (the same message id at this practice).

@@ -43,59 +43,62 @@ class InboundMessage(models.Model):
             )
         ]
 
-    def insert_statement(self) -> tuple[str, list[Any]]:
-        """The ``INSERT`` that stores this new text, and its values, each prepared by its own field (encryption
-        included): made before the caller's transaction, so the write lock is held for the statement alone.
+    def insert(self, *, lock: int | None = None, only_if: tuple[str, list[Any]] | None = None) -> bool:
+        """Store this new text in one ``INSERT``, each value prepared by its own field (encryption included); a
+        replayed message id raises ``IntegrityError`` as ``save()`` would. ``received_at`` is the caller's
+        (``auto_now_add`` sets it only in ``save()``, which compiles the statement anew at every call).
 
-        ``received_at`` is the caller's (``auto_now_add`` sets it only in ``save()``). The webhook's one
-        write: ``save()`` compiles the statement anew at every call, which cost about as much as the rest of
-        the webhook.
-        """
+        Outside a transaction the statement is its own: on SQLite the write lock is held inside it alone (no
+        ``RETURNING``, which would keep it until the row is fetched; the id is the last row's). ``only_if``, a
+        condition and its values: nothing is stored (False) unless it holds when the row is written. ``lock``
+        (PostgreSQL): the address's exclusive lock (``consent.address_lock.key``), taken inside the statement:
+        first the lock (it waits for a hand-over to the number in flight), then ``received_at`` from the
+        database's clock, then the row; the commit ends the lock. A STOP counts from after any hand-over it
+        waited for, as in a transaction that takes the lock and then inserts, in one round trip where that took
+        four."""
         if self.received_at is None:
             raise ValueError("received_at is set by the caller")
-        return _insert_sql(), [f.get_db_prep_save(getattr(self, f.attname), connection) for f in _FIELDS]
-
-    def insert(self, statement: tuple[str, list[Any]]) -> None:
-        """Run ``insert_statement()``; a replayed message id raises ``IntegrityError`` as ``save()`` would."""
-        sql, values = statement
+        values = [f.get_db_prep_save(getattr(self, f.attname), connection) for f in _FIELDS]
+        if lock is not None:
+            values[_FIELDS.index(_RECEIVED_AT)] = lock
+        condition, more = only_if or ("", [])
         with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            if connection.features.can_return_columns_from_insert:
-                self.pk = cursor.fetchone()[0]
+            cursor.execute(_insert_sql(_AFTER_LOCK if lock is not None else "%s", condition), values + more)
+            if _returning():
+                row = cursor.fetchone()
+                if row is None:
+                    return False
+                self.pk = row[0]
+                if lock is not None:
+                    self.received_at = row[1]
+            elif cursor.rowcount == 0:
+                return False
             else:
                 self.pk = connection.ops.last_insert_id(cursor, self._meta.db_table, self._meta.pk.column)
         self._state.adding = False
-
-    def insert_behind_lock(self, lock: int) -> None:
-        """PostgreSQL, outside any transaction: the insert, in one statement that is its own transaction, with
-        the address's exclusive lock (``consent.address_lock.key``) taken inside it: first the lock (it waits
-        for a hand-over to the number in flight), then ``received_at`` from the database's clock, then the row;
-        the commit ends the lock. A STOP counts from after any hand-over it waited for, as in a transaction that
-        takes the lock and then inserts, in one round trip where that took four."""
-        _, values = self.insert_statement()
-        values[_FIELDS.index(_RECEIVED_AT)] = lock
-        with connection.cursor() as cursor:
-            cursor.execute(_insert_sql(received_at=_AFTER_LOCK), values)
-            self.pk, self.received_at = cursor.fetchone()
-        self._state.adding = False
+        return True
 
 
 _FIELDS = [f for f in InboundMessage._meta.concrete_fields if not f.primary_key]
 _RECEIVED_AT = InboundMessage._meta.get_field("received_at")
-# received_at's value in insert_behind_lock(): the clock once the lock is held (the scalar subquery is evaluated,
+# received_at's value in insert(lock=...): the clock once the lock is held (the scalar subquery is evaluated,
 # lock first, before the row is made).
 _AFTER_LOCK = "(SELECT clock_timestamp() FROM pg_advisory_xact_lock(%s))"
-_INSERTS: dict[tuple[str, str], str] = {}  # the statements by database vendor, written once per process
+_INSERTS: dict[tuple[str, str, str], str] = {}  # the statements by database vendor, written once per process
 
 
-def _insert_sql(received_at: str = "%s") -> str:
-    key = (connection.vendor, received_at)
+def _returning() -> bool:
+    return connection.features.can_return_columns_from_insert and connection.vendor != "sqlite"
+
+
+def _insert_sql(received_at: str, condition: str) -> str:
+    key = (connection.vendor, received_at, condition)
     if (sql := _INSERTS.get(key)) is None:
         quote = connection.ops.quote_name
         values = ", ".join(received_at if f is _RECEIVED_AT else "%s" for f in _FIELDS)
         sql = f"INSERT INTO {quote(InboundMessage._meta.db_table)} ({', '.join(quote(f.column) for f in _FIELDS)}) "
-        sql += f"VALUES ({values})"
-        if connection.features.can_return_columns_from_insert:
+        sql += f"SELECT {values} WHERE {condition}" if condition else f"VALUES ({values})"
+        if _returning():
             returned = [InboundMessage._meta.pk.column] + ([_RECEIVED_AT.column] if received_at != "%s" else [])
             sql += f" RETURNING {', '.join(quote(c) for c in returned)}"
         _INSERTS[key] = sql

@@ -11,6 +11,7 @@ back from the number that was texted), the patient's location's number, the prac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
@@ -72,20 +73,57 @@ class Route:
     keyword_languages: tuple[str, ...]
     reasonable_means: str
     location_id: Any = None  # None: the practice's own number
+    # The columns as read (the token sealed), which ``still_current()`` compares with the database's.
+    stored: tuple = dataclasses.field(default=(), repr=False, compare=False)
 
     @property
     def pk(self) -> uuid.UUID:
         return self.practice_id
 
+    def still_current(self) -> tuple[str, list[Any]]:
+        """A SQL condition, and its values, that holds while the database routes the number as this route says:
+        the same practice, the same token and the same settings (a statement that carries it does nothing if
+        any of them changed since the route was read)."""
+        number, practice_id, sealed, region, languages, reasonable_means, location_id = self.stored
+        values = [practice_id, sealed, region, languages, reasonable_means]
+        if location_id is None:
+            return _CURRENT + _OWN_NUMBER, [*values, number]
+        return _CURRENT + _LOCATIONS_NUMBER, [*values, location_id, number]
 
-def route_for_number(number: str) -> Route | None:
+
+class RouteChanged(Exception):
+    """A number's practice, token or settings changed since this process read its route: read it again."""
+
+
+# The routes this process has read, by number: a text's route is read from the database only when it is not
+# here, or when the one here did not verify or is no longer current (``Route.still_current()``, which the
+# webhook's insert carries: a changed number, token or setting counts from the next text, in every process).
+_ROUTES: dict[str, Route] = {}
+MAX_ROUTES = 4096
+
+
+def route_for_number(number: str, *, fresh: bool = False) -> Route | None:
     """Where a text received at a number (E.164) goes: its practice, its own number or one of its locations';
     None when no practice here has it.
 
-    Read at every call, so a changed number, token or setting counts at once in every process: one raw read of
-    the few columns the route is made of (and of the location's row, for a location's number). Only the
-    decryption of the token is kept between calls, by its ciphertext and the keys (a new token is a new
-    ciphertext; a key taken away no longer opens it)."""
+    The route this process read last, unless ``fresh``: then one raw read of the few columns the route is made
+    of (and of the location's row, for a location's number). Whoever acts on a kept route checks in the same
+    statement that it is still current (``Route.still_current()``) and reads it ``fresh`` when it is not. The
+    token's decryption is kept by its ciphertext and the keys (a new token is a new ciphertext; a key taken
+    away no longer opens it)."""
+    if not fresh and (route := _ROUTES.get(number)) is not None:
+        return route
+    route = _read_route(number)
+    if route is None:
+        _ROUTES.pop(number, None)
+    else:
+        if len(_ROUTES) >= MAX_ROUTES:
+            _ROUTES.clear()
+        _ROUTES[number] = route
+    return route
+
+
+def _read_route(number: str) -> Route | None:
     with connection.cursor() as cursor:
         cursor.execute(_ROUTE_BY + "texting_number = %s", [number])
         row = cursor.fetchone()
@@ -95,7 +133,7 @@ def route_for_number(number: str) -> Route | None:
             location = cursor.fetchone()
             if location is None:
                 return None
-            location_id = _LOCATION_PK.to_python(location[0])
+            location_id = location[0]
             cursor.execute(_ROUTE_BY + "id = %s", [location[1]])
             row = cursor.fetchone()
     practice_id, sealed, region, languages, reasonable_means = row
@@ -105,7 +143,8 @@ def route_for_number(number: str) -> Route | None:
         region=region,
         keyword_languages=tuple(json.loads(languages) if isinstance(languages, str) else languages or ()),
         reasonable_means=reasonable_means,
-        location_id=location_id,
+        location_id=None if location_id is None else _LOCATION_PK.to_python(location_id),
+        stored=(number, *row, location_id),
     )
 
 
@@ -113,16 +152,22 @@ def _column(model: Any, name: str) -> str:
     return connection.ops.quote_name(model._meta.get_field(name).column)
 
 
+_ROUTE_COLUMNS = ("id", "twilio_auth_token", "region", "keyword_languages", "reasonable_means")
 _ROUTE_BY = "SELECT {} FROM {} WHERE ".format(
-    ", ".join(
-        _column(Practice, name)
-        for name in ("id", "twilio_auth_token", "region", "keyword_languages", "reasonable_means")
-    ),
-    Practice._meta.db_table,
+    ", ".join(_column(Practice, name) for name in _ROUTE_COLUMNS), Practice._meta.db_table
 )
 _LOCATION_BY_NUMBER = (
     f"SELECT {_column(Location, 'id')}, {_column(Location, 'practice')} FROM {Location._meta.db_table} "
     f"WHERE {_column(Location, 'texting_number')} = %s"
+)
+_CURRENT = "EXISTS (SELECT 1 FROM {} WHERE {} = %s AND ".format(
+    Practice._meta.db_table, " = %s AND ".join(_column(Practice, name) for name in _ROUTE_COLUMNS)
+)
+_OWN_NUMBER = f"{_column(Practice, 'texting_number')} = %s)"
+_LOCATIONS_NUMBER = (
+    f"EXISTS (SELECT 1 FROM {Location._meta.db_table} WHERE {_column(Location, 'id')} = %s AND "
+    f"{_column(Location, 'texting_number')} = %s AND "
+    f"{_column(Location, 'practice')} = {Practice._meta.db_table}.{_column(Practice, 'id')}))"
 )
 _PRACTICE_PK, _LOCATION_PK = Practice._meta.pk, Location._meta.pk
 

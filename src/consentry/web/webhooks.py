@@ -12,6 +12,7 @@ from consentry.conversations.inbound import receive_inbound_text
 from consentry.errors import InvalidInput
 from consentry.messaging.models import Delivery
 from consentry.messaging.status import apply_status
+from consentry.patients.locations import RouteChanged
 from consentry.providers.twilio import webhooks as twilio
 from consentry.providers.twilio.webhooks import public_url
 
@@ -30,13 +31,19 @@ def _refused(status: int, text: str) -> HttpResponse:
 @csp_exempt(REPORT_ONLY=True)
 @require_POST
 def twilio_sms(request: HttpRequest) -> HttpResponse:
-    try:
-        # Stored (a STOP is in force from here) and answered; the worker reads it a moment later.
-        receive_inbound_text(twilio.inbound_text(request))
-    except twilio.NotVerified:
-        return _refused(403, "signature does not verify")
-    except InvalidInput as exc:
-        return _refused(400, str(exc))
+    for fresh in (False, True, True):
+        try:
+            # Stored (a STOP is in force from here) and answered; the worker reads it a moment later.
+            receive_inbound_text(twilio.inbound_text(request, fresh=fresh))
+            break
+        except RouteChanged:
+            continue  # the number's practice, token or settings changed since this process read them: again
+        except twilio.NotVerified:
+            return _refused(403, "signature does not verify")
+        except InvalidInput as exc:
+            return _refused(400, str(exc))
+    else:  # changed under it three times running: Twilio tries the fallback URL, or the text again later
+        return _refused(503, "the number's settings are changing; try again")
     # Replies go out through the delivery pipeline, never inline in the TwiML,
     # so every outbound text is consent-checked and tracked the same way.
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")

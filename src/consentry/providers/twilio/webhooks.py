@@ -50,22 +50,31 @@ def _verified(request: HttpRequest, token: str) -> bool:
         return False
     validator, params, url = RequestValidator(token), _Fields(request.POST.lists()), urlparse(public_url(request))
     # Twilio signs the URL with its port or without it; the library's ``validate`` always computes both, and a
-    # STOP's webhook is answered thousands of times a minute: the second only when the first does not match.
-    return any(
-        compare(validator.compute_signature(form, params), signature) for form in (remove_port(url), add_port(url))
-    )
+    # STOP's webhook is answered thousands of times a minute: the URL as it reached us first (a port is there when
+    # the URL Twilio was given had one), the other only when that does not match.
+    forms = (add_port(url), remove_port(url)) if url.port else (remove_port(url), add_port(url))
+    return any(compare(validator.compute_signature(form, params), signature) for form in forms)
 
 
-def inbound_text(request: HttpRequest) -> InboundText:
+def inbound_text(request: HttpRequest, *, fresh: bool = False) -> InboundText:
     """A text received at one of a practice's numbers. ``NotVerified`` (403) or ``InvalidInput`` (400, naming the
-    field)."""
+    field).
+
+    Its route is the one this process kept for the number unless ``fresh`` (``route_for_number``); a signature
+    that does not verify with a kept route's token is checked once more with the practice's current one."""
     try:
         number = e164(request.POST.get("To", ""), field="To")
     except InvalidInput:
         raise NotVerified from None
     # Any of a practice's numbers: its own or one of its locations' (they share its account and token).
-    route = route_for_number(number)
-    if route is None or not _verified(request, route.twilio_auth_token):
+    route = route_for_number(number, fresh=fresh)
+    if route is not None and not _verified(request, route.twilio_auth_token):
+        # A kept route's token may have been replaced since it was read: once more with the practice's current one.
+        kept, route = route, None if fresh else route_for_number(number, fresh=True)
+        same = route is not None and route.twilio_auth_token == kept.twilio_auth_token
+        if route is None or same or not _verified(request, route.twilio_auth_token):
+            route = None
+    if route is None:
         raise NotVerified
     sid, sender, body = (request.POST.get(k, "") for k in ("MessageSid", "From", "Body"))
     if not sid or not sender:
