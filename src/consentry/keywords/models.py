@@ -1,6 +1,6 @@
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 
 from consentry.crypto import EncryptedTextField
 from consentry.patients.models import Practice
@@ -59,13 +59,18 @@ class InboundMessage(models.Model):
         four."""
         if self.received_at is None:
             raise ValueError("received_at is set by the caller")
-        values = [f.get_db_prep_save(getattr(self, f.attname), connection) for f in _FIELDS]
+        db = connections[DEFAULT_DB_ALIAS]  # (once: each attribute of the ``connection`` proxy is a lookup)
+        values = [
+            getattr(self, name) if field is None else field.get_db_prep_save(getattr(self, name), db)
+            for name, field in _VALUES
+        ]
         if lock is not None:
             values[_FIELDS.index(_RECEIVED_AT)] = lock
         condition, more = only_if or ("", [])
-        with connection.cursor() as cursor:
-            cursor.execute(_insert_sql(_AFTER_LOCK if lock is not None else "%s", condition), values + more)
-            if _returning():
+        returning = _returning(db)
+        with db.cursor() as cursor:
+            cursor.execute(_insert_sql(db, _AFTER_LOCK if lock is not None else "%s", condition), values + more)
+            if returning:
                 row = cursor.fetchone()
                 if row is None:
                     return False
@@ -75,12 +80,19 @@ class InboundMessage(models.Model):
             elif cursor.rowcount == 0:
                 return False
             else:
-                self.pk = connection.ops.last_insert_id(cursor, self._meta.db_table, self._meta.pk.column)
+                self.pk = db.ops.last_insert_id(cursor, self._meta.db_table, self._meta.pk.column)
         self._state.adding = False
         return True
 
 
 _FIELDS = [f for f in InboundMessage._meta.concrete_fields if not f.primary_key]
+# Each column's attribute, and its field where the value needs the field's preparation (the practice's id, the
+# encrypted body, the times: most of the insert's Python); None where it is stored as given (the str fields, the
+# flag).
+_VALUES = [
+    (f.attname, None if isinstance(f, models.CharField | models.BooleanField) and not f.is_relation else f)
+    for f in _FIELDS
+]
 _RECEIVED_AT = InboundMessage._meta.get_field("received_at")
 # received_at's value in insert(lock=...): the clock once the lock is held (the scalar subquery is evaluated,
 # lock first, before the row is made).
@@ -88,18 +100,18 @@ _AFTER_LOCK = "(SELECT clock_timestamp() FROM pg_advisory_xact_lock(%s))"
 _INSERTS: dict[tuple[str, str, str], str] = {}  # the statements by database vendor, written once per process
 
 
-def _returning() -> bool:
-    return connection.features.can_return_columns_from_insert and connection.vendor != "sqlite"
+def _returning(db: Any) -> bool:
+    return bool(db.features.can_return_columns_from_insert) and db.vendor != "sqlite"
 
 
-def _insert_sql(received_at: str, condition: str) -> str:
-    key = (connection.vendor, received_at, condition)
+def _insert_sql(db: Any, received_at: str, condition: str) -> str:
+    key = (db.vendor, received_at, condition)
     if (sql := _INSERTS.get(key)) is None:
-        quote = connection.ops.quote_name
+        quote = db.ops.quote_name
         values = ", ".join(received_at if f is _RECEIVED_AT else "%s" for f in _FIELDS)
         sql = f"INSERT INTO {quote(InboundMessage._meta.db_table)} ({', '.join(quote(f.column) for f in _FIELDS)}) "
         sql += f"SELECT {values} WHERE {condition}" if condition else f"VALUES ({values})"
-        if _returning():
+        if _returning(db):
             returned = [InboundMessage._meta.pk.column] + ([_RECEIVED_AT.column] if received_at != "%s" else [])
             sql += f" RETURNING {', '.join(quote(c) for c in returned)}"
         _INSERTS[key] = sql
