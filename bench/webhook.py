@@ -34,6 +34,10 @@ ledger with exactly one confirmation, and ``consentry audit verify`` passes.
     .venv/bin/python bench/webhook.py [--n 3000] [--concurrency 16] [--rate 200] [--duration 15]
         [--gunicorn 2] [--only embedded,no-worker,gunicorn] [--repeat 3]
 
+``--against REV`` instead runs the closed loop on the bare app, on the service as of
+a git revision (a worktree) and on the working tree's, in turn, ``--repeat`` rounds
+on fresh SQLite databases: what a change does, next to the run-to-run noise.
+
 ``--statements`` instead counts one STOP's SQL statements and times STOPs called
 in process through the service's WSGI application and through the bare app's
 (no server, no HTTP): the CPU each side adds to what the server costs both.
@@ -366,14 +370,17 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def service_env(data: Path, url: str) -> dict:
+def service_env(data: Path, url: str, source: Path | None = None) -> dict:
+    """The service's environment; with ``source``, the service's code from that tree (``src`` of a checkout)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(CONSENTRY_DEMO="1", CONSENTRY_DATA_DIR=str(data), DATABASE_URL=url, CONSENTRY_LOG_LEVEL="WARNING")
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     return env
 
 
-def prepare_service(data: Path, url: str) -> tuple[dict, str]:
-    env = service_env(data, url)
+def prepare_service(data: Path, url: str, source: Path | None = None) -> tuple[dict, str]:
+    env = service_env(data, url, source)
     subprocess.run([*CLI, "migrate", "--noinput", "-v0"], env=env, check=True)
     created = subprocess.run(
         [
@@ -657,11 +664,18 @@ def main() -> int:
     parser.add_argument("--only", default="", help="some of: embedded,no-worker,gunicorn (default all)")
     parser.add_argument("--statements", action="store_true", help="count one STOP's statements in process")
     parser.add_argument("--profile", metavar="FILE", help="with --statements: cProfile STOPs, stats to FILE")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="instead: this git revision of the service against the working tree, side by side (SQLite, --no-worker)",
+    )
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     if args.statements:
         statements_main(3000, args.profile or "")
         return 0
+    if args.against:
+        return against_main(args)
 
     data = Path(tempfile.mkdtemp(prefix="consentry-webhook-"))
     failures = 0
@@ -716,6 +730,49 @@ def main() -> int:
     else:
         print(f"kept {data}")
     return 1 if failures else 0
+
+
+def against_main(args) -> int:
+    """``--against REV``: the closed loop on the bare app, the service as of REV (a git worktree) and the working
+    tree's, in turn, ``--repeat`` rounds, each on fresh SQLite databases: a change's effect next to the noise."""
+    data = Path(tempfile.mkdtemp(prefix="consentry-webhook-against-"))
+    checkout = data / "checkout"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(checkout), args.against], check=True)
+    sides = {"bare": None, args.against: checkout / "src", "working tree": ROOT / "src"}
+    results: dict[str, list[dict]] = {name: [] for name in sides}
+    try:
+        for run in range(args.repeat):
+            print(f"round {run + 1} of {args.repeat}, load average {os.getloadavg()[0]:.1f}", flush=True)
+            for side, (name, source) in enumerate(sides.items()):
+                here = data / f"round{run}-side{side}"
+                here.mkdir()
+                url = f"sqlite:///{here / 'db.sqlite3'}"
+                if source is None:
+                    base, server = start_bare(here, url, args.threads)
+                else:
+                    env, _ = prepare_service(here, url, source)
+                    base, server = start_service(env, args.threads, worker=False)
+                    time.sleep(args.settle)
+                try:
+                    run_load(base, 0, 200, "closed", args.concurrency, args.limit)  # warm up
+                    closed = summary(measured(server, base, 1_000_000, args.n, "closed", args.concurrency, args.limit))
+                finally:
+                    stop(server)
+                results[name].append(closed)
+                print(f"  {name}: {closed['rate']:,.0f} req/s, {closed['cpu_ms']:.2f} ms of CPU a request", flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(checkout)], check=False)
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(data, ignore_errors=True)
+    print(f"\nratio to bare, min / median over {args.repeat} rounds; CPU a request, median")
+    for name in list(sides)[1:]:
+        ratios = [ours["rate"] / bare["rate"] for ours, bare in zip(results[name], results["bare"], strict=True)]
+        cpu = statistics.median(r["cpu_ms"] for r in results[name])
+        print(f"  {name}: {min(ratios):.3f} / {statistics.median(ratios):.3f}; {cpu:.2f} ms")
+    print(f"  bare: {statistics.median(r['cpu_ms'] for r in results['bare']):.2f} ms")
+    return 0
 
 
 def postgres_databases() -> tuple[str, str]:
