@@ -9,6 +9,8 @@ back what they need.
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,3 +62,26 @@ def _prepare(f: Field) -> Callable[[Any], Any]:
             return f.get_db_prep_save(value, connection)
 
     return prep
+
+
+# Django's SQLite cursor turns every "%s" of a statement into "?" at each call (a regular expression over the
+# whole statement); the statements run most often are turned once here, by their text.
+_FORMAT = re.compile(r"(?<!%)%s")
+_QMARK: dict[str, str] = {}
+
+
+def execute(cursor: Any, sql: str, params: Sequence[Any]) -> None:
+    """Run one statement on a Django cursor; on SQLite straight through the driver, unless statements are
+    being logged (DEBUG, tests counting queries) or wrapped (``execute_wrapper``): those go through Django.
+    Errors are Django's either way (``IntegrityError`` for a unique row again)."""
+    db = cursor.db
+    if db.vendor != "sqlite" or db.queries_logged or db.execute_wrappers:
+        cursor.execute(sql, params)
+        return
+    if (qmark := _QMARK.get(sql)) is None:
+        if len(_QMARK) >= 64:
+            _QMARK.clear()
+        qmark = _QMARK[sql] = _FORMAT.sub("?", sql).replace("%%", "%")
+    db.validate_no_broken_transaction()
+    with db.wrap_database_errors:
+        sqlite3.Cursor.execute(cursor.cursor, qmark, params)

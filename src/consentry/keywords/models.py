@@ -2,6 +2,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 
+from consentry.bulk import execute
 from consentry.crypto import EncryptedTextField
 from consentry.patients.models import Practice
 
@@ -69,7 +70,7 @@ class InboundMessage(models.Model):
         condition, more = only_if or ("", [])
         returning = _returning(db)
         with db.cursor() as cursor:
-            cursor.execute(_insert_sql(db, _AFTER_LOCK if lock is not None else "%s", condition), values + more)
+            execute(cursor, _insert_sql(db, _AFTER_LOCK if lock is not None else "%s", condition), values + more)
             if returning:
                 row = cursor.fetchone()
                 if row is None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from django_tasks.base import Task
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult, get_date_max
 
+from consentry.bulk import execute
 from consentry.consent.rules import (
     AUTOMATED_KINDS,
     KIND_POLICY,
@@ -395,7 +395,6 @@ class _DeliveryWriter:
         # SQLite numbers a statement's rows consecutively (see ``_insert``); PostgreSQL says which ids it gave.
         self.sqlite = connection.vendor == "sqlite"
         self.full_sql = ""
-        self.driver_sql = ("", "")  # a statement and its text for the driver (its last one)
 
     def add(self, patient_db_id, planned: Planned, zone: str = "") -> tuple[str, str, str]:
         """Queue one delivery's row; its (status, reason, channel) for the counts."""
@@ -441,18 +440,9 @@ class _DeliveryWriter:
 
     def _insert(self, cursor, rows: int, params: list) -> Sequence[int]:
         """Insert ``rows`` rows; their ids, in the order of the rows."""
-        sql = self._sql(rows)
-        if self.sqlite and not (connection.queries_logged or connection.execute_wrappers):
-            # Straight to the driver: Django's SQLite cursor would rewrite the statement's 11,000 "%s" on
-            # every call. Statements that are logged (DEBUG, tests counting queries) or wrapped still go
-            # through Django.
-            if sql is not self.driver_sql[0]:
-                self.driver_sql = (sql, sql.replace("%s", "?"))
-            connection.validate_no_broken_transaction()
-            with connection.wrap_database_errors:
-                sqlite3.Cursor.execute(cursor.cursor, self.driver_sql[1], params)
-        else:
-            cursor.execute(sql, params)
+        # Straight to SQLite's driver when it may (Django's cursor would rewrite the statement's 11,000 "%s"
+        # on every call).
+        execute(cursor, self._sql(rows), params)
         if self.sqlite:
             # One statement's rows take consecutive ids, in the order of its VALUES: each new row gets one more
             # than the largest id (AUTOINCREMENT never reuses one) and nothing else writes while it runs.
