@@ -10,6 +10,7 @@ messages exist here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -48,12 +49,17 @@ def _verified(request: HttpRequest, token: str) -> bool:
     signature = request.META.get("HTTP_X_TWILIO_SIGNATURE", "")  # (request.headers would copy every header first)
     if not (signature and token):
         return False
-    validator, params, url = RequestValidator(token), _Fields(request.POST.lists()), urlparse(public_url(request))
-    # Twilio signs the URL with its port or without it; the library's ``validate`` always computes both, and a
-    # STOP's webhook is answered thousands of times a minute: the URL as it reached us first (a port is there when
-    # the URL Twilio was given had one), the other only when that does not match.
-    forms = (add_port(url), remove_port(url)) if url.port else (remove_port(url), add_port(url))
-    return any(compare(validator.compute_signature(form, params), signature) for form in forms)
+    validator, params = RequestValidator(token), _Fields(request.POST.lists())
+    return any(compare(validator.compute_signature(form, params), signature) for form in _signed(public_url(request)))
+
+
+@lru_cache(maxsize=256)
+def _signed(url: str) -> tuple[str, str]:
+    """The forms of a URL Twilio may have signed: with its port or without it. The library's ``validate`` always
+    computes both, and a STOP's webhook is answered thousands of times a minute: the URL as it reached us first
+    (a port is there when the URL Twilio was given had one), the other only when that does not match."""
+    parsed = urlparse(url)
+    return (add_port(parsed), remove_port(parsed)) if parsed.port else (remove_port(parsed), add_port(parsed))
 
 
 def inbound_text(request: HttpRequest, *, fresh: bool = False) -> InboundText:
